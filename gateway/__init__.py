@@ -1,0 +1,1 @@
+"""The site gateway: validates device traffic and forwards it to the cloud, store-and-forward."""

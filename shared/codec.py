@@ -1,0 +1,102 @@
+"""Encode and decode payloads by message kind, with size limits.
+
+The one place a subscriber turns bytes into a message: every component calls :func:`decode`, which
+enforces a size limit per kind and raises :class:`ContractError` with the reason, so a malformed or
+oversized payload is counted and dead-lettered rather than crashing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import ContractError
+from shared.framecodec import check_image, decode_frame, encode_frame
+from shared.messages import (
+    CommandMessage,
+    DeadLetterMessage,
+    EscalationHeader,
+    Message,
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
+    ReplyMessage,
+    ResultBatchMessage,
+    ResultMessage,
+    StateMessage,
+    TelemetryMessage,
+    VerdictMessage,
+)
+from shared.topics import Kind, Topic
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded payload: the message (or header) and, for binary kinds, the body bytes."""
+
+    message: Message
+    body: bytes = b""
+
+
+# (model, size limit, binary?) per kind; model topics are keyed by their sub-level.
+_JSON_KINDS: dict[Kind, tuple[type[Message], int]] = {
+    Kind.STATE: (StateMessage, 16 * KIB),
+    Kind.RESULT: (ResultMessage, 16 * KIB),
+    Kind.RESULT_BATCH: (ResultBatchMessage, 16 * MIB),
+    Kind.TELEMETRY: (TelemetryMessage, 64 * KIB),
+    Kind.VERDICT: (VerdictMessage, 16 * KIB),
+    Kind.CMD: (CommandMessage, 256 * KIB),
+    Kind.REPLY: (ReplyMessage, 4 * MIB),
+    Kind.DEAD_LETTER: (DeadLetterMessage, 16 * KIB),
+}
+_MODEL_SUBS: dict[str, tuple[type[Message], int]] = {
+    "offer": (ModelOfferMessage, 4 * MIB),
+    "request": (ModelChunkRequestMessage, 64 * KIB),
+    "ack": (ModelAckMessage, 16 * KIB),
+}
+MAX_ESCALATION_BYTES = 4 * MIB
+MAX_CHUNK_BYTES = 1 * MIB + 64 * KIB
+
+
+def limit_for(topic: Topic) -> int:
+    """The largest payload accepted on ``topic``."""
+    if topic.kind is Kind.ESCALATION:
+        return MAX_ESCALATION_BYTES
+    if topic.kind is Kind.MODEL:
+        return MAX_CHUNK_BYTES if topic.sub == "chunk" else _MODEL_SUBS[str(topic.sub)][1]
+    return _JSON_KINDS[topic.kind][1]
+
+
+def decode(topic: Topic, payload: bytes) -> Decoded:
+    """Validate ``payload`` for ``topic``; raises :class:`ContractError` naming the problem."""
+    limit = limit_for(topic)
+    if len(payload) > limit:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds the {limit}-byte limit")
+    if topic.kind is Kind.ESCALATION:
+        header, body = decode_frame(payload, EscalationHeader)
+        check_image(body, header.content_type)
+        return Decoded(header, body)
+    if topic.kind is Kind.MODEL and topic.sub == "chunk":
+        chunk, body = decode_frame(payload, ModelChunkHeader)
+        return Decoded(chunk, body)
+    model = (
+        _MODEL_SUBS[str(topic.sub)][0] if topic.kind is Kind.MODEL else _JSON_KINDS[topic.kind][0]
+    )
+    try:
+        return Decoded(model.model_validate_json(payload))
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}") from exc
+
+
+def encode(message: BaseModel, body: bytes | None = None) -> bytes:
+    """Wire bytes for a message; with ``body`` the message is a frame-codec header."""
+    if body is not None:
+        return encode_frame(message, body)
+    return message.model_dump_json(exclude_defaults=False).encode("utf-8")

@@ -1,0 +1,116 @@
+"""Configuration: a TOML file, overridden by environment variables, overridden by CLI flags.
+
+Each component defines a :class:`ComponentSettings` subclass with nested sections (plain pydantic
+models with ``extra="forbid"``). :func:`load_settings` reads it once at start-up and turns every
+validation problem into a :class:`ConfigError` that names the field and where its value came from.
+Environment variables use the component's prefix and ``__`` between levels, for example
+``EC_AGENT_MQTT__PORT=1884``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shared.errors import ConfigError
+
+S = TypeVar("S", bound="ComponentSettings")
+
+
+class Section(BaseModel):
+    """Base for a config section: unknown keys are errors, values are frozen after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(Section):
+    """One MQTT broker connection."""
+
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(None, description="User name, when the broker requires one.")
+    password: SecretStr | None = Field(None, description="Password; prefer the environment.")
+    keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds.")
+    session_expiry: int = Field(
+        3600, ge=0, description="Seconds the broker keeps our session and queue while we are away."
+    )
+    reconnect_min: float = Field(0.5, gt=0, description="First reconnect delay, seconds.")
+    reconnect_max: float = Field(30.0, gt=0, description="Longest reconnect delay, seconds.")
+    prefix: str = Field("ec", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Topic prefix.")
+
+
+class ComponentSettings(BaseSettings):
+    """Base for a component's settings; subclasses set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings layers file, environment and overrides itself; validation sees one dict.
+        return (init_settings,)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    cls: type[S], path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> S:
+    """Build ``cls`` from ``path`` (TOML), the environment and ``overrides`` (CLI flags).
+
+    Precedence, lowest first: defaults, file, environment, overrides.
+    """
+    file_values = _read_toml(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults/environment"
+    try:
+        env_values = EnvSettingsSource(cls)()
+        values = _deep_merge(_deep_merge(file_values, env_values), overrides or {})
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, cls)) from exc
+
+
+def _describe(exc: ValidationError, source: str, cls: type[BaseModel]) -> str:
+    lines = [f"invalid configuration in {source} ({cls.__name__}):"]
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {where}: {err['msg']}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""Model cards: the metadata a ``.tflite`` file needs but cannot carry itself.
+
+A card is a JSON file next to the model (``foo.tflite`` -> ``foo.json``). It holds the labels, the
+preprocessing the model was trained with and the provenance of the file. A bare ``.tflite``
+without a card still runs: :func:`ModelCard.for_bare_model` supplies defaults that fit most
+published classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import ModelError
+
+ResizeMode = Literal["stretch", "center_crop", "letterbox"]
+ColorOrder = Literal["rgb", "bgr", "gray"]
+OutputKind = Literal["auto", "logits", "probabilities"]
+
+
+class Preprocess(BaseModel):
+    """How a decoded image becomes the model's float input, before quantization."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resize: ResizeMode = Field("stretch", description="How the frame is fitted to the input size.")
+    crop_ratio: float = Field(
+        0.875, gt=0.0, le=1.0, description="Fraction of the short side kept by center_crop."
+    )
+    color: ColorOrder = Field("rgb", description="Channel order the model expects.")
+    mean: float = Field(127.5, description="Subtracted from each 0..255 pixel value.")
+    std: float = Field(127.5, gt=0.0, description="Divides each pixel value after the mean.")
+
+
+class ModelMetrics(BaseModel):
+    """Figures measured by the command in ``build_command``; empty for a bare model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    accuracy: float | None = Field(None, description="Top-1 accuracy on ``eval_dataset``.")
+    eval_dataset: str | None = Field(None, description="What the accuracy was measured on.")
+    latency_ms_p50: float | None = Field(None, description="Median single-image invoke time.")
+
+
+class ModelCard(BaseModel):
+    """Everything about a model file that the runtime and a manifest need."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Model family, e.g. 'fashion-edge'.")
+    version: str = Field("0", description="Version string shown in state and manifests.")
+    task: Literal["classification"] = Field("classification", description="What the model does.")
+    labels: list[str] = Field(default_factory=list, description="Class names, by output index.")
+    output: OutputKind = Field(
+        "auto", description="Whether outputs are logits or probabilities; auto checks the sums."
+    )
+    temperature: float = Field(1.0, gt=0.0, description="Softmax temperature (calibration).")
+    preprocess: Preprocess = Field(default_factory=Preprocess)
+    source: str = Field("", description="Where the weights and data come from.")
+    license: str = Field("", description="Licence of the weights and training data.")
+    build_command: str = Field("", description="Command that produced the file.")
+    sha256: str = Field("", description="sha256 of the .tflite file the card describes.")
+    size_bytes: int = Field(0, ge=0, description="Size of the .tflite file.")
+    metrics: ModelMetrics = Field(default_factory=ModelMetrics)
+
+    @classmethod
+    def for_bare_model(cls, model_path: Path) -> ModelCard:
+        """Defaults for a ``.tflite`` without a card: inputs scaled to [-1, 1], RGB, stretch."""
+        return cls(name=model_path.stem)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        """Read a card, naming the file in every error."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model card: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}: model card is not valid JSON: {exc}") from exc
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ModelError(f"{path}: invalid model card: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def card_path_for(model_path: Path) -> Path:
+    """The card that belongs to ``model_path`` (same stem, ``.json``)."""
+    return model_path.with_suffix(".json")
+
+
+def load_card_for(model_path: Path) -> ModelCard:
+    """The model's card when present, otherwise defaults for a bare model."""
+    card_path = card_path_for(model_path)
+    if card_path.exists():
+        return ModelCard.load(card_path)
+    return ModelCard.for_bare_model(model_path)

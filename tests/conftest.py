@@ -1,0 +1,92 @@
+"""Shared fixtures: throwaway Mosquitto brokers and a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgecascade.brokers import MosquittoBroker
+from tests.utils.postgres import PostgresServer, find_server_binaries
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get(
+    "EC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A private broker on a free port; tests may stop, kill and restart it."""
+    b = MosquittoBroker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[type[MosquittoBroker] | object]:
+    brokers: list[MosquittoBroker] = []
+
+    def make(name: str) -> MosquittoBroker:
+        b = MosquittoBroker(tmp_path / name)
+        b.start()
+        brokers.append(b)
+        return b
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A PostgreSQL server of the test session's own (a private cluster when the server binaries
+    are installed), else the server at ``EC_TEST_PG_URL``."""
+    bindir = None if os.environ.get("EC_TEST_PG_URL") else find_server_binaries()
+    if bindir is None:
+        yield PG_ADMIN_URL
+        return
+    server = PostgresServer(bindir)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(pg_admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database created for this test session and dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    name = f"ec_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sqlalchemy.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {pg_admin_url}: {exc}")
+    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a storage test on both back ends: a SQLite file and a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cloud.db'}"
+    base: str = request.getfixturevalue("pg_server_url")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    # A fresh schema per test keeps tests independent inside the session's database.
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(base)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}"

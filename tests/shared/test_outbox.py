@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.mqtt import Outgoing
+from shared.outbox import ClassPolicy, Outbox
+
+
+def msg(n: int, size: int = 10) -> Outgoing:
+    return Outgoing(f"t/{n}", bytes([n % 256]) * size)
+
+
+def test_priority_then_fifo_within_class(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.put("telemetry", msg(1), "m1")
+    box.put("result", msg(2), "m2")
+    box.put("escalation", msg(3), "m3")
+    box.put("result", msg(4), "m4")
+    assert [r.message.topic for r in box.peek()] == ["t/3", "t/2", "t/4", "t/1"]
+
+
+def test_duplicate_message_id_is_ignored(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    assert box.put("result", msg(1), "same") == "queued"
+    assert box.put("result", msg(1), "same") == "duplicate"
+    assert box.depth() == {"result": 1}
+    assert box.counters()["duplicate.result"] == 1
+
+
+def test_ack_deletes_and_counts(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    for n in range(5):
+        box.put("result", msg(n), f"m{n}")
+    rows = box.peek(3)
+    box.ack(rows)
+    assert [r.message.topic for r in box.peek()] == ["t/3", "t/4"]
+    assert box.counters()["sent.result"] == 3
+    assert box.size_bytes == 20
+
+
+def test_ttl_expiry_is_counted(tmp_path: Path) -> None:
+    now = [1000.0]
+    box = Outbox(
+        tmp_path / "o.db",
+        classes={"telemetry": ClassPolicy(priority=2, ttl_s=10), "result": ClassPolicy()},
+        clock=lambda: now[0],
+    )
+    box.put("telemetry", msg(1), "a")
+    box.put("result", msg(2), "b")
+    now[0] += 11
+    assert [r.message.topic for r in box.peek()] == ["t/2"]
+    assert box.counters()["expired.telemetry"] == 1
+
+
+def test_quota_drops_lowest_priority_oldest_first(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", quota_bytes=100)
+    for n in range(5):
+        box.put("telemetry", msg(n, 20), f"t{n}")  # 100 bytes: full
+    assert box.put("escalation", msg(9, 30), "e") == "queued"  # evicts two telemetry rows
+    assert [r.message.topic for r in box.peek()] == ["t/9", "t/2", "t/3", "t/4"]
+    assert box.counters()["dropped.telemetry"] == 2
+    # A telemetry row cannot evict an escalation: it is dropped itself once nothing lower is left.
+    box2 = Outbox(tmp_path / "o2.db", quota_bytes=30)
+    box2.put("escalation", msg(1, 30), "e1")
+    assert box2.put("telemetry", msg(2, 10), "t1") == "dropped"
+    assert box2.counters()["dropped.telemetry"] == 1
+    assert box2.depth() == {"escalation": 1}
+
+
+def test_survives_sigkill_of_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    script = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from shared.mqtt import Outgoing\n"
+        "from shared.outbox import Outbox\n"
+        f"box = Outbox(Path({str(path)!r}))\n"
+        "for n in range(500):\n"
+        "    box.put('result', Outgoing(f't/{n}', b'x' * 100), f'm{n}')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    assert proc.returncode == -9
+    box = Outbox(path)
+    rows = box.peek(1000)
+    assert [r.message.topic for r in rows] == [f"t/{n}" for n in range(500)]
+    assert box.size_bytes == 500 * 100
