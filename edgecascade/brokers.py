@@ -7,6 +7,7 @@ tests, which stop, kill and restart brokers to inject faults. Needs the ``mosqui
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,9 @@ class MosquittoBroker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # As root, Mosquitto drops to the 'mosquitto' user, which cannot write our private
+            # directories: stay root so persistence and the log work.
+            f"{'user root' if os.geteuid() == 0 else ''}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"

@@ -237,8 +237,10 @@ class MqttLink:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if was_connected:
+        if was_connected and reason_code.is_failure:
             logger.warning("%s: disconnected: %s", self.client_id, reason_code)
+        elif was_connected:
+            logger.info("%s: disconnected", self.client_id)
 
     def _handle_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         if self._on_message is None:

@@ -2,7 +2,8 @@
 
 Every topic in the project is built and parsed here; nothing else formats topic strings.
 Ids (prefix, site, device, sub) are single MQTT levels: non-empty, no ``/``, ``+``, ``#``, no NUL,
-at most 64 characters of ``[A-Za-z0-9._-]`` so they are also safe as MQTT client ids and file names.
+at most 64 characters of ``[A-Za-z0-9._-]``, never ``.`` or ``..``, so they are also safe as MQTT
+client ids and file names.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ MODEL_SUBS = frozenset({"offer", "chunk", "ack", "request"})
 
 def validate_id(value: str, what: str) -> str:
     """Return ``value`` if it is a valid topic level, else raise naming ``what``."""
-    if not _ID_RE.fullmatch(value):
+    if not _ID_RE.fullmatch(value) or value in (".", ".."):
         raise ContractError(
             f"invalid {what} {value!r}: use 1-64 characters of letters, digits, '.', '_' or '-'"
         )

@@ -95,7 +95,9 @@ def test_birth_lwt_and_resubscribe_after_restart(broker: MosquittoBroker) -> Non
         birth=lambda: Outgoing("state/dying", b"online", retain=True),
     )
     dying.connect()
-    dying._client.socket().close()  # simulate a dead process: no DISCONNECT packet
+    sock = dying._client.socket()
+    assert sock is not None
+    sock.close()  # simulate a dead process: no DISCONNECT packet
     assert wait_until(lambda: watcher_inbox.payloads("state/dying")[-1:] == [b"offline"], 60)
     dying.stop()
 

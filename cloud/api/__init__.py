@@ -1,0 +1,2 @@
+"""The HTTP API: dependencies (:mod:`.deps`), response schemas (:mod:`.schemas`), one router per
+resource in :mod:`.routes`."""

@@ -1,0 +1,55 @@
+"""``GET /api/results``: stored edge results, filtered and paginated."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import ColumnElement, func, select
+
+from cloud.api.deps import SessionDep
+from cloud.api.schemas import ResultOut, ResultPage
+from cloud.db.models import Result
+
+router = APIRouter(prefix="/api", tags=["results"])
+
+
+@router.get("/results")
+def list_results(
+    session: SessionDep,
+    site: Annotated[str | None, Query(description="Only this site.")] = None,
+    device: Annotated[str | None, Query(description="Only this device.")] = None,
+    since: Annotated[float | None, Query(description="captured_at >= since (Unix s).")] = None,
+    until: Annotated[float | None, Query(description="captured_at < until (Unix s).")] = None,
+    label: Annotated[str | None, Query(description="Only this top-1 label.")] = None,
+    escalated: Annotated[bool | None, Query(description="Only (not) escalated.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Results to skip.")] = 0,
+) -> ResultPage:
+    where: list[ColumnElement[bool]] = []
+    if site is not None:
+        where.append(Result.site_id == site)
+    if device is not None:
+        where.append(Result.device_id == device)
+    if since is not None:
+        where.append(Result.captured_at >= since)
+    if until is not None:
+        where.append(Result.captured_at < until)
+    if label is not None:
+        where.append(Result.label == label)
+    if escalated is not None:
+        where.append(Result.escalated == escalated)
+    total = session.scalar(select(func.count()).select_from(Result).where(*where)) or 0
+    rows = session.scalars(
+        select(Result)
+        .where(*where)
+        .order_by(Result.captured_at, Result.msg_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return ResultPage(
+        items=[ResultOut.model_validate(row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

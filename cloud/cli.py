@@ -1,0 +1,133 @@
+"""``edgecascade cloud``: serve the API and the ingest; ``edgecascade cloud migrate``.
+
+Only :mod:`argparse` is imported here; FastAPI, SQLAlchemy and uvicorn are imported inside the
+handlers, so ``edgecascade --help`` stays fast and devices need not install the cloud extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cloud.settings import CloudSettings
+
+logger = logging.getLogger(__name__)
+
+# (flag, settings path, type, help); the settings path is where an override lands.
+_STORE_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
+    (
+        "--database-url",
+        ("database_url",),
+        str,
+        "SQLAlchemy database URL (default: a SQLite file in the data directory)",
+    ),
+    ("--data-dir", ("data_dir",), Path, "directory of the SQLite file and the frame blobs"),
+]
+_SERVE_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
+    ("--host", ("http", "host"), str, "address the HTTP API binds to (default 127.0.0.1)"),
+    ("--port", ("http", "port"), int, "TCP port of the HTTP API (default 8080)"),
+    ("--mqtt-host", ("mqtt", "host"), str, "host of the cloud MQTT broker to ingest from"),
+    ("--mqtt-port", ("mqtt", "port"), int, "port of the cloud MQTT broker (default 1883)"),
+]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``cloud`` (and ``cloud migrate``) on the top-level parser."""
+    parser = subparsers.add_parser(
+        "cloud",
+        help="run the cloud service: HTTP API and MQTT ingest",
+        description=(
+            "Run the cloud service: migrate the database, ingest results, escalations, telemetry "
+            "and device state from the cloud MQTT broker (acknowledged only once stored), and "
+            "serve the HTTP API. Settings come from --config, then EC_CLOUD_* environment "
+            "variables (e.g. EC_CLOUD_MQTT__HOST), then these flags."
+        ),
+    )
+    _add_common(parser, _STORE_FLAGS + _SERVE_FLAGS, suppress=False)
+    parser.set_defaults(func=serve)
+    actions = parser.add_subparsers(
+        dest="cloud_action",
+        title="actions",
+        metavar="[migrate]",
+        description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
+    )
+    migrate_parser = actions.add_parser(
+        "migrate",
+        help="bring the database schema up to date and exit",
+        description=(
+            "Run the Alembic migrations (alembic upgrade head) on the configured database and "
+            "exit. The server does this at start too; run it alone before rolling out replicas."
+        ),
+    )
+    # SUPPRESS: values given before ``migrate`` are not reset by the subcommand's defaults.
+    _add_common(migrate_parser, _STORE_FLAGS, suppress=True)
+    migrate_parser.set_defaults(func=migrate)
+
+
+def _add_common(
+    parser: argparse.ArgumentParser,
+    flags: list[tuple[str, tuple[str, ...], type, str]],
+    *,
+    suppress: bool,
+) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=default,
+        help="TOML settings file (sections [http], [mqtt], [ingest])",
+    )
+    for flag, path, kind, text in flags:
+        metavar = {"database_url": "URL", "data_dir": "DIR"}.get(path[-1], path[-1].upper())
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings overrides from the flags actually given."""
+    overrides: dict[str, Any] = {}
+    for flag, path, _kind, _text in _STORE_FLAGS + _SERVE_FLAGS:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        section = overrides
+        for key in path[:-1]:
+            section = section.setdefault(key, {})
+        section[path[-1]] = value
+    return overrides
+
+
+def load(args: argparse.Namespace) -> CloudSettings:
+    from cloud.settings import CloudSettings
+    from shared.config import load_settings
+
+    return load_settings(CloudSettings, getattr(args, "config", None), _overrides(args))
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """``edgecascade cloud migrate``."""
+    from cloud.db.migrate import upgrade
+
+    settings = load(args)
+    upgrade(settings.db_url)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``edgecascade cloud``: run until SIGINT/SIGTERM (uvicorn handles both gracefully)."""
+    import uvicorn
+
+    from cloud.app import create_app
+
+    settings = load(args)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.http.host, port=settings.http.port, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    logger.info("cloud API on http://%s:%d", settings.http.host, settings.http.port)
+    server.run()
+    return 0 if server.started else 1

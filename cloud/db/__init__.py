@@ -1,0 +1,2 @@
+"""Storage: SQLAlchemy models (:mod:`.models`), engines (:mod:`.engine`), migrations
+(:mod:`.migrate`)."""

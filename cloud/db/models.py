@@ -1,0 +1,140 @@
+"""The cloud's tables, as SQLAlchemy 2.x typed declarative models.
+
+Times are Unix seconds in double-precision floats (the wire format), so nothing depends on time
+zones. Every message-derived row is keyed by the message's ``msg_id``: inserting a redelivered
+message is a no-op, which makes ingest exactly-once in effect. Frames live in the blob store;
+rows keep their path relative to it.
+
+Alembic migrations in ``cloud/migrations/versions`` must match these models; a test compares them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Double, Index, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MSG_ID = String(36)
+IDENT = String(64)
+LABEL = String(128)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {float: Double(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Site(Base):
+    """A site (one gateway and its cameras), created on its first message."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    first_seen: Mapped[float]
+    last_seen: Mapped[float]
+
+
+class Device(Base):
+    """A device or gateway of a site: last known state and when it was last heard from.
+
+    ``status`` is ``online``/``offline`` from the device's state messages, ``unknown`` until the
+    first one arrives (a device can be heard from through its results first).
+    """
+
+    __tablename__ = "devices"
+
+    site_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    device_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    session: Mapped[int | None] = mapped_column(BigInteger)
+    role: Mapped[str | None] = mapped_column(String(16))
+    model_name: Mapped[str | None] = mapped_column(IDENT)
+    model_version: Mapped[str | None] = mapped_column(IDENT)
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    software: Mapped[str | None] = mapped_column(IDENT)
+    first_seen: Mapped[float]
+    last_seen: Mapped[float] = mapped_column(comment="Newest message time heard from it.")
+    last_state_at: Mapped[float | None] = mapped_column(comment="Time of the state applied.")
+
+
+class Result(Base):
+    """One edge inference result; ``msg_id`` is the idempotency key."""
+
+    __tablename__ = "results"
+    __table_args__ = (
+        Index(None, "site_id", "device_id", "captured_at"),
+        Index(None, "captured_at"),
+    )
+
+    msg_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    frame_id: Mapped[str] = mapped_column(String(256))
+    captured_at: Mapped[float]
+    received_at: Mapped[float]
+    model_name: Mapped[str] = mapped_column(IDENT)
+    model_version: Mapped[str] = mapped_column(IDENT)
+    label: Mapped[str] = mapped_column(LABEL, comment="Top-1 label.")
+    label_index: Mapped[int]
+    score: Mapped[float]
+    top: Mapped[list[Any]] = mapped_column(comment="Top-k predictions: [{index, label, score}].")
+    latency: Mapped[dict[str, Any]] = mapped_column(comment="Stage latencies, milliseconds.")
+    escalated: Mapped[bool]
+    ground_truth: Mapped[str | None] = mapped_column(LABEL)
+
+
+class Escalation(Base):
+    """An escalated frame: the edge's answer and where the image is in the blob store."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        Index(None, "site_id", "device_id", "captured_at"),
+        Index(None, "result_id"),
+    )
+
+    msg_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    result_id: Mapped[str] = mapped_column(MSG_ID)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    frame_id: Mapped[str] = mapped_column(String(256))
+    captured_at: Mapped[float]
+    received_at: Mapped[float]
+    model_name: Mapped[str] = mapped_column(IDENT)
+    model_version: Mapped[str] = mapped_column(IDENT)
+    edge_label: Mapped[str] = mapped_column(LABEL)
+    edge_score: Mapped[float]
+    reason: Mapped[str] = mapped_column(Text)
+    blob_path: Mapped[str] = mapped_column(String(512), comment="Relative to the blob store.")
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int]
+    height: Mapped[int]
+    roi: Mapped[list[Any] | None] = mapped_column(comment="[x, y, w, h] of a crop, if cropped.")
+    ground_truth: Mapped[str | None] = mapped_column(LABEL)
+
+
+class Telemetry(Base):
+    """A device health report; the whole message is kept in ``payload``."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (Index(None, "site_id", "device_id", "ts"),)
+
+    msg_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    ts: Mapped[float]
+    received_at: Mapped[float]
+    cpu_percent: Mapped[float]
+    memory_percent: Mapped[float]
+    temperature_c: Mapped[float | None]
+    fps: Mapped[float]
+    frames: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]

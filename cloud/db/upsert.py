@@ -1,0 +1,112 @@
+"""Idempotent writes: ``INSERT ... ON CONFLICT`` through the SQLite or PostgreSQL dialect.
+
+* :func:`insert_new` inserts rows keyed by ``msg_id`` and skips those already stored; it returns
+  how many were new (``RETURNING`` lists only inserted rows).
+* :func:`touch` creates sites and devices on first sight and widens their first/last seen times.
+* :func:`apply_state` upserts a device from a state message. States of an older session (the
+  process start epoch) never overwrite a newer session's; within one session the later arrival
+  wins, because a device's LWT ``offline`` is composed before its ``online`` birth and so carries
+  an older timestamp although it describes a later event.
+
+Rows are written in key order so concurrent ingest replicas take row locks in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from cloud.db.models import Base, Device, Site
+from cloud.db.rows import Row
+from cloud.errors import StoreError
+
+Insert = postgresql.Insert | sqlite.Insert
+
+
+def dialect_insert(conn: Connection, entity: type[Base]) -> Insert:
+    """``INSERT`` with ``ON CONFLICT`` support for the connection's dialect."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(entity)
+    if name == "sqlite":
+        return sqlite.insert(entity)
+    raise StoreError(f"idempotent inserts are not implemented for {name!r}")
+
+
+def insert_new(conn: Connection, entity: type[Base], rows: Sequence[Row]) -> int:
+    """Insert ``rows`` (keyed by ``msg_id``), skipping stored ones; the number inserted."""
+    if not rows:
+        return 0
+    ins = dialect_insert(conn, entity)
+    key = ins.table.c.msg_id
+    stmt = ins.on_conflict_do_nothing(index_elements=[key]).returning(key)
+    ordered = sorted(rows, key=lambda row: str(row["msg_id"]))
+    return len(conn.execute(stmt, ordered).all())
+
+
+def _greater(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((new > old, new), else_=old)
+
+
+def _lesser(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((new < old, new), else_=old)
+
+
+def touch(conn: Connection, seen: Mapping[tuple[str, str], tuple[float, float]]) -> None:
+    """Record that each ``(site, device)`` sent messages with times ``(earliest, latest)``."""
+    if not seen:
+        return
+    sites: dict[str, tuple[float, float]] = {}
+    for (site, _device), (first, last) in seen.items():
+        old_first, old_last = sites.get(site, (first, last))
+        sites[site] = (min(first, old_first), max(last, old_last))
+
+    ins = dialect_insert(conn, Site)
+    stmt = ins.on_conflict_do_update(
+        index_elements=[Site.id],
+        set_={
+            "first_seen": _lesser(ins.excluded.first_seen, Site.__table__.c.first_seen),
+            "last_seen": _greater(ins.excluded.last_seen, Site.__table__.c.last_seen),
+        },
+    )
+    conn.execute(
+        stmt,
+        [{"id": s, "first_seen": f, "last_seen": la} for s, (f, la) in sorted(sites.items())],
+    )
+
+    ins = dialect_insert(conn, Device)
+    table = Device.__table__.c
+    stmt = ins.on_conflict_do_update(
+        index_elements=[table.site_id, table.device_id],
+        set_={
+            "first_seen": _lesser(ins.excluded.first_seen, table.first_seen),
+            "last_seen": _greater(ins.excluded.last_seen, table.last_seen),
+        },
+    )
+    conn.execute(
+        stmt,
+        [
+            {"site_id": s, "device_id": d, "status": "unknown", "first_seen": f, "last_seen": la}
+            for (s, d), (f, la) in sorted(seen.items())
+        ],
+    )
+
+
+_STATE_FIELDS = ("status", "session", "role", "model_name", "model_version", "model_sha256")
+
+
+def apply_state(conn: Connection, row: Row) -> None:
+    """Upsert a device from a :func:`~cloud.db.rows.state_row` unless it is of an older session."""
+    ins = dialect_insert(conn, Device)
+    table = Device.__table__.c
+    fields = (*_STATE_FIELDS, "software", "last_state_at")
+    stmt = ins.values(row).on_conflict_do_update(
+        index_elements=[table.site_id, table.device_id],
+        set_={name: ins.excluded[name] for name in fields},
+        where=table.session.is_(None) | (table.session <= ins.excluded.session),
+    )
+    conn.execute(stmt)

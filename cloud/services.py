@@ -1,0 +1,65 @@
+"""What a running cloud process holds, opened and closed in one place, top to bottom.
+
+:func:`open_services` migrates the database, builds the engine, the session factory and the blob
+store, and (optionally) starts the ingest; :meth:`Services.close` stops them in reverse order. The
+FastAPI lifespan calls both; request handlers reach the parts through :mod:`cloud.api.deps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.blobs import BlobStore
+from cloud.db.engine import make_engine, make_session_factory
+from cloud.db.migrate import upgrade_engine
+from cloud.ingest import Ingestor
+from cloud.settings import CloudSettings
+from cloud.store import StoreWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The open stores and workers of one cloud process."""
+
+    settings: CloudSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    ingestor: Ingestor | None = None
+
+    def close(self) -> None:
+        if self.ingestor is not None:
+            self.ingestor.stop()
+        self.engine.dispose()
+
+
+def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Services:
+    """Migrate, open the stores and start the ingest (which connects in the background)."""
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade_engine(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    blobs = BlobStore(settings.blob_dir)
+    services = Services(settings, engine, make_session_factory(engine), blobs)
+    if start_ingest:
+        services.ingestor = Ingestor(
+            StoreWriter(engine, blobs),
+            mqtt=settings.mqtt,
+            options=settings.ingest,
+            client_id=settings.client_id,
+        )
+        services.ingestor.start()
+    logger.info(
+        "cloud store: %s, blobs in %s",
+        engine.url.render_as_string(hide_password=True),
+        settings.blob_dir,
+    )
+    return services

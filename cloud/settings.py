@@ -1,0 +1,77 @@
+"""Settings of the cloud service: TOML file, then ``EC_CLOUD_*`` environment, then CLI flags.
+
+Load them once at start-up with ``shared.config.load_settings(CloudSettings, path, overrides)``;
+for example ``EC_CLOUD_MQTT__HOST=broker`` or ``EC_CLOUD_HTTP__PORT=9000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import ComponentSettings, MqttSettings, Section
+
+
+class HttpSection(Section):
+    """Where the HTTP API listens."""
+
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the API.")
+
+
+class IngestSection(Section):
+    """How messages flow from the broker into the database."""
+
+    batch_size: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most messages committed in one transaction; also the MQTT receive maximum.",
+    )
+    flush_interval_s: float = Field(
+        0.2, gt=0, le=60, description="Longest wait for a batch to fill before committing it."
+    )
+    share_group: str = Field(
+        "ingest",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="MQTT 5 shared-subscription group: replicas in one group split the stream.",
+    )
+
+
+class CloudSettings(ComponentSettings):
+    """Everything ``edgecascade cloud`` needs."""
+
+    model_config = SettingsConfigDict(env_prefix="EC_CLOUD_")
+
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the database, e.g. postgresql+psycopg://user@host/db; "
+            "by default a SQLite file in data_dir."
+        ),
+    )
+    data_dir: Path = Field(
+        Path("./var/cloud"), description="Directory of the default SQLite file and the blob store."
+    )
+    http: HttpSection = Field(default_factory=HttpSection, description="The HTTP API.")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The cloud broker.")
+    ingest: IngestSection = Field(default_factory=IngestSection, description="MQTT ingest.")
+    client_id: str = Field(
+        "cloud-ingest",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="MQTT client id of the ingest connection; unique per replica.",
+    )
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in use: ``database_url`` or the SQLite file in ``data_dir``."""
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'cloud.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Where escalated frames are stored: ``data_dir/blobs``."""
+        return self.data_dir / "blobs"

@@ -1,0 +1,288 @@
+"""The device agent: read a frame, classify it, queue the result, maybe escalate, repeat.
+
+Start-up reads top to bottom in :meth:`Agent.run`: load the model, open the source, open the
+outbox, connect, loop until the stop event, drain, say goodbye. The camera loop never waits for the
+network: results and escalations are committed to the disk outbox and a sender thread publishes
+them whenever the broker is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import psutil
+from shared.runtime.runtime import ModelRuntime
+
+from edge_agent.policy import EscalationPolicy
+from edge_agent.settings import AgentSettings
+from edge_agent.sources import FolderSource, Frame, FrameSource
+from shared.codec import encode
+from shared.messages import (
+    EscalationHeader,
+    ModelRef,
+    Percentiles,
+    Prediction,
+    ResultMessage,
+    StateMessage,
+    TelemetryMessage,
+)
+from shared.mqtt import MqttLink, Outgoing
+from shared.outbox import Outbox, OutboxSender
+from shared.topics import Kind, topic
+
+if TYPE_CHECKING:
+    from shared.runtime.runtime import Classification
+
+logger = logging.getLogger(__name__)
+
+SOFTWARE = "edgecascade-agent/0.1.0"
+
+
+@dataclass
+class AgentStats:
+    frames: int = 0
+    results: int = 0
+    escalations: int = 0
+    over_budget: int = 0
+    skipped: int = 0
+    dropped: int = 0
+    outbox_depth: int = 0
+
+
+class StageTimer:
+    """Rolling per-stage latencies for telemetry percentiles."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self._samples: dict[str, deque[float]] = {}
+        self._window = window
+
+    def add(self, stage: str, ms: float) -> None:
+        self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
+
+    def percentiles(self) -> dict[str, Percentiles]:
+        import numpy as np
+
+        out = {}
+        for stage, values in self._samples.items():
+            if values:
+                p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
+                out[stage] = Percentiles(p50=float(p50), p95=float(p95), p99=float(p99))
+        return out
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, source: FrameSource | None = None) -> None:
+        self.settings = settings
+        self._source = source
+        self.stats = AgentStats()
+        self.timer = StageTimer()
+        self.session = int(time.time() * 1000)
+        self._model_ref: ModelRef | None = None
+
+    # -- topics and messages ---------------------------------------------------------------------
+    def _topic(self, kind: Kind) -> str:
+        s = self.settings
+        return topic(s.site, s.device, kind, prefix=s.mqtt.prefix)
+
+    def _state(self, status: str) -> Outgoing:
+        state = StateMessage(
+            status="online" if status == "online" else "offline",
+            session=self.session,
+            role="agent",
+            model=self._model_ref,
+            capabilities=["classify", "escalate"],
+            software=SOFTWARE,
+            detail=socket.gethostname()[:64],
+        )
+        return Outgoing(self._topic(Kind.STATE), encode(state), qos=1, retain=True)
+
+    # -- main ------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> AgentStats:
+        s = self.settings
+        runtime = ModelRuntime.load(s.model, num_threads=s.threads)
+        self._model_ref = ModelRef(
+            name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
+        )
+        source = self._source or FolderSource(s.source.path, loop=s.source.loop)
+        outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024))
+        link = MqttLink(
+            s.mqtt,
+            f"{s.site}.{s.device}",
+            will=self._state("offline"),
+            birth=lambda: self._state("online"),
+        )
+        sender = OutboxSender(outbox, link)
+        policy = EscalationPolicy(s.escalation)
+        link.start()
+        sender.start()
+        logger.info(
+            "agent %s/%s: model %s %s, %d queued from before",
+            s.site,
+            s.device,
+            runtime.card.name,
+            runtime.sha256[:12],
+            sum(outbox.depth().values()),
+        )
+        try:
+            self._loop(stop, runtime, source, outbox, policy)
+        finally:
+            self.stats.skipped = getattr(source, "skipped", 0)
+            self.stats.over_budget = policy.over_budget
+            self._publish_telemetry(outbox)
+            self._drain(outbox)
+            sender.stop()
+            link.stop(farewell=self._state("offline"))
+            self.stats.outbox_depth = sum(outbox.depth().values())
+            self.stats.dropped = sum(
+                v for k, v in outbox.counters().items() if k.startswith(("dropped.", "expired."))
+            )
+            outbox.close()
+            source.close()
+            self._write_stats()
+        return self.stats
+
+    def _loop(
+        self,
+        stop: threading.Event,
+        runtime: ModelRuntime,
+        source: FrameSource,
+        outbox: Outbox,
+        policy: EscalationPolicy,
+    ) -> None:
+        s = self.settings
+        period = 1.0 / s.source.fps
+        next_due = time.monotonic()
+        next_telemetry = time.monotonic() + s.telemetry_interval_s
+        while not stop.is_set():
+            if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
+                break
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                logger.info("source exhausted after %d frames", self.stats.frames)
+                break
+            self.timer.add("capture", (time.perf_counter() - t0) * 1000)
+            self.stats.frames += 1
+            self._process(frame, runtime, outbox, policy)
+            if time.monotonic() >= next_telemetry:
+                self._publish_telemetry(outbox)
+                next_telemetry += s.telemetry_interval_s
+            next_due += period
+            delay = next_due - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+            else:
+                next_due = time.monotonic()  # behind: do not try to catch up in a burst
+
+    def _process(
+        self, frame: Frame, runtime: ModelRuntime, outbox: Outbox, policy: EscalationPolicy
+    ) -> None:
+        assert self._model_ref is not None
+        result: Classification = runtime.classify(frame.image)
+        for stage, ms in result.timings_ms.items():
+            self.timer.add(stage, ms)
+        top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
+        decision = policy.decide(top[0].score)
+        t0 = time.perf_counter()
+        message = ResultMessage(
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            model=self._model_ref,
+            top=top,
+            latency_ms=dict(result.timings_ms),
+            escalated=decision.escalate,
+            ground_truth=frame.ground_truth,
+        )
+        outbox.put("result", Outgoing(self._topic(Kind.RESULT), encode(message)), message.msg_id)
+        self.stats.results += 1
+        if decision.escalate:
+            self._escalate(frame, message, decision.reason, outbox)
+        self.timer.add("publish", (time.perf_counter() - t0) * 1000)
+
+    def _escalate(self, frame: Frame, result: ResultMessage, reason: str, outbox: Outbox) -> None:
+        import cv2
+
+        quality = self.settings.escalation.jpeg_quality
+        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            logger.warning("could not encode frame %s as JPEG; not escalated", frame.frame_id)
+            return
+        height, width = frame.image.shape[:2]
+        header = EscalationHeader(
+            result_id=result.msg_id,
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            model=result.model,
+            top=result.top,
+            reason=reason,
+            width=width,
+            height=height,
+            ground_truth=frame.ground_truth,
+        )
+        payload = encode(header, jpeg.tobytes())
+        outbox.put("escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id)
+        self.stats.escalations += 1
+
+    def _publish_telemetry(self, outbox: Outbox) -> None:
+        proc = psutil.Process()
+        counters = outbox.counters()
+        counters.update(
+            frames_skipped=getattr(self._source, "skipped", 0),
+            escalations=self.stats.escalations,
+        )
+        message = TelemetryMessage(
+            cpu_percent=psutil.cpu_percent(interval=None),
+            memory_percent=psutil.virtual_memory().percent,
+            memory_rss_mb=proc.memory_info().rss / 1e6,
+            temperature_c=_temperature(),
+            fps=self._fps(),
+            frames=self.stats.frames,
+            latency_ms=self.timer.percentiles(),
+            queues={f"outbox.{k}": v for k, v in outbox.depth().items()},
+            counters=counters,
+            model=self._model_ref,
+        )
+        outbox.put(
+            "telemetry",
+            Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=0),
+            message.msg_id,
+        )
+
+    def _fps(self) -> float:
+        elapsed = time.time() - self.session / 1000
+        return self.stats.frames / elapsed if elapsed > 0 else 0.0
+
+    def _drain(self, outbox: Outbox) -> None:
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while sum(outbox.depth().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = sum(outbox.depth().values())
+        if left:
+            logger.warning("stopping with %d message(s) still queued on disk", left)
+
+    def _write_stats(self) -> None:
+        path = self.settings.data_dir / "stats.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self.stats)))
+        os.replace(tmp, path)
+        logger.info("agent stopped: %s", asdict(self.stats))
+
+
+def _temperature() -> float | None:
+    """The CPU temperature from the first thermal zone, or None where there is none."""
+    try:
+        temps = psutil.sensors_temperatures()
+    except (AttributeError, OSError):
+        return None
+    for entries in temps.values():
+        for entry in entries:
+            return float(entry.current)
+    return None

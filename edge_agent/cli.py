@@ -1,0 +1,56 @@
+"""``edgecascade agent``: run the device agent."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared.cli import SubParsers, add_config_flag, add_mqtt_flags, given, mqtt_overrides
+
+
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "agent",
+        help="run a camera device agent",
+        description=(
+            "Read frames, classify them with a small LiteRT model, publish each result and "
+            "escalate the frames the model is unsure about. Results wait in an on-disk outbox "
+            "while the broker is unreachable."
+        ),
+    )
+    add_config_flag(parser, "EC_AGENT_")
+    parser.add_argument("--site", help="site id (default: site1)")
+    parser.add_argument("--device", help="device id, unique within the site (default: cam1)")
+    parser.add_argument("--model", type=Path, metavar="FILE", help="the .tflite model to run")
+    parser.add_argument("--frames", type=Path, metavar="DIR", help="image folder to replay")
+    parser.add_argument("--fps", type=float, help="frames per second (default: 5)")
+    parser.add_argument(
+        "--loop", action="store_true", default=None, help="replay the folder forever"
+    )
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--threshold", type=float, help="escalate when top-1 probability is below this (0.6)"
+    )
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="outbox directory")
+    add_mqtt_flags(parser, "mqtt", "site broker")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+    from edge_agent.settings import AgentSettings
+    from shared.cli import stop_on_signals
+    from shared.config import load_settings
+
+    overrides = given(
+        site=args.site,
+        device=args.device,
+        model=args.model,
+        data_dir=args.data_dir,
+        mqtt=mqtt_overrides(args),
+        source=given(path=args.frames, fps=args.fps, loop=args.loop, max_frames=args.max_frames),
+        escalation=given(threshold=args.threshold),
+    )
+    settings = load_settings(AgentSettings, args.config, overrides)
+    Agent(settings).run(stop_on_signals())
+    return 0

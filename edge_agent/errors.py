@@ -1,0 +1,17 @@
+"""Errors of the edge agent.
+
+AgentError(EdgeCascadeError)
+ └── SourceError   a frame source that cannot be opened or read
+"""
+
+from __future__ import annotations
+
+from shared.errors import EdgeCascadeError
+
+
+class AgentError(EdgeCascadeError):
+    """Root of the edge agent's errors."""
+
+
+class SourceError(AgentError):
+    """A frame source that cannot be opened or read."""

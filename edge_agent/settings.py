@@ -1,0 +1,61 @@
+"""Settings of the device agent (TOML file, ``EC_AGENT_*`` environment, CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import ComponentSettings, MqttSettings, Section
+
+
+class SourceSettings(Section):
+    """Where frames come from."""
+
+    kind: str = Field("folder", pattern="^folder$", description="Frame source type.")
+    path: Path = Field(Path("data/fashion-mnist-eval"), description="Image folder to replay.")
+    fps: float = Field(5.0, gt=0, le=1000, description="Frames per second to replay at.")
+    loop: bool = Field(False, description="Start again at the first image after the last.")
+    max_frames: int | None = Field(None, gt=0, description="Stop after this many frames.")
+
+
+class EscalationSettings(Section):
+    """When a frame goes to the cloud."""
+
+    threshold: float = Field(
+        0.6, ge=0, le=1, description="Escalate when the top-1 probability is below this."
+    )
+    budget_per_minute: float = Field(
+        60.0, ge=0, description="Token-bucket rate: at most this many escalations per minute."
+    )
+    burst: int = Field(10, ge=0, description="Token-bucket size: escalations allowed at once.")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of escalated frames.")
+
+
+class AgentSettings(ComponentSettings):
+    """Everything a device agent needs; validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="EC_AGENT_")
+
+    site: str = Field("site1", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Site id.")
+    device: str = Field("cam1", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Device id.")
+    model: Path = Field(
+        Path("models/fashion/fashion_edge_int8.tflite"), description="The .tflite model to run."
+    )
+    threads: int = Field(2, ge=1, le=64, description="Interpreter threads.")
+    data_dir: Path = Field(Path("var/agent"), description="Outbox and state directory.")
+    outbox_quota_mb: float = Field(256, gt=0, description="Disk quota of the outbox, MiB.")
+    telemetry_interval_s: float = Field(5.0, gt=0, description="Seconds between telemetry.")
+    drain_timeout_s: float = Field(
+        10.0, ge=0, description="On stop, wait this long for the outbox to empty."
+    )
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+    @model_validator(mode="after")
+    def _model_is_tflite(self) -> AgentSettings:
+        if self.model.suffix != ".tflite":
+            raise ValueError(f"model must be a .tflite file, got {self.model}")
+        return self

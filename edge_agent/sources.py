@@ -1,0 +1,99 @@
+"""Frame sources behind one small interface.
+
+A source yields :class:`Frame` objects until it is exhausted (``read()`` returns None). Only the
+image folder replay exists so far; cameras and streams plug in behind the same ``FrameSource``
+protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from edge_agent.errors import SourceError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: ``image`` is uint8 HxW (gray) or HxWx3 (BGR), as OpenCV gives it."""
+
+    frame_id: str
+    image: npt.NDArray[np.uint8]
+    captured_at: float
+    ground_truth: str | None = None
+
+
+class FrameSource(Protocol):
+    def read(self) -> Frame | None:
+        """The next frame, or None when the source is exhausted."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class FolderSource:
+    """Replays the images of a folder in sorted order.
+
+    In an ImageFolder layout (``<root>/<label>/<image>``) the folder name is the frame's ground
+    truth, so labelled test sets can measure accuracy. Files that are not decodable images are
+    skipped and counted in ``skipped``, never fatal.
+    """
+
+    root: Path
+    loop: bool = False
+    files: list[Path] = field(init=False)
+    skipped: int = field(default=0, init=False)
+    _index: int = field(default=0, init=False)
+    _round: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise SourceError(f"frame folder {self.root} does not exist or is not a directory")
+        self.files = sorted(
+            p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not self.files:
+            raise SourceError(
+                f"frame folder {self.root} holds no images ({sorted(IMAGE_SUFFIXES)})"
+            )
+        logger.info("replaying %d images from %s", len(self.files), self.root)
+
+    def read(self) -> Frame | None:
+        import cv2
+
+        while True:
+            if self._index >= len(self.files):
+                if not self.loop:
+                    return None
+                self._index = 0
+                self._round += 1
+            path = self.files[self._index]
+            self._index += 1
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None or image.dtype.name != "uint8":
+                self.skipped += 1
+                logger.warning("skipped unreadable image %s", path)
+                continue
+            if image.ndim == 3 and image.shape[2] == 4:
+                image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+            relative = path.relative_to(self.root)
+            frame_id = (
+                relative.as_posix() if self._round == 0 else f"{relative.as_posix()}#{self._round}"
+            )
+            label = relative.parts[0] if len(relative.parts) > 1 else None
+            return Frame(frame_id, image.astype(np.uint8, copy=False), time.time(), label)
+
+    def close(self) -> None:
+        """Nothing to release for a folder."""

@@ -1,0 +1,5 @@
+import sys
+
+from edgecascade.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""``edgecascade bench <name>``: benchmarks that print a table and, with ``--output``, write JSON.
+
+Figures compared with a baseline measured in the same run are written under keys ending in
+``_ratio``; absolute times on small machines are noisy, ratios from one run are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared.cli import SubParsers
+
+BenchFn = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark",
+        description="Run a benchmark; prints a table and writes JSON with --output.",
+    )
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    codec = benches.add_parser(
+        "codec",
+        help="escalation payload: binary frame codec vs base64-in-JSON",
+        description=(
+            "Encode and decode real escalation frames (the evaluation sample, at several sizes) "
+            "with the binary frame codec and with base64 inside JSON; report bytes and times."
+        ),
+    )
+    codec.add_argument("--frames", type=Path, help="image folder (default: the eval sample)")
+    codec.add_argument("--count", type=int, default=200, help="frames per size (default: 200)")
+    codec.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")
+    codec.set_defaults(func=_runner("codec"))
+
+
+def _runner(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from edgecascade.benchmarks import REGISTRY
+
+        bench: BenchFn = REGISTRY[name]
+        report = bench(args)
+        sys.stdout.write(report.pop("table") + "\n")
+        if args.output is not None:
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
+            sys.stdout.write(f"wrote {args.output}\n")
+        return 0
+
+    return run

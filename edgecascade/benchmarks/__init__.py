@@ -1,0 +1,13 @@
+"""Benchmark implementations, registered by name in an explicit dict."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from edgecascade.benchmarks.codec import bench_codec
+
+REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "codec": bench_codec,
+}

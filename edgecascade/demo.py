@@ -1,0 +1,294 @@
+"""``edgecascade demo``: the whole topology on one machine.
+
+Two private Mosquitto brokers (site and cloud), the cloud service, a gateway and N simulated cameras
+replaying the committed Fashion-MNIST evaluation sample through the committed edge model. Prints a
+progress line while it runs and a summary at the end; Ctrl-C stops every child cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.cli import SubParsers
+from shared.errors import EdgeCascadeError
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "models" / "fashion" / "fashion_edge_int8.tflite"
+DEFAULT_FRAMES = REPO / "data" / "fashion-mnist-eval"
+
+
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run brokers, cloud, gateway and simulated cameras on this machine",
+        description=(
+            "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud service, "
+            "a gateway and N camera agents that replay a labelled image folder through the edge "
+            "model. Runs for --duration seconds, waits until every result is stored, prints a "
+            "summary and stops everything."
+        ),
+    )
+    parser.add_argument("--devices", type=int, default=3, help="simulated cameras (default: 3)")
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="seconds each camera runs (default: 20)"
+    )
+    parser.add_argument(
+        "--fps", type=float, default=5.0, help="frames per second per camera (default: 5)"
+    )
+    parser.add_argument("--site", default="site1", help="site id (default: site1)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="edge .tflite model")
+    parser.add_argument(
+        "--frames", type=Path, default=DEFAULT_FRAMES, help="image folder the cameras replay"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.6, help="escalate below this top-1 probability"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep brokers' data, databases and logs here (default: temp)"
+    )
+    parser.add_argument("--http-port", type=int, help="cloud API port (default: a free port)")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    devices: int
+    duration: float
+    fps: float
+    site: str
+    model: Path
+    frames: Path
+    threshold: float
+    workdir: Path
+    http_port: int
+
+    @property
+    def frames_per_device(self) -> int:
+        return max(1, int(self.duration * self.fps))
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgecascade.brokers import free_port
+
+    if args.devices < 1:
+        raise EdgeCascadeError(f"--devices must be at least 1, got {args.devices}")
+    if args.duration <= 0 or args.fps <= 0:
+        raise EdgeCascadeError("--duration and --fps must be positive")
+    for path, what in ((args.model, "model"), (args.frames, "frame folder")):
+        if not path.exists():
+            raise EdgeCascadeError(f"{what} {path} does not exist")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="edgecascade-demo-"))
+    plan = DemoPlan(
+        devices=args.devices,
+        duration=args.duration,
+        fps=args.fps,
+        site=args.site,
+        model=args.model.resolve(),
+        frames=args.frames.resolve(),
+        threshold=args.threshold,
+        workdir=workdir.resolve(),
+        http_port=args.http_port or free_port(),
+    )
+    return Demo(plan).run()
+
+
+class Demo:
+    def __init__(self, plan: DemoPlan) -> None:
+        from edgecascade.processes import ProcessGroup
+
+        self.plan = plan
+        self.api = f"http://127.0.0.1:{plan.http_port}"
+        self.group = ProcessGroup(plan.workdir / "logs")
+        self.out = sys.stdout
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def run(self) -> int:
+        from edgecascade.brokers import MosquittoBroker
+
+        plan = self.plan
+        site_broker = MosquittoBroker(plan.workdir / "site-broker")
+        cloud_broker = MosquittoBroker(plan.workdir / "cloud-broker")
+        try:
+            site_broker.start()
+            cloud_broker.start()
+            self.say(
+                f"brokers: site 127.0.0.1:{site_broker.port}, cloud 127.0.0.1:{cloud_broker.port}"
+            )
+            self._start_services(site_broker.port, cloud_broker.port)
+            self.say(f"cloud API: {self.api}/api/results  (OpenAPI docs: {self.api}/docs)")
+            agents = self._start_agents(site_broker.port)
+            self._watch(agents)
+            summary = self._finish(agents)
+        except KeyboardInterrupt:
+            self.say("\ninterrupted: stopping every process")
+            return 130
+        finally:
+            self.group.stop_all()
+            site_broker.stop()
+            cloud_broker.stop()
+        self._print_summary(summary)
+        self.say(f"logs and data: {plan.workdir}")
+        return 0 if summary["stored"] == summary["results"] else 1
+
+    def _start_services(self, site_port: int, cloud_port: int) -> None:
+        plan = self.plan
+        self.group.spawn_cli(
+            "cloud",
+            "cloud",
+            "--port",
+            str(plan.http_port),
+            "--data-dir",
+            str(plan.workdir / "cloud"),
+            "--mqtt-port",
+            str(cloud_port),
+        )
+        self._wait_http("/healthz", 60)
+        self.group.spawn_cli(
+            "gateway",
+            "gateway",
+            "--site",
+            plan.site,
+            "--data-dir",
+            str(plan.workdir / "gateway"),
+            "--site-mqtt-port",
+            str(site_port),
+            "--cloud-mqtt-port",
+            str(cloud_port),
+        )
+
+    def _start_agents(self, site_port: int) -> list[str]:
+        plan = self.plan
+        names = [f"cam{i + 1}" for i in range(plan.devices)]
+        for name in names:
+            self.group.spawn_cli(
+                name,
+                "agent",
+                "--site",
+                plan.site,
+                "--device",
+                name,
+                "--model",
+                str(plan.model),
+                "--frames",
+                str(plan.frames),
+                "--fps",
+                str(plan.fps),
+                "--loop",
+                "--max-frames",
+                str(plan.frames_per_device),
+                "--threshold",
+                str(plan.threshold),
+                "--data-dir",
+                str(plan.workdir / "agents" / name),
+                "--mqtt-port",
+                str(site_port),
+            )
+        self.say(
+            f"started {plan.devices} camera(s) at {plan.fps:g} fps for {plan.duration:g}s "
+            f"({plan.frames_per_device} frames each)"
+        )
+        return names
+
+    def _watch(self, agents: list[str]) -> None:
+        started = time.monotonic()
+        running = {name for name, proc in self.group.children if name in agents}
+        procs = {name: proc for name, proc in self.group.children if name in agents}
+        while running:
+            time.sleep(2.0)
+            for name in list(running):
+                code = procs[name].poll()
+                if code is not None:
+                    running.discard(name)
+                    if code != 0:
+                        self.say(f"{name} exited with {code}:\n{self.group.log_tail(name)}")
+            self._check_services()
+            stored = self._count("/api/results?limit=1")
+            self.say(
+                f"[{time.monotonic() - started:5.1f}s] cameras running {len(running)}/"
+                f"{len(agents)}, results stored {stored}"
+            )
+
+    def _check_services(self) -> None:
+        for name, proc in self.group.children:
+            if name in ("cloud", "gateway") and proc.poll() is not None:
+                raise EdgeCascadeError(
+                    f"{name} exited with {proc.returncode}:\n{self.group.log_tail(name)}"
+                )
+
+    def _finish(self, agents: list[str]) -> dict[str, int]:
+        stats = [self._agent_stats(name) for name in agents]
+        results = sum(s.get("results", 0) for s in stats)
+        deadline = time.monotonic() + 60
+        stored = self._count("/api/results?limit=1")
+        while stored < results and time.monotonic() < deadline:
+            time.sleep(0.5)
+            stored = self._count("/api/results?limit=1")
+        return {
+            "devices": len(agents),
+            "frames": sum(s.get("frames", 0) for s in stats),
+            "results": results,
+            "stored": stored,
+            "escalations": sum(s.get("escalations", 0) for s in stats),
+            "escalated results stored": self._count("/api/results?limit=1&escalated=true"),
+            "over budget": sum(s.get("over_budget", 0) for s in stats),
+            "skipped frames": sum(s.get("skipped", 0) for s in stats),
+            "dropped": sum(s.get("dropped", 0) for s in stats),
+        }
+
+    def _agent_stats(self, name: str) -> dict[str, int]:
+        path = self.plan.workdir / "agents" / name / "stats.json"
+        if not path.exists():
+            return {}
+        data: dict[str, int] = json.loads(path.read_text())
+        return data
+
+    def _print_summary(self, summary: dict[str, int]) -> None:
+        self.say("\nsummary")
+        width = max(len(k) for k in summary)
+        for key, value in summary.items():
+            self.say(f"  {key:<{width}}  {value}")
+        verdict = (
+            "every result stored"
+            if summary["stored"] == summary["results"]
+            else (f"MISSING {summary['results'] - summary['stored']} result(s)")
+        )
+        self.say(f"  -> {verdict}")
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.api + path, timeout=5) as response:
+            return json.loads(response.read())
+
+    def _count(self, path: str) -> int:
+        try:
+            total: int = self._get(path)["total"]
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            return -1
+        return total
+
+    def _wait_http(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_services()
+            try:
+                self._get(path)
+                return
+            except (urllib.error.URLError, OSError, ValueError):
+                time.sleep(0.3)
+        raise EdgeCascadeError(
+            f"cloud API did not answer on {self.api}{path} within {timeout:.0f}s"
+        )

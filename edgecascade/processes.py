@@ -1,0 +1,80 @@
+"""Child processes of the demo and the benchmarks: started together, never left behind.
+
+Each child gets ``PR_SET_PDEATHSIG`` (Linux) so it is killed if the parent dies without cleaning
+up, and :meth:`ProcessGroup.stop_all` stops children in reverse start order: SIGTERM, wait, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class ProcessGroup:
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        logdir.mkdir(parents=True, exist_ok=True)
+
+    def spawn_cli(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``edgecascade <args>`` in this interpreter; output goes to ``<name>.log``."""
+        return self.spawn(name, [sys.executable, "-m", "edgecascade", *args], env=env)
+
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = (self.logdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        log.close()
+        self.children.append((name, proc))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.logdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("pid %d did not stop within %.0fs; killing it", proc.pid, timeout)
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self, timeout: float = 15.0) -> None:
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                logger.debug("stopping %s (pid %d)", name, proc.pid)
+                self.stop(proc, timeout)
+        self.children.clear()

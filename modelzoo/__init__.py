@@ -1,0 +1,1 @@
+"""Building the model zoo: training and exporting the model pairs (needs the ``train`` extra)."""

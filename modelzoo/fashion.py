@@ -1,0 +1,217 @@
+"""The ``fashion`` pair: a ~9k-parameter edge CNN and a ~0.6M-parameter cloud CNN on Fashion-MNIST.
+
+Data: Debian's ``dataset-fashion-mnist`` (IDX files, MIT licence). Both networks are trained here
+on the CPU with fixed seeds, exported with litert-torch (raw 0..255 NHWC pixels in, logits out; the
+scaling and the permute are inside the graph), quantized to int8 with ai-edge-quantizer and
+evaluated on the full 10,000-image test split through the LiteRT interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from modelzoo.export import quantize_int8, require_training_stack, to_tflite
+from modelzoo.idx import read_idx
+from shared.errors import ModelError
+from shared.runtime.card import ModelCard, ModelMetrics, Preprocess
+
+logger = logging.getLogger(__name__)
+
+LABELS = [
+    "tshirt_top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+]  # fmt: skip
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+SOURCE = "Fashion-MNIST (Zalando Research) via Debian package dataset-fashion-mnist"
+LICENSE = "data: MIT (Zalando SE); weights trained here: Apache-2.0"
+MEAN, STD = 0.2860, 0.3530  # of the training split, applied inside the exported graph
+
+Images = npt.NDArray[np.uint8]
+Labels = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Split:
+    images: Images  # N x 28 x 28
+    labels: Labels
+
+
+def load_split(data_dir: Path, split: str) -> Split:
+    prefix = "train" if split == "train" else "t10k"
+    images_path = data_dir / f"{prefix}-images-idx3-ubyte.gz"
+    if not images_path.exists():
+        raise ModelError(
+            f"{images_path} not found: apt-get install dataset-fashion-mnist (or pass --data-dir)"
+        )
+    images = read_idx(images_path).astype(np.uint8)
+    labels = read_idx(data_dir / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    if images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise ModelError(f"{images_path}: unexpected shape {images.shape} / {labels.shape}")
+    return Split(images, labels)
+
+
+def build_networks() -> dict[str, Any]:
+    """The two networks, each taking raw NHWC pixels and returning logits."""
+    import torch
+    from torch import nn
+
+    class RawPixels(nn.Module):  # type: ignore[misc]  # torch is untyped for mypy here
+        """(N, 28, 28, 1) raw 0..255 -> normalised (N, 1, 28, 28), inside the graph."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x.permute(0, 3, 1, 2) / 255.0 - MEAN) / STD
+
+    edge = nn.Sequential(
+        RawPixels(),
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
+    )  # fmt: skip
+    cloud = nn.Sequential(
+        RawPixels(),
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout(0.1),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout(0.25),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 160), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(160, 10),
+    )  # fmt: skip
+    return {"edge": edge, "cloud": cloud}
+
+
+def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str) -> float:
+    """Adam with a one-cycle schedule and horizontal flips; returns float test accuracy."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(train.images.astype(np.float32))[..., None]
+    y = torch.from_numpy(train.labels)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    steps = epochs * ((len(x) + 127) // 128)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        net.train()
+        started, total = time.monotonic(), 0.0
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), 128):
+            idx = order[start : start + 128]
+            batch = x[idx]
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            batch[flip] = batch[flip].flip(2)
+            optimizer.zero_grad()
+            loss = loss_fn(net(batch), y[idx])
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss) * len(idx)
+        accuracy = torch_accuracy(net, test)
+        logger.info(
+            "%s epoch %d/%d: loss %.4f, test accuracy %.4f (%.0fs)",
+            name, epoch + 1, epochs, total / len(x), accuracy, time.monotonic() - started,
+        )  # fmt: skip
+    return accuracy
+
+
+def torch_accuracy(net: Any, split: Split) -> float:
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(split.images.astype(np.float32))[..., None]
+        predicted = torch.cat([net(x[i : i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    return float((predicted.numpy() == split.labels).mean())
+
+
+def litert_metrics(model: bytes, card: ModelCard, test: Split) -> dict[str, float]:
+    """Top-1 accuracy on the whole test split and the median invoke time, via LiteRT."""
+    from shared.runtime.runtime import ModelRuntime
+
+    runtime = ModelRuntime.from_bytes(model, card.name, card, num_threads=2)
+    correct, invoke = 0, []
+    for image, label in zip(test.images, test.labels, strict=True):
+        result = runtime.classify(image)
+        correct += int(result.top(1)[0][0] == label)
+        invoke.append(result.timings_ms["invoke"])
+    return {"accuracy": correct / len(test.labels), "latency_ms_p50": float(np.median(invoke))}
+
+
+def build(
+    output_dir: Path, data_dir: Path, epochs_edge: int, epochs_cloud: int
+) -> dict[str, ModelCard]:
+    """Train, export, quantize, evaluate and write both models with their cards."""
+    require_training_stack()
+    import torch
+
+    torch.set_num_threads(2)
+    train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
+    calibration = [
+        train_split.images[i].astype(np.float32)[None, :, :, None]
+        for i in np.random.default_rng(0).choice(len(train_split.images), 500, replace=False)
+    ]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cards = {}
+    for role, net in build_networks().items():
+        epochs = epochs_edge if role == "edge" else epochs_cloud
+        lr = 3e-3 if role == "edge" else 2e-3
+        params = sum(p.numel() for p in net.parameters())
+        logger.info("training %s network (%d parameters, %d epochs)", role, params, epochs)
+        float_accuracy = train(net, train_split, test_split, epochs, lr, role)
+        float_model = to_tflite(net, calibration[0])
+        int8_model = quantize_int8(float_model, calibration)
+        card = ModelCard(
+            name=f"fashion-{role}",
+            version="1.0.0",
+            labels=LABELS,
+            output="logits",
+            preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
+            source=SOURCE,
+            license=LICENSE,
+            build_command="edgecascade models build fashion",
+        )
+        measured = litert_metrics(int8_model, card, test_split)
+        logger.info("%s int8: test accuracy %.4f", role, measured["accuracy"])
+        card = card.model_copy(
+            update={
+                "sha256": hashlib.sha256(int8_model).hexdigest(),
+                "size_bytes": len(int8_model),
+                "metrics": ModelMetrics(
+                    accuracy=round(measured["accuracy"], 4),
+                    eval_dataset="fashion-mnist test (10000)",
+                    latency_ms_p50=round(measured["latency_ms_p50"], 4),
+                    parameters=params,
+                    float_accuracy=round(float_accuracy, 4),
+                    epochs=epochs,
+                ),
+            }
+        )
+        path = output_dir / f"fashion_{role}_int8.tflite"
+        path.write_bytes(int8_model)
+        card.save(path.with_suffix(".json"))
+        cards[role] = card
+        logger.info("wrote %s (%d bytes)", path, len(int8_model))
+    return cards
+
+
+def write_sample(dest: Path, data_dir: Path, count: int) -> int:
+    """The first ``count`` test images as PNGs in ImageFolder layout ``<label>/<index>.png``."""
+    import cv2
+
+    test = load_split(data_dir, "test")
+    for index in range(min(count, len(test.labels))):
+        path = dest / LABELS[int(test.labels[index])] / f"{index:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), test.images[index]):
+            raise ModelError(f"cannot write {path}")
+    return min(count, len(test.labels))

@@ -1,0 +1,127 @@
+"""Image -> input tensor, from the model's own input spec and its card's preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.runtime.card import Preprocess
+
+Image = npt.NDArray[np.uint8]
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """What the interpreter says about one tensor."""
+
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    dtype: str  # "float32", "int8", "uint8"
+    scale: float  # 0.0 when the tensor is not quantized
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """A 4-D image input: ``NHWC`` or ``NCHW``."""
+
+    tensor: TensorSpec
+    layout: str
+    height: int
+    width: int
+    channels: int
+
+    @classmethod
+    def from_tensor(cls, tensor: TensorSpec) -> InputSpec:
+        shape = tensor.shape
+        if len(shape) != 4:
+            raise ValueError(f"input {tensor.name!r} has shape {shape}; an image model needs 4-D")
+        if shape[3] in (1, 3):
+            return cls(tensor, "NHWC", shape[1], shape[2], shape[3])
+        if shape[1] in (1, 3):
+            return cls(tensor, "NCHW", shape[2], shape[3], shape[1])
+        raise ValueError(f"input {tensor.name!r} has shape {shape}: neither 1 nor 3 channels")
+
+
+def to_channels(image: Array, color: str, channels: int) -> Array:
+    """Convert an OpenCV image (HxW gray, HxWx3 BGR, HxWx4 BGRA) to the model's colour order."""
+    import cv2
+
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if channels == 1 or color == "gray":
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return gray[:, :, None] if channels == 1 else np.repeat(gray[:, :, None], 3, axis=2)
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    return bgr[:, :, ::-1] if color == "rgb" else bgr
+
+
+def fit(image: Array, height: int, width: int, prep: Preprocess) -> Array:
+    """Resize ``image`` (HxWxC) to ``height`` x ``width`` by the card's resize mode."""
+    h, w = image.shape[:2]
+    if prep.resize == "center_crop":
+        side = max(1, round(min(h, w) * prep.crop_ratio))
+        top, left = (h - side) // 2, (w - side) // 2
+        image = image[top : top + side, left : left + side]
+    elif prep.resize == "letterbox":
+        scale = min(height / h, width / w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = _resize(image, nh, nw)
+        canvas = np.zeros((height, width, image.shape[2]), dtype=np.uint8)
+        top, left = (height - nh) // 2, (width - nw) // 2
+        canvas[top : top + nh, left : left + nw] = resized
+        return canvas
+    return _resize(image, height, width)
+
+
+def _resize(image: Array, height: int, width: int) -> Array:
+    import cv2 as cv
+
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    interpolation = cv.INTER_AREA if shrinking else cv.INTER_LINEAR
+    out: Array = cv.resize(image, (width, height), interpolation=interpolation)
+    return out if out.ndim == 3 else out[:, :, None]
+
+
+def quantize(values: npt.NDArray[np.float32], tensor: TensorSpec) -> Array:
+    """Float input -> the tensor's dtype with its scale and zero point (float stays float)."""
+    if tensor.dtype == "float32":
+        return values.astype(np.float32)
+    info = np.iinfo(np.dtype(tensor.dtype))
+    if not tensor.quantized:  # integer input without quantization: raw values
+        return np.clip(np.rint(values), info.min, info.max).astype(tensor.dtype)
+    q = np.rint(values / tensor.scale + tensor.zero_point)
+    out: Array = np.clip(q, info.min, info.max).astype(tensor.dtype)
+    return out
+
+
+def dequantize(values: Array, tensor: TensorSpec) -> npt.NDArray[np.float32]:
+    if tensor.quantized:
+        return ((values.astype(np.float32) - tensor.zero_point) * tensor.scale).astype(np.float32)
+    return values.astype(np.float32)
+
+
+def preprocess(image: Image, spec: InputSpec, prep: Preprocess) -> Array:
+    """A batch-of-one input tensor for ``image``."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"expected a uint8 HxW or HxWxC image, got {image.dtype} {image.shape}")
+    pixels = fit(to_channels(image, prep.color, spec.channels), spec.height, spec.width, prep)
+    if spec.tensor.dtype == "uint8" and not spec.tensor.quantized:
+        values = pixels.astype(np.float32)
+    else:
+        values = (pixels.astype(np.float32) - prep.mean) / prep.std
+    tensor: Array = quantize(values, spec.tensor)[None]
+    if spec.layout == "NCHW":
+        tensor = tensor.transpose(0, 3, 1, 2)
+    return tensor

@@ -1,0 +1,175 @@
+"""The LiteRT model runtime shared by the agent, the cloud workers and ``edgecascade models``.
+
+It reads the model, not assumptions: input size, layout, dtype and quantization come from the
+interpreter's tensor details; outputs may be logits or probabilities, float or quantized; labels
+and preprocessing come from the model card. The interpreter is imported lazily (``ai-edge-litert``,
+else ``tflite-runtime``) so components that never run a model do not need it. XNNPACK is LiteRT's
+default CPU delegate; ``num_threads`` sets its threads.
+
+One :class:`ModelRuntime` is not thread-safe: hold one per thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import ModelError
+from shared.runtime.card import ModelCard, load_card_for
+from shared.runtime.preprocess import Array, Image, InputSpec, TensorSpec, dequantize, preprocess
+from shared.runtime.scores import looks_like_probabilities, sharpen, softmax
+
+TFLITE_IDENTIFIER = b"TFL3"
+SUPPORTED_DTYPES = frozenset({"float32", "int8", "uint8"})
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError(
+                "no TFLite runtime installed: pip install ai-edge-litert (or tflite-runtime)"
+            ) from None
+    return Interpreter
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Class probabilities of one image and how long each stage took."""
+
+    probabilities: npt.NDArray[np.float32]
+    labels: tuple[str, ...]
+    timings_ms: dict[str, float]
+
+    def top(self, k: int = 5) -> list[tuple[int, str, float]]:
+        """The ``k`` most likely classes as ``(index, label, probability)``, best first."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(int(i), self.labels[i], float(self.probabilities[i])) for i in order]
+
+
+def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
+    dtype = np.dtype(detail["dtype"]).name
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(
+        name=str(detail.get("name", "")),
+        index=int(detail["index"]),
+        shape=tuple(int(d) for d in detail["shape"]),
+        dtype=dtype,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+class ModelRuntime:
+    def __init__(self, content: bytes, source: str, card: ModelCard, num_threads: int = 2) -> None:
+        self.source = source
+        self.card = card
+        self.sha256 = hashlib.sha256(content).hexdigest()
+        self.size_bytes = len(content)
+        if len(content) < 8:
+            raise ModelError(f"{source}: file is {len(content)} bytes, too short for a model")
+        if content[4:8] != TFLITE_IDENTIFIER:
+            raise ModelError(
+                f"{source}: not a TFLite model (file identifier {content[4:8]!r}, "
+                f"expected {TFLITE_IDENTIFIER!r})"
+            )
+        interpreter_cls = _interpreter_class()
+        try:
+            self._interpreter = interpreter_cls(model_content=content, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{source}: the interpreter cannot load it: {exc}") from exc
+        inputs = [_tensor_spec(d) for d in self._interpreter.get_input_details()]
+        outputs = [_tensor_spec(d) for d in self._interpreter.get_output_details()]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(
+                f"{source}: a classifier needs one input and one output, "
+                f"this model has {len(inputs)} and {len(outputs)}"
+            )
+        try:
+            self.input_spec = InputSpec.from_tensor(inputs[0])
+        except ValueError as exc:
+            raise ModelError(f"{source}: {exc}") from exc
+        self.output_spec = outputs[0]
+        for spec in (inputs[0], outputs[0]):
+            if spec.dtype not in SUPPORTED_DTYPES:
+                raise ModelError(
+                    f"{source}: tensor {spec.name!r} has unsupported dtype {spec.dtype}"
+                )
+        shape = self.output_spec.shape
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)):
+            raise ModelError(f"{source}: output shape {shape} is not [N] or [1, N]")
+        self.num_classes = shape[-1]
+        if card.labels and len(card.labels) != self.num_classes:
+            raise ModelError(
+                f"{source}: model has {self.num_classes} outputs but its card lists "
+                f"{len(card.labels)} labels"
+            )
+        self.labels = tuple(card.labels) or tuple(str(i) for i in range(self.num_classes))
+
+    @classmethod
+    def load(
+        cls, path: Path, *, num_threads: int = 2, card: ModelCard | None = None
+    ) -> ModelRuntime:
+        """Load a ``.tflite`` file and its card (``<stem>.json``) or bare-model defaults."""
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model file does not exist") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
+        return cls(content, str(path), card or load_card_for(path), num_threads)
+
+    @classmethod
+    def from_bytes(
+        cls, content: bytes, name: str, card: ModelCard, *, num_threads: int = 2
+    ) -> ModelRuntime:
+        """Load a model held in memory (a downloaded artifact, before it is installed)."""
+        return cls(content, name, card, num_threads)
+
+    def preprocess(self, image: Image) -> Array:
+        return preprocess(image, self.input_spec, self.card.preprocess)
+
+    def invoke_raw(self, tensor: Array) -> Array:
+        """Run the interpreter on a prepared input tensor; returns the raw output row."""
+        self._interpreter.set_tensor(self.input_spec.tensor.index, tensor)
+        self._interpreter.invoke()
+        out: Array = self._interpreter.get_tensor(self.output_spec.index)
+        return out.reshape(-1)
+
+    def postprocess(self, raw: Array) -> npt.NDArray[np.float32]:
+        """Raw output -> calibrated probabilities (dequantize; softmax logits; temperature)."""
+        values = dequantize(raw, self.output_spec)
+        kind = self.card.output
+        if kind == "auto":
+            kind = "probabilities" if looks_like_probabilities(values) else "logits"
+        if kind == "logits":
+            return softmax(values, self.card.temperature)
+        if self.card.temperature != 1.0:
+            return sharpen(values, self.card.temperature)
+        total = float(values.sum())
+        return (values / total).astype(np.float32) if total > 0 else values
+
+    def classify(self, image: Image) -> Classification:
+        t0 = time.perf_counter()
+        tensor = self.preprocess(image)
+        t1 = time.perf_counter()
+        raw = self.invoke_raw(tensor)
+        t2 = time.perf_counter()
+        probabilities = self.postprocess(raw)
+        t3 = time.perf_counter()
+        timings = {
+            "preprocess": (t1 - t0) * 1000,
+            "invoke": (t2 - t1) * 1000,
+            "postprocess": (t3 - t2) * 1000,
+        }
+        return Classification(probabilities, self.labels, timings)

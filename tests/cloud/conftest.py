@@ -1,0 +1,64 @@
+"""Cloud test fixtures: settings on a test database, open services, a message helper and the
+API served by uvicorn in a thread (a real server, lifespan included)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from cloud.services import Services, open_services
+from cloud.settings import CloudSettings
+from cloud.store import Inbound
+from shared.codec import decode, encode
+from shared.topics import Kind, Topic
+
+
+@pytest.fixture
+def cloud_settings(database_url: str, tmp_path: Path) -> CloudSettings:
+    """Cloud settings on the parametrised test database (SQLite file or PostgreSQL schema)."""
+    return CloudSettings(database_url=database_url, data_dir=tmp_path / "cloud")
+
+
+@pytest.fixture
+def services(cloud_settings: CloudSettings) -> Iterator[Services]:
+    """A migrated database and blob store, without ingest."""
+    opened = open_services(cloud_settings, start_ingest=False)
+    yield opened
+    opened.close()
+
+
+def inbound(
+    site: str, device: str, kind: Kind, message: BaseModel, body: bytes | None = None
+) -> Inbound:
+    """A message as the ingest hands it to the store: through the real encoder and decoder."""
+    topic = Topic(site, device, kind)
+    return Inbound(topic, decode(topic, encode(message, body)), time.time())
+
+
+@contextmanager
+def serving(app: FastAPI, timeout: float = 20.0) -> Iterator[str]:
+    """Run ``app`` (lifespan included) under uvicorn in a thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the test API server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

@@ -1,0 +1,138 @@
+"""``edgecascade cloud``: light import, flags over file, migrate, serve and stop on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cloud.cli import _overrides, add_parser, load, migrate
+from cloud.db.engine import make_engine
+from cloud.db.migrate import current_revision
+from edgecascade.brokers import MosquittoBroker, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="edgecascade")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_importing_the_cli_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, cloud.cli; "
+        "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'uvicorn', 'alembic') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text('data_dir = "/srv/ec"\n[http]\nport = 9000\nhost = "0.0.0.0"\n')
+    args = parse("cloud", "--config", str(config), "--port", "9100", "--mqtt-host", "broker")
+    assert _overrides(args) == {"http": {"port": 9100}, "mqtt": {"host": "broker"}}
+    settings = load(args)
+    assert (settings.http.host, settings.http.port) == ("0.0.0.0", 9100)
+    assert settings.mqtt.host == "broker"
+    assert settings.db_url == "sqlite:////srv/ec/cloud.db"
+    assert settings.blob_dir == Path("/srv/ec/blobs")
+
+
+def test_environment_sits_between_file_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text("[http]\nport = 9000\n[mqtt]\nport = 1884\n")
+    monkeypatch.setenv("EC_CLOUD_HTTP__PORT", "7000")
+    monkeypatch.setenv("EC_CLOUD_MQTT__PORT", "1999")
+    monkeypatch.setenv("EC_CLOUD_INGEST__BATCH_SIZE", "64")
+    settings = load(parse("cloud", "--config", str(config), "--mqtt-port", "1888"))
+    assert (settings.http.port, settings.mqtt.port, settings.ingest.batch_size) == (7000, 1888, 64)
+
+
+def test_migrate_takes_options_before_or_after_the_action(tmp_path: Path) -> None:
+    for where, argv in {
+        "after": ("cloud", "migrate", "--data-dir", str(tmp_path / "after")),
+        "before": ("cloud", "--data-dir", str(tmp_path / "before"), "migrate"),
+    }.items():
+        args = parse(*argv)
+        assert args.func is migrate
+        assert args.func(args) == 0
+        engine = make_engine(f"sqlite:///{tmp_path / where / 'cloud.db'}")
+        assert current_revision(engine) == "0001"
+        engine.dispose()
+
+
+def test_serve_answers_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    port = free_port()
+    script = (
+        "import argparse, logging, sys; from cloud.cli import add_parser; "
+        "logging.basicConfig(level='INFO'); p = argparse.ArgumentParser(); "
+        "add_parser(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+    )
+    argv = [
+        "cloud",
+        *("--data-dir", str(tmp_path / "cloud"), "--port", str(port)),
+        *("--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port)),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *argv],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        body = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+                if body["mqtt"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        assert body == {"status": "ok", "database": True, "mqtt": True}
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # uvicorn shuts down gracefully, then re-raises the signal: death by SIGTERM is the norm.
+    assert proc.returncode in (0, -signal.SIGTERM), stderr
+    assert "Application shutdown complete" in stderr
+    assert f"cloud API on http://127.0.0.1:{port}" in stderr
+    assert (tmp_path / "cloud" / "cloud.db").exists()
+
+
+@pytest.mark.parametrize("flag", ["--port", "--mqtt-port"])
+def test_bad_port_is_a_config_error(flag: str) -> None:
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="port"):
+        load(parse("cloud", flag, "0"))
+
+
+def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("cloud", "--help")
+    text = capsys.readouterr().out
+    for flag in ("--config", "--host", "--port", "--database-url", "--data-dir", "--mqtt-host"):
+        assert flag in text
+    assert "migrate" in text

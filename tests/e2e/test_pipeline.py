@@ -1,0 +1,159 @@
+"""End to end over real brokers and real processes: agents -> site broker -> gateway -> cloud
+broker -> cloud service -> SQL store, read back through the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from edgecascade.brokers import MosquittoBroker, free_port
+from edgecascade.processes import ProcessGroup
+from tests.utils.mqtt import wait_until
+from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
+
+pytestmark = pytest.mark.e2e
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def all_results(api: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = get(f"{api}/api/results?limit=50&offset={len(items)}")
+        items += page["items"]
+        if len(items) >= page["total"] or not page["items"]:
+            return items
+
+
+def answers(url: str) -> bool:
+    try:
+        get(url)
+    except OSError:
+        return False
+    return True
+
+
+def test_every_frame_of_every_agent_is_stored_exactly_once(tmp_path: Path) -> None:
+    frames = sample_subset(tmp_path / "frames", per_class=2)
+    expected_ids = {p.relative_to(tmp_path / "frames").as_posix() for p in frames}
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    group = ProcessGroup(tmp_path / "logs")
+    with MosquittoBroker(tmp_path / "site") as site, MosquittoBroker(tmp_path / "cloud") as cloud:
+        try:
+            group.spawn_cli(
+                "cloud",
+                "cloud",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "c"),
+                "--mqtt-port",
+                str(cloud.port),
+            )
+            assert wait_until(lambda: answers(f"{api}/healthz"), timeout=60), group.log_tail(
+                "cloud"
+            )
+            group.spawn_cli(
+                "gateway",
+                "gateway",
+                "--site",
+                "s1",
+                "--data-dir",
+                str(tmp_path / "g"),
+                "--site-mqtt-port",
+                str(site.port),
+                "--cloud-mqtt-port",
+                str(cloud.port),
+            )
+            agents = [
+                group.spawn_cli(
+                    f"cam{i}",
+                    "agent",
+                    "--site",
+                    "s1",
+                    "--device",
+                    f"cam{i}",
+                    "--model",
+                    str(EDGE_MODEL),
+                    "--frames",
+                    str(tmp_path / "frames"),
+                    "--fps",
+                    "50",
+                    "--data-dir",
+                    str(tmp_path / f"a{i}"),
+                    "--mqtt-port",
+                    str(site.port),
+                )
+                for i in (1, 2)
+            ]
+            for i, proc in enumerate(agents, 1):
+                assert proc.wait(timeout=120) == 0, group.log_tail(f"cam{i}")
+            assert wait_until(
+                lambda: get(f"{api}/api/results?limit=1")["total"] >= 40, timeout=60
+            ), group.log_tail("gateway") + group.log_tail("cloud")
+            stored = all_results(api)
+            devices = get(f"{api}/api/devices")
+        finally:
+            group.stop_all()
+    assert len(stored) == 40
+    assert len({r["msg_id"] for r in stored}) == 40
+    for device in ("cam1", "cam2"):
+        assert {r["frame_id"] for r in stored if r["device"] == device} == expected_ids
+    names = {d["device"] for d in _items(devices)}
+    assert {"cam1", "cam2"} <= names
+
+
+def _items(payload: Any) -> list[dict[str, Any]]:
+    return payload["items"] if isinstance(payload, dict) else list(payload)
+
+
+def test_demo_runs_stores_everything_and_leaves_no_process(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecascade",
+            "demo",
+            "--devices",
+            "2",
+            "--duration",
+            "3",
+            "--fps",
+            "10",
+            "--workdir",
+            str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every result stored" in proc.stdout
+    assert "results stored" in proc.stdout  # progress lines
+    summary = dict(
+        line.strip().rsplit(None, 1)
+        for line in proc.stdout.split("summary", 1)[1].splitlines()
+        if line.strip() and not line.strip().startswith(("->", "logs"))
+    )
+    assert summary["frames"] == summary["results"] == summary["stored"] == "60"
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(workdir) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []

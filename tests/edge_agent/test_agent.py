@@ -1,0 +1,138 @@
+"""The agent with the real edge model on real frames, against a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode
+from shared.messages import EscalationHeader, Message, ResultMessage
+from shared.topics import Kind, Topic, topic_filter
+from tests.utils.mqtt import Collector, wait_until
+from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
+
+
+def settings_for(
+    broker: MosquittoBroker, frames: Path, data_dir: Path, **source: object
+) -> AgentSettings:
+    return AgentSettings(
+        site="s1",
+        device="cam1",
+        model=EDGE_MODEL,
+        data_dir=data_dir,
+        mqtt=broker.settings,
+        source=SourceSettings(path=frames, fps=1000, **source),
+        escalation=EscalationSettings(threshold=0.9, budget_per_minute=6000, burst=1000),
+    )
+
+
+def decoded(collector: Collector, kind: Kind) -> list[Message]:
+    out = []
+    for message in collector.messages:
+        parsed = Topic.parse(message.topic)
+        if parsed.kind is kind:
+            out.append(decode(parsed, message.payload).message)
+    return out
+
+
+def test_publishes_one_result_per_frame_and_escalates_unsure_ones(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    frames = sample_subset(tmp_path / "frames", per_class=3)
+    (tmp_path / "frames" / "bag" / "broken.png").write_bytes(b"not a png")
+    settings = settings_for(broker, tmp_path / "frames", tmp_path / "agent")
+    with Collector(broker.settings, "ec/v1/#") as collector:
+        stats = Agent(settings).run(threading.Event())
+        assert stats.frames == 30 and stats.skipped == 1
+        assert wait_until(lambda: len(decoded(collector, Kind.RESULT)) == 30)
+        results = [r for r in decoded(collector, Kind.RESULT) if isinstance(r, ResultMessage)]
+        escalations = [
+            e for e in decoded(collector, Kind.ESCALATION) if isinstance(e, EscalationHeader)
+        ]
+    expected = {p.relative_to(tmp_path / "frames").as_posix() for p in frames}
+    assert {r.frame_id for r in results} == expected
+    assert all(r.ground_truth == r.frame_id.split("/")[0] for r in results)
+    correct = sum(r.top[0].label == r.ground_truth for r in results)
+    assert correct >= 24  # the edge model is ~88% accurate
+    # Exactly the results below the threshold were escalated, each pointing at its result.
+    unsure = {r.msg_id for r in results if r.top[0].score < 0.9}
+    assert {e.result_id for e in escalations} == unsure
+    assert {r.msg_id for r in results if r.escalated} == unsure
+    assert stats.escalations == len(unsure)
+
+
+def test_sigkill_while_broker_is_down_loses_nothing(tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    sample_subset(tmp_path / "frames", per_class=5)
+    broker.kill()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "agent",
+        "--site",
+        "s1",
+        "--device",
+        "cam1",
+        "--model",
+        str(EDGE_MODEL),
+        "--frames",
+        str(tmp_path / "frames"),
+        "--fps",
+        "1000",
+        "--data-dir",
+        str(tmp_path / "agent"),
+        "--mqtt-port",
+        str(broker.port),
+        "--threshold",
+        "0",
+    ]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    outbox = tmp_path / "agent" / "outbox.db"
+    assert wait_until(lambda: _queued(outbox) >= 50, timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    accepted = _queued_result_ids(outbox)
+    assert len(accepted) == 50
+    broker.start()
+    with Collector(broker.settings, topic_filter(Kind.RESULT)) as collector:
+        # Restart for one more frame: the restarted agent also delivers what was accepted before.
+        settings = settings_for(broker, tmp_path / "frames", tmp_path / "agent", max_frames=1)
+        Agent(settings).run(threading.Event())
+        assert wait_until(lambda: len(decoded(collector, Kind.RESULT)) >= 51)
+        delivered = [r.msg_id for r in decoded(collector, Kind.RESULT)]
+    broker.stop()
+    assert len(delivered) == len(set(delivered)) == 51
+    assert accepted < set(delivered)
+
+
+def _queued_result_ids(path: Path) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT topic, payload FROM outbox WHERE klass = 'result'").fetchall()
+    return {decode(Topic.parse(t), bytes(p)).message.msg_id for t, p in rows}
+
+
+def _queued(path: Path) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path) as db:
+            row = db.execute("SELECT COUNT(*) FROM outbox WHERE klass = 'result'").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0])
