@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import psutil
-from shared.runtime.runtime import ModelRuntime
 
 from edge_agent.policy import EscalationPolicy
 from edge_agent.settings import AgentSettings
 from edge_agent.sources import FolderSource, Frame, FrameSource
-from shared.codec import encode
+from shared.codec import decode, encode
+from shared.errors import ContractError
 from shared.messages import (
     EscalationHeader,
     ModelRef,
@@ -34,9 +34,10 @@ from shared.messages import (
     StateMessage,
     TelemetryMessage,
 )
-from shared.mqtt import MqttLink, Outgoing
+from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, OutboxSender
-from shared.topics import Kind, topic
+from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
     from shared.runtime.runtime import Classification
@@ -54,6 +55,7 @@ class AgentStats:
     over_budget: int = 0
     skipped: int = 0
     dropped: int = 0
+    rejected: int = 0
     outbox_depth: int = 0
 
 
@@ -86,6 +88,7 @@ class Agent:
         self.timer = StageTimer()
         self.session = int(time.time() * 1000)
         self._model_ref: ModelRef | None = None
+        self.gateway_online = threading.Event()
 
     # -- topics and messages ---------------------------------------------------------------------
     def _topic(self, kind: Kind) -> str:
@@ -116,10 +119,15 @@ class Agent:
         link = MqttLink(
             s.mqtt,
             f"{s.site}.{s.device}",
+            on_message=self._on_message,
             will=self._state("offline"),
             birth=lambda: self._state("online"),
         )
-        sender = OutboxSender(outbox, link)
+        ready = None
+        if s.gateway_id is not None:
+            link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
+            ready = self.gateway_online.is_set
+        sender = OutboxSender(outbox, link, ready=ready)
         policy = EscalationPolicy(s.escalation)
         link.start()
         sender.start()
@@ -148,6 +156,20 @@ class Agent:
             source.close()
             self._write_stats()
         return self.stats
+
+    def _on_message(self, message: Received) -> None:
+        """Messages to the device (paho's thread): so far the gateway's retained state."""
+        try:
+            decoded = decode(Topic.parse(message.topic), message.payload)
+        except ContractError as exc:
+            self.stats.rejected += 1
+            logger.warning("rejected message on %s: %s", message.topic, exc)
+            return
+        if isinstance(decoded.message, StateMessage):
+            online = decoded.message.status == "online"
+            if online != self.gateway_online.is_set():
+                logger.info("site gateway is %s", decoded.message.status)
+            (self.gateway_online.set if online else self.gateway_online.clear)()
 
     def _loop(
         self,

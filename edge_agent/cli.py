@@ -32,6 +32,11 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         "--threshold", type=float, help="escalate when top-1 probability is below this (0.6)"
     )
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="outbox directory")
+    parser.add_argument(
+        "--no-gateway",
+        action="store_true",
+        help="publish whenever connected instead of waiting for the site gateway to be online",
+    )
     add_mqtt_flags(parser, "mqtt", "site broker")
     parser.set_defaults(func=run)
 
@@ -51,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         source=given(path=args.frames, fps=args.fps, loop=args.loop, max_frames=args.max_frames),
         escalation=given(threshold=args.threshold),
     )
+    if args.no_gateway:
+        overrides["gateway_id"] = None
     settings = load_settings(AgentSettings, args.config, overrides)
     Agent(settings).run(stop_on_signals())
     return 0

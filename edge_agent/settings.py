@@ -43,6 +43,14 @@ class AgentSettings(ComponentSettings):
     model: Path = Field(
         Path("models/fashion/fashion_edge_int8.tflite"), description="The .tflite model to run."
     )
+    gateway_id: str | None = Field(
+        "gateway",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description=(
+            "Publish only while this site gateway's retained state is online, so nothing is "
+            "sent to a site broker with nobody listening; none publishes whenever connected."
+        ),
+    )
     threads: int = Field(2, ge=1, le=64, description="Interpreter threads.")
     data_dir: Path = Field(Path("var/agent"), description="Outbox and state directory.")
     outbox_quota_mb: float = Field(256, gt=0, description="Disk quota of the outbox, MiB.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from shared.cli import SubParsers
 
@@ -19,3 +21,32 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     models = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     add_build_parser(models)
     add_eval_parser(models)
+    dataset = models.add_parser(
+        "dataset",
+        help="write a labelled test split as an image folder",
+        description=(
+            "Write the Fashion-MNIST test split (from the Debian package dataset-fashion-mnist) as "
+            "PNG files in ImageFolder layout, for models eval. With --count 10000, models eval "
+            "reproduces the accuracy in the model cards."
+        ),
+    )
+    dataset.add_argument("name", choices=["fashion"], help="which data set")
+    dataset.add_argument("dest", type=Path, help="folder to write <label>/<index>.png into")
+    dataset.add_argument(
+        "--count", type=int, default=10_000, help="images, from the first (default: all 10000)"
+    )
+    dataset.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/usr/share/datasets/fashion-mnist"),
+        help="the Fashion-MNIST IDX files (default: %(default)s)",
+    )
+    dataset.set_defaults(func=write_dataset)
+
+
+def write_dataset(args: argparse.Namespace) -> int:
+    from modelzoo.fashion import write_sample
+
+    written = write_sample(args.dest, args.data_dir, args.count)
+    sys.stdout.write(f"wrote {written} images to {args.dest}\n")
+    return 0

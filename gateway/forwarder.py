@@ -40,7 +40,7 @@ class Gateway:
         self.rejected: Counter[str] = Counter()
         self._site_link: MqttLink | None = None
 
-    def _state(self, status: str) -> Outgoing:
+    def _state(self, status: str, prefix: str | None = None) -> Outgoing:
         s = self.settings
         state = StateMessage(
             status="online" if status == "online" else "offline",
@@ -49,7 +49,7 @@ class Gateway:
             capabilities=["forward"],
             software="edgecascade-gateway/0.1.0",
         )
-        wire = topic(s.site, s.gateway_id, Kind.STATE, prefix=s.cloud_mqtt.prefix)
+        wire = topic(s.site, s.gateway_id, Kind.STATE, prefix=prefix or s.cloud_mqtt.prefix)
         return Outgoing(wire, encode(state), qos=1, retain=True)
 
     def run(self, stop: threading.Event) -> None:
@@ -66,6 +66,10 @@ class Gateway:
             f"{s.site}.{s.gateway_id}.intake",
             on_message=lambda message: self._intake(message, outbox),
             manual_ack=True,
+            # Devices publish only while this retained state says online: it is published after
+            # the subscriptions, so "online" means nothing sent to the site broker is lost.
+            will=self._state("offline", s.site_mqtt.prefix),
+            birth=lambda: self._state("online", s.site_mqtt.prefix),
         )
         self._site_link = site
         for kind in FORWARDED:
@@ -86,13 +90,14 @@ class Gateway:
         try:
             stop.wait()
         finally:
-            site.stop()
+            site.stop(farewell=self._state("offline", s.site_mqtt.prefix))
             sender.stop()
             cloud.stop(farewell=self._state("offline"))
             outbox.close()
             logger.info(
-                "gateway stopped: accepted %s, rejected %s",
+                "gateway stopped: accepted %s, duplicates %s, rejected %s",
                 dict(self.accepted),
+                dict(self.duplicates),
                 dict(self.rejected),
             )
 
@@ -103,6 +108,9 @@ class Gateway:
             parsed = Topic.parse(message.topic)
             if parsed.site != self.settings.site or parsed.kind not in FORWARDED:
                 raise ContractError(f"topic {message.topic!r} is not forwarded by this gateway")
+            if parsed.device == self.settings.gateway_id:  # our own state on the site broker
+                self._site_link.ack(message)
+                return
             decoded = decode(parsed, message.payload)
         except ContractError as exc:
             self.rejected[_reason_key(exc)] += 1

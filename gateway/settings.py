@@ -22,7 +22,11 @@ class GatewaySettings(ComponentSettings):
     data_dir: Path = Field(Path("var/gateway"), description="Outbox directory.")
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
     site_mqtt: MqttSettings = Field(
-        default_factory=MqttSettings, description="The site broker the devices publish to."
+        default_factory=lambda: MqttSettings(session_expiry=7 * 86_400),
+        description=(
+            "The site broker the devices publish to. The session lasts a week by default: while "
+            "the gateway is away the broker queues device messages for it."
+        ),
     )
     cloud_mqtt: MqttSettings = Field(
         default_factory=lambda: MqttSettings(port=1884), description="The cloud broker."

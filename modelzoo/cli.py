@@ -59,9 +59,14 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from modelzoo import fashion
+    from modelzoo.cards import render_markdown
 
     started = time.monotonic()
     cards = fashion.build(args.output_dir, args.data_dir, args.epochs_edge, args.epochs_cloud)
+    files = [f"fashion_{role}_int8.tflite" for role in cards]
+    (args.output_dir / "README.md").write_text(
+        render_markdown("Fashion-MNIST model pair", list(cards.values()), files)
+    )
     if args.sample_size:
         written = fashion.write_sample(args.sample_dir, args.data_dir, args.sample_size)
         logger.info("wrote %d evaluation images to %s", written, args.sample_dir)

@@ -1,7 +1,9 @@
 """The one MQTT client wrapper: paho-mqtt 2.x, MQTT 5, used by every component.
 
 :class:`MqttLink` owns one broker connection. It marks itself connected only after a successful
-CONNACK; on every (re)connect it first publishes the retained birth message, then (re)subscribes.
+CONNACK; on every (re)connect it first (re)subscribes, then publishes the retained birth message.
+The broker handles one connection's packets in order, so whoever sees the birth knows the
+subscriptions are in place: "online" means "listening".
 The broker publishes the retained LWT when the connection drops without a DISCONNECT, and
 :meth:`stop` publishes the same offline state itself before a clean disconnect. paho reconnects
 in its network thread with exponential backoff between ``reconnect_min`` and ``reconnect_max``.
@@ -210,13 +212,13 @@ class MqttLink:
                 reason_code,
             )
             return
-        if self._birth is not None:
-            birth = self._birth()
-            client.publish(birth.topic, birth.payload, birth.qos, birth.retain)
         with self._lock:
             filters = list(self._filters.items())
         if filters:
             client.subscribe(filters)
+        if self._birth is not None:
+            birth = self._birth()
+            client.publish(birth.topic, birth.payload, birth.qos, birth.retain)
         self.connects += 1
         logger.info(
             "%s: connected to %s:%d (session present: %s)",

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -241,16 +241,24 @@ class Outbox:
 
 
 class OutboxSender(threading.Thread):
-    """Publishes outbox rows while the link is up; deletes each row after its PUBACK."""
+    """Publishes outbox rows while the link is up (and ``ready()``, when given); deletes each row
+    after its PUBACK."""
 
     def __init__(
-        self, outbox: Outbox, link: MqttLink, *, batch: int = 200, ack_timeout: float = 10.0
+        self,
+        outbox: Outbox,
+        link: MqttLink,
+        *,
+        batch: int = 200,
+        ack_timeout: float = 10.0,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(name=f"outbox-sender-{link.client_id}", daemon=True)
         self.outbox = outbox
         self.link = link
         self.batch = batch
         self.ack_timeout = ack_timeout
+        self._ready = ready
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -262,6 +270,9 @@ class OutboxSender(threading.Thread):
     def run(self) -> None:
         while not self._stopping.is_set():
             if not self.link.wait_connected(0.5):
+                continue
+            if self._ready is not None and not self._ready():
+                self._stopping.wait(0.2)  # e.g. no consumer on the broker yet: hold the rows
                 continue
             rows = self.outbox.peek(self.batch)
             if not rows:

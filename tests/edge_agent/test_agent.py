@@ -12,10 +12,11 @@ from pathlib import Path
 from edge_agent.agent import Agent
 from edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode
-from shared.messages import EscalationHeader, Message, ResultMessage
-from shared.topics import Kind, Topic, topic_filter
-from tests.utils.mqtt import Collector, wait_until
+from shared.codec import decode, encode
+from shared.messages import EscalationHeader, Message, ResultMessage, StateMessage
+from shared.mqtt import Outgoing
+from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
 
 
@@ -25,6 +26,7 @@ def settings_for(
     return AgentSettings(
         site="s1",
         device="cam1",
+        gateway_id=None,
         model=EDGE_MODEL,
         data_dir=data_dir,
         mqtt=broker.settings,
@@ -95,6 +97,7 @@ def test_sigkill_while_broker_is_down_loses_nothing(tmp_path: Path) -> None:
         str(broker.port),
         "--threshold",
         "0",
+        "--no-gateway",
     ]
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
     outbox = tmp_path / "agent" / "outbox.db"
@@ -136,3 +139,26 @@ def _queued(path: Path) -> int:
     except sqlite3.OperationalError:
         return 0
     return int(row[0])
+
+
+def test_holds_results_until_the_site_gateway_is_online(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    sample_subset(tmp_path / "frames", per_class=1)
+    settings = settings_for(broker, tmp_path / "frames", tmp_path / "agent").model_copy(
+        update={"gateway_id": "gw"}
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    gateway_state = topic("s1", "gw", Kind.STATE)
+    with Collector(broker.settings, topic_filter(Kind.RESULT)) as collector:
+        publish_all(broker.settings, [Outgoing(gateway_state, b"{broken", retain=True)])
+        thread = threading.Thread(target=agent.run, args=(stop,))
+        thread.start()
+        assert wait_until(lambda: agent.stats.frames == 10 and agent.stats.rejected == 1)
+        assert not wait_until(lambda: len(collector.messages) > 0, timeout=1.0)
+        online = StateMessage(status="online", role="gateway")
+        publish_all(broker.settings, [Outgoing(gateway_state, encode(online), retain=True)])
+        assert wait_until(lambda: len(decoded(collector, Kind.RESULT)) == 10)
+        stop.set()
+        thread.join(timeout=30)

@@ -70,4 +70,6 @@ def test_missing_model_fails_cleanly(tmp_path: Path) -> None:
 
 def test_readme_configuration_reference_is_generated() -> None:
     readme = (REPO / "README.md").read_text()
-    assert reference() in readme
+    section = readme.split("<!-- config-reference:start", 1)[1].split("-->", 1)[1]
+    section = section.split("<!-- config-reference:end -->", 1)[0]
+    assert section.strip() == reference().strip(), "run: edgecascade config-reference"

@@ -1,0 +1,41 @@
+"""The human-readable model card (``README.md`` beside the models), rendered from the JSON cards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.runtime.card import ModelCard
+
+
+def _extra(card: ModelCard, key: str) -> str:
+    return str((card.metrics.model_extra or {}).get(key, ""))
+
+
+def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]) -> str:
+    rows = [
+        ("file", [f"`{f}`" for f in files]),
+        ("version", [c.version for c in cards]),
+        ("parameters", [_extra(c, "parameters") for c in cards]),
+        ("size (bytes)", [str(c.size_bytes) for c in cards]),
+        ("top-1 accuracy (int8, LiteRT)", [str(c.metrics.accuracy) for c in cards]),
+        ("accuracy measured on", [str(c.metrics.eval_dataset) for c in cards]),
+        (
+            "top-1 accuracy before int8 (PyTorch)",
+            [_extra(c, "float_accuracy") for c in cards],
+        ),
+        ("invoke latency p50 (ms, 2 threads)", [str(c.metrics.latency_ms_p50) for c in cards]),
+        ("sha256", [f"`{c.sha256}`" for c in cards]),
+    ]
+    header = "| | " + " | ".join(c.name for c in cards) + " |\n"
+    header += "|---|" + "---|" * len(cards) + "\n"
+    body = "".join(f"| {name} | " + " | ".join(values) + " |\n" for name, values in rows)
+    first = cards[0]
+    return (
+        f"# {title}\n\n"
+        f"Built by `{first.build_command}`; every figure below was measured by that command and is "
+        "copied from the JSON card next to each model.\n\n"
+        f"- Source: {first.source}\n- Licence: {first.license}\n"
+        f"- Labels (output index order): {', '.join(first.labels)}\n"
+        f"- Input: raw 0..255 pixels ({first.preprocess.color}, {first.preprocess.resize}); "
+        "scaling happens inside the graph.\n\n" + header + body
+    )
