@@ -157,3 +157,29 @@ def test_demo_runs_stores_everything_and_leaves_no_process(tmp_path: Path) -> No
         if str(workdir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
+    import signal
+
+    workdir = tmp_path / "demo"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "edgecascade", "demo", "--devices", "2", "--duration", "60",
+            "--workdir", str(workdir),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("started 2 camera"):
+            break
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 5  # two brokers, cloud, gateway, two cameras
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    assert proc.wait(timeout=60) == 130
+    proc.stdout.close()
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
