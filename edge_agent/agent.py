@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ import psutil
 from edge_agent.policy import EscalationPolicy
 from edge_agent.settings import AgentSettings
 from edge_agent.sources import FolderSource, Frame, FrameSource
-from shared.codec import decode, encode
+from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
 from shared.messages import (
     EscalationHeader,
@@ -89,6 +90,10 @@ class Agent:
         self.session = int(time.time() * 1000)
         self._model_ref: ModelRef | None = None
         self.gateway_online = threading.Event()
+        # Messages to the device, by kind; each feature registers its handler here.
+        self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
+            Kind.STATE: self._on_gateway_state,
+        }
 
     # -- topics and messages ---------------------------------------------------------------------
     def _topic(self, kind: Kind) -> str:
@@ -158,18 +163,26 @@ class Agent:
         return self.stats
 
     def _on_message(self, message: Received) -> None:
-        """Messages to the device (paho's thread): so far the gateway's retained state."""
+        """Messages to the device (paho's thread): validated, then dispatched by kind."""
         try:
-            decoded = decode(Topic.parse(message.topic), message.payload)
+            parsed = Topic.parse(message.topic)
+            decoded = decode(parsed, message.payload)
+            handler = self._handlers.get(parsed.kind)
+            if handler is None:
+                raise ContractError(f"no handler for {parsed.kind.value} messages")
         except ContractError as exc:
             self.stats.rejected += 1
             logger.warning("rejected message on %s: %s", message.topic, exc)
             return
-        if isinstance(decoded.message, StateMessage):
-            online = decoded.message.status == "online"
-            if online != self.gateway_online.is_set():
-                logger.info("site gateway is %s", decoded.message.status)
-            (self.gateway_online.set if online else self.gateway_online.clear)()
+        handler(parsed, decoded)
+
+    def _on_gateway_state(self, topic_: Topic, decoded: Decoded) -> None:
+        if not isinstance(decoded.message, StateMessage):
+            return
+        online = decoded.message.status == "online"
+        if online != self.gateway_online.is_set():
+            logger.info("site gateway is %s", decoded.message.status)
+        (self.gateway_online.set if online else self.gateway_online.clear)()
 
     def _loop(
         self,
