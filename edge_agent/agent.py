@@ -38,6 +38,7 @@ from shared.messages import (
 from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, OutboxSender
 from shared.runtime.runtime import ModelRuntime
+from shared.systemd import Notifier
 from shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Agent:
         self.session = int(time.time() * 1000)
         self._model_ref: ModelRef | None = None
         self.gateway_online = threading.Event()
+        self.notifier = Notifier()
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
@@ -136,6 +138,7 @@ class Agent:
         policy = EscalationPolicy(s.escalation)
         link.start()
         sender.start()
+        self.notifier.ready(f"{s.site}/{s.device} running {runtime.card.name}")
         logger.info(
             "agent %s/%s: model %s %s, %d queued from before",
             s.site,
@@ -147,6 +150,7 @@ class Agent:
         try:
             self._loop(stop, runtime, source, outbox, policy)
         finally:
+            self.notifier.stopping()
             self.stats.skipped = getattr(source, "skipped", 0)
             self.stats.over_budget = policy.over_budget
             self._publish_telemetry(outbox)
@@ -197,6 +201,7 @@ class Agent:
         next_due = time.monotonic()
         next_telemetry = time.monotonic() + s.telemetry_interval_s
         while not stop.is_set():
+            self.notifier.watchdog()
             if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
                 break
             t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from shared.errors import ContractError
 from shared.messages import StateMessage
 from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, OutboxSender
+from shared.systemd import Notifier
 from shared.topics import Kind, Topic, topic, topic_filter
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,13 @@ class Gateway:
             s.cloud_mqtt.port,
             sum(outbox.depth().values()),
         )
+        notifier = Notifier()
+        notifier.ready(f"forwarding site {s.site}")
         try:
-            stop.wait()
+            while not stop.wait(1.0):
+                notifier.watchdog()
         finally:
+            notifier.stopping()
             site.stop(farewell=self._state("offline", s.site_mqtt.prefix))
             sender.stop()
             cloud.stop(farewell=self._state("offline"))
