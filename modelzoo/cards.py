@@ -12,7 +12,7 @@ def _extra(card: ModelCard, key: str) -> str:
 
 
 def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]) -> str:
-    rows = [
+    rows: list[tuple[str, list[str]]] = [
         ("file", [f"`{f}`" for f in files]),
         ("version", [c.version for c in cards]),
         ("parameters", [_extra(c, "parameters") for c in cards]),
@@ -24,7 +24,19 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
             [_extra(c, "float_accuracy") for c in cards],
         ),
         ("invoke latency p50 (ms, 2 threads)", [str(c.metrics.latency_ms_p50) for c in cards]),
+        ("top-1 agreement int8 vs fp32", [_extra(c, "fp32_int8_top1_agreement") for c in cards]),
+        (
+            "mean top-1 probability fp32 / int8",
+            [
+                f"{_extra(c, 'fp32_mean_top1_probability')[:5]} / "
+                f"{_extra(c, 'int8_mean_top1_probability')[:5]}"
+                for c in cards
+            ],
+        ),
         ("sha256", [f"`{c.sha256}`" for c in cards]),
+    ]
+    rows = [
+        (name, values) for name, values in rows if any(v not in ("", "None", " / ") for v in values)
     ]
     header = "| | " + " | ".join(c.name for c in cards) + " |\n"
     header += "|---|" + "---|" * len(cards) + "\n"
@@ -35,7 +47,11 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
         f"Built by `{first.build_command}`; every figure below was measured by that command and is "
         "copied from the JSON card next to each model.\n\n"
         f"- Source: {first.source}\n- Licence: {first.license}\n"
-        f"- Labels (output index order): {', '.join(first.labels)}\n"
-        f"- Input: raw 0..255 pixels ({first.preprocess.color}, {first.preprocess.resize}); "
+        + (
+            f"- Labels (output index order): {', '.join(first.labels)}\n"
+            if len(first.labels) <= 20
+            else f"- Labels: {len(first.labels)} classes, in the JSON cards\n"
+        )
+        + f"- Input: raw 0..255 pixels ({first.preprocess.color}, {first.preprocess.resize}); "
         "scaling happens inside the graph.\n\n" + header + body
     )

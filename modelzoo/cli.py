@@ -23,16 +23,18 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
             "Train the edge and cloud models of a pair on the CPU, export them to LiteRT with "
             "litert-torch, quantize them to int8 with ai-edge-quantizer, measure them on the full "
             "test split and write each .tflite with its model card. fashion: Fashion-MNIST from "
-            "the Debian package dataset-fashion-mnist. Needs: pip install "
+            "the Debian package dataset-fashion-mnist, trained here, written to models/fashion. "
+            "imagenet: pretrained EfficientNet-Lite0/Lite2, fp32 and int8, written to the cache "
+            "(~/.cache/edgecascade/models/imagenet). Needs: pip install "
             "'edgecascade[train]' torch==2.13.0"
         ),
     )
-    parser.add_argument("name", choices=["fashion"], help="which pair to build")
+    parser.add_argument("name", choices=["fashion", "imagenet"], help="which pair to build")
     parser.add_argument(
         "--output-dir",
         type=Path,
-        default=REPO / "models" / "fashion",
-        help="where the .tflite files and cards go (default: models/fashion)",
+        help="where the .tflite files and cards go (default: models/fashion for fashion, "
+        "~/.cache/edgecascade/models/imagenet for imagenet)",
     )
     parser.add_argument(
         "--data-dir",
@@ -40,40 +42,53 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
         default=Path("/usr/share/datasets/fashion-mnist"),
         help="the Fashion-MNIST IDX files (default: %(default)s)",
     )
-    parser.add_argument("--epochs-edge", type=int, default=15, help="edge epochs (default: 15)")
-    parser.add_argument("--epochs-cloud", type=int, default=20, help="cloud epochs (default: 20)")
+    parser.add_argument(
+        "--epochs-edge", type=int, default=15, help="fashion: edge epochs (default: 15)"
+    )
+    parser.add_argument(
+        "--epochs-cloud", type=int, default=20, help="fashion: cloud epochs (default: 20)"
+    )
     parser.add_argument(
         "--sample-dir",
         type=Path,
         default=REPO / "data" / "fashion-mnist-eval",
-        help="where the evaluation sample goes (default: data/fashion-mnist-eval)",
+        help="fashion: where the evaluation sample goes (default: data/fashion-mnist-eval)",
     )
     parser.add_argument(
         "--sample-size",
         type=int,
         default=2000,
-        help="test images written as the evaluation sample (default: 2000; 0 skips it)",
+        help="fashion: test images written as the evaluation sample (default: 2000; 0 skips it)",
     )
     parser.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from modelzoo import fashion
     from modelzoo.cards import render_markdown
 
     started = time.monotonic()
-    cards = fashion.build(args.output_dir, args.data_dir, args.epochs_edge, args.epochs_cloud)
-    files = [f"fashion_{role}_int8.tflite" for role in cards]
-    (args.output_dir / "README.md").write_text(
-        render_markdown("Fashion-MNIST model pair", list(cards.values()), files)
-    )
-    if args.sample_size:
-        written = fashion.write_sample(args.sample_dir, args.data_dir, args.sample_size)
-        logger.info("wrote %d evaluation images to %s", written, args.sample_dir)
+    if args.name == "imagenet":
+        from modelzoo import imagenet
+
+        output_dir = args.output_dir or imagenet.cache_dir()
+        cards = imagenet.build(output_dir)
+        files = [f"imagenet_{key}.tflite" for key in cards]
+        title = "ImageNet model pair (EfficientNet-Lite)"
+    else:
+        from modelzoo import fashion
+
+        output_dir = args.output_dir or REPO / "models" / "fashion"
+        cards = fashion.build(output_dir, args.data_dir, args.epochs_edge, args.epochs_cloud)
+        files = [f"fashion_{role}_int8.tflite" for role in cards]
+        title = "Fashion-MNIST model pair"
+        if args.sample_size:
+            written = fashion.write_sample(args.sample_dir, args.data_dir, args.sample_size)
+            logger.info("wrote %d evaluation images to %s", written, args.sample_dir)
+    (output_dir / "README.md").write_text(render_markdown(title, list(cards.values()), files))
     for role, card in cards.items():
         sys.stdout.write(
-            f"{role}: {card.name} {card.size_bytes} bytes, accuracy {card.metrics.accuracy} "
-            f"(full test split, int8, LiteRT), sha256 {card.sha256[:16]}\n"
+            f"{role}: {card.name} {card.size_bytes} bytes, accuracy {card.metrics.accuracy}, "
+            f"sha256 {card.sha256[:16]} -> {output_dir}\n"
         )
     sys.stdout.write(f"built in {time.monotonic() - started:.0f}s\n")
     return 0

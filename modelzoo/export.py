@@ -47,11 +47,29 @@ def to_tflite(module: Any, sample: npt.NDArray[np.float32]) -> bytes:
         return path.read_bytes()
 
 
+def widen_output_range(
+    qsvs: dict[str, dict[str, Any]], tensor: str, low: float, high: float
+) -> dict[str, dict[str, Any]]:
+    """Make the calibrated range of ``tensor`` cover at least [low, high].
+
+    Min/max calibration on a few photos gives the logits a narrow range (for EfficientNet-Lite
+    about +-8): confident logits then clip and the softmax confidence collapses.
+    """
+    if tensor not in qsvs:
+        raise ModelError(f"no calibration statistics for output tensor {tensor!r}")
+    entry = dict(qsvs[tensor])
+    entry["min"] = np.minimum(np.asarray(entry["min"], dtype=np.float32), np.float32(low))
+    entry["max"] = np.maximum(np.asarray(entry["max"], dtype=np.float32), np.float32(high))
+    return {**qsvs, tensor: entry}
+
+
 def quantize_int8(
     float_model: bytes,
     calibration: Iterable[npt.NDArray[np.float32]],
+    output_range: tuple[float, float] | None = None,
 ) -> bytes:
-    """Static int8 weights and activations, calibrated on ``calibration`` inputs (min/max)."""
+    """Static int8 weights and activations, calibrated on ``calibration`` inputs (min/max);
+    ``output_range`` widens the output tensor's calibrated range."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
@@ -64,6 +82,9 @@ def quantize_int8(
     qt = quantizer.Quantizer(bytearray(float_model), recipe.static_wi8_ai8())
     data = {key: [{input_name: x} for x in calibration]}
     result = qt.calibrate(data, num_threads=2)
+    if output_range is not None:
+        (output_name,) = [d["name"] for d in interpreter.get_output_details()]
+        result = widen_output_range(result, output_name, *output_range)
     quantized = qt.quantize(result, enable_progress_report=False).quantized_model
     if quantized is None:
         raise ModelError("ai-edge-quantizer returned no model")
