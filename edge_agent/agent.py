@@ -21,19 +21,21 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from edge_agent.escalation import escalation_payload
 from edge_agent.policy import EscalationPolicy
 from edge_agent.settings import AgentSettings
 from edge_agent.sources import FolderSource, Frame, FrameSource
+from edge_agent.verdicts import VerdictBook
 from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
 from shared.messages import (
-    EscalationHeader,
     ModelRef,
     Percentiles,
     Prediction,
     ResultMessage,
     StateMessage,
     TelemetryMessage,
+    VerdictMessage,
 )
 from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, OutboxSender
@@ -55,6 +57,9 @@ class AgentStats:
     results: int = 0
     escalations: int = 0
     over_budget: int = 0
+    cooled_down: int = 0
+    verdicts: int = 0
+    corrected: int = 0
     skipped: int = 0
     dropped: int = 0
     rejected: int = 0
@@ -95,6 +100,7 @@ class Agent:
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
+            Kind.VERDICT: self._on_verdict,
         }
 
     # -- topics and messages ---------------------------------------------------------------------
@@ -135,7 +141,9 @@ class Agent:
             link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
             ready = self.gateway_online.is_set
         sender = OutboxSender(outbox, link, ready=ready)
-        policy = EscalationPolicy(s.escalation)
+        policy = EscalationPolicy(s.escalation, runtime.labels)
+        self.verdicts = VerdictBook(s.data_dir / "results.db")
+        link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
         link.start()
         sender.start()
         self.notifier.ready(f"{s.site}/{s.device} running {runtime.card.name}")
@@ -153,6 +161,7 @@ class Agent:
             self.notifier.stopping()
             self.stats.skipped = getattr(source, "skipped", 0)
             self.stats.over_budget = policy.over_budget
+            self.stats.cooled_down = policy.cooled_down
             self._publish_telemetry(outbox)
             self._drain(outbox)
             sender.stop()
@@ -163,6 +172,9 @@ class Agent:
             )
             outbox.close()
             source.close()
+            self.stats.verdicts = self.verdicts.counts["verdicts.received"]
+            self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
+            self.verdicts.close()
             self._write_stats()
         return self.stats
 
@@ -179,6 +191,10 @@ class Agent:
             logger.warning("rejected message on %s: %s", message.topic, exc)
             return
         handler(parsed, decoded)
+
+    def _on_verdict(self, topic_: Topic, decoded: Decoded) -> None:
+        if isinstance(decoded.message, VerdictMessage) and not self.verdicts.apply(decoded.message):
+            logger.info("verdict for unknown result %s", decoded.message.result_id)
 
     def _on_gateway_state(self, topic_: Topic, decoded: Decoded) -> None:
         if not isinstance(decoded.message, StateMessage):
@@ -230,7 +246,7 @@ class Agent:
         for stage, ms in result.timings_ms.items():
             self.timer.add(stage, ms)
         top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
-        decision = policy.decide(top[0].score)
+        decision = policy.decide(result.probabilities, top[0].label, frame.image)
         t0 = time.perf_counter()
         message = ResultMessage(
             frame_id=frame.frame_id,
@@ -242,32 +258,14 @@ class Agent:
             ground_truth=frame.ground_truth,
         )
         outbox.put("result", Outgoing(self._topic(Kind.RESULT), encode(message)), message.msg_id)
+        self.verdicts.remember(message)
         self.stats.results += 1
         if decision.escalate:
             self._escalate(frame, message, decision.reason, outbox)
         self.timer.add("publish", (time.perf_counter() - t0) * 1000)
 
     def _escalate(self, frame: Frame, result: ResultMessage, reason: str, outbox: Outbox) -> None:
-        import cv2
-
-        quality = self.settings.escalation.jpeg_quality
-        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            logger.warning("could not encode frame %s as JPEG; not escalated", frame.frame_id)
-            return
-        height, width = frame.image.shape[:2]
-        header = EscalationHeader(
-            result_id=result.msg_id,
-            frame_id=frame.frame_id,
-            captured_at=frame.captured_at,
-            model=result.model,
-            top=result.top,
-            reason=reason,
-            width=width,
-            height=height,
-            ground_truth=frame.ground_truth,
-        )
-        payload = encode(header, jpeg.tobytes())
+        header, payload = escalation_payload(frame.image, result, reason, self.settings.escalation)
         outbox.put("escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id)
         self.stats.escalations += 1
 
@@ -278,6 +276,7 @@ class Agent:
             frames_skipped=getattr(self._source, "skipped", 0),
             escalations=self.stats.escalations,
         )
+        counters.update(self.verdicts.counts)
         message = TelemetryMessage(
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_percent=psutil.virtual_memory().percent,

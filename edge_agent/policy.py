@@ -1,17 +1,35 @@
 """The escalation policy: which frames the cloud should look at.
 
-A frame is escalated when the small model's top-1 probability is below ``threshold`` and the
-device's token bucket (``budget_per_minute``, ``burst``) has a token left, so a confused model
-cannot flood the uplink. Frames refused by the budget are counted.
+A frame is *unsure* when a rule fires on the small model's (temperature-calibrated) probabilities:
+
+- ``max_prob``: top-1 probability below ``threshold`` (or below the per-class threshold of the
+  predicted class in ``class_thresholds``);
+- ``margin``: top-1 minus top-2 probability below ``margin``;
+- ``entropy``: normalised entropy (0 = certain, 1 = uniform) above ``entropy``.
+
+``mode`` picks one rule, or ``any`` for all three. An unsure frame is escalated unless the cooldown
+finds a near-duplicate (64-bit dHash within ``cooldown_distance`` bits) escalated in the last
+``cooldown_s`` seconds, or the device's token bucket (``budget_per_minute``, ``burst``) is empty.
+Every refusal is counted. Temperature: the runtime's softmax already divides by the model card's
+temperature, so the rules see calibrated probabilities and apply no temperature of their own.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from edge_agent.settings import EscalationSettings
+from shared.errors import ConfigError
 from shared.ids import Clock
+from shared.runtime.scores import normalized_entropy, top2_margin
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +62,78 @@ class TokenBucket:
         return False
 
 
-class EscalationPolicy:
-    def __init__(self, settings: EscalationSettings, clock: Clock = time.monotonic) -> None:
-        self.settings = settings
-        self.bucket = TokenBucket(settings.budget_per_minute / 60.0, float(settings.burst), clock)
-        self.over_budget = 0
+def dhash(image: npt.NDArray[np.uint8], bits: int = 8) -> int:
+    """64-bit difference hash: is each pixel brighter than its right neighbour, on a 9x8 gray."""
+    import cv2
 
-    def decide(self, top1: float) -> Decision:
-        if top1 >= self.settings.threshold:
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(gray, (bits + 1, bits), interpolation=cv2.INTER_AREA).astype(np.int16)
+    diff = (small[:, 1:] > small[:, :-1]).ravel()
+    return int.from_bytes(np.packbits(diff).tobytes(), "big")
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+class EscalationPolicy:
+    def __init__(
+        self,
+        settings: EscalationSettings,
+        labels: tuple[str, ...] = (),
+        clock: Clock = time.monotonic,
+    ) -> None:
+        unknown = sorted(set(settings.class_thresholds) - set(labels)) if labels else []
+        if unknown:
+            raise ConfigError(
+                f"escalation.class_thresholds names {unknown}, which are not labels of the model"
+            )
+        self.settings = settings
+        self.clock = clock
+        self.bucket = TokenBucket(settings.budget_per_minute / 60.0, float(settings.burst), clock)
+        self._recent: deque[tuple[float, int]] = deque(maxlen=256)
+        self.over_budget = 0
+        self.cooled_down = 0
+
+    def unsure(self, probabilities: npt.NDArray[np.float32], label: str) -> str | None:
+        """The rule that fires (with its figures), or None when the model is sure."""
+        s = self.settings
+        top1 = float(probabilities.max())
+        if s.mode in ("max_prob", "any"):
+            threshold = s.class_thresholds.get(label, s.threshold)
+            if top1 < threshold:
+                return f"max_prob {top1:.3f} < {threshold:.3f}"
+        if s.mode in ("margin", "any"):
+            margin = top2_margin(probabilities)
+            if margin < s.margin:
+                return f"margin {margin:.3f} < {s.margin:.3f}"
+        if s.mode in ("entropy", "any"):
+            entropy = normalized_entropy(probabilities)
+            if entropy > s.entropy:
+                return f"entropy {entropy:.3f} > {s.entropy:.3f}"
+        return None
+
+    def decide(
+        self,
+        probabilities: npt.NDArray[np.float32],
+        label: str,
+        image: npt.NDArray[np.uint8] | None = None,
+    ) -> Decision:
+        reason = self.unsure(probabilities, label)
+        if reason is None:
             return Decision(False, "confident")
+        fingerprint = None
+        if image is not None and self.settings.cooldown_s > 0:
+            fingerprint = dhash(image)
+            now = self.clock()
+            for seen_at, seen in self._recent:
+                near = hamming(seen, fingerprint) <= self.settings.cooldown_distance
+                if now - seen_at <= self.settings.cooldown_s and near:
+                    self.cooled_down += 1
+                    return Decision(False, "cooldown: near-duplicate of a recent escalation")
         if not self.bucket.take():
             self.over_budget += 1
             return Decision(False, "over budget")
-        return Decision(True, f"top-1 {top1:.3f} < threshold {self.settings.threshold:.3f}")
+        if fingerprint is not None:
+            self._recent.append((self.clock(), fingerprint))
+        return Decision(True, reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -21,16 +22,46 @@ class SourceSettings(Section):
 
 
 class EscalationSettings(Section):
-    """When a frame goes to the cloud."""
+    """When a frame goes to the cloud, and what is sent (README: Escalation policy)."""
 
+    mode: Literal["max_prob", "margin", "entropy", "any"] = Field(
+        "max_prob", description="Which rule makes a frame unsure; any = any of the three."
+    )
     threshold: float = Field(
-        0.6, ge=0, le=1, description="Escalate when the top-1 probability is below this."
+        0.6, ge=0, le=1, description="max_prob: escalate when the top-1 probability is below this."
+    )
+    class_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        {}, description="max_prob: per predicted label, overrides threshold."
+    )
+    margin: float = Field(
+        0.2, ge=0, le=1, description="margin: escalate when top-1 minus top-2 is below this."
+    )
+    entropy: float = Field(
+        0.5, ge=0, le=1, description="entropy: escalate when normalised entropy is above this."
+    )
+    cooldown_s: float = Field(
+        10.0, ge=0, description="Skip near-duplicates of frames escalated this recently; 0 = off."
+    )
+    cooldown_distance: int = Field(
+        4, ge=0, le=64, description="Near-duplicate: dHash differs in at most this many bits."
     )
     budget_per_minute: float = Field(
         60.0, ge=0, description="Token-bucket rate: at most this many escalations per minute."
     )
     burst: int = Field(10, ge=0, description="Token-bucket size: escalations allowed at once.")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of escalated frames.")
+    max_side: int | None = Field(
+        None, ge=16, description="Downscale escalated frames so the longer side is at most this."
+    )
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="Send only this region (x, y, width, height) of the frame."
+    )
+
+    @model_validator(mode="after")
+    def _roi_has_area(self) -> EscalationSettings:
+        if self.roi is not None and (min(self.roi[:2]) < 0 or min(self.roi[2:]) <= 0):
+            raise ValueError(f"escalation.roi {self.roi} needs x, y >= 0 and width, height > 0")
+        return self
 
 
 class AgentSettings(ComponentSettings):

@@ -31,7 +31,9 @@ def settings_for(
         data_dir=data_dir,
         mqtt=broker.settings,
         source=SourceSettings(path=frames, fps=1000, **source),
-        escalation=EscalationSettings(threshold=0.9, budget_per_minute=6000, burst=1000),
+        escalation=EscalationSettings(
+            threshold=0.9, budget_per_minute=6000, burst=1000, cooldown_s=0
+        ),
     )
 
 

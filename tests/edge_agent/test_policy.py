@@ -1,0 +1,112 @@
+"""Escalation rules on real model outputs, per-class thresholds, budget, cooldown, payloads."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.escalation import escalation_payload
+from edge_agent.policy import EscalationPolicy, dhash, hamming
+from edge_agent.settings import EscalationSettings
+from shared.codec import decode
+from shared.errors import ConfigError
+from shared.runtime.datasets import LabelledFolder
+from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, Topic
+from tests.utils.factories import make_result
+from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
+
+UNLIMITED = {"budget_per_minute": 1e6, "burst": 100_000, "cooldown_s": 0.0}
+
+
+@pytest.fixture(scope="module")
+def outputs() -> list[tuple[np.ndarray, str]]:
+    runtime = ModelRuntime.load(EDGE_MODEL)
+    data = LabelledFolder(EVAL_SAMPLE, runtime.labels)
+    out = []
+    for _path, image, _target in list(data)[::10]:
+        result = runtime.classify(image)
+        out.append((result.probabilities, result.top(1)[0][1]))
+    return out
+
+
+def escalated(policy: EscalationPolicy, outputs: list[tuple[np.ndarray, str]]) -> set[int]:
+    return {i for i, (p, label) in enumerate(outputs) if policy.decide(p, label).escalate}
+
+
+@pytest.mark.parametrize("mode", ["max_prob", "margin", "entropy", "any"])
+def test_each_rule_escalates_exactly_its_frames(
+    mode: str, outputs: list[tuple[np.ndarray, str]]
+) -> None:
+    settings = EscalationSettings(mode=mode, threshold=0.9, margin=0.5, entropy=0.2, **UNLIMITED)
+    expected = set()
+    for i, (p, _label) in enumerate(outputs):
+        q = np.sort(p.astype(np.float64))[::-1]
+        entropy = -(np.clip(p, 1e-12, 1) * np.log(np.clip(p, 1e-12, 1))).sum() / np.log(p.size)
+        fires = {"max_prob": q[0] < 0.9, "margin": q[0] - q[1] < 0.5, "entropy": entropy > 0.2}
+        if fires[mode] if mode != "any" else any(fires.values()):
+            expected.add(i)
+    assert 0 < len(expected) < len(outputs)
+    assert escalated(EscalationPolicy(settings), outputs) == expected
+
+
+def test_per_class_thresholds(outputs: list[tuple[np.ndarray, str]]) -> None:
+    settings = EscalationSettings(threshold=0.0, class_thresholds={"shirt": 0.99}, **UNLIMITED)
+    policy = EscalationPolicy(settings, labels=("shirt", "bag"))
+    expected = {i for i, (p, label) in enumerate(outputs) if label == "shirt" and p.max() < 0.99}
+    assert expected and escalated(policy, outputs) == expected
+    with pytest.raises(ConfigError, match="spaceship"):
+        EscalationPolicy(EscalationSettings(class_thresholds={"spaceship": 0.5}), labels=("shirt",))
+
+
+def test_budget_refuses_and_counts() -> None:
+    now = [0.0]
+    settings = EscalationSettings(threshold=1.0, budget_per_minute=60, burst=3, cooldown_s=0)
+    policy = EscalationPolicy(settings, clock=lambda: now[0])
+    unsure = np.array([0.5, 0.5], dtype=np.float32)
+    assert [policy.decide(unsure, "a").escalate for _ in range(5)] == [True] * 3 + [False] * 2
+    assert policy.over_budget == 2
+    now[0] += 1.0  # one token per second
+    assert policy.decide(unsure, "a").escalate
+    assert not policy.decide(unsure, "a").escalate
+
+
+def test_cooldown_skips_near_duplicates_only() -> None:
+    now = [0.0]
+    settings = EscalationSettings(threshold=1.0, cooldown_s=10, cooldown_distance=4, **{
+        "budget_per_minute": 1e6, "burst": 1000})  # fmt: skip
+    policy = EscalationPolicy(settings, clock=lambda: now[0])
+    files = sorted(EVAL_SAMPLE.rglob("*.png"))
+    bag = cv2.imread(str(next(f for f in files if f.parent.name == "bag")), cv2.IMREAD_GRAYSCALE)
+    boot = cv2.imread(str(next(f for f in files if f.parent.name == "trouser")), 0)
+    assert bag is not None and boot is not None
+    bag8, boot8 = bag.astype(np.uint8), boot.astype(np.uint8)
+    assert hamming(dhash(bag8), dhash(boot8)) > 4
+    unsure = np.array([0.5, 0.5], dtype=np.float32)
+    assert policy.decide(unsure, "a", bag8).escalate
+    assert not policy.decide(unsure, "a", bag8).escalate  # the same frame again
+    assert policy.decide(unsure, "a", boot8).escalate  # a different one
+    assert policy.cooled_down == 1
+    now[0] += 11  # the window has passed
+    assert policy.decide(unsure, "a", bag8).escalate
+
+
+def test_payload_options_roi_downscale_quality() -> None:
+    image = np.tile(np.arange(256, dtype=np.uint8), (200, 2))[:, :400]
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    result = make_result()
+    settings = EscalationSettings(roi=(100, 20, 300, 150), max_side=120, jpeg_quality=50)
+    header, payload = escalation_payload(bgr.astype(np.uint8), result, "test", settings)
+    assert header.roi == (100, 20, 300, 150)
+    assert (header.width, header.height) == (120, 60)
+    assert header.result_id == result.msg_id
+    body = decode(Topic("s", "d", Kind.ESCALATION), payload).body
+    decoded = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None and decoded.shape == (60, 120, 3)
+    _, better = escalation_payload(
+        bgr.astype(np.uint8), result, "test", settings.model_copy(update={"jpeg_quality": 95})
+    )
+    assert len(better) > len(payload)
+    with pytest.raises(ValueError, match="roi"):
+        EscalationSettings(roi=(0, 0, 0, 10))

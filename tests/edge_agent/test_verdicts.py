@@ -1,0 +1,79 @@
+"""Cloud verdicts reach the device and are applied to its stored results."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode, encode
+from shared.messages import Prediction, ResultMessage, VerdictMessage
+from shared.mqtt import Outgoing
+from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.mqtt import Collector, publish_all, wait_until
+from tests.utils.paths import EDGE_MODEL, sample_subset
+
+
+def verdict_for(result: ResultMessage, label: str) -> VerdictMessage:
+    return VerdictMessage(
+        escalation_id=result.msg_id,  # any id; the device correlates by result_id
+        result_id=result.msg_id,
+        model=result.model,
+        top=[Prediction(index=0, label=label, score=0.99)],
+        agrees=label == result.top[0].label,
+    )
+
+
+def test_verdicts_are_applied_counted_and_bad_ones_rejected(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    sample_subset(tmp_path / "frames", per_class=1)
+    settings = AgentSettings(
+        site="s1",
+        device="cam1",
+        gateway_id=None,
+        model=EDGE_MODEL,
+        data_dir=tmp_path / "agent",
+        mqtt=broker.settings,
+        source=SourceSettings(path=tmp_path / "frames", fps=50, loop=True),
+        escalation=EscalationSettings(threshold=0.0),
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    with Collector(broker.settings, topic_filter(Kind.RESULT)) as collector:
+        thread.start()
+        assert wait_until(lambda: len(collector.messages) >= 3)
+        results = [decode(Topic.parse(m.topic), m.payload).message for m in collector.messages[:2]]
+        assert all(isinstance(r, ResultMessage) for r in results)
+        first, second = (r for r in results if isinstance(r, ResultMessage))
+        wire = topic("s1", "cam1", Kind.VERDICT)
+        unknown = verdict_for(first, "bag").model_copy(
+            update={"result_id": "0190a4c8-0000-7000-8000-000000000000"}
+        )
+        publish_all(
+            broker.settings,
+            [
+                Outgoing(wire, encode(verdict_for(first, first.top[0].label))),  # agrees
+                Outgoing(wire, encode(verdict_for(second, "not-" + second.top[0].label))),
+                Outgoing(wire, encode(unknown)),
+                Outgoing(wire, b'{"schema_version": 1, "top": "nonsense"}'),
+            ],
+        )
+        assert wait_until(
+            lambda: (
+                agent.verdicts.counts["verdicts.received"] == 2
+                and agent.verdicts.counts["verdicts.unknown"] == 1
+                and agent.stats.rejected == 1
+            )
+        )
+        assert agent.verdicts.counts["verdicts.corrected"] == 1
+        assert agent.verdicts.cloud_label(first.msg_id) == first.top[0].label
+        assert agent.verdicts.cloud_label(second.msg_id) == "not-" + second.top[0].label
+        frames_before = agent.stats.frames
+        assert wait_until(lambda: agent.stats.frames > frames_before)  # still running
+        stop.set()
+        thread.join(timeout=30)
+    assert agent.stats.verdicts == 2 and agent.stats.corrected == 1
