@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING
 import psutil
 
 from edge_agent.escalation import escalation_payload
+from edge_agent.feed import LatestFrameFeed
+from edge_agent.gating import SceneGate
 from edge_agent.policy import EscalationPolicy
 from edge_agent.settings import AgentSettings
-from edge_agent.sources import FolderSource, Frame, FrameSource
+from edge_agent.sources import Frame, FrameSource, open_source
 from edge_agent.verdicts import VerdictBook
 from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
@@ -58,6 +60,8 @@ class AgentStats:
     escalations: int = 0
     over_budget: int = 0
     cooled_down: int = 0
+    gated: int = 0
+    capture_drops: int = 0
     verdicts: int = 0
     corrected: int = 0
     skipped: int = 0
@@ -97,6 +101,12 @@ class Agent:
         self._model_ref: ModelRef | None = None
         self.gateway_online = threading.Event()
         self.notifier = Notifier()
+        self._source_status = "starting"
+        self._fps_mark = (time.monotonic(), 0)
+        self._skipped: Callable[[], int] = lambda: 0
+        self._link: MqttLink | None = None
+        self._feed: LatestFrameFeed | None = None
+        self._gate: SceneGate | None = None
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
@@ -116,7 +126,7 @@ class Agent:
             model=self._model_ref,
             capabilities=["classify", "escalate"],
             software=SOFTWARE,
-            detail=socket.gethostname()[:64],
+            detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
         )
         return Outgoing(self._topic(Kind.STATE), encode(state), qos=1, retain=True)
 
@@ -127,7 +137,10 @@ class Agent:
         self._model_ref = ModelRef(
             name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
         )
-        source = self._source or FolderSource(s.source.path, loop=s.source.loop)
+        source, live = (self._source, False) if self._source else open_source(s.source)
+        self._feed = LatestFrameFeed(source, s.source.queue_size) if live else None
+        self._skipped = lambda: int(getattr(source, "skipped", 0))
+        self._gate = SceneGate(s.gating.threshold) if s.gating.enabled else None
         outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024))
         link = MqttLink(
             s.mqtt,
@@ -136,6 +149,7 @@ class Agent:
             will=self._state("offline"),
             birth=lambda: self._state("online"),
         )
+        self._link = link
         ready = None
         if s.gateway_id is not None:
             link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
@@ -171,7 +185,8 @@ class Agent:
                 v for k, v in outbox.counters().items() if k.startswith(("dropped.", "expired."))
             )
             outbox.close()
-            source.close()
+            (self._feed or source).close()
+            self.stats.capture_drops = self._feed.dropped if self._feed else 0
             self.stats.verdicts = self.verdicts.counts["verdicts.received"]
             self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
             self.verdicts.close()
@@ -221,13 +236,19 @@ class Agent:
             if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
                 break
             t0 = time.perf_counter()
-            frame = source.read()
+            frame = self._next_frame(source)
+            self._report_source(source)
             if frame is None:
+                if self._feed is not None and not self._feed.ended.is_set():
+                    continue  # a live source with nothing new yet (or reconnecting)
                 logger.info("source exhausted after %d frames", self.stats.frames)
                 break
             self.timer.add("capture", (time.perf_counter() - t0) * 1000)
             self.stats.frames += 1
-            self._process(frame, runtime, outbox, policy)
+            if self._gate is None or self._gate.changed(frame.image):
+                self._process(frame, runtime, outbox, policy)
+            else:
+                self.stats.gated += 1
             if time.monotonic() >= next_telemetry:
                 self._publish_telemetry(outbox)
                 next_telemetry += s.telemetry_interval_s
@@ -237,6 +258,19 @@ class Agent:
                 stop.wait(delay)
             else:
                 next_due = time.monotonic()  # behind: do not try to catch up in a burst
+
+    def _next_frame(self, source: FrameSource) -> Frame | None:
+        if self._feed is not None:
+            return self._feed.get(timeout=0.5)
+        return source.read()
+
+    def _report_source(self, source: FrameSource) -> None:
+        """Re-publish the retained state when the source's status changes."""
+        status = getattr(source, "status", "ok")
+        if status != self._source_status:
+            self._source_status = status
+            if self._link is not None and self._link.connected:
+                self._link.publish(self._state("online"))
 
     def _process(
         self, frame: Frame, runtime: ModelRuntime, outbox: Outbox, policy: EscalationPolicy
@@ -273,9 +307,12 @@ class Agent:
         proc = psutil.Process()
         counters = outbox.counters()
         counters.update(
-            frames_skipped=getattr(self._source, "skipped", 0),
+            frames_skipped=self._skipped(),
             escalations=self.stats.escalations,
+            gated=self.stats.gated,
         )
+        if self._feed is not None:
+            counters["drops.capture"] = self._feed.dropped
         counters.update(self.verdicts.counts)
         message = TelemetryMessage(
             cpu_percent=psutil.cpu_percent(interval=None),
@@ -296,8 +333,12 @@ class Agent:
         )
 
     def _fps(self) -> float:
-        elapsed = time.time() - self.session / 1000
-        return self.stats.frames / elapsed if elapsed > 0 else 0.0
+        """Frames per second since the previous telemetry message."""
+        now = time.monotonic()
+        last_at, last_frames = self._fps_mark
+        self._fps_mark = (now, self.stats.frames)
+        elapsed = now - last_at
+        return (self.stats.frames - last_frames) / elapsed if elapsed > 0 else 0.0
 
     def _drain(self, outbox: Outbox) -> None:
         deadline = time.monotonic() + self.settings.drain_timeout_s

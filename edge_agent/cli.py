@@ -22,7 +22,11 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser.add_argument("--site", help="site id (default: site1)")
     parser.add_argument("--device", help="device id, unique within the site (default: cam1)")
     parser.add_argument("--model", type=Path, metavar="FILE", help="the .tflite model to run")
-    parser.add_argument("--frames", type=Path, metavar="DIR", help="image folder to replay")
+    media = parser.add_mutually_exclusive_group()
+    media.add_argument("--frames", type=Path, metavar="DIR", help="image folder to replay")
+    media.add_argument("--video", type=Path, metavar="FILE", help="video file to play")
+    media.add_argument("--camera", type=int, metavar="INDEX", help="USB/V4L2 camera index")
+    media.add_argument("--stream", metavar="URL", help="RTSP or HTTP(S) stream URL")
     parser.add_argument("--fps", type=float, help="frames per second (default: 5)")
     parser.add_argument(
         "--loop", action="store_true", default=None, help="replay the folder forever"
@@ -30,6 +34,12 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     parser.add_argument(
         "--threshold", type=float, help="escalate when top-1 probability is below this (0.6)"
+    )
+    parser.add_argument(
+        "--gating",
+        type=float,
+        metavar="DIFF",
+        help="skip frames whose mean pixel difference to the last processed one is below DIFF",
     )
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="outbox directory")
     parser.add_argument(
@@ -53,7 +63,16 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         data_dir=args.data_dir,
         mqtt=mqtt_overrides(args),
-        source=given(path=args.frames, fps=args.fps, loop=args.loop, max_frames=args.max_frames),
+        source=given(
+            kind=_source_kind(args),
+            path=args.frames or args.video,
+            index=args.camera,
+            url=args.stream,
+            fps=args.fps,
+            loop=args.loop,
+            max_frames=args.max_frames,
+        ),
+        gating=given(enabled=True if args.gating is not None else None, threshold=args.gating),
         escalation=given(threshold=args.threshold),
     )
     if args.no_gateway:
@@ -61,3 +80,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(AgentSettings, args.config, overrides)
     Agent(settings).run(stop_on_signals())
     return 0
+
+
+def _source_kind(args: argparse.Namespace) -> str | None:
+    for flag, kind in (("frames", "folder"), ("video", "video"), ("camera", "camera")):
+        if getattr(args, flag) is not None:
+            return kind
+    return "stream" if args.stream is not None else None

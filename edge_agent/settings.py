@@ -14,11 +14,46 @@ from shared.config import ComponentSettings, MqttSettings, Section
 class SourceSettings(Section):
     """Where frames come from."""
 
-    kind: str = Field("folder", pattern="^folder$", description="Frame source type.")
-    path: Path = Field(Path("data/fashion-mnist-eval"), description="Image folder to replay.")
-    fps: float = Field(5.0, gt=0, le=1000, description="Frames per second to replay at.")
-    loop: bool = Field(False, description="Start again at the first image after the last.")
+    kind: Literal["folder", "video", "camera", "stream", "picamera2"] = Field(
+        "folder",
+        description="folder: image replay; video: a file; camera: USB/V4L2 index; "
+        "stream: RTSP/HTTP URL; picamera2: the Raspberry Pi camera.",
+    )
+    path: Path = Field(
+        Path("data/fashion-mnist-eval"), description="folder or video: the folder or file."
+    )
+    index: int = Field(0, ge=0, description="camera: the V4L2 device index (/dev/videoN).")
+    url: str | None = Field(None, description="stream: rtsp://, http:// or https:// URL.")
+    fps: float = Field(
+        5.0, gt=0, le=1000, description="Frames per second to process at (live: at most)."
+    )
+    loop: bool = Field(False, description="folder or video: start again after the last frame.")
     max_frames: int | None = Field(None, gt=0, description="Stop after this many frames.")
+    queue_size: int = Field(
+        1, ge=1, le=64, description="Live sources: frames waiting for the model; newest wins."
+    )
+    backoff_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between attempts to reopen a lost source."
+    )
+
+    @model_validator(mode="after")
+    def _target_matches_kind(self) -> SourceSettings:
+        if self.kind == "stream" and not (
+            self.url and self.url.split("://", 1)[0] in ("rtsp", "rtsps", "http", "https")
+        ):
+            raise ValueError(f"source.kind 'stream' needs source.url (rtsp/http), got {self.url!r}")
+        if self.kind != "stream" and self.url is not None:
+            raise ValueError(f"source.url is only used with kind 'stream', not {self.kind!r}")
+        return self
+
+
+class GatingSettings(Section):
+    """Skip inference on frames that barely differ from the last processed one."""
+
+    enabled: bool = Field(False, description="Turn scene-change gating on.")
+    threshold: float = Field(
+        2.0, ge=0, le=255, description="Mean absolute difference (0-255) below which to skip."
+    )
 
 
 class EscalationSettings(Section):
@@ -91,6 +126,7 @@ class AgentSettings(ComponentSettings):
     )
     source: SourceSettings = Field(default_factory=SourceSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    gating: GatingSettings = Field(default_factory=GatingSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     @model_validator(mode="after")

@@ -1,8 +1,8 @@
 """Frame sources behind one small interface.
 
-A source yields :class:`Frame` objects until it is exhausted (``read()`` returns None). Only the
-image folder replay exists so far; cameras and streams plug in behind the same ``FrameSource``
-protocol.
+A source yields :class:`Frame` objects until it is exhausted (``read()`` returns None). The image
+folder replay lives here; cameras, streams and video files in :mod:`edge_agent.capture`, behind the
+same ``FrameSource`` protocol.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from edge_agent.errors import SourceError
+from edge_agent.settings import SourceSettings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -97,3 +98,27 @@ class FolderSource:
 
     def close(self) -> None:
         """Nothing to release for a folder."""
+
+
+def open_source(settings: SourceSettings) -> tuple[FrameSource, bool]:
+    """The configured source and whether it is live (frames may be dropped, newest wins)."""
+    from edge_agent.capture import CaptureSource, PicameraSource
+
+    backoff = settings.backoff_max_s
+    if settings.kind == "folder":
+        return FolderSource(settings.path, loop=settings.loop), False
+    if settings.kind == "video":
+        if not settings.path.is_file():
+            raise SourceError(f"video file {settings.path} does not exist")
+        return CaptureSource(
+            str(settings.path), live=False, loop=settings.loop, backoff_max=backoff
+        ), False
+    if settings.kind == "camera":
+        return CaptureSource(settings.index, live=True, backoff_max=backoff), True
+    if settings.kind == "stream":
+        assert settings.url is not None
+        return CaptureSource(settings.url, live=True, backoff_max=backoff), True
+    try:
+        return PicameraSource(), True
+    except ImportError:
+        raise SourceError("source.kind 'picamera2' needs the picamera2 package") from None

@@ -1,0 +1,39 @@
+"""Scene-change gating: skip inference on frames that barely differ from the last processed one.
+
+Like motion gating in camera NVRs: each frame is shrunk to 32x32 gray and compared with the last
+frame that went through the model; below ``threshold`` (mean absolute difference, 0-255) the frame
+is skipped and counted. Off by default.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+
+class SceneGate:
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.skipped = 0
+        self._last: npt.NDArray[np.float32] | None = None
+
+    @staticmethod
+    def _thumbnail(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        import cv2
+
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA)
+        return np.asarray(small, dtype=np.float32)
+
+    def changed(self, image: npt.NDArray[np.uint8]) -> bool:
+        """True if the frame should be processed (and becomes the new reference)."""
+        thumb = self._thumbnail(image)
+        if self._last is not None and float(np.abs(thumb - self._last).mean()) < self.threshold:
+            self.skipped += 1
+            return False
+        self._last = thumb
+        return True

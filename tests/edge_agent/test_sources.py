@@ -1,0 +1,146 @@
+"""Frame sources on real media: a video file, a live HTTP MJPEG stream that goes away and comes
+back, newest-frame-wins when inference is slower than capture, and scene-change gating."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.agent import Agent
+from edge_agent.feed import LatestFrameFeed
+from edge_agent.gating import SceneGate
+from edge_agent.settings import AgentSettings, GatingSettings, SourceSettings
+from edge_agent.sources import Frame, open_source
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode
+from shared.messages import StateMessage
+from shared.topics import Kind, Topic, topic
+from tests.utils.mjpeg import MjpegCamera
+from tests.utils.mqtt import Collector, wait_until
+from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
+
+
+def frames(n: int) -> list[np.ndarray]:
+    files = sorted(EVAL_SAMPLE.rglob("*.png"))[:n]
+    images = [cv2.imread(str(f)) for f in files]
+    return [cv2.resize(image, (112, 112)) for image in images if image is not None]
+
+
+def write_video(path: Path, images: list[np.ndarray]) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (112, 112))
+    for image in images:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def test_video_file_yields_every_frame_then_ends(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", frames(12))
+    source, live = open_source(SourceSettings(kind="video", path=video))
+    assert not live
+    got = []
+    while (frame := source.read()) is not None:
+        got.append(frame)
+    assert len(got) == 12 and got[0].image.shape == (112, 112, 3)
+    looping, _ = open_source(SourceSettings(kind="video", path=video, loop=True))
+    assert sum(looping.read() is not None for _ in range(30)) == 30
+
+
+def test_bad_source_settings_are_named() -> None:
+    with pytest.raises(ValueError, match=r"needs source\.url"):
+        SourceSettings(kind="stream")
+    with pytest.raises(ValueError, match="only used with kind 'stream'"):
+        SourceSettings(kind="camera", url="rtsp://x")
+
+
+def test_stream_reconnects_with_backoff_and_reports_it(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in frames(5)]
+    camera = MjpegCamera(jpegs)
+    camera.start()
+    settings = AgentSettings(
+        site="s1",
+        device="cam1",
+        gateway_id=None,
+        model=EDGE_MODEL,
+        data_dir=tmp_path / "agent",
+        mqtt=broker.settings,
+        source=SourceSettings(kind="stream", url=camera.url, fps=100, backoff_max_s=0.5),
+    )
+    agent = Agent(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    state_topic = topic("s1", "cam1", Kind.STATE)
+
+    def details() -> list[str]:
+        out = []
+        for m in collector.messages:
+            message = decode(Topic.parse(m.topic), m.payload).message
+            if isinstance(message, StateMessage):
+                out.append(message.detail)
+        return out
+
+    with Collector(broker.settings, state_topic) as collector:
+        thread.start()
+        assert wait_until(lambda: agent.stats.frames >= 20)
+        camera.stop()  # the camera goes away
+        assert wait_until(lambda: any("reconnecting" in d for d in details()))
+        frames_while_down = agent.stats.frames
+        camera.start()  # and comes back on the same address
+        assert wait_until(lambda: agent.stats.frames > frames_while_down + 20, timeout=30)
+        assert wait_until(lambda: details()[-1].endswith("source ok"))
+        assert thread.is_alive()
+        stop.set()
+        thread.join(timeout=30)
+        camera.stop()
+
+
+class SlowSource:
+    """A push source producing numbered frames as fast as it can (a camera)."""
+
+    status = "ok"
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    def read(self) -> Frame | None:
+        time.sleep(0.001)
+        self.produced += 1
+        image = np.full((8, 8), self.produced % 256, dtype=np.uint8)
+        return Frame(str(self.produced), image, time.time())
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_newest_frame_wins_and_drops_are_counted() -> None:
+    source = SlowSource()
+    feed = LatestFrameFeed(source, maxsize=1)
+    taken = []
+    for _ in range(5):
+        time.sleep(0.05)  # inference much slower than capture
+        frame = feed.get(timeout=1)
+        assert frame is not None
+        taken.append(int(frame.frame_id))
+    feed.close()
+    assert feed.dropped > 0
+    assert taken == sorted(taken) and len(set(taken)) == 5
+    assert source.produced - feed.dropped - len(taken) <= 2  # the rest were in flight
+
+
+def test_scene_gate_skips_static_frames() -> None:
+    gate = SceneGate(threshold=2.0)
+    still = frames(1)[0]
+    assert gate.changed(still)
+    assert not gate.changed(still)
+    noisy = np.clip(still.astype(np.int16) + 1, 0, 255).astype(np.uint8)  # sensor noise
+    assert not gate.changed(noisy)
+    assert gate.changed(frames(2)[1])  # a different scene
+    assert gate.skipped == 2
+    assert GatingSettings().enabled is False
