@@ -102,6 +102,7 @@ class Agent:
         self.gateway_online = threading.Event()
         self.notifier = Notifier()
         self._source_status = "starting"
+        self.loop_seconds = 0.0
         self._fps_mark = (time.monotonic(), 0)
         self._skipped: Callable[[], int] = lambda: 0
         self._link: MqttLink | None = None
@@ -156,7 +157,7 @@ class Agent:
             ready = self.gateway_online.is_set
         sender = OutboxSender(outbox, link, ready=ready)
         policy = EscalationPolicy(s.escalation, runtime.labels)
-        self.verdicts = VerdictBook(s.data_dir / "results.db")
+        self.verdicts = VerdictBook()
         link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
         link.start()
         sender.start()
@@ -169,9 +170,11 @@ class Agent:
             runtime.sha256[:12],
             sum(outbox.depth().values()),
         )
+        loop_started = time.perf_counter()
         try:
             self._loop(stop, runtime, source, outbox, policy)
         finally:
+            self.loop_seconds = time.perf_counter() - loop_started
             self.notifier.stopping()
             self.stats.skipped = getattr(source, "skipped", 0)
             self.stats.over_budget = policy.over_budget
@@ -189,7 +192,6 @@ class Agent:
             self.stats.capture_drops = self._feed.dropped if self._feed else 0
             self.stats.verdicts = self.verdicts.counts["verdicts.received"]
             self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
-            self.verdicts.close()
             self._write_stats()
         return self.stats
 
@@ -254,9 +256,9 @@ class Agent:
                 next_telemetry += s.telemetry_interval_s
             next_due += period
             delay = next_due - time.monotonic()
-            if delay > 0:
+            if delay > 0.002:  # shorter waits cost more than they save (thread switches)
                 stop.wait(delay)
-            else:
+            elif delay < 0:
                 next_due = time.monotonic()  # behind: do not try to catch up in a burst
 
     def _next_frame(self, source: FrameSource) -> Frame | None:

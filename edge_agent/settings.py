@@ -25,7 +25,7 @@ class SourceSettings(Section):
     index: int = Field(0, ge=0, description="camera: the V4L2 device index (/dev/videoN).")
     url: str | None = Field(None, description="stream: rtsp://, http:// or https:// URL.")
     fps: float = Field(
-        5.0, gt=0, le=1000, description="Frames per second to process at (live: at most)."
+        5.0, gt=0, le=100_000, description="Frames per second to process at (live: at most)."
     )
     loop: bool = Field(False, description="folder or video: start again after the last frame.")
     max_frames: int | None = Field(None, gt=0, description="Stop after this many frames.")

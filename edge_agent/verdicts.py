@@ -1,83 +1,59 @@
 """Recent results kept on the device so a later cloud verdict can be applied to them.
 
-A small SQLite table in the agent's data directory: one row per result (edge top-1), bounded to
-the newest ``capacity`` rows. A verdict (correlated by ``result_id``) records the cloud's label and
-whether it agrees; verdicts for results the device no longer knows are counted, not fatal.
+A bounded in-memory map from result id to the edge's top-1, newest ``capacity`` results (the
+results themselves are durable in the outbox until sent; a verdict for a result the device no
+longer remembers is counted, not fatal). A verdict records the cloud's label and whether it
+agrees with the edge.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections import Counter
-from pathlib import Path
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 
 from shared.messages import ResultMessage, VerdictMessage
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    msg_id      TEXT PRIMARY KEY,
-    frame_id    TEXT NOT NULL,
-    captured_at REAL NOT NULL,
-    edge_label  TEXT NOT NULL,
-    edge_score  REAL NOT NULL,
-    cloud_label TEXT,
-    agrees      INTEGER
-);
-"""
+
+@dataclass
+class Remembered:
+    frame_id: str
+    edge_label: str
+    edge_score: float
+    cloud_label: str | None = None
+    agrees: bool | None = None
 
 
 class VerdictBook:
-    def __init__(self, path: Path, capacity: int = 10_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
         self.counts: Counter[str] = Counter()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._results: OrderedDict[str, Remembered] = OrderedDict()
+        self._lock = threading.Lock()
 
     def remember(self, result: ResultMessage) -> None:
         top = result.top[0]
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO results (msg_id, frame_id, captured_at, edge_label, "
-                "edge_score) VALUES (?, ?, ?, ?, ?)",
-                (result.msg_id, result.frame_id, result.captured_at, top.label, top.score),
-            )
-            self._db.execute(
-                "DELETE FROM results WHERE msg_id IN (SELECT msg_id FROM results "
-                "ORDER BY msg_id DESC LIMIT -1 OFFSET ?)",
-                (self.capacity,),
-            )
+            self._results[result.msg_id] = Remembered(result.frame_id, top.label, top.score)
+            while len(self._results) > self.capacity:
+                self._results.popitem(last=False)
 
     def apply(self, verdict: VerdictMessage) -> bool:
-        """Record the cloud's answer on the stored result; False if the result is unknown."""
+        """Record the cloud's answer on the remembered result; False if it is unknown."""
         label = verdict.top[0].label
         with self._lock:
-            row = self._db.execute(
-                "SELECT edge_label FROM results WHERE msg_id = ?", (verdict.result_id,)
-            ).fetchone()
-            if row is None:
+            entry = self._results.get(verdict.result_id)
+            if entry is None:
                 self.counts["verdicts.unknown"] += 1
                 return False
-            agrees = row[0] == label
-            self._db.execute(
-                "UPDATE results SET cloud_label = ?, agrees = ? WHERE msg_id = ?",
-                (label, int(agrees), verdict.result_id),
-            )
+            entry.cloud_label = label
+            entry.agrees = entry.edge_label == label
         self.counts["verdicts.received"] += 1
-        if not agrees:
+        if not entry.agrees:
             self.counts["verdicts.corrected"] += 1
         return True
 
     def cloud_label(self, result_id: str) -> str | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT cloud_label FROM results WHERE msg_id = ?", (result_id,)
-            ).fetchone()
-        return None if row is None else row[0]
+            entry = self._results.get(result_id)
+        return None if entry is None else entry.cloud_label

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from edgecascade.benchmarks.codec import bench_codec
+from edgecascade.benchmarks.edge import bench_edge
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "codec": bench_codec,
+    "edge": bench_edge,
 }

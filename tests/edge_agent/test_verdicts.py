@@ -77,3 +77,17 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
         stop.set()
         thread.join(timeout=30)
     assert agent.stats.verdicts == 2 and agent.stats.corrected == 1
+
+
+def test_verdict_book_keeps_only_the_newest(tmp_path: Path) -> None:
+    from edge_agent.verdicts import VerdictBook
+    from tests.utils.factories import make_result
+
+    book = VerdictBook(capacity=20)
+    results = [make_result() for _ in range(60)]
+    for result in results:
+        book.remember(result)
+    assert not book.apply(verdict_for(results[0], "bag"))  # trimmed away
+    assert book.apply(verdict_for(results[-1], "bag"))
+    assert book.apply(verdict_for(results[-20], "bag"))
+    assert not book.apply(verdict_for(results[-21], "bag"))

@@ -23,6 +23,7 @@ COMMANDS = [
     ["models", "eval"],
     ["bench"],
     ["bench", "codec"],
+    ["bench", "edge"],
     ["config-reference"],
 ]
 

@@ -1,0 +1,34 @@
+"""Benchmarks run end to end with tiny counts and write JSON with their ratio keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgecascade.cli import main
+
+
+def test_bench_codec_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "codec.json"
+    assert main(["bench", "codec", "--count", "5", "--output", str(out)]) == 0
+    sizes = json.loads(out.read_text())["sizes"]
+    assert set(sizes) == {"28", "224", "640"}
+    for entry in sizes.values():
+        assert entry["base64_vs_binary_size_ratio"] > 1.0  # base64 in JSON is always bigger
+        assert entry["binary_bytes_mean"] > entry["jpeg_bytes_mean"]
+
+
+def test_bench_edge_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "edge.json"
+    argv = ["bench", "edge", "--frames-limit", "30", "--seconds", "0.2", "--idle-seconds", "0.5"]
+    assert main([*argv, "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["models"]) == {"fashion_edge_int8.tflite", "fashion_cloud_int8.tflite"}
+    for entry in report["models"].values():
+        assert entry["pipeline_frames"] == 30
+        assert entry["pipeline_vs_raw_ratio"] > 0
+        assert {"capture", "preprocess", "invoke", "postprocess", "publish"} <= set(
+            entry["stages_ms"]
+        )
+        assert entry["peak_rss_mb"] > 0
+    assert report["idle_cpu_percent"] >= 0
