@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from shared.cli import SubParsers
+from shared.runtime.card import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,15 @@ def run_build(args: argparse.Namespace) -> int:
     (output_dir / "README.md").write_text(render_markdown(title, list(cards.values()), files))
     for role, card in cards.items():
         sys.stdout.write(
-            f"{role}: {card.name} {card.size_bytes} bytes, accuracy {card.metrics.accuracy}, "
+            f"{role}: {card.name} {card.size_bytes} bytes, {_headline(card)}, "
             f"sha256 {card.sha256[:16]} -> {output_dir}\n"
         )
     sys.stdout.write(f"built in {time.monotonic() - started:.0f}s\n")
     return 0
+
+
+def _headline(card: ModelCard) -> str:
+    if card.metrics.accuracy is not None:
+        return f"top-1 {card.metrics.accuracy} on {card.metrics.eval_dataset}"
+    agreement = (card.metrics.model_extra or {}).get("fp32_int8_top1_agreement")
+    return f"fp32/int8 top-1 agreement {agreement}"
