@@ -25,12 +25,19 @@ from edge_agent.escalation import escalation_payload
 from edge_agent.feed import LatestFrameFeed
 from edge_agent.gating import SceneGate
 from edge_agent.policy import EscalationPolicy
+from edge_agent.rollout import RolloutClient
 from edge_agent.settings import AgentSettings
+from edge_agent.slots import ModelSlots
 from edge_agent.sources import Frame, FrameSource, open_source
 from edge_agent.verdicts import VerdictBook
 from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
+from shared.manifest import load_public_key
 from shared.messages import (
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
     ModelRef,
     Percentiles,
     Prediction,
@@ -103,6 +110,7 @@ class Agent:
         self.notifier = Notifier()
         self._source_status = "starting"
         self.loop_seconds = 0.0
+        self._next_runtime: ModelRuntime | None = None
         self._fps_mark = (time.monotonic(), 0)
         self._skipped: Callable[[], int] = lambda: 0
         self._link: MqttLink | None = None
@@ -112,6 +120,7 @@ class Agent:
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
             Kind.VERDICT: self._on_verdict,
+            Kind.MODEL: self._on_model,
         }
 
     # -- topics and messages ---------------------------------------------------------------------
@@ -134,10 +143,9 @@ class Agent:
     # -- main ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> AgentStats:
         s = self.settings
-        runtime = ModelRuntime.load(s.model, num_threads=s.threads)
-        self._model_ref = ModelRef(
-            name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
-        )
+        slots = ModelSlots(s.data_dir / "slots")
+        runtime = slots.load(s.model, s.threads)
+        self._set_model(runtime)
         source, live = (self._source, False) if self._source else open_source(s.source)
         self._feed = LatestFrameFeed(source, s.source.queue_size) if live else None
         self._skipped = lambda: int(getattr(source, "skipped", 0))
@@ -159,6 +167,7 @@ class Agent:
         policy = EscalationPolicy(s.escalation, runtime.labels)
         self.verdicts = VerdictBook()
         link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
+        self._rollout = self._start_rollout(slots, link, outbox)
         link.start()
         sender.start()
         self.notifier.ready(f"{s.site}/{s.device} running {runtime.card.name}")
@@ -179,6 +188,7 @@ class Agent:
             self.stats.skipped = getattr(source, "skipped", 0)
             self.stats.over_budget = policy.over_budget
             self.stats.cooled_down = policy.cooled_down
+            self._rollout.stop()
             self._publish_telemetry(outbox)
             self._drain(outbox)
             sender.stop()
@@ -194,6 +204,43 @@ class Agent:
             self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
             self._write_stats()
         return self.stats
+
+    def _set_model(self, runtime: ModelRuntime) -> None:
+        self._model_ref = ModelRef(
+            name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
+        )
+
+    def _start_rollout(self, slots: ModelSlots, link: MqttLink, outbox: Outbox) -> RolloutClient:
+        """Model offers and chunks in, requests and acks out; the switch happens between frames."""
+        s = self.settings
+        key = load_public_key(s.model_public_key) if s.model_public_key else None
+        prefix = s.mqtt.prefix
+
+        def ack(message: ModelAckMessage) -> None:
+            wire = topic(s.site, s.device, Kind.MODEL, "ack", prefix=prefix)
+            outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
+
+        def request(message: ModelChunkRequestMessage) -> None:
+            link.publish(Outgoing(topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix),
+                                  encode(message)))  # fmt: skip
+
+        def switch(runtime: ModelRuntime) -> None:
+            self._next_runtime = runtime
+
+        for sub in ("offer", "chunk"):
+            link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
+        client = RolloutClient(
+            slots, key, ack=ack, request=request, switch=switch, threads=s.threads
+        )
+        client.start()
+        return client
+
+    def _on_model(self, topic_: Topic, decoded: Decoded) -> None:
+        message = decoded.message
+        if isinstance(message, ModelOfferMessage):
+            self._rollout.offer(message)
+        elif isinstance(message, ModelChunkHeader):
+            self._rollout.chunk(message, decoded.body)
 
     def _on_message(self, message: Received) -> None:
         """Messages to the device (paho's thread): validated, then dispatched by kind."""
@@ -235,6 +282,11 @@ class Agent:
         next_telemetry = time.monotonic() + s.telemetry_interval_s
         while not stop.is_set():
             self.notifier.watchdog()
+            if self._next_runtime is not None:  # a new model was verified: switch between frames
+                runtime, self._next_runtime = self._next_runtime, None
+                self._set_model(runtime)
+                if self._link is not None:
+                    self._link.publish(self._state("online"))
             if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
                 break
             t0 = time.perf_counter()

@@ -118,6 +118,10 @@ class AgentSettings(ComponentSettings):
         ),
     )
     threads: int = Field(2, ge=1, le=64, description="Interpreter threads.")
+    model_public_key: Path | None = Field(
+        None,
+        description="PEM ed25519 key that signs model manifests; without it offers are refused.",
+    )
     data_dir: Path = Field(Path("var/agent"), description="Outbox and state directory.")
     outbox_quota_mb: float = Field(256, gt=0, description="Disk quota of the outbox, MiB.")
     telemetry_interval_s: float = Field(5.0, gt=0, description="Seconds between telemetry.")

@@ -153,6 +153,17 @@ class VerdictMessage(Message):
     agrees: bool = Field(description="Whether the cloud's top-1 equals the edge's top-1.")
 
 
+class GoldenCase(BaseModel):
+    """A smoke test shipped with a model: this image must give this top-1 (within tolerance)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_png_b64: Annotated[str, StringConstraints(max_length=256 * 1024)]
+    top1_index: int = Field(ge=0)
+    top1_score: float = Field(ge=0, le=1)
+    tolerance: float = Field(0.05, ge=0, le=1)
+
+
 class ModelManifest(BaseModel):
     """What a device needs to fetch, verify and run a model."""
 
@@ -166,6 +177,9 @@ class ModelManifest(BaseModel):
     labels: Annotated[list[Label], Field(max_length=100_000)]
     temperature: float = Field(1.0, gt=0)
     card: dict[str, JsonValue] = Field({}, description="The model card, as JSON.")
+    golden: Annotated[list[GoldenCase], Field(max_length=32)] = Field(
+        [], description="Smoke tests the device runs before it switches to the model."
+    )
     signature: Annotated[str, StringConstraints(max_length=256)] = Field(
         "", description="ed25519 signature (hex) over the manifest without this field."
     )

@@ -1,0 +1,242 @@
+"""Receiving a model: offer, signed manifest, resumable chunks, verify, smoke test, switch.
+
+Runs in its own thread; paho's thread only hands it offers and chunks. Chunks are written into a
+staging file on disk with the set of received indexes beside it, so an agent restarted in the
+middle of a download asks only for what it still misses. Every step is acknowledged on
+``model/ack``; any failure (unsigned or wrongly signed manifest, wrong hash, a model that does not
+load, a failed smoke test, a download that stalls) is acknowledged as ``failed`` with the reason
+and the running model keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from edge_agent.slots import ModelSlots
+from shared.errors import ContractError, ModelError
+from shared.manifest import verify_content, verify_manifest
+from shared.messages import (
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelManifest,
+    ModelOfferMessage,
+)
+from shared.runtime.card import ModelCard
+from shared.runtime.runtime import ModelRuntime
+
+logger = logging.getLogger(__name__)
+
+AckFn = Callable[[ModelAckMessage], None]
+RequestFn = Callable[[ModelChunkRequestMessage], None]
+SwitchFn = Callable[[ModelRuntime], None]
+
+
+class RolloutFailed(Exception):
+    """A step of the rollout failed; the message is the reason reported in the ack."""
+
+
+class Download:
+    """One model being assembled in ``<slots>/staging``; survives restarts."""
+
+    def __init__(self, root: Path, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.total = math.ceil(manifest.size_bytes / manifest.chunk_size)
+        root.mkdir(parents=True, exist_ok=True)
+        self.part = root / f"{manifest.sha256}.part"
+        self.index_file = root / f"{manifest.sha256}.got"
+        if not self.part.exists() or self.part.stat().st_size != manifest.size_bytes:
+            with self.part.open("wb") as fh:
+                fh.truncate(manifest.size_bytes)
+            self.index_file.unlink(missing_ok=True)
+        try:
+            self.received = set(json.loads(self.index_file.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            self.received = set()
+        self.progress = threading.Event()
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.total) if i not in self.received]
+
+    def store(self, header: ModelChunkHeader, body: bytes) -> bool:
+        m = self.manifest
+        expected = min(m.chunk_size, m.size_bytes - header.index * m.chunk_size)
+        if header.total != self.total or header.index >= self.total or len(body) != expected:
+            return False
+        fd = os.open(self.part, os.O_WRONLY)
+        try:
+            os.pwrite(fd, body, header.index * m.chunk_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.received.add(header.index)
+        tmp = self.index_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(self.received)))
+        os.replace(tmp, self.index_file)
+        self.progress.set()
+        return True
+
+    def content(self) -> bytes:
+        return self.part.read_bytes()
+
+    def discard(self) -> None:
+        self.part.unlink(missing_ok=True)
+        self.index_file.unlink(missing_ok=True)
+
+
+class RolloutClient(threading.Thread):
+    def __init__(
+        self,
+        slots: ModelSlots,
+        public_key: Ed25519PublicKey | None,
+        *,
+        ack: AckFn,
+        request: RequestFn,
+        switch: SwitchFn,
+        threads: int = 2,
+        chunk_timeout: float = 5.0,
+        max_rounds: int = 20,
+    ) -> None:
+        super().__init__(name="model-rollout", daemon=True)
+        self.slots = slots
+        self.public_key = public_key
+        self._ack, self._request, self._switch = ack, request, switch
+        self.threads = threads
+        self.chunk_timeout = chunk_timeout
+        self.max_rounds = max_rounds
+        self._offers: queue.Queue[ModelOfferMessage | None] = queue.Queue()
+        self._download: Download | None = None
+        self.ignored_chunks = 0
+        self._stopping = threading.Event()
+
+    # -- from paho's thread -----------------------------------------------------------------------
+    def offer(self, message: ModelOfferMessage) -> None:
+        self._offers.put(message)
+
+    def chunk(self, header: ModelChunkHeader, body: bytes) -> None:
+        download = self._download
+        if download is None or header.sha256 != download.manifest.sha256:
+            self.ignored_chunks += 1
+            return
+        if not download.store(header, body):
+            self.ignored_chunks += 1
+
+    def stop(self) -> None:
+        """Stop, also in the middle of a download (what was received stays on disk)."""
+        self._stopping.set()
+        self._offers.put(None)
+        download = self._download
+        if download is not None:
+            download.progress.set()
+        self.join(timeout=10)
+
+    # -- worker ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        while (offer := self._offers.get()) is not None:
+            manifest = offer.manifest
+            try:
+                self._apply(offer)
+            except RolloutFailed as exc:
+                logger.error("model %s %s rejected: %s", manifest.name, manifest.version, exc)
+                self._report(offer, "failed", str(exc))
+            finally:
+                self._download = None
+
+    def _report(self, offer: ModelOfferMessage, status: str, detail: str = "") -> None:
+        m = offer.manifest
+        self._ack(
+            ModelAckMessage(
+                rollout_id=offer.rollout_id,
+                version=m.version,
+                sha256=m.sha256,
+                status=status,
+                detail=detail[:1024],
+            )
+        )
+
+    def _apply(self, offer: ModelOfferMessage) -> None:
+        m = offer.manifest
+        if self.public_key is None:
+            raise RolloutFailed("no model_public_key configured: refusing to install models")
+        try:
+            verify_manifest(m, self.public_key)
+        except ContractError as exc:
+            raise RolloutFailed(str(exc)) from exc
+        active = self.slots.active
+        if active is not None and active.sha256 == m.sha256:
+            self._report(offer, "applied", "already active")
+            return
+        self._report(offer, "downloading")
+        download = Download(self.slots.root / "staging", m)
+        self._download = download
+        self._fetch(download)
+        content = download.content()
+        try:
+            verify_content(m, content)
+        except ContractError as exc:
+            download.discard()
+            raise RolloutFailed(str(exc)) from exc
+        runtime, card = self._smoke_test(m, content)
+        self._report(offer, "verified")
+        self.slots.install(content, m, card)
+        download.discard()
+        self._switch(runtime)
+        self._report(offer, "applied")
+        logger.info("switched to model %s %s (%s)", m.name, m.version, m.sha256[:12])
+
+    def _fetch(self, download: Download) -> None:
+        for _ in range(self.max_rounds):
+            if self._stopping.is_set():
+                raise RolloutFailed("agent stopping; the download resumes after restart")
+            missing = download.missing()
+            if not missing:
+                return
+            download.progress.clear()
+            self._request(ModelChunkRequestMessage(sha256=download.manifest.sha256,
+                                                   indexes=missing[:4096]))  # fmt: skip
+            while download.progress.wait(self.chunk_timeout):  # wait while chunks keep coming
+                download.progress.clear()
+                if not download.missing() or self._stopping.is_set():
+                    break
+            if not download.missing():
+                return
+        raise RolloutFailed(
+            f"download stalled with {len(download.missing())} of {download.total} chunks missing"
+        )
+
+    def _smoke_test(self, m: ModelManifest, content: bytes) -> tuple[ModelRuntime, ModelCard]:
+        import cv2
+
+        try:
+            card = ModelCard.model_validate(
+                {**m.card, "name": m.name, "version": m.version, "labels": m.labels,
+                 "sha256": m.sha256, "size_bytes": m.size_bytes, "temperature": m.temperature}
+            )  # fmt: skip
+            runtime = ModelRuntime.from_bytes(content, f"{m.name} {m.version}", card,
+                                              num_threads=self.threads)  # fmt: skip
+        except (ValidationError, ModelError) as exc:
+            raise RolloutFailed(f"model does not load: {exc}") from exc
+        for i, case in enumerate(m.golden):
+            png = np.frombuffer(base64.b64decode(case.image_png_b64), dtype=np.uint8)
+            image = cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise RolloutFailed(f"smoke test {i}: golden image is not a PNG")
+            index, _label, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
+            if index != case.top1_index or abs(score - case.top1_score) > case.tolerance:
+                raise RolloutFailed(
+                    f"smoke test {i} failed: top-1 {index} ({score:.3f}), expected "
+                    f"{case.top1_index} ({case.top1_score:.3f} +- {case.tolerance})"
+                )
+        return runtime, card

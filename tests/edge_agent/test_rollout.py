@@ -1,0 +1,261 @@
+"""Model slots A/B over a real broker: signed offers, resumable chunks, smoke tests, rollback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings, SourceSettings
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode, encode
+from shared.manifest import (
+    build_manifest,
+    generate_keys,
+    golden_case,
+    load_private_key,
+    sign_manifest,
+)
+from shared.messages import ModelAckMessage, ModelManifest, ModelOfferMessage, ResultMessage
+from shared.mqtt import Outgoing
+from shared.runtime.card import load_card_for
+from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.model_server import ModelServer
+from tests.utils.mqtt import Collector, publish_all, wait_until
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE, sample_subset
+
+SITE, DEVICE = "s1", "cam1"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+    private, public = generate_keys(tmp_path / "keys")
+    return load_private_key(private), public
+
+
+def manifest_for(
+    content: bytes, key: Ed25519PrivateKey | None, **golden_override: float
+) -> ModelManifest:
+    card = load_card_for(CLOUD_MODEL)
+    runtime = ModelRuntime.from_bytes(CLOUD_MODEL.read_bytes(), "cloud", card)
+    png_path = sorted(EVAL_SAMPLE.rglob("*.png"))[0]
+    image = cv2.imread(str(png_path), cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
+    golden = golden_case(png_path.read_bytes(), int(golden_override.get("index", index)),
+                         float(golden_override.get("score", score)))  # fmt: skip
+    manifest = build_manifest(
+        content, name="fashion-cloud", version="2.0.0", labels=card.labels,
+        card=card.model_dump(mode="json", include={"preprocess", "output"}),
+        golden=[golden], chunk_size=64 * 1024,
+    )  # fmt: skip
+    return sign_manifest(manifest, key) if key is not None else manifest
+
+
+class RunningAgent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.agent = Agent(settings)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.agent.run, args=(self.stop,))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def start_agent(
+    broker: MosquittoBroker, tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]
+) -> Iterator[object]:
+    sample_subset(tmp_path / "frames", per_class=2)
+    running: list[RunningAgent] = []
+
+    def start() -> RunningAgent:
+        settings = AgentSettings(
+            site=SITE, device=DEVICE, gateway_id=None, model=EDGE_MODEL,
+            model_public_key=keys[1], data_dir=tmp_path / "agent", mqtt=broker.settings,
+            source=SourceSettings(path=tmp_path / "frames", fps=40, loop=True),
+        )  # fmt: skip
+        agent = RunningAgent(settings)
+        running.append(agent)
+        return agent
+
+    yield start
+    for agent in running:
+        agent.close()
+
+
+def acks(collector: Collector) -> list[ModelAckMessage]:
+    out = []
+    for m in collector.messages:
+        message = decode(Topic.parse(m.topic), m.payload).message
+        if isinstance(message, ModelAckMessage):
+            out.append(message)
+    return out
+
+
+def latest_model(collector: Collector) -> str:
+    for m in reversed(collector.messages):
+        message = decode(Topic.parse(m.topic), m.payload).message
+        if isinstance(message, ResultMessage):
+            return message.model.sha256
+    return ""
+
+
+def offer(broker: MosquittoBroker, manifest: ModelManifest, rollout: str = "r1") -> None:
+    message = ModelOfferMessage(rollout_id=rollout, manifest=manifest)
+    publish_all(
+        broker.settings, [Outgoing(topic(SITE, DEVICE, Kind.MODEL, "offer"), encode(message))]
+    )
+
+
+def test_signed_model_is_fetched_verified_switched_and_survives_restart(
+    broker: MosquittoBroker, keys: tuple[Ed25519PrivateKey, Path], start_agent: object
+) -> None:
+    content = CLOUD_MODEL.read_bytes()
+    manifest = manifest_for(content, keys[0])
+    edge_sha = load_card_for(EDGE_MODEL).sha256
+    assert callable(start_agent)
+    with (
+        Collector(
+            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+        ) as seen,
+        ModelServer(broker.settings, manifest, content) as server,
+    ):
+        agent = start_agent()
+        assert wait_until(lambda: latest_model(seen) == edge_sha)
+        server.withhold = {2, 5}  # some chunks get lost on the way the first time
+        offer(broker, manifest)
+        assert wait_until(lambda: len(server.requests) >= 1)
+        server.withhold = set()
+        assert wait_until(lambda: [a.status for a in acks(seen)][-1:] == ["applied"], timeout=30)
+        assert [a.status for a in acks(seen)] == ["downloading", "verified", "applied"]
+        assert sorted(server.requests[1]) == [2, 5]  # only the missing chunks asked again
+        assert wait_until(lambda: latest_model(seen) == manifest.sha256)
+        agent.close()
+        restarted = start_agent()
+        seen_before = len(seen.messages)
+        assert wait_until(lambda: len(seen.messages) > seen_before + 5)
+        assert latest_model(seen) == manifest.sha256  # the installed slot is used after restart
+        restarted.close()
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [
+        ("unsigned", "not signed"),
+        ("wrong key", "bad signature"),
+        ("bad hash", "sha256"),
+        ("failing smoke test", "smoke test 0 failed"),
+        ("corrupt model", "does not load"),
+    ],
+)
+def test_rejected_models_keep_the_old_one_serving(
+    problem: str,
+    reason: str,
+    broker: MosquittoBroker,
+    keys: tuple[Ed25519PrivateKey, Path],
+    start_agent: object,
+) -> None:
+    content = CLOUD_MODEL.read_bytes()
+    key = keys[0]
+    served = content
+    if problem == "unsigned":
+        manifest = manifest_for(content, None)
+    elif problem == "wrong key":
+        manifest = manifest_for(content, Ed25519PrivateKey.generate())
+    elif problem == "bad hash":
+        manifest = manifest_for(content, key)
+        served = content[:-10] + b"\0" * 10  # tampered in transit
+    elif problem == "failing smoke test":
+        manifest = manifest_for(content, key, index=3, score=0.5)
+    else:
+        served = bytes(range(256)) * (len(content) // 256)  # signed, hashed garbage
+        manifest = manifest_for(served, key)
+    edge_sha = load_card_for(EDGE_MODEL).sha256
+    assert callable(start_agent)
+    with (
+        Collector(
+            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+        ) as seen,
+        ModelServer(broker.settings, manifest, served),
+    ):
+        agent = start_agent()
+        assert wait_until(lambda: latest_model(seen) == edge_sha)
+        offer(broker, manifest)
+        assert wait_until(lambda: any(a.status == "failed" for a in acks(seen)), timeout=30)
+        failed = next(a for a in acks(seen) if a.status == "failed")
+        assert reason in failed.detail
+        count = len(seen.messages)
+        assert wait_until(lambda: len(seen.messages) > count + 5)
+        assert latest_model(seen) == edge_sha  # still the old model
+        assert agent.thread.is_alive()
+
+
+def test_corrupt_active_slot_falls_back_to_the_factory_model(
+    broker: MosquittoBroker,
+    keys: tuple[Ed25519PrivateKey, Path],
+    start_agent: object,
+    tmp_path: Path,
+) -> None:
+    content = CLOUD_MODEL.read_bytes()
+    manifest = manifest_for(content, keys[0])
+    assert callable(start_agent)
+    with (
+        Collector(
+            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+        ) as seen,
+        ModelServer(broker.settings, manifest, content),
+    ):
+        agent = start_agent()
+        assert wait_until(lambda: latest_model(seen) != "")  # subscribed and running
+        offer(broker, manifest)
+        assert wait_until(lambda: latest_model(seen) == manifest.sha256, timeout=30)
+        agent.close()
+        slot_file = next((tmp_path / "agent" / "slots").glob("*/model.tflite"))
+        slot_file.write_bytes(b"corrupted on disk")
+        restarted = start_agent()
+        count = len(seen.messages)
+        assert wait_until(lambda: len(seen.messages) > count + 5)
+        assert latest_model(seen) == load_card_for(EDGE_MODEL).sha256
+        restarted.close()
+
+
+def test_download_resumes_after_agent_restart(
+    broker: MosquittoBroker, keys: tuple[Ed25519PrivateKey, Path], start_agent: object
+) -> None:
+    content = CLOUD_MODEL.read_bytes()
+    manifest = manifest_for(content, keys[0])
+    total = -(-len(content) // manifest.chunk_size)
+    assert total >= 6 and callable(start_agent)
+    with (
+        Collector(
+            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+        ) as seen,
+        ModelServer(broker.settings, manifest, content) as server,
+    ):
+        agent = start_agent()
+        assert wait_until(lambda: latest_model(seen) != "")
+        server.withhold = set(range(3, total))  # the uplink dies after three chunks
+        offer(broker, manifest)
+        assert wait_until(lambda: len(server.requests) >= 1)
+        staging = agent.agent.settings.data_dir / "slots" / "staging"
+        assert wait_until(lambda: (staging / f"{manifest.sha256}.got").exists())
+        agent.close()  # stopped mid-download
+        server.withhold = set()
+        server.requests.clear()
+        count = len(seen.messages)
+        restarted = start_agent()
+        assert wait_until(lambda: len(seen.messages) > count + 3)  # running and subscribed
+        offer(broker, manifest, rollout="r1-again")
+        assert wait_until(lambda: latest_model(seen) == manifest.sha256, timeout=30)
+        assert sorted(server.requests[0]) == list(range(3, total))  # only what was missing
+        restarted.close()
