@@ -1,0 +1,59 @@
+"""Telemetry on the wire carries what an operator needs, and gating is counted in it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+
+from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings, GatingSettings, SourceSettings
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode
+from shared.messages import TelemetryMessage
+from shared.runtime.card import load_card_for
+from shared.topics import Kind, Topic, topic_filter
+from tests.utils.mqtt import Collector, wait_until
+from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
+
+
+def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Path) -> None:
+    still = cv2.imread(str(sorted(EVAL_SAMPLE.rglob("*.png"))[0]))
+    assert still is not None
+    writer = cv2.VideoWriter(str(tmp_path / "still.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10,
+                             (28, 28))  # fmt: skip
+    for _ in range(40):  # a camera looking at a scene where nothing happens
+        writer.write(still)
+    writer.release()
+    settings = AgentSettings(
+        site="s1",
+        device="cam1",
+        gateway_id=None,
+        model=EDGE_MODEL,
+        data_dir=tmp_path / "agent",
+        mqtt=broker.settings,
+        telemetry_interval_s=0.2,
+        source=SourceSettings(kind="video", path=tmp_path / "still.avi", fps=100),
+        gating=GatingSettings(enabled=True, threshold=2.0),
+    )
+    with Collector(broker.settings, topic_filter(Kind.TELEMETRY)) as collector:
+        stats = Agent(settings).run(threading.Event())
+
+        def telemetry() -> list[TelemetryMessage]:
+            out = []
+            for m in collector.messages:
+                message = decode(Topic.parse(m.topic), m.payload).message
+                if isinstance(message, TelemetryMessage):
+                    out.append(message)
+            return out
+
+        assert wait_until(lambda: any(t.frames == 40 for t in telemetry()))
+    assert stats.frames == 40 and stats.gated == 39  # one inference, 39 frames skipped
+    last = next(t for t in telemetry() if t.frames == 40)
+    assert last.counters["gated"] == 39
+    assert {"capture", "preprocess", "invoke", "postprocess", "publish"} <= set(last.latency_ms)
+    assert last.latency_ms["invoke"].p95 >= last.latency_ms["invoke"].p50 > 0
+    assert last.model is not None and last.model.sha256 == load_card_for(EDGE_MODEL).sha256
+    assert last.memory_rss_mb > 0 and 0 <= last.memory_percent <= 100
+    assert last.counters["queued.result"] == 1
