@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from shared.errors import ModelError
 from shared.runtime.card import ModelCard, load_card_for
-from shared.runtime.preprocess import Array, Image, InputSpec, TensorSpec, dequantize, preprocess
+from shared.runtime.preprocess import (
+    Array,
+    Image,
+    InputSpec,
+    TensorSpec,
+    dequantize,
+    pixel_table,
+    preprocess,
+)
 from shared.runtime.scores import looks_like_probabilities, sharpen, softmax
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -115,6 +123,7 @@ class ModelRuntime:
                 f"{len(card.labels)} labels"
             )
         self.labels = tuple(card.labels) or tuple(str(i) for i in range(self.num_classes))
+        self._pixel_table = pixel_table(self.input_spec, card.preprocess)
 
     @classmethod
     def load(
@@ -137,7 +146,7 @@ class ModelRuntime:
         return cls(content, name, card, num_threads)
 
     def preprocess(self, image: Image) -> Array:
-        return preprocess(image, self.input_spec, self.card.preprocess)
+        return preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
 
     def invoke_raw(self, tensor: Array) -> Array:
         """Run the interpreter on a prepared input tensor; returns the raw output row."""
