@@ -16,6 +16,7 @@ from shared.codec import decode, encode
 from shared.messages import EscalationHeader, Message, ResultMessage, StateMessage
 from shared.mqtt import Outgoing
 from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.agents import agent_settings
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
 
@@ -23,14 +24,10 @@ from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
 def settings_for(
     broker: MosquittoBroker, frames: Path, data_dir: Path, **source: object
 ) -> AgentSettings:
-    return AgentSettings(
-        site="s1",
-        device="cam1",
-        gateway_id=None,
-        model=EDGE_MODEL,
-        data_dir=data_dir,
-        mqtt=broker.settings,
-        source=SourceSettings(path=frames, fps=1000, **source),
+    return agent_settings(
+        broker,
+        data_dir,
+        SourceSettings(path=frames, fps=1000, **source),
         escalation=EscalationSettings(
             threshold=0.9, budget_per_minute=6000, burst=1000, cooldown_s=0
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +10,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, SourceSettings
+from edge_agent.settings import SourceSettings
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode, encode
 from shared.manifest import (
@@ -27,6 +25,7 @@ from shared.mqtt import Outgoing
 from shared.runtime.card import load_card_for
 from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.model_server import ModelServer
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE, sample_subset
@@ -59,18 +58,6 @@ def manifest_for(
     return sign_manifest(manifest, key) if key is not None else manifest
 
 
-class RunningAgent:
-    def __init__(self, settings: AgentSettings) -> None:
-        self.agent = Agent(settings)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.agent.run, args=(self.stop,))
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture
 def start_agent(
     broker: MosquittoBroker, tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]
@@ -79,11 +66,8 @@ def start_agent(
     running: list[RunningAgent] = []
 
     def start() -> RunningAgent:
-        settings = AgentSettings(
-            site=SITE, device=DEVICE, gateway_id=None, model=EDGE_MODEL,
-            model_public_key=keys[1], data_dir=tmp_path / "agent", mqtt=broker.settings,
-            source=SourceSettings(path=tmp_path / "frames", fps=40, loop=True),
-        )  # fmt: skip
+        source = SourceSettings(path=tmp_path / "frames", fps=40, loop=True)
+        settings = agent_settings(broker, tmp_path / "agent", source, model_public_key=keys[1])
         agent = RunningAgent(settings)
         running.append(agent)
         return agent

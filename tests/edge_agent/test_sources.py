@@ -3,7 +3,6 @@ back, newest-frame-wins when inference is slower than capture, and scene-change 
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -11,18 +10,18 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.agent import Agent
 from edge_agent.feed import LatestFrameFeed
 from edge_agent.gating import SceneGate
-from edge_agent.settings import AgentSettings, GatingSettings, SourceSettings
+from edge_agent.settings import GatingSettings, SourceSettings
 from edge_agent.sources import Frame, open_source
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode
 from shared.messages import StateMessage
 from shared.topics import Kind, Topic, topic
+from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mjpeg import MjpegCamera
 from tests.utils.mqtt import Collector, wait_until
-from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
+from tests.utils.paths import EVAL_SAMPLE
 
 
 def frames(n: int) -> list[np.ndarray]:
@@ -64,18 +63,8 @@ def test_stream_reconnects_with_backoff_and_reports_it(
     jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in frames(5)]
     camera = MjpegCamera(jpegs)
     camera.start()
-    settings = AgentSettings(
-        site="s1",
-        device="cam1",
-        gateway_id=None,
-        model=EDGE_MODEL,
-        data_dir=tmp_path / "agent",
-        mqtt=broker.settings,
-        source=SourceSettings(kind="stream", url=camera.url, fps=100, backoff_max_s=0.5),
-    )
-    agent = Agent(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,))
+    source = SourceSettings(kind="stream", url=camera.url, fps=100, backoff_max_s=0.5)
+    settings = agent_settings(broker, tmp_path / "agent", source)
     state_topic = topic("s1", "cam1", Kind.STATE)
 
     def details() -> list[str]:
@@ -87,7 +76,8 @@ def test_stream_reconnects_with_backoff_and_reports_it(
         return out
 
     with Collector(broker.settings, state_topic) as collector:
-        thread.start()
+        running = RunningAgent(settings)
+        agent = running.agent
         assert wait_until(lambda: agent.stats.frames >= 20)
         camera.stop()  # the camera goes away
         assert wait_until(lambda: any("reconnecting" in d for d in details()))
@@ -95,9 +85,8 @@ def test_stream_reconnects_with_backoff_and_reports_it(
         camera.start()  # and comes back on the same address
         assert wait_until(lambda: agent.stats.frames > frames_while_down + 20, timeout=30)
         assert wait_until(lambda: details()[-1].endswith("source ok"))
-        assert thread.is_alive()
-        stop.set()
-        thread.join(timeout=30)
+        assert running.thread.is_alive()
+        running.close()
         camera.stop()
 
 

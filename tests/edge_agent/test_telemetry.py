@@ -8,12 +8,13 @@ from pathlib import Path
 import cv2
 
 from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, GatingSettings, SourceSettings
+from edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode
 from shared.messages import TelemetryMessage
 from shared.runtime.card import load_card_for
 from shared.topics import Kind, Topic, topic_filter
+from tests.utils.agents import agent_settings
 from tests.utils.mqtt import Collector, wait_until
 from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
 
@@ -26,15 +27,11 @@ def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Pa
     for _ in range(40):  # a camera looking at a scene where nothing happens
         writer.write(still)
     writer.release()
-    settings = AgentSettings(
-        site="s1",
-        device="cam1",
-        gateway_id=None,
-        model=EDGE_MODEL,
-        data_dir=tmp_path / "agent",
-        mqtt=broker.settings,
+    settings = agent_settings(
+        broker,
+        tmp_path / "agent",
+        SourceSettings(kind="video", path=tmp_path / "still.avi", fps=100),
         telemetry_interval_s=0.2,
-        source=SourceSettings(kind="video", path=tmp_path / "still.avi", fps=100),
         gating=GatingSettings(enabled=True, threshold=2.0),
     )
     with Collector(broker.settings, topic_filter(Kind.TELEMETRY)) as collector:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
+from edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode, encode
 from shared.messages import Prediction, ResultMessage, VerdictMessage
 from shared.mqtt import Outgoing
 from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mqtt import Collector, publish_all, wait_until
-from tests.utils.paths import EDGE_MODEL, sample_subset
+from tests.utils.paths import sample_subset
 
 
 def verdict_for(result: ResultMessage, label: str) -> VerdictMessage:
@@ -30,21 +29,15 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     sample_subset(tmp_path / "frames", per_class=1)
-    settings = AgentSettings(
-        site="s1",
-        device="cam1",
-        gateway_id=None,
-        model=EDGE_MODEL,
-        data_dir=tmp_path / "agent",
-        mqtt=broker.settings,
-        source=SourceSettings(path=tmp_path / "frames", fps=50, loop=True),
+    settings = agent_settings(
+        broker,
+        tmp_path / "agent",
+        SourceSettings(path=tmp_path / "frames", fps=50, loop=True),
         escalation=EscalationSettings(threshold=0.0),
     )
-    agent = Agent(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,))
     with Collector(broker.settings, topic_filter(Kind.RESULT)) as collector:
-        thread.start()
+        running = RunningAgent(settings)
+        agent = running.agent
         assert wait_until(lambda: len(collector.messages) >= 3)
         results = [decode(Topic.parse(m.topic), m.payload).message for m in collector.messages[:2]]
         assert all(isinstance(r, ResultMessage) for r in results)
@@ -74,8 +67,7 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
         assert agent.verdicts.cloud_label(second.msg_id) == "not-" + second.top[0].label
         frames_before = agent.stats.frames
         assert wait_until(lambda: agent.stats.frames > frames_before)  # still running
-        stop.set()
-        thread.join(timeout=30)
+        running.close()
     assert agent.stats.verdicts == 2 and agent.stats.corrected == 1
 
 
