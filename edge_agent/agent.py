@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from edge_agent.rollout import RolloutClient
 from edge_agent.settings import AgentSettings
 from edge_agent.slots import ModelSlots
 from edge_agent.sources import Frame, FrameSource, open_source
+from edge_agent.telemetry import StageTimer, read_temperature
 from edge_agent.verdicts import VerdictBook
 from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
@@ -39,7 +39,6 @@ from shared.messages import (
     ModelChunkRequestMessage,
     ModelOfferMessage,
     ModelRef,
-    Percentiles,
     Prediction,
     ResultMessage,
     StateMessage,
@@ -75,27 +74,6 @@ class AgentStats:
     dropped: int = 0
     rejected: int = 0
     outbox_depth: int = 0
-
-
-class StageTimer:
-    """Rolling per-stage latencies for telemetry percentiles."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self._samples: dict[str, deque[float]] = {}
-        self._window = window
-
-    def add(self, stage: str, ms: float) -> None:
-        self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
-
-    def percentiles(self) -> dict[str, Percentiles]:
-        import numpy as np
-
-        out = {}
-        for stage, values in self._samples.items():
-            if values:
-                p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
-                out[stage] = Percentiles(p50=float(p50), p95=float(p95), p99=float(p99))
-        return out
 
 
 class Agent:
@@ -372,7 +350,7 @@ class Agent:
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_percent=psutil.virtual_memory().percent,
             memory_rss_mb=proc.memory_info().rss / 1e6,
-            temperature_c=_temperature(),
+            temperature_c=read_temperature(),
             fps=self._fps(),
             frames=self.stats.frames,
             latency_ms=self.timer.percentiles(),
@@ -408,15 +386,3 @@ class Agent:
         tmp.write_text(json.dumps(asdict(self.stats)))
         os.replace(tmp, path)
         logger.info("agent stopped: %s", asdict(self.stats))
-
-
-def _temperature() -> float | None:
-    """The CPU temperature from the first thermal zone, or None where there is none."""
-    try:
-        temps = psutil.sensors_temperatures()
-    except (AttributeError, OSError):
-        return None
-    for entries in temps.values():
-        for entry in entries:
-            return float(entry.current)
-    return None

@@ -17,10 +17,10 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
         ("version", [c.version for c in cards]),
         ("parameters", [_extra(c, "parameters") for c in cards]),
         ("size (bytes)", [str(c.size_bytes) for c in cards]),
-        ("top-1 accuracy (int8, LiteRT)", [str(c.metrics.accuracy) for c in cards]),
+        ("top-1 accuracy (this file, LiteRT)", [str(c.metrics.accuracy) for c in cards]),
         ("accuracy measured on", [str(c.metrics.eval_dataset) for c in cards]),
         (
-            "top-1 accuracy before int8 (PyTorch)",
+            "top-1 accuracy in float (PyTorch)",
             [_extra(c, "float_accuracy") for c in cards],
         ),
         ("invoke latency p50 (ms, 2 threads)", [str(c.metrics.latency_ms_p50) for c in cards]),
@@ -38,7 +38,7 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
     rows = [
         (name, values) for name, values in rows if any(v not in ("", "None", " / ") for v in values)
     ]
-    header = "| | " + " | ".join(c.name for c in cards) + " |\n"
+    header = "| | " + " | ".join(f.removesuffix(".tflite") for f in files) + " |\n"
     header += "|---|" + "---|" * len(cards) + "\n"
     body = "".join(f"| {name} | " + " | ".join(values) + " |\n" for name, values in rows)
     first = cards[0]

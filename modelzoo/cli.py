@@ -44,6 +44,13 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
         help="the Fashion-MNIST IDX files (default: %(default)s)",
     )
     parser.add_argument(
+        "--roles",
+        nargs="+",
+        choices=["edge", "cloud"],
+        default=["edge", "cloud"],
+        help="fashion: which models to (re)build (default: both)",
+    )
+    parser.add_argument(
         "--epochs-edge", type=int, default=15, help="fashion: edge epochs (default: 15)"
     )
     parser.add_argument(
@@ -79,8 +86,12 @@ def run_build(args: argparse.Namespace) -> int:
         from modelzoo import fashion
 
         output_dir = args.output_dir or REPO / "models" / "fashion"
-        cards = fashion.build(output_dir, args.data_dir, args.epochs_edge, args.epochs_cloud)
-        files = [f"fashion_{role}_int8.tflite" for role in cards]
+        fashion.build(
+            output_dir, args.data_dir, args.epochs_edge, args.epochs_cloud, tuple(args.roles)
+        )
+        # The card lists every model in the folder, also those an earlier --roles run built.
+        cards = {p.stem: ModelCard.load(p) for p in sorted(output_dir.glob("fashion_*.json"))}
+        files = [f"{stem}.tflite" for stem in cards]
         title = "Fashion-MNIST model pair"
         if args.sample_size:
             written = fashion.write_sample(args.sample_dir, args.data_dir, args.sample_size)

@@ -148,13 +148,22 @@ def litert_metrics(model: bytes, card: ModelCard, test: Split) -> dict[str, floa
 
 
 def build(
-    output_dir: Path, data_dir: Path, epochs_edge: int, epochs_cloud: int
+    output_dir: Path,
+    data_dir: Path,
+    epochs_edge: int,
+    epochs_cloud: int,
+    roles: tuple[str, ...] = ("edge", "cloud"),
 ) -> dict[str, ModelCard]:
-    """Train, export, quantize, evaluate and write both models with their cards."""
+    """Train, export, quantize, evaluate and write the models with their cards.
+
+    Each role is written as int8; the edge model also as fp32 (small enough to commit), so the
+    runtime's float path has a real model to be tested on.
+    """
     require_training_stack()
     import torch
 
     torch.set_num_threads(2)
+    torch.manual_seed(0)  # before the networks are built: their initial weights are random too
     train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
     calibration = [
         train_split.images[i].astype(np.float32)[None, :, :, None]
@@ -163,6 +172,8 @@ def build(
     output_dir.mkdir(parents=True, exist_ok=True)
     cards = {}
     for role, net in build_networks().items():
+        if role not in roles:
+            continue
         epochs = epochs_edge if role == "edge" else epochs_cloud
         lr = 3e-3 if role == "edge" else 2e-3
         params = sum(p.numel() for p in net.parameters())
@@ -180,27 +191,31 @@ def build(
             license=LICENSE,
             build_command="edgecascade models build fashion",
         )
-        measured = litert_metrics(int8_model, card, test_split)
-        logger.info("%s int8: test accuracy %.4f", role, measured["accuracy"])
-        card = card.model_copy(
-            update={
-                "sha256": hashlib.sha256(int8_model).hexdigest(),
-                "size_bytes": len(int8_model),
-                "metrics": ModelMetrics(
-                    accuracy=round(measured["accuracy"], 4),
-                    eval_dataset="fashion-mnist test (10000)",
-                    latency_ms_p50=round(measured["latency_ms_p50"], 4),
-                    parameters=params,
-                    float_accuracy=round(float_accuracy, 4),
-                    epochs=epochs,
-                ),
-            }
+        kinds = (
+            {"int8": int8_model, "fp32": float_model} if role == "edge" else {"int8": int8_model}
         )
-        path = output_dir / f"fashion_{role}_int8.tflite"
-        path.write_bytes(int8_model)
-        card.save(path.with_suffix(".json"))
-        cards[role] = card
-        logger.info("wrote %s (%d bytes)", path, len(int8_model))
+        for kind, content in kinds.items():
+            measured = litert_metrics(content, card, test_split)
+            logger.info("%s %s: test accuracy %.4f", role, kind, measured["accuracy"])
+            written = card.model_copy(
+                update={
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "size_bytes": len(content),
+                    "metrics": ModelMetrics(
+                        accuracy=round(measured["accuracy"], 4),
+                        eval_dataset="fashion-mnist test (10000)",
+                        latency_ms_p50=round(measured["latency_ms_p50"], 4),
+                        parameters=params,
+                        float_accuracy=round(float_accuracy, 4),
+                        epochs=epochs,
+                    ),
+                }
+            )
+            path = output_dir / f"fashion_{role}_{kind}.tflite"
+            path.write_bytes(content)
+            written.save(path.with_suffix(".json"))
+            cards[f"{role}_{kind}"] = written
+            logger.info("wrote %s (%d bytes)", path, len(content))
     return cards
 
 

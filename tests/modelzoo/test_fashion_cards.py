@@ -9,7 +9,7 @@ import pytest
 from edgecascade.cli import main
 from modelzoo.fashion import DATA_DIR
 from shared.runtime.card import load_card_for
-from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32
 
 pytestmark = pytest.mark.skipif(
     not (DATA_DIR / "t10k-images-idx3-ubyte.gz").exists(),
@@ -25,7 +25,9 @@ def test_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("model", [EDGE_MODEL, CLOUD_MODEL], ids=["edge", "cloud"])
+@pytest.mark.parametrize(
+    "model", [EDGE_MODEL, EDGE_MODEL_FP32, CLOUD_MODEL], ids=["edge", "edge-fp32", "cloud"]
+)
 def test_eval_reproduces_the_card(model: Path, test_split: Path, tmp_path: Path) -> None:
     import json
 

@@ -13,7 +13,7 @@ from shared.runtime.card import ModelCard, load_card_for
 from shared.runtime.datasets import LabelledFolder
 from shared.runtime.evaluate import evaluate, format_table
 from shared.runtime.runtime import ModelRuntime
-from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE, sample_subset
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32, EVAL_SAMPLE, sample_subset
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,14 @@ def test_reads_its_input_and_output_spec_from_the_model(edge: ModelRuntime) -> N
     assert edge.size_bytes == card.size_bytes == EDGE_MODEL.stat().st_size
 
 
-@pytest.mark.parametrize("model_path", [EDGE_MODEL, CLOUD_MODEL], ids=["edge", "cloud"])
-def test_correct_top1_on_real_frames(model_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model_path", "dtype"),
+    [(EDGE_MODEL, "int8"), (EDGE_MODEL_FP32, "float32"), (CLOUD_MODEL, "int8")],
+    ids=["edge-int8", "edge-fp32", "cloud-int8"],
+)
+def test_correct_top1_on_real_frames(model_path: Path, dtype: str) -> None:
     runtime = ModelRuntime.load(model_path)
+    assert runtime.input_spec.tensor.dtype == runtime.output_spec.dtype == dtype
     data = LabelledFolder(EVAL_SAMPLE, runtime.labels, limit=None)
     hits = total = 0
     for _path, image, target in list(data)[::10]:  # 200 frames, every class
@@ -46,6 +51,16 @@ def test_correct_top1_on_real_frames(model_path: Path) -> None:
         total += 1
     assert total == 200
     assert hits / total > 0.8
+
+
+def test_float_and_int8_agree(edge: ModelRuntime) -> None:
+    fp32 = ModelRuntime.load(EDGE_MODEL_FP32)
+    data = LabelledFolder(EVAL_SAMPLE, edge.labels, limit=300)
+    same = sum(
+        fp32.classify(image).top(1)[0][0] == edge.classify(image).top(1)[0][0]
+        for _, image, _ in data
+    )
+    assert same / len(data) > 0.97
 
 
 def test_colour_and_size_of_the_frame_do_not_matter(edge: ModelRuntime) -> None:

@@ -1,0 +1,42 @@
+"""Telemetry helpers: rolling per-stage latencies and the device temperature."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import psutil
+
+from shared.messages import Percentiles
+
+
+class StageTimer:
+    """Rolling per-stage latencies for telemetry percentiles."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self._samples: dict[str, deque[float]] = {}
+        self._window = window
+
+    def add(self, stage: str, ms: float) -> None:
+        self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
+
+    def percentiles(self) -> dict[str, Percentiles]:
+        import numpy as np
+
+        out = {}
+        for stage, values in self._samples.items():
+            if values:
+                p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
+                out[stage] = Percentiles(p50=float(p50), p95=float(p95), p99=float(p99))
+        return out
+
+
+def read_temperature() -> float | None:
+    """The CPU temperature from the first thermal zone, or None where there is none."""
+    try:
+        temps = psutil.sensors_temperatures()
+    except (AttributeError, OSError):
+        return None
+    for entries in temps.values():
+        for entry in entries:
+            return float(entry.current)
+    return None
