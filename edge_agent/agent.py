@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from edge_agent.escalation import escalation_payload
-from edge_agent.feed import LatestFrameFeed
+from edge_agent.feed import Emitter, FrameFeed, Prepared
 from edge_agent.gating import SceneGate
 from edge_agent.policy import EscalationPolicy
 from edge_agent.rollout import RolloutClient
@@ -90,10 +90,10 @@ class Agent:
         self.loop_seconds = 0.0
         self._next_runtime: ModelRuntime | None = None
         self._fps_mark = (time.monotonic(), 0)
+        self._inferred = 0
         self._skipped: Callable[[], int] = lambda: 0
         self._link: MqttLink | None = None
-        self._feed: LatestFrameFeed | None = None
-        self._gate: SceneGate | None = None
+        self._feed: FrameFeed | None = None
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
@@ -125,9 +125,14 @@ class Agent:
         runtime = slots.load(s.model, s.threads)
         self._set_model(runtime)
         source, live = (self._source, False) if self._source else open_source(s.source)
-        self._feed = LatestFrameFeed(source, s.source.queue_size) if live else None
+        self._feed = FrameFeed(
+            source,
+            runtime,
+            maxsize=s.source.queue_size if live else 2,
+            newest_wins=live,  # replay sources lose nothing; live cameras keep the newest frame
+            gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
+        )
         self._skipped = lambda: int(getattr(source, "skipped", 0))
-        self._gate = SceneGate(s.gating.threshold) if s.gating.enabled else None
         outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024))
         link = MqttLink(
             s.mqtt,
@@ -158,11 +163,16 @@ class Agent:
             sum(outbox.depth().values()),
         )
         loop_started = time.perf_counter()
+        emitter: Emitter[tuple[Prepared, Classification, ModelRef]] = Emitter(
+            lambda item: self._emit(*item, outbox, policy)
+        )
         try:
-            self._loop(stop, runtime, source, outbox, policy)
+            self._loop(stop, runtime, self._feed, emitter, outbox)
         finally:
+            emitter.close()  # every classified frame reaches the outbox before shutdown
             self.loop_seconds = time.perf_counter() - loop_started
             self.notifier.stopping()
+            self._count_frames(self._feed)
             self.stats.skipped = getattr(source, "skipped", 0)
             self.stats.over_budget = policy.over_budget
             self.stats.cooled_down = policy.cooled_down
@@ -176,8 +186,8 @@ class Agent:
                 v for k, v in outbox.counters().items() if k.startswith(("dropped.", "expired."))
             )
             outbox.close()
-            (self._feed or source).close()
-            self.stats.capture_drops = self._feed.dropped if self._feed else 0
+            self._feed.close()
+            self.stats.capture_drops = self._feed.dropped if live else 0
             self.stats.verdicts = self.verdicts.counts["verdicts.received"]
             self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
             self._write_stats()
@@ -250,10 +260,11 @@ class Agent:
         self,
         stop: threading.Event,
         runtime: ModelRuntime,
-        source: FrameSource,
+        feed: FrameFeed,
+        emitter: Emitter[tuple[Prepared, Classification, ModelRef]],
         outbox: Outbox,
-        policy: EscalationPolicy,
     ) -> None:
+        """Stage 2 of the pipeline (see :mod:`edge_agent.feed`): invoke, then hand on."""
         s = self.settings
         period = 1.0 / s.source.fps
         next_due = time.monotonic()
@@ -262,26 +273,30 @@ class Agent:
             self.notifier.watchdog()
             if self._next_runtime is not None:  # a new model was verified: switch between frames
                 runtime, self._next_runtime = self._next_runtime, None
+                feed.runtime = runtime
                 self._set_model(runtime)
                 if self._link is not None:
                     self._link.publish(self._state("online"))
+            self._count_frames(feed)
             if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
                 break
-            t0 = time.perf_counter()
-            frame = self._next_frame(source)
-            self._report_source(source)
-            if frame is None:
-                if self._feed is not None and not self._feed.ended.is_set():
+            item = feed.get(timeout=0.5)
+            self._report_source(feed.source)
+            if item is None:
+                if not feed.exhausted:
                     continue  # a live source with nothing new yet (or reconnecting)
                 logger.info("source exhausted after %d frames", self.stats.frames)
                 break
-            self.timer.add("capture", (time.perf_counter() - t0) * 1000)
-            self.stats.frames += 1
-            if self._gate is None or self._gate.changed(frame.image):
-                self._process(frame, runtime, outbox, policy)
-            else:
-                self.stats.gated += 1
+            self._inferred += 1
+            tensor, preprocess_ms = item.tensor, item.preprocess_ms
+            if item.runtime is not runtime:  # prepared for the model we just switched from
+                t0 = time.perf_counter()
+                tensor = runtime.preprocess(item.frame.image)
+                preprocess_ms = (time.perf_counter() - t0) * 1000
+            assert self._model_ref is not None
+            emitter.put((item, runtime.classify_tensor(tensor, preprocess_ms), self._model_ref))
             if time.monotonic() >= next_telemetry:
+                self._count_frames(feed)
                 self._publish_telemetry(outbox)
                 next_telemetry += s.telemetry_interval_s
             next_due += period
@@ -291,10 +306,10 @@ class Agent:
             elif delay < 0:
                 next_due = time.monotonic()  # behind: do not try to catch up in a burst
 
-    def _next_frame(self, source: FrameSource) -> Frame | None:
-        if self._feed is not None:
-            return self._feed.get(timeout=0.5)
-        return source.read()
+    def _count_frames(self, feed: FrameFeed) -> None:
+        """``frames`` counts every frame taken from the source: inferred or gated."""
+        self.stats.gated = feed.gated
+        self.stats.frames = self._inferred + feed.gated
 
     def _report_source(self, source: FrameSource) -> None:
         """Re-publish the retained state when the source's status changes."""
@@ -304,20 +319,26 @@ class Agent:
             if self._link is not None and self._link.connected:
                 self._link.publish(self._state("online"))
 
-    def _process(
-        self, frame: Frame, runtime: ModelRuntime, outbox: Outbox, policy: EscalationPolicy
+    def _emit(
+        self,
+        item: Prepared,
+        result: Classification,
+        model: ModelRef,
+        outbox: Outbox,
+        policy: EscalationPolicy,
     ) -> None:
-        assert self._model_ref is not None
-        result: Classification = runtime.classify(frame.image)
+        """Stage 3: decide, commit the result to the outbox, escalate (the emit thread)."""
+        frame = item.frame
+        t0 = time.perf_counter()
+        self.timer.add("capture", item.capture_ms)
         for stage, ms in result.timings_ms.items():
             self.timer.add(stage, ms)
         top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
         decision = policy.decide(result.probabilities, top[0].label, frame.image)
-        t0 = time.perf_counter()
         message = ResultMessage(
             frame_id=frame.frame_id,
             captured_at=frame.captured_at,
-            model=self._model_ref,
+            model=model,
             top=top,
             latency_ms=dict(result.timings_ms),
             escalated=decision.escalate,

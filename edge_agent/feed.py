@@ -1,54 +1,160 @@
-"""Decouple capture from inference: a capture thread and a bounded queue, newest frame wins.
+"""The agent's frame pipeline: three stages on three threads, joined by bounded queues.
+
+1. **Prepare** (:class:`FrameFeed`, its own thread): read the frame, apply scene gating, preprocess
+   it into the model's input tensor.
+2. **Infer** (the agent's main loop): ``invoke()`` and postprocess. LiteRT releases the GIL while
+   it invokes, so stages 1 and 3 run on another core meanwhile.
+3. **Emit** (:class:`Emitter`, its own thread): the escalation decision, the result message, the
+   commit to the disk outbox, the escalation payload.
 
 A live source keeps producing while the model works; when inference is slower than the camera the
-queue is full and the *oldest* waiting frame is dropped (counted in ``dropped``), so the model
-always sees the most recent scene and memory stays bounded. Replay sources (folders, files) are
-read on demand instead: every frame is processed, none dropped.
+prepare queue is full and the *oldest* waiting frame is dropped (counted in ``dropped``), so the
+model always sees the most recent scene and memory stays bounded. Replay sources (folders, files)
+block instead: every frame is processed, none dropped. The emit queue always blocks: a result is
+never dropped, and a slow disk slows the model down instead of growing memory.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from edge_agent.gating import SceneGate
 from edge_agent.sources import Frame, FrameSource
 
+if TYPE_CHECKING:
+    from shared.runtime.preprocess import Array
+    from shared.runtime.runtime import ModelRuntime
 
-class LatestFrameFeed:
-    def __init__(self, source: FrameSource, maxsize: int = 1) -> None:
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame with its input tensor, made for one runtime (``runtime``)."""
+
+    frame: Frame
+    tensor: Array
+    runtime: ModelRuntime
+    capture_ms: float
+    preprocess_ms: float
+
+
+class FrameFeed:
+    """Stage 1: read, gate and preprocess frames on a thread of their own."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        runtime: ModelRuntime,
+        *,
+        maxsize: int = 1,
+        newest_wins: bool = True,
+        gate: SceneGate | None = None,
+    ) -> None:
         self.source = source
+        self.runtime = runtime  # replaced by the agent when it switches models
         self.dropped = 0
         self.ended = threading.Event()
-        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=maxsize)
+        self._gate = gate
+        self._newest_wins = newest_wins
+        self._queue: queue.Queue[Prepared] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="prepare", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            frame = self.source.read()
-            if frame is None:
-                self.ended.set()
-                return
-            while True:
-                try:
-                    self._queue.put_nowait(frame)
-                    break
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
+    @property
+    def gated(self) -> int:
+        return self._gate.skipped if self._gate else 0
 
-    def get(self, timeout: float) -> Frame | None:
-        """The newest frame, or None if none arrived within ``timeout`` (or the source ended)."""
+    def _run(self) -> None:
         try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = self.source.read()
+                if frame is None:
+                    return
+                t1 = time.perf_counter()
+                if self._gate is not None and not self._gate.changed(frame.image):
+                    continue
+                t2 = time.perf_counter()
+                runtime = self.runtime
+                tensor = runtime.preprocess(frame.image)
+                item = Prepared(
+                    frame, tensor, runtime, (t1 - t0) * 1000, (time.perf_counter() - t2) * 1000
+                )
+                self._put(item)
+        except Exception:  # a broken frame must not leave the agent waiting forever
+            logger.exception("frame preparation failed; the source is treated as ended")
+        finally:
+            self.ended.set()
+
+    def _put(self, item: Prepared) -> None:
+        while not self._stop.is_set():
+            if not self._newest_wins:
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def get(self, timeout: float) -> Prepared | None:
+        """The next prepared frame, or None if none arrived within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._queue.get(timeout=min(0.05, max(deadline - time.monotonic(), 0)))
+            except queue.Empty:
+                if self.exhausted or time.monotonic() >= deadline:
+                    return None
+
+    @property
+    def exhausted(self) -> bool:
+        """The source ended and every frame it gave has been taken."""
+        return self.ended.is_set() and self._queue.empty()
 
     def close(self) -> None:
         self._stop.set()
-        self.source.close()
         self._thread.join(timeout=5)
+        self.source.close()
+
+
+class Emitter(Generic[T]):
+    """Stage 3: hand items to ``emit`` on a thread of its own, in order, none dropped."""
+
+    def __init__(self, emit: Callable[[T], None], maxsize: int = 4) -> None:
+        self._emit = emit
+        self._queue: queue.Queue[T | None] = queue.Queue(maxsize=maxsize)
+        self._thread = threading.Thread(target=self._run, name="emit", daemon=True)
+        self._thread.start()
+
+    def put(self, item: T) -> None:
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._emit(item)
+            except Exception:
+                logger.exception("emitting a result failed")
+
+    def close(self) -> None:
+        """Emit everything queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()

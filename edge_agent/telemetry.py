@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import psutil
@@ -10,22 +11,26 @@ from shared.messages import Percentiles
 
 
 class StageTimer:
-    """Rolling per-stage latencies for telemetry percentiles."""
+    """Rolling per-stage latencies for telemetry percentiles; the pipeline's threads all add."""
 
     def __init__(self, window: int = 1000) -> None:
         self._samples: dict[str, deque[float]] = {}
         self._window = window
+        self._lock = threading.Lock()
 
     def add(self, stage: str, ms: float) -> None:
-        self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
+        with self._lock:
+            self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
 
     def percentiles(self) -> dict[str, Percentiles]:
         import numpy as np
 
         out = {}
-        for stage, values in self._samples.items():
+        with self._lock:
+            samples = {stage: list(values) for stage, values in self._samples.items()}
+        for stage, values in samples.items():
             if values:
-                p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
+                p50, p95, p99 = np.percentile(np.asarray(values, dtype=float), [50, 95, 99])
                 out[stage] = Percentiles(p50=float(p50), p95=float(p95), p99=float(p99))
         return out
 

@@ -1,15 +1,21 @@
 """``edgecascade bench edge``: the device agent's cost around the model.
 
-In one run, on the same model and frames: the raw ``invoke()`` rate on a prepared tensor; the rate
-of the full per-frame path (read + decode the frame, preprocess, invoke, postprocess, escalation
-decision, result committed to the disk outbox and the verdict book); the per-stage breakdown;
-the peak RSS of an agent process with the model loaded; and the CPU an idle agent uses while its
-camera delivers nothing.
+In one run, on the same model, frames and interpreter thread count: the raw ``invoke()`` rate on a
+prepared tensor; the rate of the agent's full pipeline (read + decode the frame, preprocess,
+invoke, postprocess, escalation decision, result committed to the disk outbox and the verdict
+book), whose three stages run on three threads; the per-stage breakdown; the peak RSS of a
+process with the model loaded; and the CPU an idle agent uses while its camera delivers nothing.
+
+The pipeline overlaps reading and preprocessing the next frame, and committing the previous
+result, with ``invoke()`` (LiteRT releases the GIL while it runs). That needs a free core: with
+as many interpreter threads as cores, the stages compete with the interpreter for the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,13 +34,13 @@ DEFAULT_MODELS = [
 STAGES = ("capture", "preprocess", "invoke", "postprocess", "publish")
 
 
-def _raw_rate(model: Path, frames: Path, seconds: float) -> float:
+def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
     import cv2
     import numpy as np
 
     from shared.runtime.runtime import ModelRuntime
 
-    runtime = ModelRuntime.load(model)
+    runtime = ModelRuntime.load(model, num_threads=threads)
     image = cv2.imread(str(next(frames.rglob("*.png"))), cv2.IMREAD_UNCHANGED)
     tensor = runtime.preprocess(np.asarray(image, dtype=np.uint8))
     for _ in range(20):
@@ -47,7 +53,7 @@ def _raw_rate(model: Path, frames: Path, seconds: float) -> float:
     return n / (time.perf_counter() - started)
 
 
-def _pipeline(model: Path, frames: Path, limit: int, workdir: Path) -> dict[str, Any]:
+def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int) -> dict[str, Any]:
     """The agent's own loop over ``limit`` frames, no broker (results stay in the outbox)."""
     from edge_agent.agent import Agent
     from edge_agent.settings import AgentSettings, SourceSettings
@@ -56,6 +62,7 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path) -> dict[str,
 
     settings = AgentSettings(
         model=model,
+        threads=threads,
         data_dir=workdir,
         gateway_id=None,
         mqtt=MqttSettings(port=free_port()),  # nothing listens: publishing is not measured
@@ -81,19 +88,28 @@ from shared.runtime.runtime import ModelRuntime
 runtime = ModelRuntime.load(Path(sys.argv[1]))
 for path in sorted(Path(sys.argv[2]).rglob("*.png"))[:200]:
     runtime.classify(np.asarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), dtype=np.uint8))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+status = open("/proc/self/status").read().splitlines()
+anon = next(int(line.split()[1]) for line in status if line.startswith("RssAnon"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, anon / 1024)
 """
 
 
-def _peak_rss_mb(model: Path, frames: Path) -> float:
+def _peak_rss_mb(model: Path, frames: Path) -> tuple[float, float]:
+    """Peak RSS and the anonymous (private) part of it, in MB, of a process classifying frames.
+
+    RSS also counts the pages of shared libraries (numpy, OpenCV, LiteRT) mapped from disk; how
+    many of those are resident depends on the file system the environment lives on, not on
+    EdgeCascade, so the private part is reported beside it.
+    """
     out = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, str(model), str(frames)],
         capture_output=True, text=True, check=True, cwd=REPO,
     )  # fmt: skip
-    return float(out.stdout.strip().splitlines()[-1])
+    peak, anon = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(anon)
 
 
-def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float, float]:
+def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float, float, float]:
     """CPU% and peak RSS of a real agent whose camera (a stream nobody serves) sends nothing."""
     import psutil
 
@@ -111,12 +127,13 @@ def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float
         before = ps.cpu_times()
         time.sleep(seconds)
         after = ps.cpu_times()
-        rss = ps.memory_info().rss / 1e6
+        memory = ps.memory_full_info()
+        rss, uss = memory.rss / 1e6, memory.uss / 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     used = (after.user - before.user) + (after.system - before.system)
-    return 100.0 * used / seconds, rss
+    return 100.0 * used / seconds, rss, uss
 
 
 def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,30 +142,36 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"frames_dir": str(frames), "models": {}}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, model in enumerate(models):
-            raw = _raw_rate(model, frames, args.seconds)
-            pipe = _pipeline(model, frames, args.frames_limit, Path(tmp) / f"p{i}")
+        for i, (model, threads) in enumerate(itertools.product(models, args.threads)):
+            raw = _raw_rate(model, frames, args.seconds, threads)
+            pipe = _pipeline(model, frames, args.frames_limit, Path(tmp) / f"p{i}", threads)
             entry = {
                 "raw_invoke_per_s": raw,
                 "pipeline_frames_per_s": pipe["rate"],
                 "pipeline_vs_raw_ratio": pipe["rate"] / raw,
                 "pipeline_frames": pipe["frames"],
                 "stages_ms": pipe["stages_ms"],
-                "peak_rss_mb": _peak_rss_mb(model, frames),
+                **dict(
+                    zip(("peak_rss_mb", "anon_rss_mb"), _peak_rss_mb(model, frames), strict=True)
+                ),
             }
-            report["models"][model.name] = entry
+            entry["interpreter_threads"] = threads
+            report["models"][f"{model.name} threads={threads}"] = entry
             stage_p50 = [entry["stages_ms"].get(s, {}).get("p50", 0.0) for s in STAGES]
-            rows.append([model.name, raw, pipe["rate"], entry["pipeline_vs_raw_ratio"],
-                         *stage_p50, entry["peak_rss_mb"]])  # fmt: skip
-        idle, idle_rss = _idle_cpu_percent(models[0], args.idle_seconds, Path(tmp) / "idle")
+            rows.append([model.name, threads, raw, pipe["rate"], entry["pipeline_vs_raw_ratio"],
+                         *stage_p50, entry["peak_rss_mb"], entry["anon_rss_mb"]])  # fmt: skip
+        idle, idle_rss, idle_uss = _idle_cpu_percent(
+            models[0], args.idle_seconds, Path(tmp) / "idle"
+        )
     report["idle_cpu_percent"] = idle
     report["idle_agent_rss_mb"] = idle_rss
-    headers = ["model", "invoke/s", "pipeline/s", "ratio", *(f"{s} p50 ms" for s in STAGES),
-               "peak RSS MB"]  # fmt: skip
+    report["idle_agent_uss_mb"] = idle_uss
+    headers = ["model", "threads", "invoke/s", "pipeline/s", "ratio",
+               *(f"{s} p50 ms" for s in STAGES), "peak RSS MB", "private MB"]  # fmt: skip
     report["table"] = (
         format_table(headers, rows)
         + f"\nidle agent (camera sends nothing, {args.idle_seconds:g} s): "
-        f"CPU {idle:.2f} %, RSS {idle_rss:.0f} MB"
+        f"CPU {idle:.2f} %, RSS {idle_rss:.0f} MB, private (USS) {idle_uss:.0f} MB"
     )
     return report
 
@@ -166,5 +189,12 @@ def add_edge_parser(benches: Any) -> None:
     parser.add_argument("--frames", type=Path, help="image folder (default: the eval sample)")
     parser.add_argument("--frames-limit", type=int, default=2000, help="pipeline frames (2000)")
     parser.add_argument("--seconds", type=float, default=3.0, help="raw invoke seconds (3)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="interpreter threads to measure, raw and pipeline alike (default: 1 and all cores)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle CPU window (5)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")

@@ -171,13 +171,17 @@ class ModelRuntime:
     def classify(self, image: Image) -> Classification:
         t0 = time.perf_counter()
         tensor = self.preprocess(image)
+        return self.classify_tensor(tensor, preprocess_ms=(time.perf_counter() - t0) * 1000)
+
+    def classify_tensor(self, tensor: Array, preprocess_ms: float = 0.0) -> Classification:
+        """Invoke and postprocess an input :meth:`preprocess` made (possibly on another thread)."""
         t1 = time.perf_counter()
         raw = self.invoke_raw(tensor)
         t2 = time.perf_counter()
         probabilities = self.postprocess(raw)
         t3 = time.perf_counter()
         timings = {
-            "preprocess": (t1 - t0) * 1000,
+            "preprocess": preprocess_ms,
             "invoke": (t2 - t1) * 1000,
             "postprocess": (t3 - t2) * 1000,
         }

@@ -10,18 +10,19 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.feed import LatestFrameFeed
+from edge_agent.feed import Emitter, FrameFeed
 from edge_agent.gating import SceneGate
 from edge_agent.settings import GatingSettings, SourceSettings
 from edge_agent.sources import Frame, open_source
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode
 from shared.messages import StateMessage
+from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mjpeg import MjpegCamera
 from tests.utils.mqtt import Collector, wait_until
-from tests.utils.paths import EVAL_SAMPLE
+from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
 
 
 def frames(n: int) -> list[np.ndarray]:
@@ -110,17 +111,46 @@ class SlowSource:
 
 def test_newest_frame_wins_and_drops_are_counted() -> None:
     source = SlowSource()
-    feed = LatestFrameFeed(source, maxsize=1)
+    feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=1, newest_wins=True)
     taken = []
     for _ in range(5):
         time.sleep(0.05)  # inference much slower than capture
-        frame = feed.get(timeout=1)
-        assert frame is not None
-        taken.append(int(frame.frame_id))
+        item = feed.get(timeout=1)
+        assert item is not None
+        assert item.tensor.shape == (1, 28, 28, 1)  # preprocessed on the feed's thread
+        taken.append(int(item.frame.frame_id))
     feed.close()
     assert feed.dropped > 0
     assert taken == sorted(taken) and len(set(taken)) == 5
     assert source.produced - feed.dropped - len(taken) <= 2  # the rest were in flight
+
+
+def test_replay_feed_blocks_instead_of_dropping() -> None:
+    source = SlowSource()
+    feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=2, newest_wins=False)
+    taken = []
+    for _ in range(20):
+        time.sleep(0.01)
+        item = feed.get(timeout=1)
+        assert item is not None
+        taken.append(int(item.frame.frame_id))
+    feed.close()
+    assert feed.dropped == 0
+    assert taken == list(range(1, 21))
+
+
+def test_emitter_keeps_order_and_flushes_on_close() -> None:
+    seen: list[int] = []
+
+    def slow_emit(n: int) -> None:
+        time.sleep(0.002)
+        seen.append(n)
+
+    emitter: Emitter[int] = Emitter(slow_emit, maxsize=2)
+    for n in range(50):
+        emitter.put(n)
+    emitter.close()
+    assert seen == list(range(50))
 
 
 def test_scene_gate_skips_static_frames() -> None:

@@ -20,12 +20,17 @@ def test_bench_codec_writes_json(tmp_path: Path) -> None:
 
 def test_bench_edge_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "edge.json"
-    argv = ["bench", "edge", "--frames-limit", "30", "--seconds", "0.2", "--idle-seconds", "0.5"]
+    argv = ["bench", "edge", "--frames-limit", "30", "--seconds", "0.2", "--idle-seconds", "0.5",
+            "--threads", "1", "2"]  # fmt: skip
     assert main([*argv, "--output", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert set(report["models"]) == {"fashion_edge_int8.tflite", "fashion_cloud_int8.tflite"}
+    assert set(report["models"]) == {
+        f"fashion_{role}_int8.tflite threads={n}" for role in ("edge", "cloud") for n in (1, 2)
+    }
     for entry in report["models"].values():
         assert entry["pipeline_frames"] == 30
+        assert entry["interpreter_threads"] in (1, 2)
+        assert 0 < entry["anon_rss_mb"] < entry["peak_rss_mb"]
         assert entry["pipeline_vs_raw_ratio"] > 0
         assert {"capture", "preprocess", "invoke", "postprocess", "publish"} <= set(
             entry["stages_ms"]
