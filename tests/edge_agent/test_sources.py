@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_agent.errors import SourceError
 from edge_agent.feed import Emitter, FrameFeed
 from edge_agent.gating import SceneGate
 from edge_agent.settings import GatingSettings, SourceSettings
@@ -163,3 +164,39 @@ def test_scene_gate_skips_static_frames() -> None:
     assert gate.changed(frames(2)[1])  # a different scene
     assert gate.skipped == 2
     assert GatingSettings().enabled is False
+
+
+def test_picamera2_source_when_the_module_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Picamera2 only exists on a Pi: a stand-in module checks the seam (configure, start,
+    capture_array, stop); without the module the error names the package to install."""
+    import sys
+    import types
+
+    with pytest.raises(SourceError, match="picamera2 package"):
+        open_source(SourceSettings(kind="picamera2"))
+
+    calls: list[str] = []
+
+    class Picamera2:
+        def create_video_configuration(self, main: dict[str, str]) -> dict[str, object]:
+            assert main == {"format": "RGB888"}  # BGR in memory, as OpenCV expects
+            return {"main": main}
+
+        def configure(self, config: dict[str, object]) -> None:
+            calls.append("configure")
+
+        def start(self) -> None:
+            calls.append("start")
+
+        def capture_array(self) -> np.ndarray:
+            return np.zeros((48, 64, 3), dtype=np.uint8)
+
+        def stop(self) -> None:
+            calls.append("stop")
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
+    source, live = open_source(SourceSettings(kind="picamera2"))
+    frame = source.read()
+    source.close()
+    assert live and frame is not None and frame.image.shape == (48, 64, 3)
+    assert calls == ["configure", "start", "stop"]
