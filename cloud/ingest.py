@@ -47,7 +47,14 @@ from shared.topics import Kind, Topic, shared_filter, topic_filter
 
 logger = logging.getLogger(__name__)
 
-INGESTED_KINDS = (Kind.STATE, Kind.RESULT, Kind.RESULT_BATCH, Kind.ESCALATION, Kind.TELEMETRY)
+INGESTED_KINDS = (
+    Kind.STATE,
+    Kind.RESULT,
+    Kind.RESULT_BATCH,
+    Kind.ESCALATION,
+    Kind.TELEMETRY,
+    Kind.TELEMETRY_ROLLUP,
+)
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
 

@@ -28,13 +28,21 @@ from shared.messages import (
     ResultMessage,
     StateMessage,
     TelemetryMessage,
+    TelemetryRollupMessage,
 )
 from shared.topics import Kind, Topic
 
 logger = logging.getLogger(__name__)
 
 STORED_KINDS = frozenset(
-    {Kind.STATE, Kind.RESULT, Kind.RESULT_BATCH, Kind.ESCALATION, Kind.TELEMETRY}
+    {
+        Kind.STATE,
+        Kind.RESULT,
+        Kind.RESULT_BATCH,
+        Kind.ESCALATION,
+        Kind.TELEMETRY,
+        Kind.TELEMETRY_ROLLUP,
+    }
 )
 
 
@@ -104,6 +112,13 @@ class _Plan:
             self.add_row(Escalation, escalation_row(site, device, msg, when, key))
         elif isinstance(msg, TelemetryMessage):
             self.add_row(Telemetry, telemetry_row(site, device, msg, when))
+        elif isinstance(msg, TelemetryRollupMessage):
+            # The window's newest sample is the row (idempotent by its id); the summary rides along.
+            row = telemetry_row(site, device, msg.last, when)
+            summary = msg.model_dump(mode="json", include={"window_start", "window_end",
+                                                           "samples", "fields"})  # fmt: skip
+            row["payload"] = {**row["payload"], "rollup": summary}
+            self.add_row(Telemetry, row)
         elif isinstance(msg, StateMessage):
             self.states.append(state_row(site, device, msg))
         else:

@@ -11,20 +11,17 @@ and the running model keeps serving.
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import math
-import os
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge_agent.slots import ModelSlots
+from shared.chunks import Download
 from shared.errors import ContractError, ModelError
 from shared.manifest import verify_content, verify_manifest
 from shared.messages import (
@@ -46,54 +43,6 @@ SwitchFn = Callable[[ModelRuntime], None]
 
 class RolloutFailed(Exception):
     """A step of the rollout failed; the message is the reason reported in the ack."""
-
-
-class Download:
-    """One model being assembled in ``<slots>/staging``; survives restarts."""
-
-    def __init__(self, root: Path, manifest: ModelManifest) -> None:
-        self.manifest = manifest
-        self.total = math.ceil(manifest.size_bytes / manifest.chunk_size)
-        root.mkdir(parents=True, exist_ok=True)
-        self.part = root / f"{manifest.sha256}.part"
-        self.index_file = root / f"{manifest.sha256}.got"
-        if not self.part.exists() or self.part.stat().st_size != manifest.size_bytes:
-            with self.part.open("wb") as fh:
-                fh.truncate(manifest.size_bytes)
-            self.index_file.unlink(missing_ok=True)
-        try:
-            self.received = set(json.loads(self.index_file.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError):
-            self.received = set()
-        self.progress = threading.Event()
-
-    def missing(self) -> list[int]:
-        return [i for i in range(self.total) if i not in self.received]
-
-    def store(self, header: ModelChunkHeader, body: bytes) -> bool:
-        m = self.manifest
-        expected = min(m.chunk_size, m.size_bytes - header.index * m.chunk_size)
-        if header.total != self.total or header.index >= self.total or len(body) != expected:
-            return False
-        fd = os.open(self.part, os.O_WRONLY)
-        try:
-            os.pwrite(fd, body, header.index * m.chunk_size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.received.add(header.index)
-        tmp = self.index_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(self.received)))
-        os.replace(tmp, self.index_file)
-        self.progress.set()
-        return True
-
-    def content(self) -> bytes:
-        return self.part.read_bytes()
-
-    def discard(self) -> None:
-        self.part.unlink(missing_ok=True)
-        self.index_file.unlink(missing_ok=True)
 
 
 class RolloutClient(threading.Thread):

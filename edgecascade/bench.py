@@ -41,6 +41,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_edge_parser(benches)
     benches.choices["edge"].set_defaults(func=_runner("edge"))
+    from edgecascade.benchmarks.gateway import add_gateway_parser
+
+    add_gateway_parser(benches)
+    benches.choices["gateway"].set_defaults(func=_runner("gateway"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

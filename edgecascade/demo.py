@@ -169,6 +169,8 @@ class Demo:
             str(site_port),
             "--cloud-mqtt-port",
             str(cloud_port),
+            "--telemetry-window",
+            "5",
         )
 
     def _start_agents(self, site_port: int) -> list[str]:

@@ -7,7 +7,23 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import ComponentSettings, MqttSettings
+from shared.config import ComponentSettings, MqttSettings, Section
+
+
+class BatchSettings(Section):
+    """How results are batched on the way to the cloud."""
+
+    max_results: int = Field(500, ge=1, le=10_000, description="Results per cloud message.")
+    max_bytes: int = Field(
+        1024 * 1024, ge=1024, le=15 * 1024 * 1024, description="Payload bytes per cloud message."
+    )
+    linger_ms: float = Field(
+        200.0,
+        ge=0,
+        le=60_000,
+        description="Wait up to this long after the oldest queued result for a batch to fill; "
+        "0 sends at once. Adds at most this much latency; backlogs batch without waiting.",
+    )
 
 
 class GatewaySettings(ComponentSettings):
@@ -19,8 +35,36 @@ class GatewaySettings(ComponentSettings):
     gateway_id: str = Field(
         "gateway", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="This gateway's device id."
     )
-    data_dir: Path = Field(Path("var/gateway"), description="Outbox directory.")
+    data_dir: Path = Field(
+        Path("var/gateway"), description="Outboxes, de-duplication table and model cache."
+    )
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
+    dedup_window_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="A message id seen within this window is a duplicate, even after it was "
+        "forwarded (a device that missed a PUBACK sends again).",
+    )
+    batch: BatchSettings = Field(default_factory=BatchSettings, description="Result batching.")
+    telemetry_window_s: float = Field(
+        30.0,
+        ge=0,
+        description="Roll each device's telemetry up over this window (min/mean/max/last); "
+        "0 forwards every sample.",
+    )
+    telemetry_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between the gateway's own telemetry (its counters and queues).",
+    )
+    model_cache_mb: float = Field(
+        2048, gt=0, description="Disk quota of the model artifact cache, MiB."
+    )
+    model_public_key: Path | None = Field(
+        None,
+        description="ed25519 public key (PEM) that signs model manifests; when set, the cache "
+        "refuses unsigned or wrongly signed models before fetching them.",
+    )
     site_mqtt: MqttSettings = Field(
         default_factory=lambda: MqttSettings(session_expiry=7 * 86_400),
         description=(

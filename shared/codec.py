@@ -27,6 +27,7 @@ from shared.messages import (
     ResultMessage,
     StateMessage,
     TelemetryMessage,
+    TelemetryRollupMessage,
     VerdictMessage,
 )
 from shared.topics import Kind, Topic
@@ -49,6 +50,7 @@ _JSON_KINDS: dict[Kind, tuple[type[Message], int]] = {
     Kind.RESULT: (ResultMessage, 16 * KIB),
     Kind.RESULT_BATCH: (ResultBatchMessage, 16 * MIB),
     Kind.TELEMETRY: (TelemetryMessage, 64 * KIB),
+    Kind.TELEMETRY_ROLLUP: (TelemetryRollupMessage, 256 * KIB),
     Kind.VERDICT: (VerdictMessage, 16 * KIB),
     Kind.CMD: (CommandMessage, 256 * KIB),
     Kind.REPLY: (ReplyMessage, 4 * MIB),

@@ -143,6 +143,34 @@ class TelemetryMessage(Message):
     model: ModelRef | None = None
 
 
+class FieldStats(BaseModel):
+    """One numeric telemetry field over a rollup window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float
+    mean: float
+    max: float
+    last: float
+
+
+class TelemetryRollupMessage(Message):
+    """A device's telemetry over one window, summarised by the site gateway.
+
+    ``fields`` holds min/mean/max/last of every numeric field of the samples (``cpu_percent``,
+    ``fps``, ``latency_ms.invoke.p50``, ``queues.outbox.result``, ``counters.sent.result``...);
+    ``last`` is the newest sample, whole.
+    """
+
+    window_start: float = Field(ge=0)
+    window_end: float = Field(ge=0)
+    samples: int = Field(ge=1)
+    fields: dict[Annotated[str, StringConstraints(max_length=200)], FieldStats] = Field(
+        max_length=2000
+    )
+    last: TelemetryMessage
+
+
 class VerdictMessage(Message):
     """The cloud's answer to an escalation, correlated by ``escalation_id``."""
 

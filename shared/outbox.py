@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority, seq);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 """
 
 
@@ -68,6 +70,16 @@ class Row:
     seq: int
     klass: str
     message: Outgoing
+    created: float = 0.0
+
+
+# Groups rows into the messages that carry them: each (message, rows) pair is published once and
+# its rows are deleted when the broker acknowledges it. The default sends each row as it is.
+Coalesce = Callable[[list[Row]], list[tuple[Outgoing, list[Row]]]]
+
+
+def one_by_one(rows: list[Row]) -> list[tuple[Outgoing, list[Row]]]:
+    return [(row.message, [row]) for row in rows]
 
 
 class Outbox:
@@ -79,9 +91,14 @@ class Outbox:
         *,
         classes: Mapping[str, ClassPolicy] = DEFAULT_CLASSES,
         quota_bytes: int = 256 * 1024 * 1024,
+        dedup_window_s: float = 0.0,
         clock: Clock = time.time,
     ) -> None:
+        """``dedup_window_s`` > 0 also refuses a ``msg_id`` sent within that window (the gateway
+        uses it: a device that missed a PUBACK sends again after its message was forwarded)."""
         self.path = path
+        self.dedup_window_s = dedup_window_s
+        self._next_prune = 0.0
         self.classes = dict(classes)
         self.quota_bytes = quota_bytes
         self._clock = clock
@@ -105,8 +122,9 @@ class Outbox:
     def put(self, klass: str, message: Outgoing, msg_id: str | None = None) -> PutOutcome:
         """Commit ``message`` to disk.
 
-        Returns ``"queued"``, ``"duplicate"`` (a row with this ``msg_id`` is still queued) or
-        ``"dropped"`` (it does not fit the quota even after evicting lower-priority rows).
+        Returns ``"queued"``, ``"duplicate"`` (a row with this ``msg_id`` is still queued, or was
+        within ``dedup_window_s``) or ``"dropped"`` (it does not fit the quota even after evicting
+        lower-priority rows).
         """
         policy = self.classes.get(klass)
         if policy is None:
@@ -116,6 +134,14 @@ class Outbox:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    self.dedup_window_s > 0
+                    and msg_id is not None
+                    and not self._first_sight(msg_id, now)
+                ):
+                    self._count(f"duplicate.{klass}", 1)
+                    self._db.execute("COMMIT")
+                    return "duplicate"
                 if not self._make_room(size, policy.priority):
                     self._count(f"dropped.{klass}", 1)
                     self._db.execute("COMMIT")
@@ -150,6 +176,16 @@ class Outbox:
                 self.not_empty.notify_all()
         return "queued" if inserted else "duplicate"
 
+    def _first_sight(self, msg_id: str, now: float) -> bool:
+        """Remember ``msg_id``; False if it was seen within the window (lock held)."""
+        if now >= self._next_prune:
+            self._db.execute("DELETE FROM seen WHERE at < ?", (now - self.dedup_window_s,))
+            self._next_prune = now + min(60.0, self.dedup_window_s / 10)
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO seen (msg_id, at) VALUES (?, ?)", (msg_id, now)
+        )
+        return cur.rowcount == 1
+
     def _make_room(self, size: int, priority: int) -> bool:
         """Drop lower-or-equal priority rows, oldest first, until ``size`` fits (lock held)."""
         if size > self.quota_bytes:
@@ -176,11 +212,11 @@ class Outbox:
         with self._lock:
             self._expire()
             rows = self._db.execute(
-                "SELECT seq, klass, topic, payload, qos, retain FROM outbox"
+                "SELECT seq, klass, topic, payload, qos, retain, created FROM outbox"
                 " ORDER BY priority, seq LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5]))) for r in rows]
+        return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
 
     def wait(self, timeout: float) -> None:
         """Block until something is put or ``timeout`` passes."""
@@ -252,13 +288,19 @@ class OutboxSender(threading.Thread):
         batch: int = 200,
         ack_timeout: float = 10.0,
         ready: Callable[[], bool] | None = None,
+        coalesce: Coalesce = one_by_one,
+        linger_s: float = 0.0,
     ) -> None:
+        """``coalesce`` groups rows into the messages sent; ``linger_s`` waits up to that long
+        after the oldest queued row for ``batch`` rows to gather (fewer, bigger messages)."""
         super().__init__(name=f"outbox-sender-{link.client_id}", daemon=True)
         self.outbox = outbox
         self.link = link
         self.batch = batch
         self.ack_timeout = ack_timeout
         self._ready = ready
+        self._coalesce = coalesce
+        self._linger_s = linger_s
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -278,20 +320,26 @@ class OutboxSender(threading.Thread):
             if not rows:
                 self.outbox.wait(0.5)
                 continue
+            if len(rows) < self.batch and self._linger_s > 0:
+                wait = rows[0].created + self._linger_s - time.time()
+                if wait > 0.001:
+                    self._stopping.wait(wait)  # let a batch gather
+                    rows = self.outbox.peek(self.batch)
             self._send(rows)
 
     def _send(self, rows: list[Row]) -> None:
-        pending = [(row, self.link.publish(row.message)) for row in rows]
+        pending = [(rows, self.link.publish(msg)) for msg, rows in self._coalesce(rows)]
         delivered: list[Row] = []
         rejected: list[Row] = []
-        for row, info in pending:
+        for group, info in pending:
             try:
                 if not self.link.confirm(info, self.ack_timeout):
                     break  # link dropped: the rest is sent again after reconnect
             except BrokerError as exc:
-                logger.error("outbox: %s refused on %s: %s", row.klass, row.message.topic, exc)
-                rejected.append(row)
+                first = group[0]
+                logger.error("outbox: %s refused on %s: %s", first.klass, first.message.topic, exc)
+                rejected.extend(group)
                 continue
-            delivered.append(row)
+            delivered.extend(group)
         self.outbox.ack(delivered)
         self.outbox.ack(rejected, outcome="rejected")

@@ -27,6 +27,7 @@ class Kind(StrEnum):
     RESULT_BATCH = "results"
     ESCALATION = "escalation"
     TELEMETRY = "telemetry"
+    TELEMETRY_ROLLUP = "rollup"
     VERDICT = "verdict"
     MODEL = "model"
     CMD = "cmd"

@@ -8,8 +8,10 @@ from typing import Any
 
 from edgecascade.benchmarks.codec import bench_codec
 from edgecascade.benchmarks.edge import bench_edge
+from edgecascade.benchmarks.gateway import bench_gateway
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "codec": bench_codec,
     "edge": bench_edge,
+    "gateway": bench_gateway,
 }

@@ -17,6 +17,7 @@ from cloud.db.models import Base, Device, Escalation, Result, Site, Telemetry
 from cloud.services import Services
 from cloud.settings import CloudSettings
 from cloud.store import StoreWriter
+from gateway.aggregate import summarise
 from shared.errors import ContractError
 from shared.topics import Kind
 from tests.cloud.conftest import inbound, serving
@@ -92,6 +93,24 @@ def test_gateway_batch_stores_one_row_per_result(services: Services) -> None:
         ("cam-2", "unknown"),
     ]
     assert count(services, Result) == 3
+
+
+def test_telemetry_rollup_stores_its_last_sample_with_the_summary(services: Services) -> None:
+    samples = [make_telemetry(cpu_percent=cpu) for cpu in (10.0, 30.0)]
+    rollup = summarise(samples, 100.0, 130.0)
+    item = inbound("s1", "cam-1", Kind.TELEMETRY_ROLLUP, rollup)
+    assert writer(services).write([item]).stored == 1
+    assert writer(services).write([item]).duplicates == 1
+    with services.sessions() as session:
+        row = session.scalars(select(Telemetry)).one()
+    assert row.msg_id == samples[1].msg_id and row.cpu_percent == 30.0
+    assert row.payload["rollup"]["samples"] == 2
+    assert row.payload["rollup"]["fields"]["cpu_percent"] == {
+        "min": 10.0,
+        "mean": 20.0,
+        "max": 30.0,
+        "last": 30.0,
+    }
 
 
 def test_state_upserts_the_device(services: Services) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -14,21 +12,17 @@ from edge_agent.settings import SourceSettings
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode, encode
 from shared.manifest import (
-    build_manifest,
     generate_keys,
-    golden_case,
     load_private_key,
-    sign_manifest,
 )
 from shared.messages import ModelAckMessage, ModelManifest, ModelOfferMessage, ResultMessage
 from shared.mqtt import Outgoing
 from shared.runtime.card import load_card_for
-from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic, topic_filter
 from tests.utils.agents import RunningAgent, agent_settings
-from tests.utils.model_server import ModelServer
+from tests.utils.model_server import ModelServer, manifest_for
 from tests.utils.mqtt import Collector, publish_all, wait_until
-from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE, sample_subset
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, sample_subset
 
 SITE, DEVICE = "s1", "cam1"
 
@@ -37,25 +31,6 @@ SITE, DEVICE = "s1", "cam1"
 def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
     private, public = generate_keys(tmp_path / "keys")
     return load_private_key(private), public
-
-
-def manifest_for(
-    content: bytes, key: Ed25519PrivateKey | None, **golden_override: float
-) -> ModelManifest:
-    card = load_card_for(CLOUD_MODEL)
-    runtime = ModelRuntime.from_bytes(CLOUD_MODEL.read_bytes(), "cloud", card)
-    png_path = sorted(EVAL_SAMPLE.rglob("*.png"))[0]
-    image = cv2.imread(str(png_path), cv2.IMREAD_UNCHANGED)
-    assert image is not None
-    index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
-    golden = golden_case(png_path.read_bytes(), int(golden_override.get("index", index)),
-                         float(golden_override.get("score", score)))  # fmt: skip
-    manifest = build_manifest(
-        content, name="fashion-cloud", version="2.0.0", labels=card.labels,
-        card=card.model_dump(mode="json", include={"preprocess", "output"}),
-        golden=[golden], chunk_size=64 * 1024,
-    )  # fmt: skip
-    return sign_manifest(manifest, key) if key is not None else manifest
 
 
 @pytest.fixture

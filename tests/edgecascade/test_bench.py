@@ -37,3 +37,19 @@ def test_bench_edge_writes_json(tmp_path: Path) -> None:
         )
         assert entry["peak_rss_mb"] > 0
     assert report["idle_cpu_percent"] >= 0
+
+
+def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "gateway.json"
+    argv = ["bench", "gateway", "--results", "300", "--paced-results", "50", "--paced-rate",
+            "100", "--linger-ms", "50", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["lost"] == 0 and report["duplicates"] == 0
+    for path in ("raw", "gateway"):
+        assert report[path]["flood"]["arrived"] == 300
+        assert report[path]["paced"]["arrived"] == 50
+    assert report["raw"]["flood"]["results_per_message"] == 1.0
+    assert report["results_per_cloud_message_flood"] > 1.0  # the gateway batched
+    assert report["gateway_vs_raw_throughput_ratio"] > 0
+    assert report["added_latency_ms_p50"] is not None

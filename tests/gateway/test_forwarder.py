@@ -2,94 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
-
 from edgecascade.brokers import MosquittoBroker
-from gateway.forwarder import Gateway
-from gateway.settings import GatewaySettings
 from shared.codec import decode, encode
+from shared.messages import DeadLetterMessage, TelemetryMessage
 from shared.mqtt import Outgoing
 from shared.topics import Kind, Topic, topic, topic_filter
+from tests.gateway.conftest import SITE, StartGateway, forwarded_ids, results
 from tests.utils.factories import make_escalation, make_result, make_state
 from tests.utils.mqtt import Collector, publish_all, wait_until
 
-SITE = "site1"
-
-
-class RunningGateway:
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.gateway = Gateway(settings)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.gateway.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
-
-
-@pytest.fixture
-def brokers(tmp_path: Path) -> Iterator[tuple[MosquittoBroker, MosquittoBroker]]:
-    site = MosquittoBroker(tmp_path / "site")
-    cloud = MosquittoBroker(tmp_path / "cloud")
-    site.start()
-    cloud.start()
-    yield site, cloud
-    site.stop()
-    cloud.stop()
-
-
-@pytest.fixture
-def start_gateway(
-    brokers: tuple[MosquittoBroker, MosquittoBroker], tmp_path: Path
-) -> Iterator[Callable[[], RunningGateway]]:
-    site, cloud = brokers
-    settings = GatewaySettings(
-        site=SITE, data_dir=tmp_path / "gw", site_mqtt=site.settings, cloud_mqtt=cloud.settings
-    )
-    running: list[RunningGateway] = []
-
-    def start() -> RunningGateway:
-        gw = RunningGateway(settings)
-        assert wait_until(
-            lambda: gw.gateway._site_link is not None and gw.gateway._site_link.connected
-        )
-        running.append(gw)
-        return gw
-
-    yield start
-    for gw in running:
-        if gw.thread.is_alive():
-            gw.close()
-
-
-def results(n: int, device: str = "cam1") -> list[tuple[str, Outgoing]]:
-    out = []
-    for _ in range(n):
-        message = make_result(SITE, device)
-        out.append((message.msg_id, Outgoing(topic(SITE, device, Kind.RESULT), encode(message))))
-    return out
-
-
-def forwarded_ids(collector: Collector, kind: Kind = Kind.RESULT) -> list[str]:
-    ids = []
-    for message in collector.messages:
-        parsed = Topic.parse(message.topic)
-        if parsed.kind is kind:
-            ids.append(decode(parsed, message.payload).message.msg_id)
-    return ids
-
 
 def test_forwards_valid_messages_and_rejects_invalid(
-    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: Callable[[], RunningGateway]
+    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: StartGateway
 ) -> None:
     site, cloud = brokers
-    gw = start_gateway()
+    gw = start_gateway(telemetry_interval_s=0.5)
     sent = results(20)
     header, jpeg = make_escalation()
     state = make_state()
@@ -115,9 +42,33 @@ def test_forwards_valid_messages_and_rejects_invalid(
             decode(Topic.parse(forwarded_escalation.topic), forwarded_escalation.payload).body
             == jpeg
         )
+        # The gateway's own telemetry carries its counters up to the cloud.
+        assert wait_until(
+            lambda: any(
+                t.counters.get("accepted.result") == 20
+                and t.counters.get("rejected") == 3
+                and t.counters.get("uplink.sent.escalation") == 1
+                for t in gateway_telemetry(collector)
+            ),
+            timeout=10,
+        ), [t.counters for t in gateway_telemetry(collector)]
     assert forwarded_ids(collector) == [msg_id for msg_id, _ in sent]  # in order
     assert gw.gateway.rejected.total() == 3  # the other site is not subscribed at all
     assert gw.gateway.accepted["result"] == 20
+    # Batched: 20 results reached the cloud in fewer messages.
+    carriers = [m for m in collector.messages if Topic.parse(m.topic).kind is Kind.RESULT_BATCH]
+    assert carriers and len(carriers) < 20
+    # Each invalid message is a dead letter with its reason, nothing silently dropped.
+    letters = [
+        decode(Topic.parse(m.topic), m.payload).message
+        for m in collector.messages
+        if Topic.parse(m.topic).kind is Kind.DEAD_LETTER
+    ]
+    assert all(isinstance(letter, DeadLetterMessage) for letter in letters)
+    reasons = sorted(letter.reason for letter in letters if isinstance(letter, DeadLetterMessage))
+    assert len(reasons) == 3
+    assert "exceeds the 16384-byte limit" in reasons[2]
+    assert any("Invalid JSON" in r for r in reasons) and any("not image/jpeg" in r for r in reasons)
     # State is forwarded retained: a late subscriber on the cloud side still sees it.
     with Collector(cloud.settings, topic_filter(Kind.STATE, site=SITE), client_id="late") as late:
         assert wait_until(
@@ -125,12 +76,22 @@ def test_forwards_valid_messages_and_rejects_invalid(
         )
 
 
+def gateway_telemetry(collector: Collector) -> list[TelemetryMessage]:
+    out = []
+    for m in collector.messages:
+        if m.topic == topic(SITE, "gateway", Kind.TELEMETRY):
+            message = decode(Topic.parse(m.topic), m.payload).message
+            assert isinstance(message, TelemetryMessage)
+            out.append(message)
+    return out
+
+
 def test_cloud_outage_and_gateway_restart_lose_nothing(
-    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: Callable[[], RunningGateway]
+    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: StartGateway
 ) -> None:
     site, cloud = brokers
     gw = start_gateway()
-    with Collector(cloud.settings, topic_filter(Kind.RESULT), client_id="cloud-sub") as collector:
+    with Collector(cloud.settings, "ec/v1/#", client_id="cloud-sub") as collector:
         first = results(10)
         publish_all(site.settings, [m for _, m in first])
         assert wait_until(lambda: len(forwarded_ids(collector)) == 10)
@@ -150,7 +111,7 @@ def test_cloud_outage_and_gateway_restart_lose_nothing(
 
 
 def test_duplicate_deliveries_are_forwarded_once(
-    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: Callable[[], RunningGateway]
+    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: StartGateway
 ) -> None:
     site, cloud = brokers
     gw = start_gateway()
@@ -160,6 +121,6 @@ def test_duplicate_deliveries_are_forwarded_once(
     assert wait_until(lambda: gw.gateway.duplicates["result"] == 5)
     assert gw.gateway.accepted["result"] == 5
     cloud.start()
-    with Collector(cloud.settings, topic_filter(Kind.RESULT), client_id="cloud-sub2") as collector:
+    with Collector(cloud.settings, "ec/v1/#", client_id="cloud-sub2") as collector:
         assert wait_until(lambda: len(forwarded_ids(collector)) >= 5)
         assert not wait_until(lambda: len(forwarded_ids(collector)) > 5, timeout=1.0)
