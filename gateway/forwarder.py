@@ -1,9 +1,10 @@
 """The site gateway: site broker <-> disk outboxes <-> cloud broker.
 
 Uplink: every device message is validated against the contract and de-duplicated by message id
-before it is accepted. An accepted message is committed to the uplink outbox and only then
-acknowledged to the site broker (manual ack), so a gateway killed at any point either still has
-the message on disk or gets it again from the broker's persistent session. Messages that fail
+before it is accepted. An accepted message is committed to the uplink outbox (in groups, by
+:class:`gateway.intake.Intake`) and only then acknowledged to the site broker (manual ack), so
+a gateway killed at any point either still has the message on disk or gets it again from the
+broker's persistent session. Messages that fail
 validation go to the dead-letter topic with the reason, counted, and are acknowledged. Results
 leave in batches (:class:`gateway.aggregate.ResultBatcher`), telemetry as per-window rollups,
 escalations first of all.
@@ -31,6 +32,7 @@ from collections.abc import Callable
 import psutil
 
 from gateway.aggregate import ResultBatcher, SiteState, TelemetryRollup
+from gateway.intake import Entry, Intake, Pending
 from gateway.modelcache import ModelCache
 from gateway.settings import GatewaySettings
 from shared.codec import Decoded, decode, encode
@@ -48,7 +50,7 @@ from shared.messages import (
     TelemetryMessage,
 )
 from shared.mqtt import MqttLink, Outgoing, Received
-from shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
+from shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender, PutOutcome
 from shared.systemd import Notifier
 from shared.topics import Kind, Topic, topic, topic_filter
 
@@ -92,6 +94,7 @@ class Gateway:
         self._cloud_link: MqttLink | None = None
         self.uplink: Outbox | None = None
         self.cache: ModelCache | None = None
+        self.intake: Intake | None = None
 
     # -- topics ------------------------------------------------------------------------------------
     def _topic(self, kind: Kind, sub: str | None = None, device: str | None = None) -> str:
@@ -158,7 +161,7 @@ class Gateway:
         site = MqttLink(
             s.site_mqtt,
             f"{s.site}.{s.gateway_id}.intake",
-            on_message=lambda message: self._from_site(message, uplink),
+            on_message=self._from_site,
             manual_ack=True,
             # Devices publish only while this retained state says online: it is published after
             # the subscriptions, so "online" means nothing sent to the site broker is lost.
@@ -166,6 +169,7 @@ class Gateway:
             birth=lambda: self._state("online"),
         )
         self._site_link, self._cloud_link = site, cloud
+        self.intake = Intake(uplink, site.ack)
         key = load_public_key(s.model_public_key) if s.model_public_key else None
         self.cache = ModelCache(
             s.data_dir / "models",
@@ -197,6 +201,7 @@ class Gateway:
             OutboxSender(downlink, site),
         ]
         self.cache.start()
+        self.intake.start()
         cloud.start()
         for sender in senders:
             sender.start()
@@ -224,6 +229,7 @@ class Gateway:
         finally:
             notifier.stopping()
             site.stop(farewell=self._state("offline"))
+            self.intake.stop()  # what was committed but not acknowledged comes again: a duplicate
             self._flush_rollups(uplink, time.time(), everything=True)
             for sender in senders:
                 sender.stop()
@@ -240,56 +246,58 @@ class Gateway:
             )
 
     # -- uplink: site -> cloud ---------------------------------------------------------------------
-    def _from_site(self, message: Received, uplink: Outbox) -> None:
-        """Validate, commit to the outbox, then acknowledge (paho's network thread)."""
-        assert self._site_link is not None
+    def _from_site(self, message: Received) -> None:
+        """Validate, then hand to the intake, which commits and acknowledges (paho's thread)."""
+        assert self.intake is not None
         s = self.settings
         try:
             parsed = Topic.parse(message.topic)
             if parsed.device == s.gateway_id:  # our own retained state on the site broker
-                self._site_link.ack(message)
+                self.intake.submit(Pending(message))
                 return
             if parsed.site != s.site:
                 raise ContractError(f"topic {message.topic!r} is not of site {s.site!r}")
             decoded = decode(parsed, message.payload)
         except ContractError as exc:
-            self._dead_letter(message, exc, uplink)
-            self._site_link.ack(message)
+            self.intake.submit(Pending(message, self._dead_letter(message, exc)))
             return
         self.site_state.saw(parsed.device, time.time())
-        try:
-            self._accept(parsed, decoded, message, uplink)
-        finally:
-            self._site_link.ack(message)
+        self.intake.submit(self._accept(parsed, decoded, message))
 
-    def _accept(self, parsed: Topic, decoded: Decoded, message: Received, uplink: Outbox) -> None:
+    def _accept(self, parsed: Topic, decoded: Decoded, message: Received) -> Pending:
+        """What to commit for a valid device message (and the site state it updates)."""
         msg = decoded.message
         if parsed.kind is Kind.MODEL:
             if isinstance(msg, ModelChunkRequestMessage):
                 self._serve_chunks(parsed, msg)
-            else:  # acks go up to the cloud's rollout
-                self._queue(uplink, "model", Outgoing(message.topic, message.payload), msg)
-            return
+                return Pending(message)
+            # acks go up to the cloud's rollout
+            return self._pending(message, "model", Outgoing(message.topic, message.payload), msg)
         if isinstance(msg, StateMessage):
             self.site_state.state(parsed.device, msg)
         if isinstance(msg, TelemetryMessage):
             self.site_state.telemetry(parsed.device, msg)
             if self.rollup.window_s > 0:
                 self.rollup.add(parsed.device, msg, time.time())
-                return
+                return Pending(message)
         retain = parsed.kind is Kind.STATE
         qos = message.qos if parsed.kind is Kind.TELEMETRY else 1
-        self._queue(uplink, UPLINK[parsed.kind], Outgoing(message.topic, message.payload, qos=qos,
-                                                          retain=retain), msg)  # fmt: skip
+        outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=retain)
+        return self._pending(message, UPLINK[parsed.kind], outgoing, msg)
 
-    def _queue(self, outbox: Outbox, klass: str, outgoing: Outgoing, msg: Message) -> None:
-        outcome = outbox.put(klass, outgoing, msg.msg_id)
+    def _pending(self, message: Received, klass: str, outgoing: Outgoing, msg: Message) -> Pending:
+        return Pending(message, (klass, outgoing, msg.msg_id), lambda o: self._tally(klass, o))
+
+    def _tally(self, klass: str, outcome: PutOutcome) -> None:
         if outcome == "queued":
             self.accepted[klass] += 1
         elif outcome == "duplicate":
             self.duplicates[klass] += 1
 
-    def _dead_letter(self, message: Received, exc: ContractError, uplink: Outbox) -> None:
+    def _queue(self, outbox: Outbox, klass: str, outgoing: Outgoing, msg: Message) -> None:
+        self._tally(klass, outbox.put(klass, outgoing, msg.msg_id))
+
+    def _dead_letter(self, message: Received, exc: ContractError) -> Entry:
         reason = str(exc)
         self.rejected[reason.split(":", 1)[0][:80]] += 1
         logger.warning("dead letter from %s: %s", message.topic[:200], reason)
@@ -299,8 +307,7 @@ class Gateway:
             payload_size=len(message.payload),
             payload_head=message.payload[:PAYLOAD_HEAD].hex(),
         )
-        uplink.put("deadletter", Outgoing(self._topic(Kind.DEAD_LETTER), encode(letter)),
-                   letter.msg_id)  # fmt: skip
+        return "deadletter", Outgoing(self._topic(Kind.DEAD_LETTER), encode(letter)), letter.msg_id
 
     def _flush_rollups(self, uplink: Outbox, now: float, everything: bool = False) -> None:
         for device, rollup in self.rollup.due(now, everything):

@@ -14,7 +14,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     expires  REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority, seq);
+CREATE INDEX IF NOT EXISTS outbox_expires ON outbox (expires);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
@@ -99,6 +101,7 @@ class Outbox:
         self.path = path
         self.dedup_window_s = dedup_window_s
         self._next_prune = 0.0
+        self._next_expiry = 0.0
         self.classes = dict(classes)
         self.quota_bytes = quota_bytes
         self._clock = clock
@@ -126,55 +129,53 @@ class Outbox:
         within ``dedup_window_s``) or ``"dropped"`` (it does not fit the quota even after evicting
         lower-priority rows).
         """
-        policy = self.classes.get(klass)
-        if policy is None:
-            raise ValueError(f"unknown outbox class {klass!r}; known: {sorted(self.classes)}")
-        size = len(message.payload)
+        return self.put_many([(klass, message, msg_id)])[0]
+
+    def put_many(self, items: Sequence[tuple[str, Outgoing, str | None]]) -> list[PutOutcome]:
+        """Commit several ``(klass, message, msg_id)`` in one transaction: one disk write for
+        all of them (the gateway's intake commits what arrived meanwhile as a group). The
+        outcomes are those of :meth:`put`, in order; a repeated ``msg_id`` within the group is a
+        duplicate like any other."""
+        for klass, _, _ in items:
+            if klass not in self.classes:
+                raise ValueError(f"unknown outbox class {klass!r}; known: {sorted(self.classes)}")
         now = self._clock()
         with self._lock:
+            size_before = self._bytes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if (
-                    self.dedup_window_s > 0
-                    and msg_id is not None
-                    and not self._first_sight(msg_id, now)
-                ):
-                    self._count(f"duplicate.{klass}", 1)
-                    self._db.execute("COMMIT")
-                    return "duplicate"
-                if not self._make_room(size, policy.priority):
-                    self._count(f"dropped.{klass}", 1)
-                    self._db.execute("COMMIT")
-                    return "dropped"
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO outbox"
-                    " (klass, priority, msg_id, topic, payload, qos, retain, created, expires)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        klass,
-                        policy.priority,
-                        msg_id,
-                        message.topic,
-                        message.payload,
-                        message.qos,
-                        int(message.retain),
-                        now,
-                        now + policy.ttl_s,
-                    ),
-                )
-                inserted = cur.rowcount == 1
-                if inserted:
-                    self._count(f"queued.{klass}", 1)
-                    self._bytes += size
-                else:
-                    self._count(f"duplicate.{klass}", 1)
+                outcomes = [self._insert(klass, m, msg_id, now) for klass, m, msg_id in items]
+                pairs = zip(outcomes, items, strict=True)
+                tally = Counter(f"{outcome}.{klass}" for outcome, (klass, _, _) in pairs)
+                self._count_all(tally)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._bytes = size_before
                 raise
-            if inserted:
+            if "queued" in outcomes:
                 self.not_empty.notify_all()
-        return "queued" if inserted else "duplicate"
+        return outcomes
+
+    def _insert(self, klass: str, message: Outgoing, msg_id: str | None, now: float) -> PutOutcome:
+        """One row of :meth:`put_many` (lock held, inside its transaction; the caller counts)."""
+        policy = self.classes[klass]
+        size = len(message.payload)
+        if self.dedup_window_s > 0 and msg_id is not None and not self._first_sight(msg_id, now):
+            return "duplicate"
+        if not self._make_room(size, policy.priority):
+            return "dropped"
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO outbox"
+            " (klass, priority, msg_id, topic, payload, qos, retain, created, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (klass, policy.priority, msg_id, message.topic, message.payload, message.qos,
+             int(message.retain), now, now + policy.ttl_s),
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            return "duplicate"
+        self._bytes += size
+        return "queued"
 
     def _first_sight(self, msg_id: str, now: float) -> bool:
         """Remember ``msg_id``; False if it was seen within the window (lock held)."""
@@ -228,28 +229,43 @@ class Outbox:
         rows = list(rows)
         if not rows:
             return
+        tally: Counter[str] = Counter()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            for row in rows:
-                cur = self._db.execute(
-                    "DELETE FROM outbox WHERE seq = ? RETURNING LENGTH(payload)", (row.seq,)
-                )
-                deleted = cur.fetchone()
-                if deleted is not None:
-                    self._bytes -= int(deleted[0])
-                    self._count(f"{outcome}.{row.klass}", 1)
+            for start in range(0, len(rows), 500):
+                seqs = [row.seq for row in rows[start : start + 500]]
+                deleted = self._db.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})"
+                    " RETURNING klass, LENGTH(payload)",
+                    seqs,
+                ).fetchall()
+                for klass, size in deleted:  # rows already gone (expired meanwhile) are not
+                    self._bytes -= int(size)
+                    tally[f"{outcome}.{klass}"] += 1
+            self._count_all(tally)
             self._db.execute("COMMIT")
 
     def _expire(self) -> None:
+        now = self._clock()
+        if now < self._next_expiry:
+            return  # once a second is precise enough for TTLs of minutes to days
+        self._next_expiry = now + 1.0
         expired = self._db.execute(
             "DELETE FROM outbox WHERE expires < ? RETURNING klass, LENGTH(payload)",
-            (self._clock(),),
+            (now,),
         ).fetchall()
         for klass, size in expired:
             self._bytes -= int(size)
             self._count(f"expired.{klass}", 1)
         if expired:
             logger.warning("outbox: %d message(s) expired before they could be sent", len(expired))
+
+    def _count_all(self, tally: Mapping[str, int]) -> None:
+        self._db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            [(name, n) for name, n in tally.items() if n],
+        )
 
     def _count(self, name: str, n: int) -> None:
         self._db.execute(

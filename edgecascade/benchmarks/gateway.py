@@ -6,26 +6,40 @@ In one run, with the same publisher and the same kind of result messages (severa
 - **gateway**: the same publisher -> site Mosquitto -> ``edgecascade gateway`` (its own process:
   validation, de-duplication, disk outbox, batching) -> cloud Mosquitto -> the same subscriber.
 
-Each path runs twice: a **flood** (every result published as fast as the broker acknowledges)
-gives results per second, end to end; a **paced** run (``--paced-rate`` results/s, below what
-either path sustains) gives the latency from publish to arrival, which in a flood would only
-measure the backlog. Reported: both rates and their ratio, how many results each cloud message
-carried (the batching reduction), p50/p99 latency and what the gateway adds, and whether every
-result arrived exactly once.
+Each path runs three ways:
+
+- **flood**: every result published as fast as the broker acknowledges, consumed live; results
+  per second end to end. One Python publisher drives both paths, so when the gateway keeps up
+  this is the publisher's rate on both and the ratio is about 1.
+- **drain**: the results are published while the consumer (the raw subscriber, or the gateway)
+  is away and wait in the broker for its persistent session; then it comes back, and the rate
+  from its return (the subscriber's CONNACK; the gateway's "online" state on the cloud broker,
+  published before it subscribes on the site) to the last arrival is what the consumer alone
+  sustains: the gateway's own capacity against the bare subscriber's.
+- **paced**: ``--paced-rate`` results/s, below what either path sustains: latency from publish
+  to arrival, which in a flood would only measure the backlog.
+
+Reported: the rates and their ratios, how many results each cloud message carried (the
+batching reduction), p50/p99 latency and what the gateway adds, and whether every result
+arrived exactly once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edgecascade.benchmarks.table import format_table
 
@@ -35,17 +49,24 @@ SITE = "bench"
 class _Subscriber:
     """Counts result ids as they arrive (batches unpacked) and when each first arrived."""
 
-    def __init__(self, port: int, topic_filter: str) -> None:
+    def __init__(self, port: int, topic_filter: str, client_id: str, expected: int = 0) -> None:
+        """A persistent session (kept for an hour): a subscriber that leaves and comes back
+        under the same ``client_id`` gets what was published meanwhile."""
         self.arrived: dict[str, float] = {}
         self.duplicates = 0
         self.messages = 0
         self.done = threading.Event()
-        self.expected = 0
+        self.expected = expected
+        self.connected_at = 0.0  # when the broker accepted this session
+        self.online_at = 0.0  # when a gateway's "online" state last arrived
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{port}",
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5)  # fmt: skip
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
+        self.client.on_connect = self._on_connect
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
 
@@ -56,18 +77,20 @@ class _Subscriber:
             self.done.clear()
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        from shared.codec import decode
-        from shared.messages import ResultBatchMessage, ResultMessage
-        from shared.topics import Topic
-
+        # As little work as a subscriber can do to know which results arrived: the ids, by
+        # plain JSON, the same way on both paths (validation is the gateway's work, not this).
         now = time.perf_counter()
-        message = decode(Topic.parse(msg.topic), bytes(msg.payload)).message
-        if isinstance(message, ResultBatchMessage):
-            ids = [entry.result.msg_id for entry in message.results]
-        elif isinstance(message, ResultMessage):
-            ids = [message.msg_id]
+        kind = msg.topic.rsplit("/", 1)[-1]
+        if kind == "results":
+            ids = [entry["result"]["msg_id"] for entry in json.loads(msg.payload)["results"]]
+        elif kind == "result":
+            ids = [json.loads(msg.payload)["msg_id"]]
+        elif kind == "state":
+            if json.loads(msg.payload).get("status") == "online":
+                self.online_at = now
+            return
         else:
-            return  # the gateway's state and telemetry
+            return  # the gateway's telemetry
         with self._lock:
             self.messages += 1
             for msg_id in ids:
@@ -77,6 +100,9 @@ class _Subscriber:
                     self.arrived[msg_id] = now
             if self.expected and len(self.arrived) >= self.expected:
                 self.done.set()
+
+    def _on_connect(self, client: paho.Client, *args: object) -> None:
+        self.connected_at = time.perf_counter()
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -160,97 +186,135 @@ def _run(
     }
 
 
-def _both(
-    pub_port: int, sub: _Subscriber, args: argparse.Namespace
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The flood and the paced run of one path, each with fresh message ids."""
-    flood = _run(pub_port, sub, _messages(args.results, args.devices), args.timeout)
-    paced = _run(
-        pub_port, sub, _messages(args.paced_results, args.devices), args.timeout, args.paced_rate
-    )
-    return flood, paced
+def _drained(
+    sub: _Subscriber, count: int, timeout: float, since: Callable[[], float]
+) -> dict[str, Any]:
+    """What a consumer that came back to a backlog of ``count`` received, from ``since()`` (its
+    return) to the last arrival."""
+    sub.done.wait(timeout)
+    time.sleep(0.5)  # duplicates, if any, arrive after the last new id
+    times = sorted(sub.arrived.values())
+    span = times[-1] - since() if times and since() else 0.0
+    return {
+        "results": count,
+        "arrived": len(times),
+        "lost": count - len(times),
+        "duplicates": sub.duplicates,
+        "cloud_messages": sub.messages,
+        "results_per_message": len(times) / sub.messages if sub.messages else 0.0,
+        "results_per_s": len(times) / span if span > 0 else 0.0,
+    }
+
+
+def _raw_path(port: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from shared.topics import Kind, topic_filter
+
+    results = topic_filter(Kind.RESULT)
+    sub = _Subscriber(port, results, "bench-raw")
+    flood = _run(port, sub, _messages(args.results, args.devices), args.timeout)
+    paced = _run(port, sub, _messages(args.paced_results, args.devices), args.timeout,
+                 args.paced_rate)  # fmt: skip
+    sub.close()  # away: the broker keeps its session and queues for it
+    backlog = _messages(args.results, args.devices)
+    _publish(port, backlog, None)
+    sub = _Subscriber(port, results, "bench-raw", expected=len(backlog))
+    drain = _drained(sub, len(backlog), args.timeout, lambda: sub.connected_at)
+    sub.close()
+    return {"flood": flood, "paced": paced, "drain": drain}
+
+
+def _gateway_path(
+    site_port: int, cloud_port: int, work: Path, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    from edgecascade.processes import ProcessGroup
+
+    group = ProcessGroup(work / "logs")
+    argv = ["gateway", "--site", SITE, "--data-dir", str(work / "gateway"),
+            "--site-mqtt-port", str(site_port), "--cloud-mqtt-port", str(cloud_port),
+            "--batch-linger-ms", str(args.linger_ms)]  # fmt: skip
+    sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud")
+    try:
+        gateway = group.spawn_cli("gateway", *argv)
+        _wait_gateway_online(cloud_port, args.timeout)
+        flood = _run(site_port, sub, _messages(args.results, args.devices), args.timeout)
+        paced = _run(site_port, sub, _messages(args.paced_results, args.devices), args.timeout,
+                     args.paced_rate)  # fmt: skip
+        group.stop(gateway)  # away: the site broker queues for its persistent session
+        backlog = _messages(args.results, args.devices)
+        _publish(site_port, backlog, None)
+        sub.reset(len(backlog))
+        sub.online_at = 0.0
+        group.spawn_cli("gateway", *argv)  # online on the cloud broker before it takes any in
+        drain = _drained(sub, len(backlog), args.timeout, lambda: sub.online_at)
+    finally:
+        sub.close()
+        group.stop_all()
+    return {"flood": flood, "paced": paced, "drain": drain}
 
 
 def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
     from edgecascade.brokers import MosquittoBroker
-    from edgecascade.processes import ProcessGroup
-    from shared.topics import Kind, topic_filter
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         site, cloud = MosquittoBroker(work / "site"), MosquittoBroker(work / "cloud")
         site.start()
         cloud.start()
-        group = ProcessGroup(work / "logs")
         try:
             _progress(
-                f"raw: {args.results} results flooded, then {args.paced_results} at "
-                f"{args.paced_rate:g}/s, through one broker ..."
+                f"raw: {args.results} results flooded, {args.paced_results} paced at "
+                f"{args.paced_rate:g}/s and {args.results} drained, through one broker ..."
             )
-            raw_sub = _Subscriber(site.port, topic_filter(Kind.RESULT))
-            raw_flood, raw_paced = _both(site.port, raw_sub, args)
-            raw_sub.close()
-
+            raw = _raw_path(site.port, args)
             _progress("gateway: the same through site broker -> gateway -> cloud broker ...")
-            group.spawn_cli(
-                "gateway", "gateway", "--site", SITE, "--data-dir", str(work / "gateway"),
-                "--site-mqtt-port", str(site.port), "--cloud-mqtt-port", str(cloud.port),
-                "--batch-linger-ms", str(args.linger_ms),
-            )  # fmt: skip
-            sub = _Subscriber(cloud.port, "ec/v1/#")
-            _wait_gateway_online(cloud.port, args.timeout)
-            gw_flood, gw_paced = _both(site.port, sub, args)
-            sub.close()
+            gw = _gateway_path(site.port, cloud.port, work, args)
         finally:
-            group.stop_all()
             site.stop()
             cloud.stop()
 
-    ratio = (
-        gw_flood["results_per_s"] / raw_flood["results_per_s"]
-        if raw_flood["results_per_s"]
-        else 0.0
-    )
-    added = {
-        q: gw_paced[f"latency_ms_{q}"] - raw_paced[f"latency_ms_{q}"]
-        if gw_paced[f"latency_ms_{q}"] is not None and raw_paced[f"latency_ms_{q}"] is not None
-        else None
-        for q in ("p50", "p99")
-    }
+    def ratio(phase: str) -> float:
+        base = raw[phase]["results_per_s"]
+        return float(gw[phase]["results_per_s"] / base) if base else 0.0
+
+    added: dict[str, float | None] = {}
+    for q in ("p50", "p99"):
+        through, bare = gw["paced"][f"latency_ms_{q}"], raw["paced"][f"latency_ms_{q}"]
+        added[q] = through - bare if through is not None and bare is not None else None
     rows = [
-        [name, flood["results_per_s"], flood["results_per_message"],
-         paced["results_per_message"], paced["latency_ms_p50"], paced["latency_ms_p99"],
-         flood["lost"] + paced["lost"], flood["duplicates"] + paced["duplicates"]]
-        for name, flood, paced in (
-            ("raw paho -> mosquitto -> paho", raw_flood, raw_paced),
-            ("site -> gateway -> cloud", gw_flood, gw_paced),
-        )
+        [name, runs["flood"]["results_per_s"], runs["drain"]["results_per_s"],
+         runs["flood"]["results_per_message"], runs["paced"]["results_per_message"],
+         runs["paced"]["latency_ms_p50"], runs["paced"]["latency_ms_p99"],
+         sum(r["lost"] for r in runs.values()), sum(r["duplicates"] for r in runs.values())]
+        for name, runs in (("raw paho -> mosquitto -> paho", raw),
+                           ("site -> gateway -> cloud", gw))
     ]  # fmt: skip
     table = format_table(
-        ["path", "flood results/s", "per msg (flood)", "per msg (paced)", "p50 ms", "p99 ms",
-         "lost", "duplicates"],
+        ["path", "flood results/s", "drain results/s", "per msg (flood)", "per msg (paced)",
+         "paced p50 ms", "paced p99 ms", "lost", "duplicates"],
         rows,
     )  # fmt: skip
     table += (
-        f"\ngateway vs raw throughput: {ratio:.3f}; latency added by the gateway at "
-        f"{args.paced_rate:g} results/s: p50 {_ms(added['p50'])}, p99 {_ms(added['p99'])} "
-        f"(batch linger {args.linger_ms:g} ms)"
+        f"\ngateway vs raw: flood {ratio('flood'):.3f}, drain {ratio('drain'):.3f}; latency "
+        f"added at {args.paced_rate:g} results/s: p50 {_ms(added['p50'])}, p99 "
+        f"{_ms(added['p99'])} (batch linger {args.linger_ms:g} ms)"
     )
+    everything = [*raw.values(), *gw.values()]
     return {
         "results": args.results,
         "paced_results": args.paced_results,
         "paced_rate": args.paced_rate,
         "devices": args.devices,
         "linger_ms": args.linger_ms,
-        "raw": {"flood": raw_flood, "paced": raw_paced},
-        "gateway": {"flood": gw_flood, "paced": gw_paced},
-        "gateway_vs_raw_throughput_ratio": ratio,
-        "results_per_cloud_message_flood": gw_flood["results_per_message"],
-        "results_per_cloud_message_paced": gw_paced["results_per_message"],
+        "raw": raw,
+        "gateway": gw,
+        "gateway_vs_raw_throughput_ratio": ratio("flood"),
+        "gateway_vs_raw_drain_ratio": ratio("drain"),
+        "results_per_cloud_message_flood": gw["flood"]["results_per_message"],
+        "results_per_cloud_message_paced": gw["paced"]["results_per_message"],
         "added_latency_ms_p50": added["p50"],
         "added_latency_ms_p99": added["p99"],
-        "lost": sum(r["lost"] for r in (raw_flood, raw_paced, gw_flood, gw_paced)),
-        "duplicates": sum(r["duplicates"] for r in (raw_flood, raw_paced, gw_flood, gw_paced)),
+        "lost": sum(r["lost"] for r in everything),
+        "duplicates": sum(r["duplicates"] for r in everything),
         "table": table,
     }
 

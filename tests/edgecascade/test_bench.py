@@ -48,8 +48,10 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert report["lost"] == 0 and report["duplicates"] == 0
     for path in ("raw", "gateway"):
         assert report[path]["flood"]["arrived"] == 300
+        assert report[path]["drain"]["arrived"] == 300  # the backlog, after coming back
         assert report[path]["paced"]["arrived"] == 50
     assert report["raw"]["flood"]["results_per_message"] == 1.0
     assert report["results_per_cloud_message_flood"] > 1.0  # the gateway batched
     assert report["gateway_vs_raw_throughput_ratio"] > 0
+    assert report["gateway_vs_raw_drain_ratio"] > 0
     assert report["added_latency_ms_p50"] is not None

@@ -87,3 +87,27 @@ def test_survives_sigkill_of_the_writer(tmp_path: Path) -> None:
     rows = box.peek(1000)
     assert [r.message.topic for r in rows] == [f"t/{n}" for n in range(500)]
     assert box.size_bytes == 500 * 100
+
+
+def test_put_many_is_one_transaction_with_outcomes_in_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", quota_bytes=60, dedup_window_s=60)
+    box.put("result", msg(0), "old")
+    outcomes = box.put_many(
+        [
+            ("result", msg(1), "a"),
+            ("result", msg(2), "a"),  # the same id again within the group
+            ("result", msg(3), "old"),  # seen before the group
+            ("telemetry", msg(4, 100), "big"),  # larger than the whole quota
+            ("escalation", msg(5), None),
+        ]
+    )
+    assert outcomes == ["queued", "duplicate", "duplicate", "dropped", "queued"]
+    assert [r.message.topic for r in box.peek()] == ["t/5", "t/0", "t/1"]
+    assert box.size_bytes == 30
+    try:
+        box.put_many([("result", msg(6), "b"), ("nonsense", msg(7), "c")])
+    except ValueError as exc:
+        assert "'nonsense'" in str(exc)
+    else:
+        raise AssertionError("an unknown class was accepted")
+    assert box.depth() == {"escalation": 1, "result": 2}  # nothing of the refused group

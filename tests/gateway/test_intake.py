@@ -1,0 +1,66 @@
+"""The intake's group commit, at its seam: commit first, acknowledge after, in arrival order,
+and a full queue holds the network thread back instead of growing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.intake import Intake, Pending
+from shared.mqtt import Outgoing, Received
+from shared.outbox import Outbox, PutOutcome
+from tests.utils.mqtt import wait_until
+
+
+def received(mid: int) -> Received:
+    return Received(topic=f"t/{mid}", payload=b"x", qos=1, retain=False, mid=mid)
+
+
+def test_commits_in_groups_then_acknowledges_in_arrival_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", dedup_window_s=60)
+    acked: list[tuple[int, int]] = []  # (mid, rows on disk when it was acknowledged)
+    outcomes: dict[int, PutOutcome] = {}
+    intake = Intake(box, lambda m: acked.append((m.mid, sum(box.depth().values()))))
+
+    def record(mid: int) -> Callable[[PutOutcome], None]:
+        return lambda outcome: outcomes.__setitem__(mid, outcome)
+
+    for mid in range(1, 301):
+        entry = ("result", Outgoing(f"t/{mid}", b"r"), f"id{mid % 150}") if mid % 3 else None
+        intake.submit(Pending(received(mid), entry, record(mid)))
+        if mid == 1:
+            intake.start()  # the rest arrive while groups are being committed
+    intake.stop()
+    assert [mid for mid, _ in acked] == list(range(1, 301))
+    assert intake.groups < 300  # grouped
+    # Each acknowledgement came after its own row was on disk.
+    queued = 0
+    for mid, rows in acked:
+        if outcomes.get(mid) == "queued":
+            queued += 1
+        assert rows >= queued
+    assert box.depth() == {"result": sum(1 for o in outcomes.values() if o == "queued")}
+    assert sorted(set(outcomes.values())) == ["duplicate", "queued"]
+
+
+def test_a_full_queue_blocks_the_network_thread(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    acked: list[int] = []
+    intake = Intake(box, lambda m: acked.append(m.mid), max_pending=5)
+    submitted = threading.Event()
+
+    def network_thread() -> None:
+        for mid in range(10):
+            intake.submit(Pending(received(mid), ("result", Outgoing("t", b"r"), None)))
+        submitted.set()
+
+    thread = threading.Thread(target=network_thread, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    assert not submitted.is_set()  # waiting: 5 queued and nobody committing
+    intake.start()
+    assert wait_until(submitted.is_set, timeout=5)
+    intake.stop()
+    assert acked == list(range(10))
