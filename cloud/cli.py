@@ -26,12 +26,24 @@ _STORE_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
     ),
     ("--data-dir", ("data_dir",), Path, "directory of the SQLite file and the frame blobs"),
 ]
+_MQTT_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
+    ("--mqtt-host", ("mqtt", "host"), str, "host of the cloud MQTT broker"),
+    ("--mqtt-port", ("mqtt", "port"), int, "port of the cloud MQTT broker (default 1883)"),
+]
 _SERVE_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
     ("--host", ("http", "host"), str, "address the HTTP API binds to (default 127.0.0.1)"),
     ("--port", ("http", "port"), int, "TCP port of the HTTP API (default 8080)"),
-    ("--mqtt-host", ("mqtt", "host"), str, "host of the cloud MQTT broker to ingest from"),
-    ("--mqtt-port", ("mqtt", "port"), int, "port of the cloud MQTT broker (default 1883)"),
+    *_MQTT_FLAGS,
 ]
+_WORKER_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
+    ("--worker-id", ("worker", "worker_id"), str,
+     "unique, stable id of this worker: its MQTT session (default worker-1)"),
+    ("--model", ("worker", "model"), Path, "the cloud model, a .tflite with its card"),
+    ("--threads", ("worker", "threads"), int, "interpreter threads (default 1)"),
+    ("--share-group", ("worker", "share_group"), str,
+     "shared-subscription group the workers split the frames in (default reinfer)"),
+]  # fmt: skip
+_ALL_FLAGS = _STORE_FLAGS + _SERVE_FLAGS + _WORKER_FLAGS
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate]",
+        metavar="[migrate | worker]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(
@@ -65,6 +77,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     # SUPPRESS: values given before ``migrate`` are not reset by the subcommand's defaults.
     _add_common(migrate_parser, _STORE_FLAGS, suppress=True)
     migrate_parser.set_defaults(func=migrate)
+    worker_parser = actions.add_parser(
+        "worker",
+        help="run a re-inference worker: the cloud model on escalated frames",
+        description=(
+            "Consume escalated frames from the cloud broker through an MQTT 5 shared "
+            "subscription (workers in one group split them), run the cloud model, store each "
+            "verdict once (keyed by the escalation) and publish it back to the device. Run as "
+            "many as the frames need, each with its own --worker-id. The database must be "
+            "migrated (edgecascade cloud migrate, or a running edgecascade cloud)."
+        ),
+    )
+    _add_common(worker_parser, _STORE_FLAGS + _MQTT_FLAGS + _WORKER_FLAGS, suppress=True)
+    worker_parser.set_defaults(func=work)
 
 
 def _add_common(
@@ -79,17 +104,19 @@ def _add_common(
         type=Path,
         metavar="FILE",
         default=default,
-        help="TOML settings file (sections [http], [mqtt], [ingest])",
+        help="TOML settings file (sections [http], [mqtt], [ingest], [worker])",
     )
     for flag, path, kind, text in flags:
-        metavar = {"database_url": "URL", "data_dir": "DIR"}.get(path[-1], path[-1].upper())
+        metavar = {"database_url": "URL", "data_dir": "DIR", "model": "FILE"}.get(
+            path[-1], path[-1].upper()
+        )
         parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings overrides from the flags actually given."""
     overrides: dict[str, Any] = {}
-    for flag, path, _kind, _text in _STORE_FLAGS + _SERVE_FLAGS:
+    for flag, path, _kind, _text in _ALL_FLAGS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
         if value is None:
             continue
@@ -113,6 +140,42 @@ def migrate(args: argparse.Namespace) -> int:
 
     settings = load(args)
     upgrade(settings.db_url)
+    return 0
+
+
+def work(args: argparse.Namespace) -> int:
+    """``edgecascade cloud worker``: run until SIGINT/SIGTERM, finishing the frames taken in."""
+    from cloud.db.engine import make_engine
+    from cloud.db.migrate import current_revision, head_revision
+    from cloud.errors import StoreError
+    from cloud.worker import ReinferenceWorker
+    from shared.cli import stop_on_signals
+    from shared.runtime.runtime import ModelRuntime
+    from shared.systemd import Notifier
+
+    settings = load(args)
+    options = settings.worker
+    runtime = ModelRuntime.load(options.model, num_threads=options.threads)
+    engine = make_engine(settings.db_url)
+    try:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            raise StoreError(
+                f"database {engine.url.render_as_string(hide_password=True)} is at revision "
+                f"{current}, not {head}: run `edgecascade cloud migrate` first"
+            )
+        worker = ReinferenceWorker(engine, runtime, mqtt=settings.mqtt, options=options)
+        stop = stop_on_signals()
+        notifier = Notifier()
+        worker.start()
+        notifier.ready(f"worker {options.worker_id}: {runtime.card.name} {runtime.card.version}")
+        while not stop.wait(5.0):
+            notifier.watchdog()
+        notifier.stopping()
+        worker.stop()
+        logger.info("worker %s stopped: %s", options.worker_id, dict(worker.counts))
+    finally:
+        engine.dispose()
     return 0
 
 

@@ -40,6 +40,35 @@ class IngestSection(Section):
     )
 
 
+class WorkerSection(Section):
+    """Re-inference workers (``edgecascade cloud worker``): the heavy model on escalations."""
+
+    worker_id: str = Field(
+        "worker-1",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Unique and stable per worker: its MQTT session (and what the broker holds "
+        "for it while it restarts) is keyed by it.",
+    )
+    model: Path = Field(
+        Path("models/fashion/fashion_cloud_int8.tflite"),
+        description="The cloud model (.tflite with its card beside it).",
+    )
+    threads: int = Field(1, ge=1, le=64, description="Interpreter threads per worker.")
+    share_group: str = Field(
+        "reinfer",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="MQTT 5 shared-subscription group: workers in one group split the frames.",
+    )
+    prefetch: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Escalations the broker may hand this worker before it acknowledges any "
+        "(MQTT receive maximum): small keeps the split even, larger hides round trips.",
+    )
+    top_k: int = Field(5, ge=1, le=100, description="Predictions kept in each verdict.")
+
+
 class CloudSettings(ComponentSettings):
     """Everything ``edgecascade cloud`` needs."""
 
@@ -58,6 +87,9 @@ class CloudSettings(ComponentSettings):
     http: HttpSection = Field(default_factory=HttpSection, description="The HTTP API.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The cloud broker.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="MQTT ingest.")
+    worker: WorkerSection = Field(
+        default_factory=WorkerSection, description="Re-inference workers."
+    )
     client_id: str = Field(
         "cloud-ingest",
         pattern=r"^[A-Za-z0-9._-]{1,64}$",

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "fashion" / "fashion_edge_int8.tflite"
+DEFAULT_CLOUD_MODEL = REPO / "models" / "fashion" / "fashion_cloud_int8.tflite"
 DEFAULT_FRAMES = REPO / "data" / "fashion-mnist-eval"
 
 
@@ -34,10 +35,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         "demo",
         help="run brokers, cloud, gateway and simulated cameras on this machine",
         description=(
-            "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud service, "
-            "a gateway and N camera agents that replay a labelled image folder through the edge "
-            "model. Runs for --duration seconds, waits until every result is stored, prints a "
-            "summary and stops everything."
+            "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud "
+            "service, a re-inference worker, a gateway and N camera agents that replay a labelled "
+            "image folder through the edge model. Runs for --duration seconds, waits until every "
+            "result is stored, prints a summary and stops everything."
         ),
     )
     parser.add_argument("--devices", type=int, default=3, help="simulated cameras (default: 3)")
@@ -49,6 +50,12 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--site", default="site1", help="site id (default: site1)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="edge .tflite model")
+    parser.add_argument(
+        "--cloud-model",
+        type=Path,
+        default=DEFAULT_CLOUD_MODEL,
+        help="the re-inference worker's .tflite model",
+    )
     parser.add_argument(
         "--frames", type=Path, default=DEFAULT_FRAMES, help="image folder the cameras replay"
     )
@@ -69,6 +76,7 @@ class DemoPlan:
     fps: float
     site: str
     model: Path
+    cloud_model: Path
     frames: Path
     threshold: float
     workdir: Path
@@ -86,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeCascadeError(f"--devices must be at least 1, got {args.devices}")
     if args.duration <= 0 or args.fps <= 0:
         raise EdgeCascadeError("--duration and --fps must be positive")
-    for path, what in ((args.model, "model"), (args.frames, "frame folder")):
+    checks = (
+        (args.model, "model"),
+        (args.cloud_model, "cloud model"),
+        (args.frames, "frame folder"),
+    )
+    for path, what in checks:
         if not path.exists():
             raise EdgeCascadeError(f"{what} {path} does not exist")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="edgecascade-demo-"))
@@ -96,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         site=args.site,
         model=args.model.resolve(),
+        cloud_model=args.cloud_model.resolve(),
         frames=args.frames.resolve(),
         threshold=args.threshold,
         workdir=workdir.resolve(),
@@ -157,7 +171,18 @@ class Demo:
             "--mqtt-port",
             str(cloud_port),
         )
-        self._wait_http("/healthz", 60)
+        self._wait_http("/healthz", 60)  # the database is migrated once this answers
+        self.group.spawn_cli(
+            "worker",
+            "cloud",
+            "worker",
+            "--data-dir",
+            str(plan.workdir / "cloud"),
+            "--mqtt-port",
+            str(cloud_port),
+            "--model",
+            str(plan.cloud_model),
+        )
         self.group.spawn_cli(
             "gateway",
             "gateway",
@@ -227,7 +252,7 @@ class Demo:
 
     def _check_services(self) -> None:
         for name, proc in self.group.children:
-            if name in ("cloud", "gateway") and proc.poll() is not None:
+            if name in ("cloud", "worker", "gateway") and proc.poll() is not None:
                 raise EdgeCascadeError(
                     f"{name} exited with {proc.returncode}:\n{self.group.log_tail(name)}"
                 )
@@ -247,6 +272,8 @@ class Demo:
             "stored": stored,
             "escalations": sum(s.get("escalations", 0) for s in stats),
             "escalated results stored": self._count("/api/results?limit=1&escalated=true"),
+            "verdicts at the cameras": sum(s.get("verdicts", 0) for s in stats),
+            "corrected by the cloud": sum(s.get("corrected", 0) for s in stats),
             "over budget": sum(s.get("over_budget", 0) for s in stats),
             "skipped frames": sum(s.get("skipped", 0) for s in stats),
             "dropped": sum(s.get("dropped", 0) for s in stats),

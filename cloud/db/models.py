@@ -138,3 +138,38 @@ class Telemetry(Base):
     fps: Mapped[float]
     frames: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]]
+
+
+class Verdict(Base):
+    """The cloud model's answer to one escalation; ``escalation_id`` is the idempotency key.
+
+    ``msg_id`` is the verdict message sent back to the device: a worker that handles the same
+    escalation again (redelivered after a crash) sends the stored verdict again, same id.
+    """
+
+    __tablename__ = "verdicts"
+    __table_args__ = (
+        Index(None, "site_id", "device_id", "created_at"),
+        Index(None, "edge_model_name", "edge_model_version"),
+    )
+
+    escalation_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    msg_id: Mapped[str] = mapped_column(MSG_ID, unique=True)
+    result_id: Mapped[str] = mapped_column(MSG_ID)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    created_at: Mapped[float]
+    worker_id: Mapped[str] = mapped_column(IDENT)
+    model_name: Mapped[str] = mapped_column(IDENT, comment="The cloud model.")
+    model_version: Mapped[str] = mapped_column(IDENT)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(LABEL, comment="The cloud's top-1.")
+    label_index: Mapped[int]
+    score: Mapped[float]
+    top: Mapped[list[Any]] = mapped_column(comment="Top-k predictions: [{index, label, score}].")
+    edge_model_name: Mapped[str] = mapped_column(IDENT)
+    edge_model_version: Mapped[str] = mapped_column(IDENT)
+    edge_label: Mapped[str] = mapped_column(LABEL)
+    edge_score: Mapped[float]
+    agrees: Mapped[bool] = mapped_column(comment="Cloud top-1 equals the edge's top-1.")
+    inference_ms: Mapped[float] = mapped_column(comment="Decode, preprocess, invoke, postprocess.")

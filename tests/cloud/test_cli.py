@@ -14,7 +14,7 @@ import pytest
 
 from cloud.cli import _overrides, add_parser, load, migrate
 from cloud.db.engine import make_engine
-from cloud.db.migrate import current_revision
+from cloud.db.migrate import current_revision, head_revision, upgrade
 from edgecascade.brokers import MosquittoBroker, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_migrate_takes_options_before_or_after_the_action(tmp_path: Path) -> Non
         assert args.func is migrate
         assert args.func(args) == 0
         engine = make_engine(f"sqlite:///{tmp_path / where / 'cloud.db'}")
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == head_revision()
         engine.dispose()
 
 
@@ -136,3 +136,45 @@ def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None
     for flag in ("--config", "--host", "--port", "--database-url", "--data-dir", "--mqtt-host"):
         assert flag in text
     assert "migrate" in text
+
+
+def test_worker_refuses_an_unmigrated_database_then_serves_verdicts(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    from shared.codec import decode
+    from shared.messages import VerdictMessage
+    from shared.topics import Kind, Topic, topic_filter
+    from tests.cloud.test_worker import escalations
+    from tests.utils.mqtt import Collector, publish_all, wait_until
+
+    data = tmp_path / "cloud"
+    argv = [sys.executable, "-m", "edgecascade", "cloud", "worker", "--data-dir", str(data),
+            "--mqtt-port", str(broker.port), "--worker-id", "w1"]  # fmt: skip
+    refused = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "run `edgecascade cloud migrate` first" in refused.stderr
+
+    upgrade(f"sqlite:///{data / 'cloud.db'}")
+    proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        ((wire, header, cloud_label),) = escalations(1)
+        with Collector(broker.settings, topic_filter(Kind.VERDICT), client_id="device") as device:
+            # The worker subscribes after it starts: resend until its session takes one.
+            def answered() -> bool:
+                if not device.messages:
+                    publish_all(broker.settings, [wire])
+                return wait_until(lambda: bool(device.messages), timeout=1.0)
+
+            assert wait_until(answered, timeout=30)
+            message = device.messages[0]
+            verdict = decode(Topic.parse(message.topic), message.payload).message
+        assert isinstance(verdict, VerdictMessage)
+        assert verdict.escalation_id == header.msg_id and verdict.top[0].label == cloud_label
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "worker w1 stopped" in stderr

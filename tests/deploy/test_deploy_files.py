@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.settings import CloudSettings
 from edge_agent.settings import AgentSettings
 from gateway.settings import GatewaySettings
 from shared.config import load_settings
@@ -36,3 +37,5 @@ def test_example_configs_are_valid() -> None:
     assert agent.gateway_id == "gateway"
     gateway = load_settings(GatewaySettings, REPO / "deploy" / "config" / "gateway.toml")
     assert gateway.site == agent.site
+    cloud = load_settings(CloudSettings, REPO / "deploy" / "config" / "cloud.toml")
+    assert cloud.db_url.startswith("postgresql+psycopg://") and cloud.worker.threads == 2

@@ -151,6 +151,8 @@ def test_demo_runs_stores_everything_and_leaves_no_process(tmp_path: Path) -> No
         if line.strip() and not line.strip().startswith(("->", "logs"))
     )
     assert summary["frames"] == summary["results"] == summary["stored"] == "60"
+    # The re-inference worker ran and stopped cleanly with the rest.
+    assert "worker worker-1 stopped" in (workdir / "logs" / "worker.log").read_text()
     leftovers = [
         p.info["pid"]
         for p in psutil.process_iter(["pid", "cmdline"])

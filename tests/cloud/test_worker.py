@@ -1,0 +1,140 @@
+"""Re-inference workers on a real broker and a real database (SQLite and PostgreSQL).
+
+Real escalations: frames of the evaluation sample with the edge model's own answer in the header.
+Two workers in one share group split them, each verdict is stored once and sent back to its
+device, a replayed escalation changes nothing, and a frame that is not an image is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from cloud.db.models import Verdict
+from cloud.services import Services
+from cloud.worker import ReinferenceWorker
+from edgecascade.brokers import MosquittoBroker
+from shared.codec import decode, encode
+from shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
+from shared.mqtt import Outgoing
+from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, Topic, topic, topic_filter
+from tests.utils.factories import make_result
+from tests.utils.mqtt import Collector, publish_all, wait_until
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
+
+DEVICES = ("cam1", "cam2", "cam3")
+
+
+def escalations(count: int) -> list[tuple[Outgoing, EscalationHeader, str]]:
+    """(wire message, header, the cloud model's top-1) for ``count`` real frames."""
+    edge, cloud = ModelRuntime.load(EDGE_MODEL), ModelRuntime.load(CLOUD_MODEL)
+    model = ModelRef(name=edge.card.name, version=edge.card.version, sha256=edge.sha256)
+    frames = sorted(EVAL_SAMPLE.rglob("*.png"))[:count]
+    out = []
+    for n, path in enumerate(frames):
+        png = path.read_bytes()
+        image = np.asarray(
+            cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), np.uint8
+        )
+        top = [Prediction(index=i, label=label, score=score)
+               for i, label, score in edge.classify(image).top(3)]  # fmt: skip
+        device = DEVICES[n % len(DEVICES)]
+        result = make_result("site1", device, top=top)
+        header = EscalationHeader(
+            result_id=result.msg_id, frame_id=result.frame_id, captured_at=result.captured_at,
+            model=model, top=top, reason="low_confidence", content_type="image/png",
+            width=image.shape[1], height=image.shape[0],
+        )  # fmt: skip
+        wire = Outgoing(topic("site1", device, Kind.ESCALATION), encode(header, png))
+        out.append((wire, header, cloud.classify(image).top(1)[0][1]))
+    return out
+
+
+@pytest.fixture
+def workers(services: Services, broker: MosquittoBroker) -> Iterator[list[ReinferenceWorker]]:
+    started = []
+    for name in ("worker-a", "worker-b"):
+        options = services.settings.worker.model_copy(
+            update={"worker_id": name, "model": CLOUD_MODEL, "prefetch": 4}
+        )
+        worker = ReinferenceWorker(
+            services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
+        )
+        worker.start()
+        assert worker.wait_connected(10)
+        started.append(worker)
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def verdicts(collector: Collector) -> list[tuple[str, VerdictMessage]]:
+    out = []
+    for m in collector.messages:
+        parsed = Topic.parse(m.topic)
+        message = decode(parsed, m.payload).message
+        assert isinstance(message, VerdictMessage)
+        out.append((parsed.device, message))
+    return out
+
+
+def stored(services: Services) -> list[Verdict]:
+    with services.sessions() as session:
+        return list(session.scalars(select(Verdict)))
+
+
+def test_two_workers_split_the_frames_and_store_each_verdict_once(
+    services: Services, broker: MosquittoBroker, workers: list[ReinferenceWorker], tmp_path: Path
+) -> None:
+    sent = escalations(60)
+    with Collector(broker.settings, topic_filter(Kind.VERDICT), client_id="devices") as devices:
+        publish_all(broker.settings, [wire for wire, _, _ in sent])
+        assert wait_until(lambda: len(verdicts(devices)) == len(sent), timeout=60)
+        # The split: both worked, neither handled a frame the other did.
+        assert wait_until(lambda: sum(w.counts["handled"] for w in workers) == len(sent))
+        handled = [worker.counts["handled"] for worker in workers]
+        assert min(handled) > 0, handled
+        rows = stored(services)
+        assert len(rows) == len(sent)
+        assert {row.worker_id for row in rows} == {"worker-a", "worker-b"}
+        # Each verdict went to the device that escalated the frame and carries the cloud model's
+        # answer on that frame; agreement is the edge's top-1 against it.
+        by_escalation = {v.escalation_id: (device, v) for device, v in verdicts(devices)}
+        for wire, header, cloud_label in sent:
+            device, verdict = by_escalation[header.msg_id]
+            assert device == Topic.parse(wire.topic).device
+            assert verdict.result_id == header.result_id
+            assert verdict.top[0].label == cloud_label
+            assert verdict.agrees == (cloud_label == header.top[0].label)
+        assert 0 < sum(row.agrees for row in rows) < len(rows)  # the edge model is not perfect
+
+        # A replay (a gateway sending again after a lost PUBACK): nothing new stored; the
+        # verdicts sent again are the stored ones, same message ids.
+        first_ids = {v.msg_id for _, v in verdicts(devices)}
+        publish_all(broker.settings, [wire for wire, _, _ in sent[:10]], client_id="replay")
+        assert wait_until(lambda: len(verdicts(devices)) == len(sent) + 10, timeout=30)
+        assert {v.msg_id for _, v in verdicts(devices)} == first_ids
+    assert sum(worker.counts["verdicts.again"] for worker in workers) == 10
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Verdict)) == len(sent)
+
+
+def test_a_frame_that_is_not_an_image_is_refused_and_the_stream_goes_on(
+    services: Services, broker: MosquittoBroker, workers: list[ReinferenceWorker]
+) -> None:
+    (good, header, _), (bad_wire, bad_header, _) = escalations(2)
+    # The right magic bytes, then garbage: passes the codec's check, fails to decode.
+    broken = b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50
+    bad = Outgoing(bad_wire.topic, encode(bad_header, broken))
+    with Collector(broker.settings, topic_filter(Kind.VERDICT), client_id="devices") as devices:
+        publish_all(broker.settings, [bad, good])
+        assert wait_until(lambda: len(verdicts(devices)) == 1, timeout=30)
+        assert verdicts(devices)[0][1].escalation_id == header.msg_id
+    assert wait_until(lambda: sum(worker.counts["rejected"] for worker in workers) == 1)
+    assert [row.escalation_id for row in stored(services)] == [header.msg_id]
