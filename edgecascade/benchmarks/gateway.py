@@ -235,7 +235,9 @@ def _gateway_path(
     sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud")
     try:
         gateway = group.spawn_cli("gateway", *argv)
-        _wait_gateway_online(cloud_port, args.timeout)
+        # As a device does: publish once the gateway's retained state on the site broker says
+        # online, which it sets after subscribing (on the cloud broker it is online earlier).
+        _wait_gateway_online(site_port, args.timeout)
         flood = _run(site_port, sub, _messages(args.results, args.devices), args.timeout)
         paced = _run(site_port, sub, _messages(args.paced_results, args.devices), args.timeout,
                      args.paced_rate)  # fmt: skip
@@ -329,7 +331,7 @@ def _progress(line: str) -> None:
 
 
 def _wait_gateway_online(port: int, timeout: float) -> None:
-    """Until the gateway's retained state on the cloud broker says online."""
+    """Until the gateway's retained state on the broker at ``port`` says online."""
     from shared.codec import decode
     from shared.messages import StateMessage
     from shared.topics import Kind, Topic, topic
