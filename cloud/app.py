@@ -7,30 +7,45 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
-from cloud.api.routes import devices, health, results
+from cloud.api.routes import devices, escalations, health, metrics, results, tokens
+from cloud.metrics import IngestCollector, instrument
 from cloud.services import open_services
 from cloud.settings import CloudSettings
 
 
 def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI:
     """The cloud API; its lifespan migrates the database and runs the ingest (if asked)."""
+    registry = CollectorRegistry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(open_services, settings, start_ingest=start_ingest)
         app.state.services = services
+        collector = IngestCollector(services)
+        registry.register(collector)
         try:
             yield
         finally:
+            registry.unregister(collector)
             await asyncio.to_thread(services.close)
 
     app = FastAPI(
         title="EdgeCascade cloud",
-        description="Results, escalations and devices reported by the EdgeCascade fleet.",
+        description=(
+            "Results, escalations, verdicts and devices reported by the EdgeCascade fleet. "
+            "Every endpoint under /api needs an API token (Authorization: Bearer <token>; "
+            "`edgecascade cloud token create`): viewer to read, admin to manage tokens."
+        ),
         lifespan=lifespan,
     )
+    app.state.metrics = registry
+    instrument(app, registry)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(results.router)
     app.include_router(devices.router)
+    app.include_router(escalations.router)
+    app.include_router(tokens.router)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate | worker]",
+        metavar="[migrate | worker | token]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(
@@ -90,6 +91,39 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_common(worker_parser, _STORE_FLAGS + _MQTT_FLAGS + _WORKER_FLAGS, suppress=True)
     worker_parser.set_defaults(func=work)
+    token_parser = actions.add_parser(
+        "token",
+        help="create, list or revoke API tokens",
+        description=(
+            "API tokens authenticate HTTP API calls (Authorization: Bearer <token>). Roles: "
+            "viewer reads; operator also steers the fleet; admin also manages tokens and models. "
+            "A new token is printed once; the database keeps only its sha256."
+        ),
+    )
+    _add_common(token_parser, _STORE_FLAGS, suppress=True)
+    token_actions = token_parser.add_subparsers(
+        dest="token_action", required=True, metavar="ACTION"
+    )
+    create = token_actions.add_parser(
+        "create", help="create a token and print it", description="Create a token; print it once."
+    )
+    create.add_argument("--name", required=True, help="unique name of the holder, e.g. grafana")
+    create.add_argument(
+        "--role", required=True, choices=["viewer", "operator", "admin"], help="what it may do"
+    )
+    _add_common(create, _STORE_FLAGS, suppress=True)
+    create.set_defaults(func=token_create)
+    listing = token_actions.add_parser(
+        "list", help="list tokens (never the tokens themselves)", description="List tokens."
+    )
+    _add_common(listing, _STORE_FLAGS, suppress=True)
+    listing.set_defaults(func=token_list)
+    revoke = token_actions.add_parser(
+        "revoke", help="revoke a token by name", description="Revoke a token: refused from now on."
+    )
+    revoke.add_argument("name", help="the token's name")
+    _add_common(revoke, _STORE_FLAGS, suppress=True)
+    revoke.set_defaults(func=token_revoke)
 
 
 def _add_common(
@@ -140,6 +174,43 @@ def migrate(args: argparse.Namespace) -> int:
 
     settings = load(args)
     upgrade(settings.db_url)
+    return 0
+
+
+def _token_sessions(args: argparse.Namespace) -> Any:
+    from cloud.db.engine import make_engine, make_session_factory
+    from cloud.db.migrate import upgrade_engine
+
+    engine = make_engine(load(args).db_url)
+    upgrade_engine(engine)
+    return make_session_factory(engine)
+
+
+def token_create(args: argparse.Namespace) -> int:
+    """``edgecascade cloud token create``: the token on stdout, alone, for scripts."""
+    from cloud.auth import create_token
+
+    with _token_sessions(args)() as session:
+        token = create_token(session, args.name, args.role)
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    from cloud.auth import list_tokens
+
+    with _token_sessions(args)() as session:
+        for row in list_tokens(session):
+            state = "revoked" if row.revoked_at is not None else "active"
+            sys.stdout.write(f"{row.name}\t{row.role}\t{state}\n")
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from cloud.auth import revoke_token
+
+    with _token_sessions(args)() as session:
+        revoke_token(session, args.name)
     return 0
 
 

@@ -21,6 +21,16 @@ class HttpSection(Section):
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the API.")
 
 
+class ApiSection(Section):
+    """Who may use the HTTP API."""
+
+    anonymous_read: bool = Field(
+        False,
+        description="Let requests without a token read (GET); writes always need a token. For a "
+        "closed network or a demo only.",
+    )
+
+
 class IngestSection(Section):
     """How messages flow from the broker into the database."""
 
@@ -85,6 +95,7 @@ class CloudSettings(ComponentSettings):
         Path("./var/cloud"), description="Directory of the default SQLite file and the blob store."
     )
     http: HttpSection = Field(default_factory=HttpSection, description="The HTTP API.")
+    api: ApiSection = Field(default_factory=ApiSection, description="API access.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The cloud broker.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="MQTT ingest.")
     worker: WorkerSection = Field(

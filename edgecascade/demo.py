@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,6 +127,7 @@ class Demo:
         self.api = f"http://127.0.0.1:{plan.http_port}"
         self.group = ProcessGroup(plan.workdir / "logs")
         self.out = sys.stdout
+        self.token = ""  # a viewer token, once the cloud is up
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -145,6 +147,7 @@ class Demo:
             )
             self._start_services(site_broker.port, cloud_broker.port)
             self.say(f"cloud API: {self.api}/api/results  (OpenAPI docs: {self.api}/docs)")
+            self.say(f"viewer token: {self.token}  (Authorization: Bearer <token>)")
             agents = self._start_agents(site_broker.port)
             self._watch(agents)
             summary = self._finish(agents)
@@ -172,6 +175,7 @@ class Demo:
             str(cloud_port),
         )
         self._wait_http("/healthz", 60)  # the database is migrated once this answers
+        self.token = self._viewer_token()
         self.group.spawn_cli(
             "worker",
             "cloud",
@@ -298,8 +302,21 @@ class Demo:
         )
         self.say(f"  -> {verdict}")
 
+    def _viewer_token(self) -> str:
+        """A viewer token for the API, made the way an operator makes one: the CLI."""
+        data_dir = str(self.plan.workdir / "cloud")
+        argv = [sys.executable, "-m", "edgecascade", "cloud", "token", "create", "--name",
+                "demo", "--role", "viewer", "--data-dir", data_dir]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise EdgeCascadeError(f"could not create an API token: {done.stderr.strip()}")
+        return done.stdout.strip()
+
     def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.api + path, timeout=5) as response:
+        request = urllib.request.Request(
+            self.api + path, headers={"Authorization": f"Bearer {self.token}"} if self.token else {}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
 
     def _count(self, path: str) -> int:

@@ -1,15 +1,24 @@
-"""Request dependencies, as ``Annotated`` aliases: ``def handler(session: SessionDep)``."""
+"""Request dependencies, as ``Annotated`` aliases: ``def handler(session: SessionDep)``.
+
+Authentication: ``Authorization: Bearer <token>`` (:mod:`cloud.auth`). Routers declare the role
+they need once, ``APIRouter(dependencies=[Depends(require("viewer"))])``; a handler that needs
+to know who calls takes :data:`PrincipalDep`-style aliases (``Viewer``, ``Operator``, ``Admin``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from cloud.auth import Principal, Role, authenticate
 from cloud.services import Services
 from cloud.settings import CloudSettings
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `edgecascade cloud token create`")
 
 
 def get_services(request: Request) -> Services:
@@ -31,3 +40,41 @@ def get_settings(services: ServicesDep) -> CloudSettings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[CloudSettings, Depends(get_settings)]
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """A dependency that lets through callers whose token has at least ``role``."""
+
+    def check(
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            if role == "viewer" and services.settings.api.anonymous_read:
+                return Principal("anonymous", "viewer")
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "an API token is required: Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        with services.sessions() as session:
+            principal = authenticate(session, credentials.credentials)
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "the API token is not valid or was revoked",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not principal.may(role):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"token {principal.name!r} has role {principal.role}; this needs {role}",
+            )
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -70,3 +70,75 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     mqtt: bool | None = Field(description="Ingest connected to the broker; null if not running.")
+
+
+class VerdictOut(_FromRow):
+    """The cloud model's answer on an escalated frame."""
+
+    msg_id: str
+    created_at: float
+    worker_id: str
+    model_name: str
+    model_version: str
+    label: str = Field(description="The cloud's top-1.")
+    score: float
+    top: list[Prediction]
+    agrees: bool = Field(description="The edge's top-1 was the same.")
+    inference_ms: float
+
+
+class EscalationOut(_FromRow):
+    """An escalated frame, the edge's answer and (once a worker gave it) the cloud's."""
+
+    msg_id: str
+    result_id: str
+    site: str = Field(validation_alias="site_id")
+    device: str = Field(validation_alias="device_id")
+    frame_id: str
+    captured_at: float
+    received_at: float
+    model_name: str
+    model_version: str
+    edge_label: str
+    edge_score: float
+    reason: str
+    content_type: str
+    width: int
+    height: int
+    ground_truth: str | None
+    frame_url: str = Field(description="The frame itself (same token).")
+    verdict: VerdictOut | None
+
+
+class EscalationPage(BaseModel):
+    """One page of escalations, ordered by capture time then message id."""
+
+    items: list[EscalationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TokenIn(BaseModel):
+    """A token to create."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Unique; names the holder.")
+    role: Literal["viewer", "operator", "admin"]
+
+
+class TokenOut(_FromRow):
+    """A token as listed: never the token itself."""
+
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token: shown once, only its hash is stored.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]

@@ -22,6 +22,8 @@ from cloud.db.engine import make_engine
 from cloud.errors import MigrationError
 
 logger = logging.getLogger(__name__)
+# Alembic announces each of its plugins at INFO on every run; the upgrades themselves stay.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 _PG_MIGRATION_LOCK = 0x45434D31  # "ECM1": any constant, the same in every replica

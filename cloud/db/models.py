@@ -173,3 +173,16 @@ class Verdict(Base):
     edge_score: Mapped[float]
     agrees: Mapped[bool] = mapped_column(comment="Cloud top-1 equals the edge's top-1.")
     inference_ms: Mapped[float] = mapped_column(comment="Decode, preprocess, invoke, postprocess.")
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is stored; the token itself is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), comment="viewer, operator or admin.")
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float]
+    last_used_at: Mapped[float | None]
+    revoked_at: Mapped[float | None]

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from cloud.app import create_app
+from cloud.auth import create_token
 from cloud.services import Services, open_services
 from cloud.settings import CloudSettings
 from cloud.store import Inbound
@@ -62,3 +65,28 @@ def serving(app: FastAPI, timeout: float = 20.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+class ApiClient(httpx.Client):
+    """An HTTP client of a served app, with the app's services at hand."""
+
+    services: Services
+
+    def token(self, role: str, name: str | None = None) -> str:
+        """A new token of ``role``, straight into the app's database."""
+        with self.services.sessions() as session:
+            return create_token(session, name or f"test-{role}-{time.monotonic_ns()}", role)
+
+    def as_role(self, role: str | None) -> dict[str, str]:
+        """Headers of a fresh token of ``role`` (none for None)."""
+        return {} if role is None else {"Authorization": f"Bearer {self.token(role)}"}
+
+
+@pytest.fixture
+def client(cloud_settings: CloudSettings) -> Iterator[ApiClient]:
+    """The API served for real (no ingest), as a viewer: requests carry a viewer token."""
+    app = create_app(cloud_settings, start_ingest=False)
+    with serving(app) as base_url, ApiClient(base_url=base_url, timeout=10) as api:
+        api.services = app.state.services
+        api.headers.update(api.as_role("viewer"))
+        yield api

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from cloud.app import create_app
 from cloud.blobs import blob_key
 from cloud.db.migrate import current_revision, head_revision, upgrade
 from cloud.db.models import Base, Device, Escalation, Result, Site, Telemetry
 from cloud.services import Services
-from cloud.settings import CloudSettings
 from cloud.store import StoreWriter
 from gateway.aggregate import summarise
 from shared.errors import ContractError
 from shared.topics import Kind
-from tests.cloud.conftest import inbound, serving
+from tests.cloud.conftest import ApiClient, inbound
 from tests.utils.factories import (
     make_batch,
     make_escalation,
@@ -41,13 +36,21 @@ def count(services: Services, entity: type[Base]) -> int:
 
 def test_migrations_reach_head_and_match_the_models(services: Services) -> None:
     upgrade(services.settings.db_url)  # a second run is a no-op
-    assert current_revision(services.engine) == head_revision() == "0002"
+    assert current_revision(services.engine) == head_revision() == "0003"
     with services.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())
         default_schema = inspect(conn).default_schema_name
     assert diff == []
-    assert {"sites", "devices", "results", "escalations", "telemetry", "verdicts"} <= tables
+    assert {
+        "sites",
+        "devices",
+        "results",
+        "escalations",
+        "telemetry",
+        "verdicts",
+        "api_tokens",
+    } <= tables
     if services.engine.dialect.name == "postgresql":
         assert default_schema is not None and default_schema.startswith("t_")  # the URL's schema
         with services.engine.connect() as conn:
@@ -169,20 +172,6 @@ def test_blob_keys_refuse_unsafe_ids() -> None:
 
 
 # -- API ---------------------------------------------------------------------------------------
-class ApiClient(httpx.Client):
-    """An HTTP client of a served app, with the app's services at hand."""
-
-    services: Services
-
-
-@pytest.fixture
-def client(cloud_settings: CloudSettings) -> Iterator[ApiClient]:
-    app = create_app(cloud_settings, start_ingest=False)
-    with serving(app) as base_url, ApiClient(base_url=base_url, timeout=10) as api:
-        api.services = app.state.services
-        yield api
-
-
 def app_services(client: ApiClient) -> Services:
     return client.services
 

@@ -22,15 +22,24 @@ from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
 pytestmark = pytest.mark.e2e
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
+def get(url: str, token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
+        return json.loads(resp.read())
 
 
-def all_results(api: str) -> list[dict[str, Any]]:
+def viewer_token(data_dir: Path) -> str:
+    """A viewer token from the real CLI, as an operator would make one."""
+    argv = [sys.executable, "-m", "edgecascade", "cloud", "token", "create", "--name", "e2e",
+            "--role", "viewer", "--data-dir", str(data_dir)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def all_results(api: str, token: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     while True:
-        page = get(f"{api}/api/results?limit=50&offset={len(items)}")
+        page = get(f"{api}/api/results?limit=50&offset={len(items)}", token)
         items += page["items"]
         if len(items) >= page["total"] or not page["items"]:
             return items
@@ -65,6 +74,7 @@ def test_every_frame_of_every_agent_is_stored_exactly_once(tmp_path: Path) -> No
             assert wait_until(lambda: answers(f"{api}/healthz"), timeout=60), group.log_tail(
                 "cloud"
             )
+            token = viewer_token(tmp_path / "c")
             group.spawn_cli(
                 "gateway",
                 "gateway",
@@ -101,10 +111,10 @@ def test_every_frame_of_every_agent_is_stored_exactly_once(tmp_path: Path) -> No
             for i, proc in enumerate(agents, 1):
                 assert proc.wait(timeout=120) == 0, group.log_tail(f"cam{i}")
             assert wait_until(
-                lambda: get(f"{api}/api/results?limit=1")["total"] >= 40, timeout=60
+                lambda: get(f"{api}/api/results?limit=1", token)["total"] >= 40, timeout=60
             ), group.log_tail("gateway") + group.log_tail("cloud")
-            stored = all_results(api)
-            devices = get(f"{api}/api/devices")
+            stored = all_results(api, token)
+            devices = get(f"{api}/api/devices", token)
         finally:
             group.stop_all()
     assert len(stored) == 40

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from cloud.api.deps import SessionDep
+from cloud.api.deps import SessionDep, require
 from cloud.api.schemas import DeviceList, DeviceOut
 from cloud.db.models import Device, Result
 
-router = APIRouter(prefix="/api", tags=["devices"])
+router = APIRouter(prefix="/api", tags=["devices"], dependencies=[Depends(require("viewer"))])
 
 
 @router.get("/devices")

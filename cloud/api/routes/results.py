@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import ColumnElement, func, select
 
-from cloud.api.deps import SessionDep
+from cloud.api.deps import SessionDep, require
 from cloud.api.schemas import ResultOut, ResultPage
 from cloud.db.models import Result
 
-router = APIRouter(prefix="/api", tags=["results"])
+router = APIRouter(prefix="/api", tags=["results"], dependencies=[Depends(require("viewer"))])
 
 
 @router.get("/results")

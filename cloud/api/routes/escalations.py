@@ -1,0 +1,86 @@
+"""``GET /api/escalations``: escalated frames with the cloud's verdicts; and each frame's bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy import ColumnElement, func, select
+
+from cloud.api.deps import ServicesDep, SessionDep, require
+from cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
+from cloud.db.models import Escalation, Verdict
+
+router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(require("viewer"))])
+
+
+@router.get("/escalations")
+def list_escalations(
+    session: SessionDep,
+    site: Annotated[str | None, Query(description="Only this site.")] = None,
+    device: Annotated[str | None, Query(description="Only this device.")] = None,
+    since: Annotated[float | None, Query(description="captured_at >= since (Unix s).")] = None,
+    until: Annotated[float | None, Query(description="captured_at < until (Unix s).")] = None,
+    agrees: Annotated[
+        bool | None, Query(description="Only those the cloud agreed (or disagreed) with.")
+    ] = None,
+    judged: Annotated[
+        bool | None, Query(description="Only those with (without) a verdict.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Escalations to skip.")] = 0,
+) -> EscalationPage:
+    where: list[ColumnElement[bool]] = []
+    if site is not None:
+        where.append(Escalation.site_id == site)
+    if device is not None:
+        where.append(Escalation.device_id == device)
+    if since is not None:
+        where.append(Escalation.captured_at >= since)
+    if until is not None:
+        where.append(Escalation.captured_at < until)
+    if agrees is not None:
+        where.append(Verdict.agrees == agrees)
+    if judged is not None:
+        where.append(
+            Verdict.escalation_id.is_not(None) if judged else Verdict.escalation_id.is_(None)
+        )
+    joined = select(Escalation, Verdict).outerjoin(
+        Verdict, Verdict.escalation_id == Escalation.msg_id
+    )
+    total = session.scalar(select(func.count()).select_from(joined.where(*where).subquery())) or 0
+    rows = session.execute(
+        joined.where(*where)
+        .order_by(Escalation.captured_at, Escalation.msg_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    items = [
+        EscalationOut.model_validate(
+            {
+                **{c.key: getattr(escalation, c.key) for c in Escalation.__table__.columns},
+                "frame_url": f"/api/escalations/{escalation.msg_id}/frame",
+                "verdict": VerdictOut.model_validate(verdict) if verdict is not None else None,
+            }
+        )
+        for escalation, verdict in rows
+    ]
+    return EscalationPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/escalations/{msg_id}/frame",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+def escalation_frame(msg_id: str, session: SessionDep, services: ServicesDep) -> Response:
+    escalation = session.get(Escalation, msg_id)
+    if escalation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no escalation {msg_id!r}")
+    try:
+        body = services.blobs.get(escalation.blob_path)
+    except FileNotFoundError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"the frame of escalation {msg_id!r} is missing"
+        ) from None
+    return Response(body, media_type=escalation.content_type)
