@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from cloud.api.routes import devices, escalations, health, metrics, results, tokens
+from cloud.api.routes import devices, escalations, health, metrics, models, results, tokens
 from cloud.metrics import IngestCollector, instrument
 from cloud.services import open_services
 from cloud.settings import CloudSettings
@@ -36,7 +36,8 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
         description=(
             "Results, escalations, verdicts and devices reported by the EdgeCascade fleet. "
             "Every endpoint under /api needs an API token (Authorization: Bearer <token>; "
-            "`edgecascade cloud token create`): viewer to read, admin to manage tokens."
+            "`edgecascade cloud token create`): viewer to read, admin to manage tokens and "
+            "models."
         ),
         lifespan=lifespan,
     )
@@ -48,4 +49,5 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(devices.router)
     app.include_router(escalations.router)
     app.include_router(tokens.router)
+    app.include_router(models.router)
     return app

@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate | worker | token]",
+        metavar="[migrate | worker | token | keys]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(
@@ -124,6 +124,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke.add_argument("name", help="the token's name")
     _add_common(revoke, _STORE_FLAGS, suppress=True)
     revoke.set_defaults(func=token_revoke)
+    keys = actions.add_parser(
+        "keys",
+        help="generate the key that signs model manifests",
+        description=(
+            "Write a new ed25519 key pair for signing model manifests: the private key where "
+            "registry.signing_key points (default data_dir/keys/manifest-signing.key, mode "
+            "0600) and the public key beside it (.pub), which devices and gateways are "
+            "configured with (model_public_key). Refuses to replace a key without --force: "
+            "devices would refuse every model signed by the new one until they get its .pub."
+        ),
+    )
+    keys.add_argument("keys_action", choices=["generate"], help="what to do")
+    keys.add_argument("--force", action="store_true", help="replace an existing key")
+    _add_common(keys, _STORE_FLAGS, suppress=True)
+    keys.set_defaults(func=keys_generate)
 
 
 def _add_common(
@@ -184,6 +199,23 @@ def _token_sessions(args: argparse.Namespace) -> Any:
     engine = make_engine(load(args).db_url)
     upgrade_engine(engine)
     return make_session_factory(engine)
+
+
+def keys_generate(args: argparse.Namespace) -> int:
+    """``edgecascade cloud keys generate``: print the public key's path and PEM."""
+    from cloud.errors import CloudError
+    from shared.manifest import generate_keys
+
+    settings = load(args)
+    private = settings.signing_key_path
+    if private.exists() and not args.force:
+        raise CloudError(f"{private} exists; --force replaces it (devices then need the new .pub)")
+    written, public = generate_keys(private.parent)
+    if written != private:  # a configured name other than the default: keep the pair together
+        written.replace(private)
+        public = public.replace(private.with_suffix(".pub"))
+    sys.stdout.write(f"{public}\n{public.read_text()}")
+    return 0
 
 
 def token_create(args: argparse.Namespace) -> int:

@@ -21,6 +21,22 @@ class HttpSection(Section):
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the API.")
 
 
+class RegistrySection(Section):
+    """The model registry."""
+
+    max_model_mb: float = Field(
+        64, gt=0, le=4096, description="Largest model file accepted for upload, MiB."
+    )
+    signing_key: Path | None = Field(
+        None,
+        description="ed25519 private key (PEM) that signs manifests; by default "
+        "data_dir/keys/manifest-signing.key (`edgecascade cloud keys generate` writes it).",
+    )
+    chunk_kib: int = Field(
+        64, ge=1, le=1024, description="Chunk size devices download the model in, KiB."
+    )
+
+
 class ApiSection(Section):
     """Who may use the HTTP API."""
 
@@ -98,6 +114,9 @@ class CloudSettings(ComponentSettings):
     api: ApiSection = Field(default_factory=ApiSection, description="API access.")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The cloud broker.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="MQTT ingest.")
+    registry: RegistrySection = Field(
+        default_factory=RegistrySection, description="The model registry."
+    )
     worker: WorkerSection = Field(
         default_factory=WorkerSection, description="Re-inference workers."
     )
@@ -113,6 +132,16 @@ class CloudSettings(ComponentSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'cloud.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The manifest signing key: ``registry.signing_key`` or ``data_dir/keys/...``."""
+        return self.registry.signing_key or self.data_dir / "keys" / "manifest-signing.key"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where registered model files are kept, by sha256: ``data_dir/models``."""
+        return self.data_dir / "models"
 
     @property
     def blob_dir(self) -> Path:

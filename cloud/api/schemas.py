@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from shared.messages import Prediction
 
@@ -142,3 +142,25 @@ class TokenCreated(TokenOut):
 
 class TokenList(BaseModel):
     items: list[TokenOut]
+
+
+class ModelOut(_FromRow):
+    """A registered model version."""
+
+    name: str
+    version: str
+    sha256: str
+    size_bytes: int
+    num_classes: int
+    input_spec: dict[str, JsonValue] = Field(description="The input tensor, as loaded.")
+    output_spec: dict[str, JsonValue] = Field(description="The output tensor, as loaded.")
+    created_at: float
+    created_by: str
+
+
+class ModelDetail(ModelOut):
+    manifest: dict[str, JsonValue] = Field(description="The signed manifest devices are sent.")
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]

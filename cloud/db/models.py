@@ -186,3 +186,24 @@ class ApiToken(Base):
     created_at: Mapped[float]
     last_used_at: Mapped[float | None]
     revoked_at: Mapped[float | None]
+
+
+class ModelVersion(Base):
+    """A registered model: the artifact (in the model store, by sha256) and its signed manifest.
+
+    ``input_spec``/``output_spec`` are what the interpreter reported when the upload was loaded;
+    ``manifest`` is exactly what devices are sent (signed by the service's key).
+    """
+
+    __tablename__ = "model_versions"
+
+    name: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    version: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    num_classes: Mapped[int]
+    input_spec: Mapped[dict[str, Any]]
+    output_spec: Mapped[dict[str, Any]]
+    manifest: Mapped[dict[str, Any]]
+    created_at: Mapped[float]
+    created_by: Mapped[str] = mapped_column(IDENT, comment="Name of the token that uploaded it.")

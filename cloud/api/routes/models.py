@@ -1,0 +1,105 @@
+"""``/api/models``: the model registry. Upload (admin), list, details with the signed manifest,
+the file itself, and the public key devices verify manifests with."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from cloud.api.deps import Admin, SessionDep, SettingsDep, require
+from cloud.api.schemas import ModelDetail, ModelList, ModelOut
+from cloud.db.models import ModelVersion
+from cloud.registry import ModelStore, RegistryError, Upload, register, signing_key
+
+router = APIRouter(prefix="/api", tags=["models"])
+viewer = [Depends(require("viewer"))]
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED)
+async def upload_model(
+    principal: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="The .tflite model.")],
+    name: Annotated[str, Form(description="Model name, e.g. fashion-edge.")],
+    version: Annotated[str, Form(description="Version, e.g. 1.1.0.")],
+    labels: Annotated[UploadFile, File(description="Class names, one per line, by output.")],
+    preprocess: Annotated[
+        str | None, Form(description='JSON, e.g. {"color": "gray", "mean": 0, "std": 255}.')
+    ] = None,
+    golden: Annotated[
+        UploadFile | None, File(description="An image the device checks the model on.")
+    ] = None,
+) -> ModelDetail:
+    limit = int(settings.registry.max_model_mb * 1024 * 1024)
+    content = await file.read(limit + 1)  # one byte more tells "too large" without reading all
+    try:
+        label_text = (await labels.read(16 * 1024 * 1024)).decode("utf-8")
+        options = json.loads(preprocess) if preprocess else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, f"unreadable field: {exc}"
+        ) from None
+    upload = Upload(
+        content=content,
+        name=name,
+        version=version,
+        labels=[line.strip() for line in label_text.splitlines() if line.strip()],
+        preprocess=options,
+        golden_image=await golden.read(8 * 1024 * 1024) if golden is not None else None,
+    )
+    try:
+        row = await run_in_threadpool(register, session, settings, upload, principal.name)
+    except RegistryError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return ModelDetail.model_validate(row)
+
+
+@router.get("/models", dependencies=viewer)
+def list_models(session: SessionDep) -> ModelList:
+    rows = session.scalars(
+        select(ModelVersion).order_by(ModelVersion.name, ModelVersion.created_at)
+    )
+    return ModelList(items=[ModelOut.model_validate(row) for row in rows])
+
+
+@router.get("/models/signing-key", response_class=Response, dependencies=viewer)
+def public_key(settings: SettingsDep) -> Response:
+    """The PEM public key for devices' and gateways' ``model_public_key``."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = signing_key(settings).public_key()
+    except RegistryError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return Response(pem, media_type="application/x-pem-file")
+
+
+@router.get("/models/{name}/{version}", dependencies=viewer)
+def get_model(name: str, version: str, session: SessionDep) -> ModelDetail:
+    return ModelDetail.model_validate(_row(session, name, version))
+
+
+@router.get(
+    "/models/{name}/{version}/file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    dependencies=viewer,
+)
+def get_model_file(name: str, version: str, session: SessionDep, settings: SettingsDep) -> Response:
+    row = _row(session, name, version)
+    return Response(ModelStore(settings).get(row.sha256), media_type="application/octet-stream")
+
+
+def _row(session: SessionDep, name: str, version: str) -> ModelVersion:
+    row = session.get(ModelVersion, (name, version))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {name} {version}")
+    return row

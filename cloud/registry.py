@@ -1,0 +1,178 @@
+"""The model registry: uploads checked by loading them, kept by sha256, shipped with a signed
+manifest.
+
+An upload is refused, with the reason, when it is larger than ``registry.max_model_mb``, when the
+LiteRT interpreter cannot load it, when it is not a classifier with one input and one output, when
+its labels do not match its outputs, or when its name and version (or its bytes) are registered
+already. What the interpreter reports (input and output tensors) is stored with it. A golden
+image, when given, is run through the model here and shipped in the manifest: each device runs
+it before switching to the model (the device side is :mod:`edge_agent.rollout`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.blobs import BlobStore
+from cloud.db.models import ModelVersion
+from cloud.errors import CloudError
+from cloud.settings import CloudSettings
+from shared.errors import ContractError, ModelError
+from shared.manifest import (
+    ManifestError,
+    build_manifest,
+    golden_case,
+    load_private_key,
+    sign_manifest,
+)
+from shared.messages import ModelManifest
+from shared.runtime.card import ModelCard, Preprocess
+from shared.runtime.runtime import ModelRuntime
+
+
+class RegistryError(CloudError):
+    """An upload the registry refuses; ``status`` is the HTTP status that fits."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A model as uploaded: the file, what to call it, its labels, how to feed it."""
+
+    content: bytes
+    name: str
+    version: str
+    labels: list[str]
+    preprocess: dict[str, Any] | None = None
+    golden_image: bytes | None = None  # PNG or JPEG; its top-1 goes into the manifest
+
+
+def signing_key(settings: CloudSettings) -> Ed25519PrivateKey:
+    path = settings.signing_key_path
+    if not path.exists():
+        raise RegistryError(
+            f"no manifest signing key at {path}: run `edgecascade cloud keys generate`", 503
+        )
+    try:
+        return load_private_key(path)
+    except ManifestError as exc:
+        raise RegistryError(str(exc), 503) from None
+
+
+def register(
+    session: Session, settings: CloudSettings, upload: Upload, created_by: str
+) -> ModelVersion:
+    """Validate, store and sign ``upload``; the new registry row."""
+    limit = int(settings.registry.max_model_mb * 1024 * 1024)
+    size = len(upload.content)
+    if size > limit:
+        raise RegistryError(
+            f"model file is {size} bytes; the registry takes at most {limit} "
+            f"(registry.max_model_mb = {settings.registry.max_model_mb:g})",
+            413,
+        )
+    key = signing_key(settings)
+    try:
+        card = ModelCard(
+            name=upload.name,
+            version=upload.version,
+            labels=upload.labels,
+            preprocess=Preprocess.model_validate(upload.preprocess or {}),
+        )
+        runtime = ModelRuntime.from_bytes(
+            upload.content, f"upload {upload.name} {upload.version}", card, num_threads=1
+        )
+    except ModelError as exc:
+        raise RegistryError(str(exc), 422) from None
+    except ValueError as exc:  # the card: a bad name, version or preprocess value
+        raise RegistryError(f"invalid model card: {exc}", 422) from None
+    if not upload.labels:
+        raise RegistryError(f"no labels given; the model has {runtime.num_classes} outputs", 422)
+    duplicate = session.scalar(
+        select(ModelVersion).where(
+            (ModelVersion.sha256 == runtime.sha256)
+            | ((ModelVersion.name == upload.name) & (ModelVersion.version == upload.version))
+        )
+    )
+    if duplicate is not None:
+        same = "this file" if duplicate.sha256 == runtime.sha256 else "another file"
+        raise RegistryError(
+            f"{same} is registered as {duplicate.name} {duplicate.version} already", 409
+        )
+    golden = []
+    if upload.golden_image is not None:
+        image = cv2.imdecode(np.frombuffer(upload.golden_image, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise RegistryError("the golden image is not a PNG or JPEG that decodes", 422)
+        index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
+        png_ok, png = cv2.imencode(".png", image)
+        if not png_ok:
+            raise RegistryError("the golden image cannot be re-encoded as PNG", 422)
+        golden.append(golden_case(png.tobytes(), index, score))
+    try:
+        manifest = build_manifest(
+            upload.content,
+            name=upload.name,
+            version=upload.version,
+            labels=list(runtime.labels),
+            card=card.model_dump(mode="json", include={"preprocess", "output"}),
+            golden=golden,
+            chunk_size=settings.registry.chunk_kib * 1024,
+        )
+    except ValueError as exc:  # pydantic: e.g. a name that is not a valid id
+        raise RegistryError(f"invalid manifest: {exc}", 422) from None
+    manifest = sign_manifest(manifest, key)
+    ModelStore(settings).put(runtime.sha256, upload.content)
+    row = ModelVersion(
+        name=upload.name,
+        version=upload.version,
+        sha256=runtime.sha256,
+        size_bytes=size,
+        num_classes=runtime.num_classes,
+        input_spec=_jsonable(asdict(runtime.input_spec)),
+        output_spec=_jsonable(asdict(runtime.output_spec)),
+        manifest=manifest.model_dump(mode="json"),
+        created_at=time.time(),
+        created_by=created_by,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    """As it will read back from the JSON column (tuples become lists)."""
+    out: dict[str, Any] = json.loads(json.dumps(value))
+    return out
+
+
+def manifest_of(row: ModelVersion) -> ModelManifest:
+    try:
+        return ModelManifest.model_validate(row.manifest)
+    except ValueError as exc:  # pragma: no cover - only a hand-edited row gets here
+        raise ContractError(f"stored manifest of {row.name} {row.version}: {exc}") from exc
+
+
+class ModelStore:
+    """Registered model files, ``<data_dir>/models/<sha256>.tflite``, written atomically."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self._blobs = BlobStore(settings.model_dir)
+
+    def put(self, sha256: str, content: bytes) -> None:
+        self._blobs.put(f"{sha256}.tflite", content)
+
+    def get(self, sha256: str) -> bytes:
+        return self._blobs.get(f"{sha256}.tflite")

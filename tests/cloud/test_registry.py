@@ -1,0 +1,132 @@
+"""The model registry through the served API: real models uploaded, validated by loading, signed;
+corrupt, oversized, mislabelled, duplicate and unauthorised uploads refused with the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from cloud.app import create_app
+from cloud.settings import CloudSettings
+from shared.manifest import generate_keys, verify_manifest
+from shared.messages import ModelManifest
+from shared.runtime.card import load_card_for
+from shared.runtime.runtime import ModelRuntime
+from tests.cloud.conftest import ApiClient, serving
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
+
+CARD = load_card_for(CLOUD_MODEL)
+LABELS = "\n".join(CARD.labels) + "\n"
+PREPROCESS = json.dumps(CARD.preprocess.model_dump(mode="json"))
+GOLDEN = sorted(EVAL_SAMPLE.rglob("*.png"))[0]
+
+
+def upload(
+    client: ApiClient,
+    headers: dict[str, str],
+    content: bytes,
+    version: str = "2.0.0",
+    labels: str = LABELS,
+    **extra: Any,
+) -> httpx.Response:
+    files: dict[str, Any] = {
+        "file": ("model.tflite", content, "application/octet-stream"),
+        "labels": ("labels.txt", labels.encode(), "text/plain"),
+        **extra,
+    }
+    data = {"name": "fashion-cloud", "version": version, "preprocess": PREPROCESS}
+    return client.post("/api/models", data=data, files=files, headers=headers)
+
+
+def test_a_real_model_is_registered_signed_and_served(client: ApiClient) -> None:
+    admin = client.as_role("admin")
+    content = CLOUD_MODEL.read_bytes()
+    # No signing key yet: refused, and the answer says how to make one.
+    no_key = upload(client, admin, content)
+    assert no_key.status_code == 503 and "edgecascade cloud keys generate" in no_key.text
+    generate_keys(client.services.settings.signing_key_path.parent)
+
+    golden = ("golden.png", GOLDEN.read_bytes(), "image/png")
+    created = upload(client, admin, content, golden=golden)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["sha256"] == hashlib.sha256(content).hexdigest()
+    assert body["num_classes"] == 10 and body["created_by"].startswith("test-admin")
+    assert body["input_spec"]["tensor"]["shape"] == [1, 28, 28, 1]
+    assert body["output_spec"]["shape"] == [1, 10]
+
+    # The manifest verifies with the public key the API hands out, and carries the golden
+    # image with the model's own answer on it.
+    pem = client.get("/api/models/signing-key")
+    assert pem.status_code == 200
+    manifest = ModelManifest.model_validate(body["manifest"])
+    public = load_pem_public_key(pem.content)
+    assert isinstance(public, Ed25519PublicKey)
+    verify_manifest(manifest, public)
+    assert manifest.labels == CARD.labels and len(manifest.golden) == 1
+    image = cv2.imread(str(GOLDEN), cv2.IMREAD_UNCHANGED)
+    index, _, score = ModelRuntime.load(CLOUD_MODEL).classify(np.asarray(image, np.uint8)).top(1)[0]
+    assert (manifest.golden[0].top1_index, manifest.golden[0].top1_score) == (index, score)
+
+    # Listed for viewers; the file comes back byte for byte.
+    listed = client.get("/api/models").json()["items"]
+    assert [(m["name"], m["version"]) for m in listed] == [("fashion-cloud", "2.0.0")]
+    assert client.get("/api/models/fashion-cloud/2.0.0/file").content == content
+    assert client.get("/api/models/fashion-cloud/9.9.9").status_code == 404
+
+    # The same name and version, or the same bytes under another version: refused.
+    again = upload(client, admin, content)
+    assert again.status_code == 409 and "registered as fashion-cloud 2.0.0" in again.text
+    same_bytes = upload(client, admin, content, version="2.0.1")
+    assert same_bytes.status_code == 409 and "this file is registered" in same_bytes.text
+
+
+def test_bad_uploads_are_refused_with_the_reason(client: ApiClient) -> None:
+    admin = client.as_role("admin")
+    generate_keys(client.services.settings.signing_key_path.parent)
+    content = CLOUD_MODEL.read_bytes()
+    cases = {
+        "not a model": (b"\x00" * 1000, LABELS, "not a TFLite model"),
+        "truncated": (content[: len(content) // 3], LABELS, "cannot load"),
+        "labels do not match": (content, "a\nb\nc\n", "has 10 outputs but its card lists 3"),
+        "no labels": (content, "\n", "no labels given"),
+    }
+    for case, (data, labels, reason) in cases.items():
+        response = upload(client, admin, data, labels=labels)
+        assert response.status_code == 422, (case, response.text)
+        assert reason in response.json()["detail"], (case, response.text)
+    not_an_image = upload(
+        client, admin, content, golden=("g.png", b"\x89PNG nonsense", "image/png")
+    )
+    assert not_an_image.status_code == 422 and "golden image" in not_an_image.text
+    # Authentication first: nobody and viewers cannot upload at all.
+    assert upload(client, {"Authorization": ""}, content).status_code == 401
+    assert upload(client, client.as_role("operator"), content).status_code == 403
+    assert client.get("/api/models").json()["items"] == []  # nothing half-registered
+    assert not any(client.services.settings.model_dir.glob("*.tflite"))
+
+
+def test_an_oversized_upload_is_refused_before_it_is_loaded(
+    cloud_settings: CloudSettings, tmp_path: Path
+) -> None:
+    settings = CloudSettings.model_validate(
+        {**cloud_settings.model_dump(), "registry": {"max_model_mb": 0.1}}
+    )
+    generate_keys(settings.signing_key_path.parent)
+    app = create_app(settings, start_ingest=False)
+    with serving(app) as base, ApiClient(base_url=base, timeout=30) as client:
+        client.services = app.state.services
+        admin = client.as_role("admin")
+        small = upload(client, admin, EDGE_MODEL.read_bytes(), labels=LABELS)  # 15 KB: fits
+        assert small.status_code == 201, small.text
+        big = upload(client, admin, CLOUD_MODEL.read_bytes(), version="3.0.0")  # 573 KB
+        assert big.status_code == 413
+        assert "the registry takes at most 104857" in big.json()["detail"]
