@@ -104,6 +104,10 @@ class Ingestor:
         self._filters = [
             shared_filter(options.share_group, topic_filter(kind, prefix=mqtt.prefix))
             for kind in INGESTED_KINDS
+        ] + [
+            shared_filter(
+                options.share_group, topic_filter(Kind.MODEL, sub="ack", prefix=mqtt.prefix)
+            )
         ]
         # Larger than the receive maximum: redeliveries after a reconnect may briefly add more.
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=4 * options.batch_size)

@@ -1,8 +1,9 @@
 """What a running cloud process holds, opened and closed in one place, top to bottom.
 
 :func:`open_services` migrates the database, builds the engine, the session factory and the blob
-store, and (optionally) starts the ingest; :meth:`Services.close` stops them in reverse order. The
-FastAPI lifespan calls both; request handlers reach the parts through :mod:`cloud.api.deps`.
+store, and (optionally) starts the ingest and the model distributor; :meth:`Services.close` stops
+them in reverse order. The FastAPI lifespan calls both; request handlers reach the parts through
+:mod:`cloud.api.deps`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.blobs import BlobStore
 from cloud.db.engine import make_engine, make_session_factory
 from cloud.db.migrate import upgrade_engine
+from cloud.distributor import ModelDistributor
 from cloud.ingest import Ingestor
 from cloud.settings import CloudSettings
 from cloud.store import StoreWriter
@@ -32,8 +34,11 @@ class Services:
     sessions: sessionmaker[Session]
     blobs: BlobStore
     ingestor: Ingestor | None = None
+    distributor: ModelDistributor | None = None
 
     def close(self) -> None:
+        if self.distributor is not None:
+            self.distributor.stop()
         if self.ingestor is not None:
             self.ingestor.stop()
         self.engine.dispose()
@@ -57,6 +62,8 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
             client_id=settings.client_id,
         )
         services.ingestor.start()
+        services.distributor = ModelDistributor(engine, settings)
+        services.distributor.start()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

@@ -17,13 +17,21 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from cloud.blobs import BlobStore, blob_key
-from cloud.db.models import Base, Escalation, Result, Telemetry
-from cloud.db.rows import Row, escalation_row, result_row, state_row, telemetry_row
+from cloud.db.models import Base, Escalation, ModelAck, Result, Telemetry
+from cloud.db.rows import (
+    Row,
+    escalation_row,
+    model_ack_row,
+    result_row,
+    state_row,
+    telemetry_row,
+)
 from cloud.db.upsert import apply_state, insert_new, touch
 from shared.codec import Decoded
 from shared.errors import ContractError
 from shared.messages import (
     EscalationHeader,
+    ModelAckMessage,
     ResultBatchMessage,
     ResultMessage,
     StateMessage,
@@ -42,6 +50,7 @@ STORED_KINDS = frozenset(
         Kind.ESCALATION,
         Kind.TELEMETRY,
         Kind.TELEMETRY_ROLLUP,
+        Kind.MODEL,  # acks only
     }
 )
 
@@ -74,6 +83,8 @@ def check_storable(item: Inbound) -> None:
     if item.topic.kind not in STORED_KINDS:
         raise ContractError(f"the cloud does not store {item.topic.kind.value!r} messages")
     header = item.decoded.message
+    if item.topic.kind is Kind.MODEL and not isinstance(header, ModelAckMessage):
+        raise ContractError(f"the cloud stores model acks, not model/{item.topic.sub}")
     if isinstance(header, EscalationHeader):
         blob_key(item.topic.site, item.topic.device, header.msg_id, header.content_type)
 
@@ -121,6 +132,8 @@ class _Plan:
             self.add_row(Telemetry, row)
         elif isinstance(msg, StateMessage):
             self.states.append(state_row(site, device, msg))
+        elif isinstance(msg, ModelAckMessage):
+            self.add_row(ModelAck, model_ack_row(site, device, msg, when))
         else:
             raise ContractError(f"the cloud does not store {type(msg).__name__}")
         self.saw(site, device, msg.ts)

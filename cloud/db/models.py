@@ -207,3 +207,24 @@ class ModelVersion(Base):
     manifest: Mapped[dict[str, Any]]
     created_at: Mapped[float]
     created_by: Mapped[str] = mapped_column(IDENT, comment="Name of the token that uploaded it.")
+
+
+class ModelAck(Base):
+    """A device's report on applying a model (downloading ... committed, rolled_back, failed)."""
+
+    __tablename__ = "model_acks"
+    __table_args__ = (
+        Index(None, "rollout_id", "site_id", "device_id"),
+        Index(None, "site_id", "device_id", "ts"),
+    )
+
+    msg_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    rollout_id: Mapped[str] = mapped_column(IDENT)
+    version: Mapped[str] = mapped_column(IDENT)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    ts: Mapped[float]
+    received_at: Mapped[float]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.messages import EscalationHeader, ResultMessage, StateMessage, TelemetryMessage
+from shared.messages import (
+    EscalationHeader,
+    ModelAckMessage,
+    ResultMessage,
+    StateMessage,
+    TelemetryMessage,
+)
 
 Row = dict[str, Any]
 
@@ -87,4 +93,19 @@ def state_row(site: str, device: str, msg: StateMessage) -> Row:
         "first_seen": msg.ts,
         "last_seen": msg.ts,
         "last_state_at": msg.ts,
+    }
+
+
+def model_ack_row(site: str, device: str, msg: ModelAckMessage, received_at: float) -> Row:
+    return {
+        "msg_id": msg.msg_id,
+        "site_id": site,
+        "device_id": device,
+        "rollout_id": msg.rollout_id,
+        "version": msg.version,
+        "sha256": msg.sha256,
+        "status": msg.status,
+        "detail": msg.detail,
+        "ts": msg.ts,
+        "received_at": received_at,
     }
