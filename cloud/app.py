@@ -9,7 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from cloud.api.routes import devices, escalations, health, metrics, models, results, tokens
+from cloud.api.routes import (
+    devices,
+    escalations,
+    health,
+    metrics,
+    models,
+    results,
+    rollouts,
+    tokens,
+)
 from cloud.metrics import IngestCollector, instrument
 from cloud.services import open_services
 from cloud.settings import CloudSettings
@@ -50,4 +59,5 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(escalations.router)
     app.include_router(tokens.router)
     app.include_router(models.router)
+    app.include_router(rollouts.router)
     return app

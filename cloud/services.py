@@ -1,9 +1,9 @@
 """What a running cloud process holds, opened and closed in one place, top to bottom.
 
 :func:`open_services` migrates the database, builds the engine, the session factory and the blob
-store, and (optionally) starts the ingest and the model distributor; :meth:`Services.close` stops
-them in reverse order. The FastAPI lifespan calls both; request handlers reach the parts through
-:mod:`cloud.api.deps`.
+store, and (optionally) starts the ingest, the model distributor and the rollout controller;
+:meth:`Services.close` stops them in reverse order. The FastAPI lifespan calls both; request
+handlers reach the parts through :mod:`cloud.api.deps`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cloud.db.engine import make_engine, make_session_factory
 from cloud.db.migrate import upgrade_engine
 from cloud.distributor import ModelDistributor
 from cloud.ingest import Ingestor
+from cloud.rollouts import RolloutController
 from cloud.settings import CloudSettings
 from cloud.store import StoreWriter
 
@@ -35,8 +36,11 @@ class Services:
     blobs: BlobStore
     ingestor: Ingestor | None = None
     distributor: ModelDistributor | None = None
+    rollouts: RolloutController | None = None
 
     def close(self) -> None:
+        if self.rollouts is not None:
+            self.rollouts.stop()
         if self.distributor is not None:
             self.distributor.stop()
         if self.ingestor is not None:
@@ -64,6 +68,8 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
         services.ingestor.start()
         services.distributor = ModelDistributor(engine, settings)
         services.distributor.start()
+        services.rollouts = RolloutController(engine, settings)
+        services.rollouts.begin()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

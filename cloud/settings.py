@@ -37,6 +37,54 @@ class RegistrySection(Section):
     )
 
 
+class RolloutCriteria(Section):
+    """When a rollout stage may widen, and when the new model is rolled back."""
+
+    stage_min_s: float = Field(
+        300.0, ge=0, description="Shortest time a stage runs before it may widen."
+    )
+    min_verdicts: int = Field(
+        30,
+        ge=1,
+        description="Cloud verdicts on the new model's escalations needed to judge it (and "
+        "on the baseline's, to compare with).",
+    )
+    max_disagreement_increase: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Roll back when the share of escalations the cloud disagrees with rises "
+        "by more than this over the baseline model's.",
+    )
+    max_escalation_increase: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Roll back when the share of results escalated rises by more than this.",
+    )
+    min_results: int = Field(
+        200, ge=1, description="Results on each side needed to compare escalation rates."
+    )
+    max_latency_ratio: float = Field(
+        2.0, gt=1, description="Roll back when median invoke time grows by more than this factor."
+    )
+    max_failure_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Roll back when this share of the devices offered the model report failed.",
+    )
+
+
+class RolloutSection(Section):
+    """Staged rollouts, run by the controller in ``edgecascade cloud``."""
+
+    interval_s: float = Field(5.0, gt=0, description="Seconds between evaluations.")
+    criteria: RolloutCriteria = Field(
+        default_factory=RolloutCriteria, description="Defaults; a rollout may override them."
+    )
+
+
 class ApiSection(Section):
     """Who may use the HTTP API."""
 
@@ -117,6 +165,7 @@ class CloudSettings(ComponentSettings):
     registry: RegistrySection = Field(
         default_factory=RegistrySection, description="The model registry."
     )
+    rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
     worker: WorkerSection = Field(
         default_factory=WorkerSection, description="Re-inference workers."
     )

@@ -164,3 +164,33 @@ class ModelDetail(ModelOut):
 
 class ModelList(BaseModel):
     items: list[ModelOut]
+
+
+class RolloutOut(_FromRow):
+    """A rollout, where it stands and why."""
+
+    id: str
+    site: str = Field(validation_alias="site_id")
+    model_name: str
+    model_version: str
+    baseline_name: str
+    baseline_version: str
+    state: str = Field(description="running, completed, rolling_back or rolled_back.")
+    stages: list[float]
+    stage: int
+    targets: list[str]
+    offered: list[str]
+    reason: str = Field(description="Why it stopped, or what it waits for.")
+    criteria: dict[str, float]
+    evaluation: dict[str, JsonValue] = Field(description="The last quality comparison.")
+    created_at: float
+    updated_at: float
+    created_by: str
+
+
+class RolloutList(BaseModel):
+    items: list[RolloutOut]
+
+
+class AbortIn(BaseModel):
+    reason: str = Field("", max_length=500, description="Why; recorded with the rollback.")

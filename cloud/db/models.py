@@ -228,3 +228,35 @@ class ModelAck(Base):
     detail: Mapped[str] = mapped_column(Text)
     ts: Mapped[float]
     received_at: Mapped[float]
+
+
+class Rollout(Base):
+    """A staged rollout of a registered model to devices of a site.
+
+    ``state``: running, completed, rolling_back, rolled_back. ``stage`` indexes ``stages``
+    (percentages of the targets). ``baseline_*`` is what the targets ran when it started: the
+    model quality is compared with, and rolled back to.
+    """
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    targets: Mapped[list[Any]] = mapped_column(comment="Device ids in scope, in offer order.")
+    model_name: Mapped[str] = mapped_column(IDENT)
+    model_version: Mapped[str] = mapped_column(IDENT)
+    sha256: Mapped[str] = mapped_column(String(64))
+    baseline_name: Mapped[str] = mapped_column(IDENT)
+    baseline_version: Mapped[str] = mapped_column(IDENT)
+    baseline_sha256: Mapped[str] = mapped_column(String(64))
+    stages: Mapped[list[Any]] = mapped_column(comment="Percentages of the targets, increasing.")
+    stage: Mapped[int]
+    stage_started_at: Mapped[float]
+    criteria: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, comment="Why it stopped, or what it waits for.")
+    evaluation: Mapped[dict[str, Any]] = mapped_column(comment="The last quality comparison.")
+    offered: Mapped[list[Any]] = mapped_column(comment="Device ids offered the model so far.")
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+    created_by: Mapped[str] = mapped_column(IDENT)

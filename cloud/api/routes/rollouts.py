@@ -1,0 +1,63 @@
+"""``/api/rollouts``: start a staged rollout (operator), follow it, abort it (operator)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from cloud.api.deps import Operator, ServicesDep, SessionDep, require
+from cloud.api.schemas import AbortIn, RolloutList, RolloutOut
+from cloud.db.models import Rollout
+from cloud.rollouts import RolloutController, RolloutError, RolloutRequest
+
+router = APIRouter(prefix="/api", tags=["rollouts"])
+viewer = [Depends(require("viewer"))]
+
+
+def _controller(services: ServicesDep) -> RolloutController:
+    if services.rollouts is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "rollouts need the MQTT link: this process runs without ingest",
+        )
+    return services.rollouts
+
+
+@router.post("/rollouts", status_code=status.HTTP_201_CREATED)
+async def create_rollout(
+    body: RolloutRequest, principal: Operator, services: ServicesDep
+) -> RolloutOut:
+    controller = _controller(services)
+    try:
+        rollout = await run_in_threadpool(controller.create, body, principal.name)
+    except RolloutError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return RolloutOut.model_validate(rollout)
+
+
+@router.get("/rollouts", dependencies=viewer)
+def list_rollouts(session: SessionDep) -> RolloutList:
+    rows = session.scalars(select(Rollout).order_by(Rollout.created_at.desc()))
+    return RolloutList(items=[RolloutOut.model_validate(row) for row in rows])
+
+
+@router.get("/rollouts/{rollout_id}", dependencies=viewer)
+def get_rollout(rollout_id: str, session: SessionDep) -> RolloutOut:
+    row = session.get(Rollout, rollout_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rollout {rollout_id!r}")
+    return RolloutOut.model_validate(row)
+
+
+@router.post("/rollouts/{rollout_id}/abort")
+async def abort_rollout(
+    rollout_id: str, body: AbortIn, principal: Operator, services: ServicesDep
+) -> RolloutOut:
+    controller = _controller(services)
+    reason = f"aborted by {principal.name}" + (f": {body.reason}" if body.reason else "")
+    try:
+        rollout = await run_in_threadpool(controller.abort, rollout_id, reason)
+    except RolloutError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return RolloutOut.model_validate(rollout)

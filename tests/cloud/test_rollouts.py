@@ -1,0 +1,216 @@
+"""Staged rollouts with everything real: two cameras behind a gateway, the cloud service (ingest,
+model distributor, rollout controller) on its HTTP API, a re-inference worker.
+
+The new model is the committed fp32 edge model shipped with a wrong labels file (every label
+shifted by one): a real mistake that loading cannot catch, since the file and the number of
+labels are fine. Once it runs on the canary camera, the cloud's verdicts disagree with its
+escalations far more than with the baseline camera's; the controller measures that and rolls
+the canary back to the baseline model, and the second camera never gets the offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cloud.app import create_app
+from cloud.db.models import Device, ModelAck, ModelVersion
+from cloud.registry import Upload, register
+from cloud.services import Services
+from cloud.settings import CloudSettings
+from cloud.worker import ReinferenceWorker
+from edge_agent.settings import EscalationSettings, SourceSettings
+from edgecascade.brokers import MosquittoBroker
+from gateway.settings import GatewaySettings
+from shared.manifest import generate_keys
+from shared.runtime.card import load_card_for
+from shared.runtime.runtime import ModelRuntime
+from tests.cloud.conftest import ApiClient, serving
+from tests.gateway.conftest import RunningGateway
+from tests.utils.agents import RunningAgent, agent_settings
+from tests.utils.mqtt import wait_until
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32, sample_subset
+
+CAMERAS = ("cam1", "cam2")
+
+
+class Fleet:
+    """Brokers, the served cloud, a worker, a gateway and two cameras on the baseline model."""
+
+    def __init__(self, tmp_path: Path, cloud_settings: CloudSettings) -> None:
+        self.site_broker = MosquittoBroker(tmp_path / "site")
+        self.cloud_broker = MosquittoBroker(tmp_path / "cloud-broker")
+        self.site_broker.start()
+        self.cloud_broker.start()
+        self.settings = CloudSettings.model_validate(
+            {**cloud_settings.model_dump(), "mqtt": self.cloud_broker.settings.model_dump(),
+             "rollouts": {"interval_s": 0.5}}
+        )  # fmt: skip
+        _, self.public_key = generate_keys(self.settings.signing_key_path.parent)
+        self.tmp_path = tmp_path
+        self.parts: list[Any] = []
+
+    def register(self, services: Services, path: Path, version: str, shift: int) -> ModelVersion:
+        card = load_card_for(path)
+        labels = card.labels[shift:] + card.labels[:shift]
+        with services.sessions() as session:
+            return register(
+                session,
+                self.settings,
+                Upload(
+                    path.read_bytes(),
+                    "fashion-edge",
+                    version,
+                    labels,
+                    card.preprocess.model_dump(mode="json"),
+                ),
+                created_by="test",
+            )
+
+    def start_edge(self, services: Services) -> None:
+        worker_options = self.settings.worker.model_copy(update={"model": CLOUD_MODEL})
+        runtime = ModelRuntime.load(CLOUD_MODEL)
+        mqtt = self.cloud_broker.settings
+        worker = ReinferenceWorker(services.engine, runtime, mqtt=mqtt, options=worker_options)
+        worker.start()
+        self.parts.append(worker)
+        self.parts.append(
+            RunningGateway(
+                GatewaySettings.model_validate(
+                    {"site": "site1", "data_dir": self.tmp_path / "gw",
+                     "site_mqtt": self.site_broker.settings,
+                     "cloud_mqtt": self.cloud_broker.settings,
+                     "model_public_key": self.public_key, "batch": {"linger_ms": 50}}
+                )
+            )
+        )  # fmt: skip
+        frames = self.tmp_path / "frames"
+        sample_subset(frames, per_class=3)
+        for camera in CAMERAS:
+            escalation = EscalationSettings(threshold=0.995, cooldown_s=0,
+                                            budget_per_minute=6000, burst=100)  # fmt: skip
+            self.parts.append(
+                RunningAgent(
+                    agent_settings(self.site_broker, self.tmp_path / camera,
+                                   SourceSettings(path=frames, fps=15, loop=True),
+                                   site="site1", device=camera, model=EDGE_MODEL,
+                                   model_public_key=self.public_key, escalation=escalation)
+                )
+            )  # fmt: skip
+
+    def stop_edge(self) -> None:
+        """Cameras, gateway and worker, newest first (before the cloud service closes)."""
+        while self.parts:
+            part = self.parts.pop()
+            part.stop() if isinstance(part, ReinferenceWorker) else part.close()
+
+    def close(self) -> None:
+        self.stop_edge()
+        self.site_broker.stop()
+        self.cloud_broker.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, cloud_settings: CloudSettings) -> Iterator[Fleet]:
+    made = Fleet(tmp_path, cloud_settings)
+    yield made
+    made.close()
+
+
+def device_models(services: Services) -> dict[str, str | None]:
+    with services.sessions() as session:
+        rows = session.scalars(select(Device).where(Device.device_id.in_(CAMERAS)))
+        return {row.device_id: row.model_sha256 for row in rows}
+
+
+def acks(services: Services) -> list[tuple[str, str, str]]:
+    with services.sessions() as session:
+        rows = session.scalars(select(ModelAck).order_by(ModelAck.ts))
+        return [(row.rollout_id, row.device_id, row.status) for row in rows]
+
+
+def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> None:
+    app = create_app(fleet.settings)
+    with serving(app) as base, ApiClient(base_url=base, timeout=30) as api:
+        services: Services = app.state.services
+        api.services = services
+        api.headers.update(api.as_role("viewer"))
+        baseline = fleet.register(services, EDGE_MODEL, "1.0.0", shift=0)
+        shifted = fleet.register(services, EDGE_MODEL_FP32, "1.1.0", shift=1)
+        fleet.start_edge(services)
+        assert wait_until(
+            lambda: device_models(services) == dict.fromkeys(CAMERAS, baseline.sha256), timeout=30
+        ), device_models(services)
+
+        operator = api.as_role("operator")
+        criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
+        request = {"model_name": "fashion-edge", "model_version": "1.1.0", "site": "site1",
+                   "stages": [50, 100], "criteria": criteria}  # fmt: skip
+        assert api.post("/api/rollouts", json=request).status_code == 403  # a viewer cannot
+        created = api.post("/api/rollouts", json=request, headers=operator)
+        assert created.status_code == 201, created.text
+        rollout = created.json()
+        assert rollout["baseline_version"] == "1.0.0" and rollout["state"] == "running"
+        (canary,) = rollout["offered"]  # 50 % of two cameras
+        other = next(c for c in CAMERAS if c != canary)
+
+        def state() -> dict[str, Any]:
+            body: dict[str, Any] = api.get(f"/api/rollouts/{rollout['id']}").json()
+            return body
+
+        assert wait_until(lambda: state()["state"] == "rolled_back", timeout=120), (
+            state(),
+            acks(services),
+        )
+        final = state()
+        log = acks(services)
+        assert wait_until(lambda: device_models(services)[canary] == baseline.sha256, timeout=30)
+        assert device_models(services)[other] == baseline.sha256
+        fleet.stop_edge()
+    # Why: the figures, measured on both models over the same period.
+    new, base_side = final["evaluation"]["new"], final["evaluation"]["baseline"]
+    assert "the cloud disagrees with" in final["reason"], final["reason"]
+    assert new["verdicts"] >= 12 and base_side["verdicts"] >= 12
+    assert new["disagreement"] > base_side["disagreement"] + 0.15
+    # The canary ran the new model, then the baseline again; the other camera was never offered.
+    assert (rollout["id"], canary, "applied") in log
+    assert (f"{rollout['id']}-rb", canary, "applied") in log
+    assert all(device == canary for _, device, _ in log)
+    assert final["offered"] == [canary]
+    assert shifted.sha256 != baseline.sha256
+
+
+def test_a_sound_model_widens_stage_by_stage_to_every_camera(fleet: Fleet) -> None:
+    app = create_app(fleet.settings)
+    with serving(app) as base, ApiClient(base_url=base, timeout=30) as api:
+        services: Services = app.state.services
+        api.services = services
+        api.headers.update(api.as_role("viewer"))
+        baseline = fleet.register(services, EDGE_MODEL, "1.0.0", shift=0)
+        sound = fleet.register(services, EDGE_MODEL_FP32, "1.1.0", shift=0)
+        fleet.start_edge(services)
+        assert wait_until(
+            lambda: device_models(services) == dict.fromkeys(CAMERAS, baseline.sha256), timeout=30
+        ), device_models(services)
+        criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
+        request = {"model_name": "fashion-edge", "model_version": "1.1.0", "site": "site1",
+                   "stages": [50, 100], "criteria": criteria}  # fmt: skip
+        created = api.post("/api/rollouts", json=request, headers=api.as_role("operator"))
+        assert created.status_code == 201, created.text
+        url = f"/api/rollouts/{created.json()['id']}"
+        assert wait_until(lambda: api.get(url).json()["state"] == "completed", timeout=120), (
+            api.get(url).json()
+        )
+        final = api.get(url).json()
+        # A second rollout of the same model has nothing to do.
+        again = api.post("/api/rollouts", json=request, headers=api.as_role("operator"))
+        running = device_models(services)
+        fleet.stop_edge()
+    assert final["stage"] == 1 and sorted(final["offered"]) == list(CAMERAS)
+    assert final["evaluation"]["new"]["verdicts"] >= 12
+    assert running == dict.fromkeys(CAMERAS, sound.sha256)
+    assert again.status_code == 409 and "run fashion-edge 1.1.0 already" in again.text
