@@ -23,7 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.blobs import BlobStore
-from cloud.db.models import ModelVersion
+from cloud.calibration import Fit, Pair, fit_temperature
+from cloud.db.models import ModelVersion, Result, Verdict
 from cloud.errors import CloudError
 from cloud.settings import CloudSettings
 from shared.errors import ContractError, ModelError
@@ -176,3 +177,38 @@ class ModelStore:
 
     def get(self, sha256: str) -> bytes:
         return self._blobs.get(f"{sha256}.tflite")
+
+
+def calibrate(
+    session: Session, settings: CloudSettings, name: str, version: str, min_samples: int
+) -> tuple[ModelVersion, Fit]:
+    """Fit the model's temperature on its stored escalations and verdicts; re-sign its manifest
+    with it, so the next offer of this version ships it."""
+    row = session.get(ModelVersion, (name, version))
+    if row is None:
+        raise RegistryError(f"no model {name} {version}", 404)
+    manifest = manifest_of(row)
+    index_of = {label: i for i, label in enumerate(manifest.labels)}
+    stored = session.execute(
+        select(Result.top, Verdict.label)
+        .join(Verdict, Verdict.result_id == Result.msg_id)
+        .where(Result.model_name == name, Result.model_version == version)
+    ).all()
+    pairs = [
+        Pair(top=[(int(p["index"]), float(p["score"])) for p in top], truth=index_of[label])
+        for top, label in stored
+        if label in index_of
+    ]
+    if len(pairs) < min_samples:
+        raise RegistryError(
+            f"{name} {version} has {len(pairs)} escalations with a cloud verdict; "
+            f"calibration needs {min_samples}",
+            422,
+        )
+    fit = fit_temperature(pairs, len(manifest.labels))
+    updated = manifest.model_copy(
+        update={"temperature": round(manifest.temperature * fit.temperature, 6), "signature": ""}
+    )
+    row.manifest = sign_manifest(updated, signing_key(settings)).model_dump(mode="json")
+    session.commit()
+    return row, fit

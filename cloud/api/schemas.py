@@ -194,3 +194,14 @@ class RolloutList(BaseModel):
 
 class AbortIn(BaseModel):
     reason: str = Field("", max_length=500, description="Why; recorded with the rollback.")
+
+
+class CalibrationOut(BaseModel):
+    """A fitted temperature, now in the model's manifest."""
+
+    temperature: float = Field(description="The manifest's temperature now (old x fitted).")
+    fitted: float = Field(description="The factor fitted on the stored verdicts.")
+    samples: int
+    nll_before: float = Field(description="Mean NLL of the cloud's labels before.")
+    nll_after: float
+    manifest: dict[str, JsonValue]

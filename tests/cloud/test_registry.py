@@ -11,6 +11,7 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -130,3 +131,59 @@ def test_an_oversized_upload_is_refused_before_it_is_loaded(
         big = upload(client, admin, CLOUD_MODEL.read_bytes(), version="3.0.0")  # 573 KB
         assert big.status_code == 413
         assert "the registry takes at most 104857" in big.json()["detail"]
+
+
+def test_calibration_fits_the_temperature_from_verdicts_and_re_signs_the_manifest(
+    client: ApiClient,
+) -> None:
+    from cloud.db.models import Verdict
+    from cloud.store import StoreWriter
+    from shared.messages import ModelRef, Prediction
+    from shared.topics import Kind
+    from tests.cloud.conftest import inbound
+    from tests.cloud.test_calibration import pairs_with
+    from tests.utils.factories import make_result
+
+    admin = client.as_role("admin")
+    _, public_path = generate_keys(client.services.settings.signing_key_path.parent)
+    assert upload(client, admin, CLOUD_MODEL.read_bytes()).status_code == 201
+    model = ModelRef(name="fashion-cloud", version="2.0.0", sha256="0" * 64)
+    services = client.services
+    results, verdicts = [], []
+    for pair in pairs_with(2.0, n=400):  # an edge model twice as confident as it should be
+        top = [Prediction(index=i, label=CARD.labels[i], score=p) for i, p in pair.top]
+        result = make_result("s1", "cam-1", top=top, model=model, escalated=True)
+        results.append(inbound("s1", "cam-1", Kind.RESULT, result))
+        verdicts.append(
+            Verdict(
+                escalation_id=make_result().msg_id, msg_id=make_result().msg_id,
+                result_id=result.msg_id, site_id="s1", device_id="cam-1", created_at=1.0,
+                worker_id="w", model_name="cloud", model_version="1", model_sha256="0" * 64,
+                label=CARD.labels[pair.truth], label_index=pair.truth, score=0.9, top=[],
+                edge_model_name="fashion-cloud", edge_model_version="2.0.0",
+                edge_label=top[0].label, edge_score=top[0].score,
+                agrees=top[0].index == pair.truth, inference_ms=1.0,
+            )
+        )  # fmt: skip
+    StoreWriter(services.engine, services.blobs).write(results)
+    with services.sessions() as session:
+        session.add_all(verdicts)
+        session.commit()
+
+    url = "/api/models/fashion-cloud/2.0.0/calibrate"
+    too_few = client.post(url, params={"min_samples": 1000}, headers=admin)
+    assert too_few.status_code == 422 and "has 400 escalations with a cloud verdict" in too_few.text
+    assert client.post(url).status_code == 403  # viewers cannot
+    fitted = client.post(url, headers=admin)
+    assert fitted.status_code == 200, fitted.text
+    body = fitted.json()
+    assert body["fitted"] == pytest.approx(2.0, rel=0.25) and body["samples"] == 400
+    assert body["nll_after"] < body["nll_before"]
+    # The manifest devices get next carries it, signed again.
+    manifest = ModelManifest.model_validate(
+        client.get("/api/models/fashion-cloud/2.0.0").json()["manifest"]
+    )
+    assert manifest.temperature == pytest.approx(body["fitted"], rel=1e-5)
+    public = load_pem_public_key(public_path.read_bytes())
+    assert isinstance(public, Ed25519PublicKey)
+    verify_manifest(manifest, public)

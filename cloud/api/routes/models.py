@@ -6,14 +6,31 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from cloud.api.deps import Admin, SessionDep, SettingsDep, require
-from cloud.api.schemas import ModelDetail, ModelList, ModelOut
+from cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
 from cloud.db.models import ModelVersion
-from cloud.registry import ModelStore, RegistryError, Upload, register, signing_key
+from cloud.registry import (
+    ModelStore,
+    RegistryError,
+    Upload,
+    calibrate,
+    register,
+    signing_key,
+)
 
 router = APIRouter(prefix="/api", tags=["models"])
 viewer = [Depends(require("viewer"))]
@@ -96,6 +113,31 @@ def get_model(name: str, version: str, session: SessionDep) -> ModelDetail:
 def get_model_file(name: str, version: str, session: SessionDep, settings: SettingsDep) -> Response:
     row = _row(session, name, version)
     return Response(ModelStore(settings).get(row.sha256), media_type="application/octet-stream")
+
+
+@router.post("/models/{name}/{version}/calibrate")
+def calibrate_model(
+    name: str,
+    version: str,
+    principal: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    min_samples: Annotated[int, Query(ge=1, description="Verdicts needed to fit.")] = 100,
+) -> CalibrationOut:
+    """Fit the model's temperature on the verdicts its escalations got; the next offer of the
+    version ships it (the manifest is re-signed)."""
+    try:
+        row, fit = calibrate(session, settings, name, version, min_samples)
+    except RegistryError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return CalibrationOut(
+        temperature=float(row.manifest["temperature"]),
+        fitted=fit.temperature,
+        samples=fit.samples,
+        nll_before=fit.nll_before,
+        nll_after=fit.nll_after,
+        manifest=row.manifest,
+    )
 
 
 def _row(session: SessionDep, name: str, version: str) -> ModelVersion:
