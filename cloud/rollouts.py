@@ -6,13 +6,14 @@ registry, because rolling back means offering it again. Every ``rollouts.interva
 controller looks at each running rollout:
 
 - the devices' acks (``model_acks``): too many ``failed`` -> roll back;
-- quality against the baseline over the same period, from what the fleet reports: the share of
+- quality against the baseline (since the rollout began; the baseline also over
+  ``baseline_lookback_s`` before it), from what the fleet reports: the share of
   escalations the cloud disagrees with (``verdicts``), the escalation rate and the median invoke
   time (``results``). A regression beyond ``criteria`` -> roll back, with the figures as the
   reason. Nothing is judged on fewer than ``min_verdicts`` / ``min_results`` samples;
 - otherwise, once the stage has run ``stage_min_s``, every device offered has applied the model
-  and the new model has enough verdicts, the next stage's devices get the offer; after the last
-  stage the rollout is ``completed``.
+  and both models have enough verdicts to compare, the next stage's devices get the offer;
+  after the last stage the rollout is ``completed``.
 
 Rolling back offers the baseline manifest (rollout id ``<id>-rb``) to every device that was
 offered the new model; the rollout is ``rolled_back`` once they all report it applied. State
@@ -214,7 +215,7 @@ class RolloutController(threading.Thread):
                 f"(allowed {criteria.max_failure_rate:.0%}): {', '.join(sorted(failed))}",
             )
             return
-        evaluation = self.measure(rollout)
+        evaluation = self.measure(rollout, criteria.baseline_lookback_s)
         regression = self._regression(evaluation, criteria)
         if regression:
             self._roll_back(rollout, regression, evaluation)
@@ -223,11 +224,12 @@ class RolloutController(threading.Thread):
         waiting = []
         if len(applied) < len(rollout.offered):
             waiting.append(f"{len(rollout.offered) - len(applied)} device(s) to apply the model")
-        if evaluation["new"]["verdicts"] < criteria.min_verdicts:
-            waiting.append(
-                f"{criteria.min_verdicts} verdicts on the new model "
-                f"({evaluation['new']['verdicts']} so far)"
-            )
+        for side in ("new", "baseline"):  # never widen on what was not compared
+            if evaluation[side]["verdicts"] < criteria.min_verdicts:
+                waiting.append(
+                    f"{criteria.min_verdicts} verdicts on {evaluation[side]['model']} "
+                    f"({evaluation[side]['verdicts']} so far)"
+                )
         remaining = rollout.stage_started_at + criteria.stage_min_s - time.time()
         if remaining > 0:
             waiting.append(f"{remaining:.0f} s of the stage")
@@ -244,32 +246,37 @@ class RolloutController(threading.Thread):
                             stage_started_at=time.time(), evaluation=evaluation):  # fmt: skip
             self._offer_stage(rollout.id)
 
-    def measure(self, rollout: Rollout) -> dict[str, Any]:
-        """The new model against the baseline on this site since the rollout began."""
+    def measure(self, rollout: Rollout, baseline_lookback_s: float = 0.0) -> dict[str, Any]:
+        """The new model since the rollout began against the baseline on this site since
+        ``baseline_lookback_s`` before that."""
         sides = {
-            "new": (rollout.model_name, rollout.model_version),
-            "baseline": (rollout.baseline_name, rollout.baseline_version),
+            "new": (rollout.model_name, rollout.model_version, rollout.created_at),
+            "baseline": (
+                rollout.baseline_name,
+                rollout.baseline_version,
+                rollout.created_at - baseline_lookback_s,
+            ),
         }
         out: dict[str, Any] = {"at": time.time()}
         with self.sessions() as session:
-            for side, (name, version) in sides.items():
+            for side, (name, version, since) in sides.items():
                 verdicts = session.execute(
                     select(func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
                     .where(Verdict.site_id == rollout.site_id, Verdict.edge_model_name == name,
                            Verdict.edge_model_version == version,
-                           Verdict.created_at >= rollout.created_at)
+                           Verdict.created_at >= since)
                 ).one()  # fmt: skip
                 results = session.execute(
                     select(func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
                     .where(Result.site_id == rollout.site_id, Result.model_name == name,
                            Result.model_version == version,
-                           Result.received_at >= rollout.created_at)
+                           Result.received_at >= since)
                 ).one()  # fmt: skip
                 latencies = session.scalars(
                     select(Result.latency)
                     .where(Result.site_id == rollout.site_id, Result.model_name == name,
                            Result.model_version == version,
-                           Result.received_at >= rollout.created_at)
+                           Result.received_at >= since)
                     .order_by(Result.received_at.desc())
                     .limit(1000)
                 ).all()  # fmt: skip

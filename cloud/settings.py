@@ -46,8 +46,14 @@ class RolloutCriteria(Section):
     min_verdicts: int = Field(
         30,
         ge=1,
-        description="Cloud verdicts on the new model's escalations needed to judge it (and "
-        "on the baseline's, to compare with).",
+        description="Cloud verdicts on the new model's escalations needed to judge it, and on "
+        "the baseline's to compare with; a stage widens only once both are there.",
+    )
+    baseline_lookback_s: float = Field(
+        3600.0,
+        ge=0,
+        description="The baseline is measured from this long before the rollout began (so a "
+        "rollout to every camera at once still has something to compare with).",
     )
     max_disagreement_increase: float = Field(
         0.15,

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
-CONFIRM_TIMEOUT_S = 10.0
+CONFIRM_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +191,23 @@ class ReinferenceWorker:
             verdict = stored[job.header.msg_id]
             wire = topic(job.topic.site, job.topic.device, Kind.VERDICT, prefix=self._prefix)
             infos.append(self._link.publish(Outgoing(wire, verdict.model_dump_json().encode())))
-        if not all(self._link.confirm(info, CONFIRM_TIMEOUT_S) for info in infos):
-            logger.warning("worker %s: verdicts not confirmed; the escalations come again",
-                           self.worker_id)  # fmt: skip
+        if not all(self._confirmed(info) for info in infos):
+            logger.warning("worker %s: the link dropped before the verdicts were confirmed; the "
+                           "escalations come again", self.worker_id)  # fmt: skip
             return
         connection = self._link.connects
         for job in jobs:
             if job.connection == connection:  # an old packet id may mean another message now
                 self._link.ack(job.received)
         self.counts["handled"] += len(jobs)
+
+    def _confirmed(self, info: Any) -> bool:
+        """Wait for a PUBACK as long as the connection that carries it lasts (a busy broker is
+        slow, not lost); False once it dropped: the escalations are then delivered again."""
+        while not self._link.confirm(info, CONFIRM_TIMEOUT_S):
+            if not self._link.connected or info.rc != 0 or self._stopping.is_set():
+                return False
+        return True
 
     def _infer(self, job: _Job) -> dict[str, Any]:
         start = time.perf_counter()
