@@ -82,9 +82,12 @@ def result() -> bytes:
 
 def test_the_bridge_carries_the_site_both_ways_and_holds_an_outage(tmp_path: Path) -> None:
     cloud = MosquittoBroker(tmp_path / "cloud")
-    cloud.start()
     site = MosquittoBroker(tmp_path / "site", extra_conf=bridge_section(cloud.port))
-    site.start()
+    with cloud, site:  # stopped however the test ends
+        exercise_the_bridge(cloud, site)
+
+
+def exercise_the_bridge(cloud: MosquittoBroker, site: MosquittoBroker) -> None:
     up = Collector(cloud.port, "cloud-ingest", "ec/v1/#")
     down = Collector(site.port, "cam1", "ec/v1/site1/cam1/cmd/#")
     pub_site, pub_cloud = publisher(site.port), publisher(cloud.port)
@@ -125,8 +128,6 @@ def test_the_bridge_carries_the_site_both_ways_and_holds_an_outage(tmp_path: Pat
             client.disconnect()
         up.close()
         down.close()
-        site.stop()
-        cloud.stop()
 
 
 def _bridge_up(pub: paho.Client, up: Collector) -> bool:
