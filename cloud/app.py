@@ -17,6 +17,7 @@ from cloud.api.routes import (
     models,
     results,
     rollouts,
+    sites,
     tokens,
 )
 from cloud.metrics import IngestCollector, instrument
@@ -56,6 +57,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(metrics.router)
     app.include_router(results.router)
     app.include_router(devices.router)
+    app.include_router(sites.router)
     app.include_router(escalations.router)
     app.include_router(tokens.router)
     app.include_router(models.router)

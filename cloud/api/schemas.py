@@ -180,6 +180,9 @@ class RolloutOut(_FromRow):
     stage: int
     targets: list[str]
     offered: list[str]
+    device_states: dict[str, str] = Field(
+        {}, description="Newest ack per device offered: the model's, then the rollback's."
+    )
     reason: str = Field(description="Why it stopped, or what it waits for.")
     criteria: dict[str, float]
     evaluation: dict[str, JsonValue] = Field(description="The last quality comparison.")
@@ -205,3 +208,40 @@ class CalibrationOut(BaseModel):
     nll_before: float = Field(description="Mean NLL of the cloud's labels before.")
     nll_after: float
     manifest: dict[str, JsonValue]
+
+
+class SiteOut(BaseModel):
+    """A site and a summary of its fleet."""
+
+    site: str
+    first_seen: float
+    last_seen: float
+    devices: int
+    online: int = Field(description="Devices whose last state is online.")
+    results: int
+
+
+class SiteList(BaseModel):
+    items: list[SiteOut]
+
+
+class TelemetryPoint(BaseModel):
+    """One sample of a device's telemetry (``fields`` holds what was asked for)."""
+
+    ts: float
+    cpu_percent: float
+    memory_percent: float
+    temperature_c: float | None
+    fps: float
+    frames: int
+    fields: dict[str, float | None] = Field(
+        {}, description="Values at the dotted paths asked for, e.g. latency_ms.invoke.p50."
+    )
+
+
+class TelemetrySeries(BaseModel):
+    """A device's telemetry over time, oldest first."""
+
+    site: str
+    device: str
+    points: list[TelemetryPoint]

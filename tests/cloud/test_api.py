@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -150,3 +151,39 @@ def test_metrics_count_requests_and_the_ingest(
         'edgecascade_http_requests_total{method="GET",route="/api/results",status="401"} 1.0'
         in text
     )
+
+
+def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
+    from shared.messages import Percentiles
+    from tests.utils.factories import make_state, make_telemetry
+
+    services = client.services
+    samples = [
+        make_telemetry("s1", "cam-1", ts=100.0 + i, cpu_percent=10.0 * i,
+                       queues={"outbox.result": i},
+                       latency_ms={"invoke": Percentiles(p50=1.0 + i, p95=2.0, p99=3.0)})
+        for i in range(5)
+    ]  # fmt: skip
+    StoreWriter(services.engine, services.blobs).write(
+        [
+            inbound("s1", "cam-1", Kind.STATE, make_state("s1", "cam-1")),
+            inbound("s1", "cam-2", Kind.STATE, make_state("s1", "cam-2", status="offline")),
+            inbound("s2", "cam-9", Kind.RESULT, make_result("s2", "cam-9")),
+            *(inbound("s1", "cam-1", Kind.TELEMETRY, sample) for sample in samples),
+        ]
+    )
+    sites = {s["site"]: s for s in client.get("/api/sites").json()["items"]}
+    assert (sites["s1"]["devices"], sites["s1"]["online"], sites["s1"]["results"]) == (2, 1, 0)
+    assert (sites["s2"]["devices"], sites["s2"]["results"]) == (1, 1)
+
+    params: dict[str, Any] = {"site": "s1", "device": "cam-1", "since": 101, "until": 104,
+              "field": ["queues.outbox.result", "latency_ms.invoke.p50", "nope.x"]}  # fmt: skip
+    series = client.get("/api/telemetry", params=params).json()
+    assert [p["ts"] for p in series["points"]] == [101.0, 102.0, 103.0]
+    assert [p["cpu_percent"] for p in series["points"]] == [10.0, 20.0, 30.0]
+    assert series["points"][0]["fields"] == {
+        "queues.outbox.result": 1.0, "latency_ms.invoke.p50": 2.0, "nope.x": None
+    }  # fmt: skip
+    latest = client.get("/api/telemetry", params={"site": "s1", "device": "cam-1", "limit": 2})
+    assert [p["ts"] for p in latest.json()["points"]] == [103.0, 104.0]
+    assert client.get("/api/telemetry", params={"site": "s1"}).status_code == 422

@@ -181,6 +181,8 @@ def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> N
     assert (f"{rollout['id']}-rb", canary, "applied") in log
     assert all(device == canary for _, device, _ in log)
     assert final["offered"] == [canary]
+    assert list(final["device_states"]) == [canary]
+    assert final["device_states"][canary] in ("rollback applied", "rollback committed")
     assert shifted.sha256 != baseline.sha256
 
 
