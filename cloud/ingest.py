@@ -37,7 +37,7 @@ from sqlalchemy.exc import (
 )
 
 from cloud.settings import IngestSection
-from cloud.store import BatchWriter, Inbound, WriteOutcome, check_storable
+from cloud.store import STORED_KINDS, BatchWriter, Inbound, WriteOutcome, check_storable
 from shared.codec import decode, limit_for
 from shared.config import MqttSettings
 from shared.errors import ContractError, FrameCodecError
@@ -47,14 +47,8 @@ from shared.topics import Kind, Topic, shared_filter, topic_filter
 
 logger = logging.getLogger(__name__)
 
-INGESTED_KINDS = (
-    Kind.STATE,
-    Kind.RESULT,
-    Kind.RESULT_BATCH,
-    Kind.ESCALATION,
-    Kind.TELEMETRY,
-    Kind.TELEMETRY_ROLLUP,
-)
+# Everything the store takes; of the model kind only the acks (subscribed to on their own).
+INGESTED_KINDS = tuple(sorted(STORED_KINDS - {Kind.MODEL}, key=lambda kind: kind.value))
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 5.0
 

@@ -11,6 +11,7 @@ the canary back to the baseline model, and the second camera never gets the offe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,18 +134,29 @@ def acks(services: Services) -> list[tuple[str, str, str]]:
         return [(row.rollout_id, row.device_id, row.status) for row in rows]
 
 
-def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> None:
+@contextmanager
+def served_fleet(
+    fleet: Fleet, new_label_shift: int
+) -> Iterator[tuple[ApiClient, ModelVersion, ModelVersion]]:
+    """The cloud served, the baseline (1.0.0) and the new model (1.1.0) registered, the cameras
+    on the baseline; yields a viewer's client and both registry rows."""
     app = create_app(fleet.settings)
     with serving(app) as base, ApiClient(base_url=base, timeout=30) as api:
         services: Services = app.state.services
         api.services = services
         api.headers.update(api.as_role("viewer"))
         baseline = fleet.register(services, EDGE_MODEL, "1.0.0", shift=0)
-        shifted = fleet.register(services, EDGE_MODEL_FP32, "1.1.0", shift=1)
+        new = fleet.register(services, EDGE_MODEL_FP32, "1.1.0", shift=new_label_shift)
         fleet.start_edge(services)
         assert wait_until(
             lambda: device_models(services) == dict.fromkeys(CAMERAS, baseline.sha256), timeout=30
         ), device_models(services)
+        yield api, baseline, new
+
+
+def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> None:
+    with served_fleet(fleet, new_label_shift=1) as (api, baseline, shifted):
+        services = api.services
 
         operator = api.as_role("operator")
         criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
@@ -187,17 +199,8 @@ def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> N
 
 
 def test_a_sound_model_widens_stage_by_stage_to_every_camera(fleet: Fleet) -> None:
-    app = create_app(fleet.settings)
-    with serving(app) as base, ApiClient(base_url=base, timeout=30) as api:
-        services: Services = app.state.services
-        api.services = services
-        api.headers.update(api.as_role("viewer"))
-        baseline = fleet.register(services, EDGE_MODEL, "1.0.0", shift=0)
-        sound = fleet.register(services, EDGE_MODEL_FP32, "1.1.0", shift=0)
-        fleet.start_edge(services)
-        assert wait_until(
-            lambda: device_models(services) == dict.fromkeys(CAMERAS, baseline.sha256), timeout=30
-        ), device_models(services)
+    with served_fleet(fleet, new_label_shift=0) as (api, _, sound):
+        services = api.services
         criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
         request = {"model_name": "fashion-edge", "model_version": "1.1.0", "site": "site1",
                    "stages": [50, 100], "criteria": criteria}  # fmt: skip
