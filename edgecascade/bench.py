@@ -45,6 +45,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_gateway_parser(benches)
     benches.choices["gateway"].set_defaults(func=_runner("gateway"))
+    from edgecascade.benchmarks.cloud import add_cloud_parser
+
+    add_cloud_parser(benches)
+    benches.choices["cloud"].set_defaults(func=_runner("cloud"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from edgecascade.brokers import MosquittoBroker
-from tests.utils.postgres import PostgresServer, find_server_binaries
+from edgecascade.postgres import PostgresServer, find_server_binaries, scratch_database
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -50,30 +51,22 @@ def pg_admin_url() -> Iterator[str]:
     if bindir is None:
         yield PG_ADMIN_URL
         return
-    server = PostgresServer(bindir)
-    url = server.start()
-    yield url
-    server.stop()
+    with PostgresServer(bindir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def pg_server_url(pg_admin_url: str) -> Iterator[str]:
     """A PostgreSQL database created for this test session and dropped afterwards."""
     sqlalchemy = pytest.importorskip("sqlalchemy")
-    name = f"ec_test_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sqlalchemy.exc.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {pg_admin_url}: {exc}")
-    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(pg_admin_url, "ec_test_"))
+        except sqlalchemy.exc.OperationalError as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"PostgreSQL not reachable at {pg_admin_url}: {exc}")
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

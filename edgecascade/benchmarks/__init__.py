@@ -6,11 +6,13 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from edgecascade.benchmarks.cloud import bench_cloud
 from edgecascade.benchmarks.codec import bench_codec
 from edgecascade.benchmarks.edge import bench_edge
 from edgecascade.benchmarks.gateway import bench_gateway
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "cloud": bench_cloud,
     "codec": bench_codec,
     "edge": bench_edge,
     "gateway": bench_gateway,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from edgecascade.cli import main
 
 
@@ -55,3 +57,43 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert report["gateway_vs_raw_throughput_ratio"] > 0
     assert report["gateway_vs_raw_drain_ratio"] > 0
     assert report["added_latency_ms_p50"] is not None
+
+
+def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    out = tmp_path / "cloud.json"
+    argv = ["bench", "cloud", "--results", "300", "--batch-size", "50", "--postgres-url",
+            pg_server_url, "--timeout", "60", "--frames", "60", "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    for database in ("sqlite", "postgresql"):
+        runs = report[database]
+        assert runs["executemany"]["stored"] == 300
+        assert runs["ingest_single"]["messages"] == 300
+        assert runs["ingest_batched"]["messages"] == 6  # 300 results in batches of 50
+        for path in ("ingest_single", "ingest_batched"):
+            assert runs[path]["stored"] == 300 and not runs[path]["timed_out"]
+            assert runs[path]["publish_seconds"] is not None  # the broker acknowledged them all
+        assert report[f"{database}_ingest_vs_executemany_ratio"] > 0
+        assert report[f"{database}_batched_ingest_vs_executemany_ratio"] > 0
+    for run in ("one_worker", "two_workers"):  # every escalation got its verdict back
+        assert report["reinference"][run]["verdicts"] == 60
+        assert report["reinference"][run]["inference_ms_p50"] > 0
+    assert report["two_vs_one_workers_ratio"] > 0
+    assert "table" not in report  # printed, not written
+
+
+def test_bench_cloud_skips_postgresql_without_a_server_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("edgecascade.postgres.find_server_binaries", lambda: None)
+    out = tmp_path / "cloud.json"
+    argv = ["bench", "cloud", "--results", "20", "--batch-size", "10", "--frames", "0",
+            "--output", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert "no PostgreSQL server binaries" in report["postgresql"]["skipped"]
+    assert "--postgres-url" in capsys.readouterr().out  # the table tells how to measure it
+    assert not any(key.startswith("postgresql_") for key in report)
+    assert report["sqlite"]["ingest_batched"]["stored"] == 20
