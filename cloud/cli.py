@@ -282,6 +282,20 @@ def work(args: argparse.Namespace) -> int:
     return 0
 
 
+def tune_garbage_collector() -> None:
+    """Fewer collections for a process that holds many live objects (measured with bench cloud).
+
+    The ingest keeps thousands of validated messages alive between commits; with CPython's
+    default generation-0 threshold (700 allocations) the collector walks them again and again,
+    which tripled the cost of decoding a gateway batch. Everything imported so far is frozen
+    out of the collector's view; cycles are still collected, just in larger steps.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def serve(args: argparse.Namespace) -> int:
     """``edgecascade cloud``: run until SIGINT/SIGTERM (uvicorn handles both gracefully)."""
     import uvicorn
@@ -290,6 +304,7 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = load(args)
     app = create_app(settings)
+    tune_garbage_collector()
     config = uvicorn.Config(
         app, host=settings.http.host, port=settings.http.port, log_config=None, lifespan="on"
     )

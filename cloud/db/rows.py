@@ -29,7 +29,8 @@ def result_row(site: str, device: str, msg: ResultMessage, received_at: float) -
         "label": best.label,
         "label_index": best.index,
         "score": best.score,
-        "top": [p.model_dump(mode="json") for p in msg.top],
+        # Plain dicts by hand: model_dump per prediction was a fifth of the ingest's write path.
+        "top": [{"index": p.index, "label": p.label, "score": p.score} for p in msg.top],
         "latency": dict(msg.latency_ms),
         "escalated": msg.escalated,
         "ground_truth": msg.ground_truth,

@@ -1,7 +1,7 @@
 """Idempotent writes: ``INSERT ... ON CONFLICT`` through the SQLite or PostgreSQL dialect.
 
 * :func:`insert_new` inserts rows keyed by ``msg_id`` and skips those already stored; it returns
-  how many were new (``RETURNING`` lists only inserted rows).
+  how many were new.
 * :func:`touch` creates sites and devices on first sight and widens their first/last seen times.
 * :func:`apply_state` upserts a device from a state message. States of an older session (the
   process start epoch) never overwrite a newer session's; within one session the later arrival
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, case
+from sqlalchemy import Connection, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,14 +38,29 @@ def dialect_insert(conn: Connection, entity: type[Base]) -> Insert:
 
 
 def insert_new(conn: Connection, entity: type[Base], rows: Sequence[Row]) -> int:
-    """Insert ``rows`` (keyed by ``msg_id``), skipping stored ones; the number inserted."""
+    """Insert ``rows`` (keyed by ``msg_id``), skipping stored ones; the number inserted.
+
+    Which rows are new is asked first (one indexed ``IN`` query per thousand ids), so the insert
+    itself needs no ``RETURNING``: psycopg parses a long multi-row ``INSERT ... RETURNING`` anew
+    each time (it is too long for its statement cache), which made the PostgreSQL ingest three
+    times slower. ``ON CONFLICT DO NOTHING`` still guards against another replica inserting the
+    same ids in between; the count is then high by those, the rows are right.
+    """
     if not rows:
         return 0
-    ins = dialect_insert(conn, entity)
-    key = ins.table.c.msg_id
-    stmt = ins.on_conflict_do_nothing(index_elements=[key]).returning(key)
-    ordered = sorted(rows, key=lambda row: str(row["msg_id"]))
-    return len(conn.execute(stmt, ordered).all())
+    key = entity.__table__.c.msg_id
+    ids = [str(row["msg_id"]) for row in rows]
+    stored: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        stored.update(conn.scalars(select(key).where(key.in_(ids[start : start + 1000]))))
+    new = sorted(
+        (row for row in rows if str(row["msg_id"]) not in stored),
+        key=lambda row: str(row["msg_id"]),  # one order for every writer: no deadlocks
+    )
+    if new:
+        ins = dialect_insert(conn, entity)
+        conn.execute(ins.on_conflict_do_nothing(index_elements=[key]), new)
+    return len(new)
 
 
 def _greater(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -492,8 +492,8 @@ def add_cloud_parser(benches: Any) -> None:
     parser.add_argument(
         "--frames",
         type=int,
-        default=2000,
-        help="escalations per worker run (2000); 0 skips the re-inference workers",
+        default=5000,
+        help="escalations per worker run (5000); 0 skips the re-inference workers",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="per ingest run, s (300)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")
