@@ -44,6 +44,7 @@ from paho.mqtt.properties import Properties
 from edgecascade.benchmarks.table import format_table
 
 SITE = "bench"
+PUBLISH_WINDOW = 10_000  # outstanding QoS 1 messages, well under paho's 65,535 ids
 
 
 class _Subscriber:
@@ -133,11 +134,17 @@ def _messages(count: int, devices: int) -> list[tuple[str, str, bytes]]:
 def _publish(
     port: int, messages: list[tuple[str, str, bytes]], rate: float | None
 ) -> dict[str, float]:
-    """Publish at QoS 1, as fast as acknowledged or at ``rate`` per second; returns send times."""
+    """Publish at QoS 1, as fast as acknowledged or at ``rate`` per second; returns send times.
+
+    At most :data:`PUBLISH_WINDOW` messages are outstanding: paho numbers queued messages with
+    16-bit ids, and past 65,535 unacknowledged ones an id repeats and a message is never sent.
+    """
+    window = threading.Semaphore(PUBLISH_WINDOW)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}",
                          protocol=paho.MQTTv5)  # fmt: skip
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
+    client.on_publish = lambda *args: window.release()
     client.connect("127.0.0.1", port)
     client.loop_start()
     sent: dict[str, float] = {}
@@ -148,6 +155,8 @@ def _publish(
             pause = start + n / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
+        if not window.acquire(timeout=60):
+            raise RuntimeError("the broker acknowledged nothing for 60 s")
         sent[msg_id] = time.perf_counter()
         infos.append(client.publish(wire, payload, qos=1))
     for info in infos:
