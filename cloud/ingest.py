@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 # Everything the store takes; of the model kind only the acks (subscribed to on their own).
 INGESTED_KINDS = tuple(sorted(STORED_KINDS - {Kind.MODEL}, key=lambda kind: kind.value))
 RETRY_MIN_S = 0.2
+IDLE_GAP_S = 0.02  # no message for this long: commit what the batch has
 RETRY_MAX_S = 5.0
 
 
@@ -214,11 +215,12 @@ class Ingestor:
         deadline = time.monotonic() + self._options.flush_interval_s
         while len(batch) < self._options.batch_size:
             remaining = 0.0 if self._stopping.is_set() else deadline - time.monotonic()
+            # Wait for more only while more is coming: a pause of IDLE_GAP_S means the burst
+            # is over, and its tail should not sit out the whole flush interval.
+            wait = min(remaining, IDLE_GAP_S)
             try:
                 batch.append(
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
+                    self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 )
             except queue.Empty:
                 break
