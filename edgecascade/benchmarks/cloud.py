@@ -85,21 +85,11 @@ class _Workload:
 
 def _workload(count: int, batch_size: int) -> _Workload:
     from cloud.db.rows import result_row
+    from edgecascade.benchmarks.messages import sample_result
     from shared.codec import encode
-    from shared.messages import ModelRef, Prediction, ResultMessage
     from shared.topics import Kind, topic
 
-    model = ModelRef(name="fashion-edge", version="1.0.0", sha256="0" * 64)
-    results: list[tuple[str, ResultMessage]] = []
-    for i in range(count):
-        message = ResultMessage(
-            frame_id=f"frame-{i}",
-            captured_at=time.time(),
-            model=model,
-            top=[Prediction(index=k, label=f"class{k}", score=0.9 - 0.3 * k) for k in range(3)],
-            latency_ms={"preprocess": 0.2, "invoke": 1.5, "postprocess": 0.05},
-        )
-        results.append((f"cam{i % DEVICES + 1}", message))
+    results = [(f"cam{i % DEVICES + 1}", sample_result(i)) for i in range(count)]
     now = time.time()
     return _Workload(
         rows=[result_row(SITE, device, message, now) for device, message in results],

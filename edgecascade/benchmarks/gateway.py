@@ -112,22 +112,15 @@ class _Subscriber:
 
 def _messages(count: int, devices: int) -> list[tuple[str, str, bytes]]:
     """(msg_id, topic, payload) of ``count`` realistic result messages from ``devices`` devices."""
+    from edgecascade.benchmarks.messages import sample_result
     from shared.codec import encode
-    from shared.messages import ModelRef, Prediction, ResultMessage
     from shared.topics import Kind, topic
 
-    model = ModelRef(name="fashion-edge", version="1.0.0", sha256="0" * 64)
     out = []
     for i in range(count):
-        device = f"cam{i % devices + 1}"
-        message = ResultMessage(
-            frame_id=f"frame-{i}",
-            captured_at=time.time(),
-            model=model,
-            top=[Prediction(index=k, label=f"class{k}", score=0.9 - 0.3 * k) for k in range(3)],
-            latency_ms={"preprocess": 0.2, "invoke": 1.5, "postprocess": 0.05},
-        )
-        out.append((message.msg_id, topic(SITE, device, Kind.RESULT), encode(message)))
+        message = sample_result(i)
+        wire = topic(SITE, f"cam{i % devices + 1}", Kind.RESULT)
+        out.append((message.msg_id, wire, encode(message)))
     return out
 
 
