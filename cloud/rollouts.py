@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, case, func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import Device, ModelAck, ModelVersion, Result, Rollout, Verdict
 from cloud.errors import CloudError
@@ -260,26 +260,30 @@ class RolloutController(threading.Thread):
         out: dict[str, Any] = {"at": time.time()}
         with self.sessions() as session:
             for side, (name, version, since) in sides.items():
+                judged = (
+                    Verdict.site_id == rollout.site_id,
+                    Verdict.edge_model_name == name,
+                    Verdict.edge_model_version == version,
+                    Verdict.created_at >= since,
+                )
+                ran = (Result.site_id == rollout.site_id, Result.model_name == name,
+                       Result.model_version == version, Result.received_at >= since)  # fmt: skip
                 verdicts = session.execute(
-                    select(func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
-                    .where(Verdict.site_id == rollout.site_id, Verdict.edge_model_name == name,
-                           Verdict.edge_model_version == version,
-                           Verdict.created_at >= since)
-                ).one()  # fmt: skip
+                    select(
+                        func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0))
+                    ).where(*judged)
+                ).one()
                 results = session.execute(
-                    select(func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
-                    .where(Result.site_id == rollout.site_id, Result.model_name == name,
-                           Result.model_version == version,
-                           Result.received_at >= since)
-                ).one()  # fmt: skip
+                    select(
+                        func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0))
+                    ).where(*ran)
+                ).one()
                 latencies = session.scalars(
                     select(Result.latency)
-                    .where(Result.site_id == rollout.site_id, Result.model_name == name,
-                           Result.model_version == version,
-                           Result.received_at >= since)
+                    .where(*ran)
                     .order_by(Result.received_at.desc())
                     .limit(1000)
-                ).all()  # fmt: skip
+                ).all()
                 invokes = [float(x["invoke"]) for x in latencies if "invoke" in x]
                 n_verdicts, disagreed = int(verdicts[0]), int(verdicts[1] or 0)
                 n_results, escalated = int(results[0]), int(results[1] or 0)
@@ -325,18 +329,8 @@ class RolloutController(threading.Thread):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _acks(self, rollout: Rollout) -> dict[str, dict[str, str]]:
-        """The newest ack status per device, for the rollout and for its rollback."""
-        out: dict[str, dict[str, str]] = {}
         with self.sessions() as session:
-            rows = session.execute(
-                select(ModelAck.rollout_id, ModelAck.device_id, ModelAck.status)
-                .where(ModelAck.rollout_id.in_((rollout.id, f"{rollout.id}-rb")),
-                       ModelAck.site_id == rollout.site_id)
-                .order_by(ModelAck.ts)
-            ).all()  # fmt: skip
-        for rollout_id, device, status in rows:
-            out.setdefault(rollout_id, {})[device] = status
-        return out
+            return newest_acks(session, rollout)
 
     def _manifest(self, sha256: str) -> ModelManifest:
         with self.sessions() as session:
@@ -401,3 +395,17 @@ class RolloutController(threading.Thread):
 
     def _note(self, rollout: Rollout, reason: str, evaluation: dict[str, Any]) -> None:
         self._transition(rollout, "running", reason=reason, evaluation=evaluation)
+
+
+def newest_acks(session: Session, rollout: Rollout) -> dict[str, dict[str, str]]:
+    """The newest ack status per device, keyed by rollout id: the rollout's and its rollback's."""
+    out: dict[str, dict[str, str]] = {}
+    rows = session.execute(
+        select(ModelAck.rollout_id, ModelAck.device_id, ModelAck.status)
+        .where(ModelAck.rollout_id.in_((rollout.id, f"{rollout.id}-rb")),
+               ModelAck.site_id == rollout.site_id)
+        .order_by(ModelAck.ts)
+    ).all()  # fmt: skip
+    for rollout_id, device, status in rows:
+        out.setdefault(rollout_id, {})[device] = status
+    return out

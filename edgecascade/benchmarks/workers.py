@@ -31,6 +31,7 @@ EVAL_SAMPLE = REPO / "data" / "fashion-mnist-eval"
 def _escalations(count: int) -> list[tuple[str, str, bytes]]:
     """(escalation id, topic, payload) of ``count`` real frames, cycling through the sample."""
     import cv2
+    import numpy as np
 
     from shared.codec import encode
     from shared.ids import new_message_id
@@ -45,7 +46,7 @@ def _escalations(count: int) -> list[tuple[str, str, bytes]]:
     for n in range(count):
         path = frames[n % len(frames)]
         png = path.read_bytes()
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise ValueError(f"{path} is not an image")
         height, width = image.shape[:2]

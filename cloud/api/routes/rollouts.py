@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from cloud.api.deps import Operator, ServicesDep, SessionDep, require
 from cloud.api.schemas import AbortIn, RolloutList, RolloutOut
-from cloud.db.models import ModelAck, Rollout
-from cloud.rollouts import RolloutController, RolloutError, RolloutRequest
+from cloud.db.models import Rollout
+from cloud.rollouts import RolloutController, RolloutError, RolloutRequest, newest_acks
 
 router = APIRouter(prefix="/api", tags=["rollouts"])
 viewer = [Depends(require("viewer"))]
@@ -47,13 +47,11 @@ def get_rollout(rollout_id: str, session: SessionDep) -> RolloutOut:
     row = session.get(Rollout, rollout_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rollout {rollout_id!r}")
-    states: dict[str, str] = {}
-    for ack_rollout, device, state in session.execute(
-        select(ModelAck.rollout_id, ModelAck.device_id, ModelAck.status)
-        .where(ModelAck.rollout_id.in_((row.id, f"{row.id}-rb")), ModelAck.site_id == row.site_id)
-        .order_by(ModelAck.ts)
-    ):
-        states[device] = f"rollback {state}" if ack_rollout != row.id else state
+    acks = newest_acks(session, row)
+    states = dict(acks.get(row.id, {}))
+    states.update(
+        {device: f"rollback {state}" for device, state in acks.get(f"{row.id}-rb", {}).items()}
+    )
     out = RolloutOut.model_validate(row)
     return out.model_copy(update={"device_states": states})
 
