@@ -228,8 +228,10 @@ class Gateway:
                     self._queue_telemetry(uplink, downlink)
         finally:
             notifier.stopping()
+            # Drain the intake while the site link can still carry its acknowledgements; what
+            # arrives after that is committed and acknowledged on the network thread itself.
+            self.intake.stop()
             site.stop(farewell=self._state("offline"))
-            self.intake.stop()  # what was committed but not acknowledged comes again: a duplicate
             self._flush_rollups(uplink, time.time(), everything=True)
             for sender in senders:
                 sender.stop()

@@ -82,6 +82,7 @@ class MqttLink:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._rejected: dict[int, str] = {}
+        self._stopped = False  # after stop(): the socket pair is closed, nothing more is sent
         self.connects = 0
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -107,6 +108,7 @@ class MqttLink:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background; paho keeps retrying until :meth:`stop`."""
+        self._stopped = False
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.session_expiry if self._persistent else 0
         # How many unacknowledged QoS 1 messages the broker may send us at once.
@@ -151,6 +153,7 @@ class MqttLink:
         self._client.loop_stop()
         # loop_start() opened a socket pair that only paho's __del__ closes; close it now so a
         # stopped link holds no descriptors (and garbage collection order cannot leak them).
+        self._stopped = True
         self._client._reset_sockets(sockpair_only=True)
         self._connected.clear()
 
@@ -191,7 +194,10 @@ class MqttLink:
         return True
 
     def ack(self, message: Received) -> None:
-        """Acknowledge a message received with ``manual_ack=True``."""
+        """Acknowledge a message received with ``manual_ack=True``. After :meth:`stop` this does
+        nothing: the broker delivers the message again to the next session."""
+        if self._stopped:
+            return
         self._client.ack(message.mid, message.qos)
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
