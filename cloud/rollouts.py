@@ -84,6 +84,7 @@ class RolloutController(threading.Thread):
         self.settings = settings
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.counts: Counter[str] = Counter()
+        self._waiting_since: dict[tuple[str, str], float] = {}
         self._stopping = threading.Event()
         self._link = MqttLink(settings.mqtt, f"{settings.client_id}-rollouts", persistent=False)
 
@@ -107,6 +108,9 @@ class RolloutController(threading.Thread):
             ids = session.scalars(
                 select(Rollout.id).where(Rollout.state.in_(("running", "rolling_back")))
             ).all()
+        watched = set(ids)
+        for key in [k for k in self._waiting_since if k[0].removesuffix("-rb") not in watched]:
+            del self._waiting_since[key]
         for rollout_id in ids:
             try:
                 self.evaluate(rollout_id)
@@ -170,11 +174,12 @@ class RolloutController(threading.Thread):
                 baseline_name=baseline.name, baseline_version=baseline.version,
                 baseline_sha256=baseline.sha256, stages=stages, stage=0, stage_started_at=now,
                 criteria=criteria.model_dump(), state="running", reason="", evaluation={},
-                offered=[], created_at=now, updated_at=now, created_by=created_by,
+                offered=stage_devices(targets, stages[0]), created_at=now, updated_at=now,
+                created_by=created_by,
             )  # fmt: skip
             session.add(rollout)
             session.commit()
-        self._offer_stage(rollout_id)
+        self._send_offers(self.get(rollout_id), [])
         logger.info("rollout %s: %s %s to %d device(s) of %s in stages %s", rollout_id,
                     model.name, model.version, len(targets), request.site, stages)  # fmt: skip
         return self.get(rollout_id)
@@ -204,7 +209,10 @@ class RolloutController(threading.Thread):
             ]
             if len(back) == len(rollout.offered):
                 self._transition(rollout, "rolling_back", state="rolled_back")
+            else:
+                self._resend(rollout, f"{rollout.id}-rb", rollout.baseline_sha256, acks)
             return
+        self._resend(rollout, rollout.id, rollout.sha256, acks)
         criteria = RolloutCriteria.model_validate(rollout.criteria)
         mine = acks.get(rollout.id, {})
         failed = [d for d in rollout.offered if mine.get(d) == "failed"]
@@ -242,9 +250,15 @@ class RolloutController(threading.Thread):
             )
             logger.info("rollout %s completed", rollout.id)
             return
-        if self._transition(rollout, "running", stage=rollout.stage + 1,
+        # The next stage and the devices it offers to are one conditional update: a replica
+        # that rolls back at the same moment either sees both or neither, so every device
+        # offered the model is also offered the rollback.
+        stage = rollout.stage + 1
+        offered = [*rollout.offered, *(d for d in stage_devices(rollout.targets,
+                   rollout.stages[stage]) if d not in rollout.offered)]  # fmt: skip
+        if self._transition(rollout, "running", stage=stage, offered=offered,
                             stage_started_at=time.time(), evaluation=evaluation):  # fmt: skip
-            self._offer_stage(rollout.id)
+            self._send_offers(self.get(rollout.id), rollout.offered)
 
     def measure(self, rollout: Rollout, baseline_lookback_s: float = 0.0) -> dict[str, Any]:
         """The new model since the rollout began against the baseline on this site since
@@ -339,20 +353,35 @@ class RolloutController(threading.Thread):
             raise RolloutError(f"model {sha256[:12]} left the registry", 409)
         return manifest_of(row)
 
-    def _offer_stage(self, rollout_id: str) -> None:
-        rollout = self.get(rollout_id)
-        share = rollout.stages[rollout.stage] / 100
-        wanted = rollout.targets[: max(1, math.ceil(share * len(rollout.targets)))]
-        new = [d for d in wanted if d not in rollout.offered]
+    def _send_offers(self, rollout: Rollout, already: list[str]) -> None:
+        """Offer the model to the devices of the current stage not offered before."""
+        new = [d for d in rollout.offered if d not in already]
         self._send(rollout, new, self._manifest(rollout.sha256), rollout.id)
-        with self.sessions() as session:
-            session.execute(
-                update(Rollout).where(Rollout.id == rollout.id)
-                .values(offered=[*rollout.offered, *new], updated_at=time.time())
-            )  # fmt: skip
-            session.commit()
         logger.info("rollout %s stage %d (%g%%): offered to %s", rollout.id, rollout.stage,
                     rollout.stages[rollout.stage], ", ".join(new) or "nobody new")  # fmt: skip
+
+    def _resend(
+        self, rollout: Rollout, offer_id: str, sha256: str, acks: dict[str, dict[str, str]]
+    ) -> None:
+        """Offer ``offer_id`` again to the devices that have not answered it for ``resend_s``
+        (counted from when this controller first saw them waiting)."""
+        now = time.time()
+        answered = acks.get(offer_id, {})
+        due = []
+        for device in rollout.offered:
+            key = (offer_id, device)
+            if device in answered:
+                self._waiting_since.pop(key, None)
+                continue
+            since = self._waiting_since.setdefault(key, now)
+            if now - since >= self.settings.rollouts.resend_s:
+                due.append(device)
+                self._waiting_since[key] = now
+        if due:
+            logger.warning("rollout %s: no answer from %s, offering %s again", rollout.id,
+                           ", ".join(due), offer_id)  # fmt: skip
+            self.counts["resent"] += len(due)
+            self._send(rollout, due, self._manifest(sha256), offer_id)
 
     def _roll_back(
         self, rollout: Rollout, reason: str, evaluation: dict[str, Any] | None = None
@@ -395,6 +424,11 @@ class RolloutController(threading.Thread):
 
     def _note(self, rollout: Rollout, reason: str, evaluation: dict[str, Any]) -> None:
         self._transition(rollout, "running", reason=reason, evaluation=evaluation)
+
+
+def stage_devices(targets: list[str], percent: float) -> list[str]:
+    """The devices a stage covers: the first ``percent`` of the targets, at least one."""
+    return targets[: max(1, math.ceil(percent / 100 * len(targets)))]
 
 
 def newest_acks(session: Session, rollout: Rollout) -> dict[str, dict[str, str]]:

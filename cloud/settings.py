@@ -86,6 +86,13 @@ class RolloutSection(Section):
     """Staged rollouts, run by the controller in ``edgecascade cloud``."""
 
     interval_s: float = Field(5.0, gt=0, description="Seconds between evaluations.")
+    resend_s: float = Field(
+        60.0,
+        gt=0,
+        description="Offer again to a device that has not answered an offer (or a rollback) "
+        "for this long: offers lost with a crashed replica or a long outage are not waited "
+        "for forever. Devices ignore an offer they have already handled.",
+    )
     criteria: RolloutCriteria = Field(
         default_factory=RolloutCriteria, description="Defaults; a rollout may override them."
     )

@@ -6,10 +6,16 @@ shifted by one): a real mistake that loading cannot catch, since the file and th
 labels are fine. Once it runs on the canary camera, the cloud's verdicts disagree with its
 escalations far more than with the baseline camera's; the controller measures that and rolls
 the canary back to the baseline model, and the second camera never gets the offer.
+
+The cloud runs as two replicas (two served apps on one database and one broker, each with its
+rollout controller), and a collector on the cloud broker counts the offers: each device is
+offered a rollout, and a rollback, exactly once.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,22 +27,47 @@ from sqlalchemy import select
 from cloud.app import create_app
 from cloud.db.models import Device, ModelAck, ModelVersion
 from cloud.registry import Upload, register
-from cloud.services import Services
+from cloud.rollouts import RolloutController, RolloutRequest
+from cloud.services import Services, open_services
 from cloud.settings import CloudSettings
 from cloud.worker import ReinferenceWorker
 from edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
 from gateway.settings import GatewaySettings
+from shared.codec import decode
 from shared.manifest import generate_keys
+from shared.messages import ModelOfferMessage
 from shared.runtime.card import load_card_for
 from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, Topic, topic_filter
 from tests.cloud.conftest import ApiClient, serving
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings
-from tests.utils.mqtt import wait_until
+from tests.utils.mqtt import Collector, wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32, sample_subset
 
 CAMERAS = ("cam1", "cam2")
+
+
+def register_model(
+    services: Services, settings: CloudSettings, path: Path, version: str, shift: int
+) -> ModelVersion:
+    """Register ``path`` as fashion-edge ``version`` with its labels rotated by ``shift``."""
+    card = load_card_for(path)
+    labels = card.labels[shift:] + card.labels[:shift]
+    with services.sessions() as session:
+        return register(
+            session,
+            settings,
+            Upload(
+                path.read_bytes(),
+                "fashion-edge",
+                version,
+                labels,
+                card.preprocess.model_dump(mode="json"),
+            ),
+            created_by="test",
+        )
 
 
 class Fleet:
@@ -54,23 +85,10 @@ class Fleet:
         _, self.public_key = generate_keys(self.settings.signing_key_path.parent)
         self.tmp_path = tmp_path
         self.parts: list[Any] = []
+        self.offers: Collector | None = None
 
     def register(self, services: Services, path: Path, version: str, shift: int) -> ModelVersion:
-        card = load_card_for(path)
-        labels = card.labels[shift:] + card.labels[:shift]
-        with services.sessions() as session:
-            return register(
-                session,
-                self.settings,
-                Upload(
-                    path.read_bytes(),
-                    "fashion-edge",
-                    version,
-                    labels,
-                    card.preprocess.model_dump(mode="json"),
-                ),
-                created_by="test",
-            )
+        return register_model(services, self.settings, path, version, shift)
 
     def start_edge(self, services: Services) -> None:
         worker_options = self.settings.worker.model_copy(update={"model": CLOUD_MODEL})
@@ -134,14 +152,34 @@ def acks(services: Services) -> list[tuple[str, str, str]]:
         return [(row.rollout_id, row.device_id, row.status) for row in rows]
 
 
+def offers(collector: Collector | None) -> Counter[tuple[str, str]]:
+    """How often each (rollout id, device) offer crossed the cloud broker."""
+    assert collector is not None
+    seen: Counter[tuple[str, str]] = Counter()
+    for message in collector.messages:
+        wire = Topic.parse(message.topic)
+        offer = ModelOfferMessage.model_validate(decode(wire, message.payload).message)
+        seen[(offer.rollout_id, wire.device)] += 1
+    return seen
+
+
 @contextmanager
 def served_fleet(
     fleet: Fleet, new_label_shift: int
 ) -> Iterator[tuple[ApiClient, ModelVersion, ModelVersion]]:
-    """The cloud served, the baseline (1.0.0) and the new model (1.1.0) registered, the cameras
-    on the baseline; yields a viewer's client and both registry rows."""
+    """Two cloud replicas served, the baseline (1.0.0) and the new model (1.1.0) registered,
+    the cameras on the baseline; yields a viewer's client (on the first replica; the
+    offers collector is ``fleet.offers``) and both registry rows."""
     app = create_app(fleet.settings)
-    with serving(app) as base, ApiClient(base_url=base, timeout=30) as api:
+    replica = create_app(fleet.settings.model_copy(update={"client_id": "cloud-replica"}))
+    offer_filter = topic_filter(Kind.MODEL, sub="offer", prefix=fleet.settings.mqtt.prefix)
+    with (
+        Collector(fleet.cloud_broker.settings, offer_filter) as collector,
+        serving(app) as base,
+        serving(replica),
+        ApiClient(base_url=base, timeout=30) as api,
+    ):
+        fleet.offers = collector
         services: Services = app.state.services
         api.services = services
         api.headers.update(api.as_role("viewer"))
@@ -195,6 +233,7 @@ def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> N
     assert final["offered"] == [canary]
     assert list(final["device_states"]) == [canary]
     assert final["device_states"][canary] in ("rollback applied", "rollback committed")
+    assert offers(fleet.offers) == {(rollout["id"], canary): 1, (f"{rollout['id']}-rb", canary): 1}
     assert shifted.sha256 != baseline.sha256
 
 
@@ -219,3 +258,54 @@ def test_a_sound_model_widens_stage_by_stage_to_every_camera(fleet: Fleet) -> No
     assert final["evaluation"]["new"]["verdicts"] >= 12
     assert running == dict.fromkeys(CAMERAS, sound.sha256)
     assert again.status_code == 409 and "run fashion-edge 1.1.0 already" in again.text
+    assert offers(fleet.offers) == {(final["id"], camera): 1 for camera in CAMERAS}
+
+
+def test_offers_that_get_no_answer_are_sent_again(
+    tmp_path: Path, cloud_settings: CloudSettings
+) -> None:
+    """A replica that dies between committing a stage and sending its offers, or an offer lost in
+    an outage, must not leave a rollout waiting forever: a device that does not answer within
+    ``rollouts.resend_s`` is offered again, and one that answered is left alone."""
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    settings = CloudSettings.model_validate(
+        {**cloud_settings.model_dump(), "mqtt": broker.settings.model_dump(),
+         "rollouts": {"interval_s": 0.2, "resend_s": 1.0}}
+    )  # fmt: skip
+    generate_keys(settings.signing_key_path.parent)
+    services = open_services(settings, start_ingest=False)
+    controller = RolloutController(services.engine, settings)
+    offer_filter = topic_filter(Kind.MODEL, sub="offer", prefix=settings.mqtt.prefix)
+    try:
+        baseline = register_model(services, settings, EDGE_MODEL, "1.0.0", shift=0)
+        register_model(services, settings, EDGE_MODEL_FP32, "1.1.0", shift=0)
+        now = time.time()
+        with services.sessions() as session:
+            for camera in CAMERAS:
+                session.add(
+                    Device(site_id="site1", device_id=camera, status="online", role="agent",
+                           model_name="fashion-edge", model_version="1.0.0",
+                           model_sha256=baseline.sha256, first_seen=now, last_seen=now)
+                )  # fmt: skip
+            session.commit()
+        with Collector(broker.settings, offer_filter) as collector:
+            controller.begin()
+            request = RolloutRequest(model_name="fashion-edge", model_version="1.1.0",
+                                     site="site1", stages=[100.0])  # fmt: skip
+            rollout = controller.create(request, created_by="test")
+            assert wait_until(lambda: offers(collector)[(rollout.id, "cam1")] >= 1, timeout=10)
+            with services.sessions() as session:  # cam1 answers; cam2 stays silent
+                session.add(ModelAck(msg_id="ack-cam1", site_id="site1", device_id="cam1",
+                                     rollout_id=rollout.id, version="1.1.0",
+                                     sha256=rollout.sha256, status="downloading", detail="",
+                                     ts=time.time(), received_at=time.time()))  # fmt: skip
+                session.commit()
+            assert wait_until(lambda: offers(collector)[(rollout.id, "cam2")] >= 3, timeout=15)
+            seen = offers(collector)
+    finally:
+        controller.stop()
+        services.close()
+        broker.stop()
+    assert seen[(rollout.id, "cam1")] <= 2  # at most one resend raced the ack
+    assert controller.counts["resent"] >= 2
