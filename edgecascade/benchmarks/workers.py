@@ -1,12 +1,18 @@
 """Re-inference frames per second with 1 and 2 workers (part of ``edgecascade bench cloud``).
 
-For each worker count: a private Mosquitto, a freshly migrated SQLite database, N
-``edgecascade cloud worker`` processes (one interpreter thread each) in one share group; then
-``--frames`` real escalations (the evaluation sample's PNGs) are published as fast as the
-broker takes them, and the clock runs from the first publish until every verdict has come back
-on the verdict topics. Decoding, the cloud model, the verdict's transaction and its publication
-all count. The ratio of the two rates says how the share group scales on this machine; it is
-bounded by the cores: the broker, the publisher and the subscriber run here too.
+For each worker count: a private Mosquitto, a freshly migrated SQLite database and N
+``edgecascade cloud worker`` processes (one interpreter thread each) in one share group, over
+``--frames`` real escalations (the evaluation sample's PNGs), measured two ways:
+
+- **backlog** (the figure the ratio is taken from): the workers subscribe, stop, the escalations
+  are published while they are away (the broker queues them in the workers' persistent sessions,
+  split between the members of the group), the workers start again and drain the backlog. The
+  rate is verdicts stored over the time from the first verdict stored to the last: decoding, the
+  cloud model, the verdict's transaction and its publication count; the benchmark's own publisher
+  and subscriber do not run meanwhile, so the two workers get the cores the broker leaves.
+- **live**: workers running, the escalations published as fast as the broker takes them, the
+  clock from the first publish until every verdict has come back on the verdict topics. The
+  Python publisher and verdict subscriber share the 2 cores with the workers here.
 """
 
 from __future__ import annotations
@@ -110,40 +116,79 @@ def _publish(port: int, messages: list[tuple[str, str, bytes]]) -> float:
 
 
 def _run(workers: int, frames: int, timeout: float, work: Path) -> dict[str, Any]:
+    messages = _escalations(frames)
+    out: dict[str, Any] = {"workers": workers, "frames": frames}
+    for mode in ("backlog", "live"):
+        out[mode] = _run_mode(mode, workers, messages, timeout, work / f"{mode}-{workers}")
+    return out
+
+
+def _run_mode(
+    mode: str, workers: int, messages: list[tuple[str, str, bytes]], timeout: float, work: Path
+) -> dict[str, Any]:
     from cloud.db.migrate import upgrade
     from edgecascade.brokers import MosquittoBroker
     from edgecascade.processes import ProcessGroup
 
-    data = work / f"cloud-{workers}"
-    upgrade(f"sqlite:///{data / 'cloud.db'}")
-    group = ProcessGroup(work / f"logs-{workers}")
-    with MosquittoBroker(work / f"broker-{workers}") as broker:
+    frames = len(messages)
+    url = f"sqlite:///{work / 'cloud' / 'cloud.db'}"
+    upgrade(url)
+    group = ProcessGroup(work / "logs")
+    with MosquittoBroker(work / "broker") as broker:
         try:
-            for n in range(workers):
-                group.spawn_cli(
-                    f"worker-{n}", "cloud", "worker", "--data-dir", str(data),
-                    "--mqtt-port", str(broker.port), "--worker-id", f"bench-worker-{n}",
-                    "--model", str(CLOUD_MODEL), "--threads", "1",
-                )  # fmt: skip
-            _wait_subscribed(group, workers, timeout)
-            messages = _escalations(frames)
-            verdicts = _Verdicts(broker.port, frames)
-            start = _publish(broker.port, messages)
-            verdicts.done.wait(timeout)
-            verdicts.close()
+            _spawn_workers(group, work / "cloud", broker.port, workers, 0, timeout)
+            if mode == "backlog":
+                group.stop_all()  # the sessions and their shared subscriptions stay
+                _publish(broker.port, messages)
+                _spawn_workers(group, work / "cloud", broker.port, workers, 1, timeout)
+                run = _wait_stored(url, frames, timeout)
+            else:
+                verdicts = _Verdicts(broker.port, frames)
+                start = _publish(broker.port, messages)
+                verdicts.done.wait(timeout)
+                verdicts.close()
+                arrived = len(verdicts.ids & {msg_id for msg_id, _, _ in messages})
+                run = {"verdicts": arrived, "seconds": verdicts.last - start}
         finally:
             group.stop_all()
-    arrived = len(verdicts.ids & {msg_id for msg_id, _, _ in messages})
-    elapsed = verdicts.last - start
-    return {
-        "inference_ms_p50": _median_inference_ms(f"sqlite:///{data / 'cloud.db'}"),
-        "workers": workers,
-        "frames": frames,
-        "verdicts": arrived,
-        "lost": frames - arrived,
-        "seconds": elapsed,
-        "frames_per_s": arrived / elapsed if elapsed > 0 else 0.0,
-    }
+    run["lost"] = frames - run["verdicts"]
+    run["frames_per_s"] = run["verdicts"] / run["seconds"] if run["seconds"] > 0 else 0.0
+    run["inference_ms_p50"] = _median_inference_ms(url)
+    return run
+
+
+def _spawn_workers(
+    group: Any, data: Path, port: int, workers: int, round_: int, timeout: float
+) -> None:
+    names = [f"worker-{n}-{round_}" for n in range(workers)]
+    for n, name in enumerate(names):
+        group.spawn_cli(
+            name, "cloud", "worker", "--data-dir", str(data), "--mqtt-port", str(port),
+            "--worker-id", f"bench-worker-{n}", "--model", str(CLOUD_MODEL), "--threads", "1",
+        )  # fmt: skip
+    _wait_subscribed(group, names, timeout)
+
+
+def _wait_stored(url: str, frames: int, timeout: float) -> dict[str, Any]:
+    """Poll the verdicts table until ``frames`` distinct verdicts are stored; their count and the
+    time from the first stored to the last."""
+    from sqlalchemy import create_engine, func, select
+
+    from cloud.db.models import Verdict
+
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                count, first, last = conn.execute(
+                    select(func.count(), func.min(Verdict.created_at), func.max(Verdict.created_at))
+                ).one()
+            if count >= frames or time.monotonic() > deadline:
+                return {"verdicts": int(count), "seconds": float((last or 0.0) - (first or 0.0))}
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 def _median_inference_ms(url: str) -> float | None:
@@ -162,11 +207,11 @@ def _median_inference_ms(url: str) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def _wait_subscribed(group: Any, workers: int, timeout: float) -> None:
-    """Until every worker's log says its MQTT session is up (it subscribes on connect)."""
+def _wait_subscribed(group: Any, names: list[str], timeout: float) -> None:
+    """Until every named worker's log says its MQTT session is up (it subscribes on connect)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        paths = [group.logdir / f"worker-{n}.log" for n in range(workers)]
+        paths = [group.logdir / f"{name}.log" for name in names]
         logs = [path.read_text(errors="replace") if path.exists() else "" for path in paths]
         if all("connected to" in log for log in logs):
             time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
@@ -179,16 +224,21 @@ def _wait_subscribed(group: Any, workers: int, timeout: float) -> None:
 
 
 def measure_workers(frames: int, timeout: float) -> dict[str, Any]:
-    """Frames/s with 1 and 2 workers and their ratio, on this machine."""
+    """Frames/s with 1 and 2 workers, draining a backlog and live, and their ratios."""
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             sys.stderr.write(f"re-inference: {frames} frames through {workers} worker(s) ...\n")
             runs[workers] = _run(workers, frames, timeout, Path(tmp))
-    one, two = runs[1]["frames_per_s"], runs[2]["frames_per_s"]
+
+    def ratio(mode: str) -> float:
+        one, two = runs[1][mode]["frames_per_s"], runs[2][mode]["frames_per_s"]
+        return float(two / one) if one else 0.0
+
     return {
         "cores": os.cpu_count(),
         "one_worker": runs[1],
         "two_workers": runs[2],
-        "two_vs_one_workers_ratio": two / one if one else 0.0,
+        "two_vs_one_workers_ratio": ratio("backlog"),
+        "live_two_vs_one_workers_ratio": ratio("live"),
     }

@@ -78,9 +78,12 @@ def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
         assert report[f"{database}_ingest_vs_executemany_ratio"] > 0
         assert report[f"{database}_batched_ingest_vs_executemany_ratio"] > 0
     for run in ("one_worker", "two_workers"):  # every escalation got its verdict back
-        assert report["reinference"][run]["verdicts"] == 60
-        assert report["reinference"][run]["inference_ms_p50"] > 0
+        for mode in ("backlog", "live"):
+            measured = report["reinference"][run][mode]
+            assert measured["verdicts"] == 60 and measured["lost"] == 0
+            assert measured["inference_ms_p50"] > 0 and measured["seconds"] > 0
     assert report["two_vs_one_workers_ratio"] > 0
+    assert report["live_two_vs_one_workers_ratio"] > 0
     assert "table" not in report  # printed, not written
 
 
