@@ -201,8 +201,14 @@ def _ingest(
     work: Path,
     timeout: float,
     ingest: dict[str, Any],
+    backlog: bool = False,
 ) -> dict[str, Any]:
     """Rows/s through ``edgecascade cloud`` from a private broker into the database at ``url``.
+
+    Live (default): timed from the first publish until every row is stored. ``backlog``: the
+    service subscribes, stops, the messages are published while it is away (the broker queues
+    them in its persistent session), it starts again; timed from the first message it received
+    (``results.received_at``) until every row is stored: the service alone, no publisher running.
 
     ``ingest`` (the ``[ingest]`` settings) goes to the process in its environment, overriding any
     ``EC_CLOUD_INGEST__*`` of ours: the report names the settings that actually ran.
@@ -215,13 +221,13 @@ def _ingest(
     group = ProcessGroup(work / "logs")
     broker.start()
     publisher: _Publisher | None = None
+    http_port = free_port()
+    argv = ["--log-level", "WARNING", "cloud", "--database-url", url,
+            "--data-dir", str(work / "cloud"), "--mqtt-port", str(broker.port),
+            "--port", str(http_port)]  # fmt: skip
+    env = {f"EC_CLOUD_INGEST__{key.upper()}": str(value) for key, value in ingest.items()}
     try:
-        http_port = free_port()
-        cloud = group.spawn_cli("cloud", "--log-level", "WARNING", "cloud", "--database-url", url,
-                                "--data-dir", str(work / "cloud"), "--mqtt-port", str(broker.port),
-                                "--port", str(http_port),
-                                env={f"EC_CLOUD_INGEST__{key.upper()}": str(value)
-                                     for key, value in ingest.items()})  # fmt: skip
+        cloud = group.spawn_cli("cloud", *argv, env=env)
 
         def check_alive() -> None:
             if cloud.poll() is not None:
@@ -234,20 +240,30 @@ def _ingest(
         try:
             _wait_ingesting(http_port, poll, publisher, check_alive, timeout)
             start = time.perf_counter()
-            publisher.send(messages, timeout)
-            deadline = start + timeout
+            if backlog:
+                group.stop_all()  # its session and shared subscriptions stay with the broker
+                publisher.send(messages, timeout)
+                publisher.all_acked.wait(timeout)
+                cloud = group.spawn_cli("cloud", *argv, env=env)
+            else:
+                publisher.send(messages, timeout)
+            deadline = time.perf_counter() + timeout
             while True:
                 stored = _count_results(poll)
-                now = time.perf_counter()
+                now, wall = time.perf_counter(), time.time()
                 if stored >= rows or now > deadline:
                     break
                 check_alive()
                 time.sleep(POLL_S)
+            if backlog:
+                published = publisher.acked_at - start if publisher.all_acked.is_set() else None
+                seconds = wall - _first_received(poll)
+            else:
+                publisher.all_acked.wait(max(0.0, deadline - time.perf_counter()))
+                published = publisher.acked_at - start if publisher.all_acked.is_set() else None
+                seconds = now - start
         finally:
             poll.dispose()
-        publisher.all_acked.wait(max(0.0, deadline - time.perf_counter()))
-        seconds = now - start
-        published = publisher.acked_at - start if publisher.all_acked.is_set() else None
     finally:
         if publisher is not None:
             publisher.close()
@@ -262,6 +278,13 @@ def _ingest(
         "publish_seconds": published,
         "rows_per_s": stored / seconds if seconds > 0 else 0.0,
     }
+
+
+def _first_received(engine: Engine) -> float:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return float(conn.execute(text("SELECT min(received_at) FROM results")).scalar_one())
 
 
 def _wait_ingesting(
@@ -355,10 +378,15 @@ def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
     _progress(f"{name}: ingest of {n} results, one per message ...")
     with fresh(f"{name}-single") as url:
         single = _ingest(url, load.single, n, work / f"{name}-single", args.timeout, ingest)
+    _progress(f"{name}: ingest of {n} results, one per message, from a backlog ...")
+    with fresh(f"{name}-backlog") as url:
+        backlog = _ingest(url, load.single, n, work / f"{name}-backlog", args.timeout, ingest,
+                          backlog=True)  # fmt: skip
     _progress(f"{name}: ingest of {n} results in {len(load.batched)} gateway batches ...")
     with fresh(f"{name}-batched") as url:
         batched = _ingest(url, load.batched, n, work / f"{name}-batched", args.timeout, ingest)
-    return {"executemany": raw, "ingest_single": single, "ingest_batched": batched}
+    return {"executemany": raw, "ingest_single": single, "ingest_single_backlog": backlog,
+            "ingest_batched": batched}  # fmt: skip
 
 
 def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
@@ -392,7 +420,7 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
         if "skipped" in runs:
             continue
         base = runs["executemany"]["rows_per_s"]
-        for path, key in (("ingest_single", "ingest"), ("ingest_batched", "batched_ingest")):
+        for path, key in PATH_KEYS:
             ratio = runs[path]["rows_per_s"] / base if base else 0.0
             runs[path]["vs_executemany"] = ratio
             report[f"{name}_{key}_vs_executemany_ratio"] = ratio
@@ -424,6 +452,13 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+PATH_KEYS = (
+    ("ingest_single", "ingest"),
+    ("ingest_single_backlog", "backlog_ingest"),
+    ("ingest_batched", "batched_ingest"),
+)
+
+
 def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
     rows: list[list[object]] = []
     notes: list[str] = []
@@ -435,8 +470,10 @@ def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
         raw = runs["executemany"]
         rows.append([name, f"executemany, {raw['transactions']} transactions", "-", raw["rows"],
                      raw["stored"], raw["seconds"], "-", raw["rows_per_s"], 1.0])  # fmt: skip
-        for path, label in (("ingest_single", "ingest, 1 result/message"),
-                            ("ingest_batched", f"ingest, batches of {batch_size}")):  # fmt: skip
+        labels = {"ingest_single": "ingest, 1 result/message",
+                  "ingest_single_backlog": "ingest, 1 result/message, backlog",
+                  "ingest_batched": f"ingest, batches of {batch_size}"}  # fmt: skip
+        for path, label in labels.items():
             run = runs[path]
             published = "-" if run["publish_seconds"] is None else run["publish_seconds"]
             rows.append([name, label, run["messages"], run["rows"], run["stored"],
@@ -445,13 +482,17 @@ def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
         verdicts = [
             f"{form} {runs[path]['vs_executemany']:.3f} "
             f"({'met' if runs[path]['vs_executemany'] >= TARGET_RATIO else 'not met'})"
-            for path, form in (("ingest_single", "single"), ("ingest_batched", "batched"))
+            for path, form in (
+                ("ingest_single", "single"),
+                ("ingest_single_backlog", "single from a backlog"),
+                ("ingest_batched", "batched"),
+            )
         ]
         notes.append(f"{name}: ingest vs executemany: {', '.join(verdicts)}")
         notes.extend(
             f"{name} {path}: TIMED OUT after {runs[path]['seconds']:.0f} s with "
             f"{runs[path]['stored']} of {runs[path]['rows']} rows stored"
-            for path in ("ingest_single", "ingest_batched")
+            for path, _ in PATH_KEYS
             if runs[path]["timed_out"]
         )
     table = format_table(

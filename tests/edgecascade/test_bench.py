@@ -72,10 +72,13 @@ def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
         assert runs["executemany"]["stored"] == 300
         assert runs["ingest_single"]["messages"] == 300
         assert runs["ingest_batched"]["messages"] == 6  # 300 results in batches of 50
-        for path in ("ingest_single", "ingest_batched"):
+        assert runs["ingest_single_backlog"]["messages"] == 300
+        for path in ("ingest_single", "ingest_single_backlog", "ingest_batched"):
             assert runs[path]["stored"] == 300 and not runs[path]["timed_out"]
             assert runs[path]["publish_seconds"] is not None  # the broker acknowledged them all
+            assert runs[path]["seconds"] > 0
         assert report[f"{database}_ingest_vs_executemany_ratio"] > 0
+        assert report[f"{database}_backlog_ingest_vs_executemany_ratio"] > 0
         assert report[f"{database}_batched_ingest_vs_executemany_ratio"] > 0
     for run in ("one_worker", "two_workers"):  # every escalation got its verdict back
         for mode in ("backlog", "live"):
