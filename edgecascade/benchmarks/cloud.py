@@ -10,18 +10,21 @@ on --postgres-url), each path into a freshly migrated database of its own:
 - **ingest, single**: ``edgecascade cloud`` in its own process, default settings, ingesting from
   a private Mosquitto; a plain paho publisher sends every result as its own QoS 1 message, the way
   a device publishes straight to the cloud broker.
+- **ingest, single, backlog**: the same messages published while the service is stopped (the
+  broker queues them in its persistent session), then drained: the service's own rate, with no
+  publisher competing for the cores.
 - **ingest, batched**: the same, with the results in gateway batches of --batch-size (what the
   site gateway sends upstream).
 
-An ingest run is timed from the first publish until ``SELECT count(*) FROM results``, polled
-every 50 ms on a connection of the benchmark's own, reaches the number of results: decoding,
-validation, the idempotent insert, the commit and the acknowledgements all count. Payloads are
-encoded before the clock starts.
+An ingest run is timed from the first publish (a backlog run: from the first message received,
+``min(results.received_at)``) until ``SELECT count(*) FROM results``, polled every 50 ms on a
+connection of the benchmark's own, reaches the number of results: decoding, validation, the
+idempotent insert, the commit and the acknowledgements all count. Payloads are encoded before
+the clock starts.
 
 Then the re-inference workers (:mod:`edgecascade.benchmarks.workers`): ``--frames`` real
 escalations through 1 and then 2 ``edgecascade cloud worker`` processes in one share group,
-frames per second from the first publish to the last verdict back, and
-``two_vs_one_workers_ratio``.
+draining a backlog and live, and ``two_vs_one_workers_ratio`` (from the backlog runs).
 
 Reported: rows/s of each path, how long the publisher took to get its messages acknowledged by
 the broker (if that is close to the ingest time, the publisher was the limit), and the ratios
