@@ -101,3 +101,15 @@ def settings_from_env_file(cls: type[S], path: Path, config: Path | None = None)
     """What a component started with this environment file (and ``config``) would load."""
     with environment(read_env_file(path)):
         return load_settings(cls, config)
+
+
+def read_unit(path: Path) -> dict[str, list[str]]:
+    """A unit file's settings, every section together: key -> values in order."""
+    settings: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(key, []).append(value)
+    return settings
