@@ -52,24 +52,27 @@ def make_pki(directory: Path) -> Path:
 
 
 def install_broker(conf: str, name: str, root: Path, pki: Path) -> InstalledBroker:
-    """``deploy/mosquitto/<conf>`` installed under ``root`` with ``name``'s certificate."""
+    """``deploy/mosquitto/<conf>`` installed under ``root`` with ``name``'s certificate: in
+    ``conf.d``, included by a main file like Debian's ``/etc/mosquitto/mosquitto.conf``."""
     etc, var = root / ETC.strip("/"), root / VAR.strip("/")
-    etc.mkdir(parents=True, exist_ok=True)
-    var.mkdir(parents=True, exist_ok=True)
+    conf_d = etc.parent / "conf.d"
+    for directory in (etc, var, conf_d):
+        directory.mkdir(parents=True, exist_ok=True)
     for file in ("ca.crt", f"{name}.crt", f"{name}.key"):
         shutil.copy2(pki / file, etc / file)
     text = (REPO / "deploy" / "mosquitto" / conf).read_text()
     tls_port, local_port = free_port(), free_port()
     moves = [
         (ETC, f"{etc}/"),
-        (VAR, f"{var}/"),
         ("listener 8883\n", f"listener {tls_port} 127.0.0.1\n"),
         ("listener 1883 127.0.0.1\n", f"listener {local_port} 127.0.0.1\n"),
     ]
     for old, new in moves:
         assert old in text, f"{conf} no longer has {old!r}: update the install steps"
         text = text.replace(old, new)
-    broker = MosquittoBroker(root / "run", port=tls_port, config=text)
+    (conf_d / "edgecascade.conf").write_text(text)
+    debian_main = f"persistence true\npersistence_location {var}/\ninclude_dir {conf_d}\n"
+    broker = MosquittoBroker(root / "run", port=tls_port, config=debian_main)
     return InstalledBroker(name, etc, broker, local_port)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,22 @@ def test_the_files_the_image_points_at_are_copied_from_the_repo(dockerfile: str)
             found = [REPO / src / value.removeprefix(dst.rstrip("/")).lstrip("/")
                      for src, dst in copied.items() if f"{value}/".startswith(dst)]  # fmt: skip
             assert found and found[0].exists(), f"{dockerfile}: {key}={value} is not in the image"
+
+
+def test_the_gateway_image_runs_without_the_model_runtime() -> None:
+    """The gateway extra has no numpy, OpenCV, LiteRT or cloud packages: the CLI still builds."""
+    blocked = ["numpy", "cv2", "ai_edge_litert", "tflite_runtime", "fastapi", "sqlalchemy"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from edgecascade.cli import main\n"
+        "for argv in (['gateway', '--help'], ['deploy', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, argv\n"
+        "assert main(['models', 'eval']) == 2\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "models needs the edge extra (numpy is not installed)" in done.stderr

@@ -6,7 +6,8 @@ committed configurations (TLS, passwords, ACLs); the example configs from deploy
 installed; then each systemd unit's ExecStart runs with the unit's Environment= and
 EnvironmentFile= and a notify socket, as systemd would start it (no systemd runs here). The
 database is PostgreSQL, as in production. Deviations, all about this machine: paths under the
-temporary root, free ports, the model and frames from the repository.
+temporary root, free ports, the model and frames from the repository, and a higher escalation
+threshold so that the short run certainly escalates some frames.
 
 It passes when frames from the camera are stored in the cloud through gateway and brokers,
 escalations come back as verdicts at the camera, every notify unit reports READY=1 and pings the
@@ -147,10 +148,12 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
     root = Root(tmp_path / "root")
     site, cloud = guide_setup(root, tmp_path / "pki")
     frames = root.var / "edgecascade-agent" / "frames"
-    sample_subset(frames, per_class=3)
+    sample_subset(frames, per_class=5)
     http_port = free_port()
     cloud_env = {"EC_CLOUD_DATABASE_URL": pg_server_url, "EC_CLOUD_HTTP__HOST": "127.0.0.1",
                  "EC_CLOUD_HTTP__PORT": str(http_port)}  # fmt: skip
+    extras = {"edgecascade-worker@.service": cloud_env,
+              "edgecascade-agent.service": {"EC_AGENT_ESCALATION__THRESHOLD": "0.9"}}  # fmt: skip
     group = ProcessGroup(tmp_path / "logs")
     services: list[Service] = []
     with site.broker, cloud.broker:
@@ -163,9 +166,7 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
             token = create_token(root, cloud_env)
             for unit in ("edgecascade-worker@.service", "edgecascade-gateway.service",
                          "edgecascade-agent.service"):  # fmt: skip
-                services.append(
-                    start_unit(group, root, unit, cloud_env if "worker" in unit else {})
-                )
+                services.append(start_unit(group, root, unit, extras.get(unit, {})))
             check_the_fleet(group, services, api, token)
         finally:
             codes = {s.unit: group.stop(s.proc) for s in reversed(services)}
