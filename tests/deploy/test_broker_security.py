@@ -9,12 +9,14 @@ its own commands; a gateway sees only its site; a wrong CA, a wrong password or 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cloud.settings import CloudSettings
 from edge_agent.settings import AgentSettings
@@ -22,7 +24,7 @@ from edgecascade.deploy.pki import ensure_ca
 from edgecascade.deploy.provision import provision_cloud, provision_device, provision_gateway
 from gateway.settings import GatewaySettings
 from shared.config import MqttSettings
-from shared.errors import BrokerError
+from shared.errors import BrokerError, ConfigError
 from shared.mqtt import MqttLink, Outgoing
 from shared.topics import Kind, shared_filter, topic, topic_filter
 from tests.deploy.installed import InstalledBroker, install_broker, make_pki
@@ -188,3 +190,15 @@ def test_the_size_limit_is_enforced(fleet: Fleet) -> None:
             sender.stop()
         assert publish(fleet.cams["cam1"], "cam1", (own, b"small")) == []
         assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"small"], timeout=10)
+
+
+def test_unusable_tls_settings_are_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing-ca.crt"
+    with pytest.raises(ConfigError, match=re.escape(str(missing))):
+        MqttLink(MqttSettings(ca_file=missing), "x")
+    not_a_key = tmp_path / "client.key"
+    not_a_key.write_text("not a key")
+    with pytest.raises(ConfigError, match=re.escape(str(not_a_key))):
+        MqttLink(MqttSettings(tls=True, cert_file=not_a_key, key_file=not_a_key), "x")
+    with pytest.raises(ValidationError, match="cert_file and key_file go together"):
+        MqttSettings(cert_file=not_a_key)
