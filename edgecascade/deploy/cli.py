@@ -35,6 +35,7 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     _add_device(actions)
     _add_gateway(actions)
     _add_cloud(actions)
+    _add_revoke(actions)
 
 
 def _add_pki(actions: SubParsers[argparse.ArgumentParser]) -> None:
@@ -139,6 +140,22 @@ def _add_cloud(actions: SubParsers[argparse.ArgumentParser]) -> None:
     cloud.set_defaults(func=run_cloud)
 
 
+def _add_revoke(actions: SubParsers[argparse.ArgumentParser]) -> None:
+    revoke = actions.add_parser(
+        "revoke",
+        help="remove an identity's password and ACL entry from a broker",
+        description=(
+            "Remove USER (a camera is SITE/DEVICE, a gateway SITE/GATEWAY) from DIR/passwd and "
+            "DIR/acl. Reload the broker (systemctl reload mosquitto): new connections with the "
+            "old password are then refused."
+        ),
+    )
+    revoke.add_argument("user", help="the MQTT user name, e.g. site1/cam1")
+    revoke.add_argument("--broker-dir", type=Path, required=True, metavar="DIR",
+                        help="the broker's passwd and acl files")  # fmt: skip
+    revoke.set_defaults(func=run_revoke)
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -172,8 +189,9 @@ def _endpoint(args: argparse.Namespace, name: str) -> tuple[BrokerFiles, Endpoin
     return BrokerFiles(getattr(args, f"{name}_dir")), Endpoint(host, port, ca)
 
 
-def _done(env: Path, *brokers: Path) -> int:
-    _say(f"wrote {env}")
+def _done(env: Path | None, *brokers: Path) -> int:
+    if env is not None:
+        _say(f"wrote {env}")
     for directory in brokers:
         _say(f"updated {directory / 'passwd'} and {directory / 'acl'}: reload that broker")
     return 0
@@ -204,3 +222,12 @@ def run_cloud(args: argparse.Namespace) -> int:
     files, endpoint = _endpoint(args, "broker")
     env = provision_cloud(files, endpoint, args.out, username=args.username, prefix=args.prefix)
     return _done(env, files.directory)
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    from edgecascade.deploy.mosquitto import remove_user
+    from edgecascade.deploy.provision import BrokerFiles
+
+    files = BrokerFiles(args.broker_dir)
+    remove_user(files.passwd, files.acl, args.user)
+    return _done(None, files.directory)

@@ -140,6 +140,18 @@ def set_acl(acl_file: Path, block: AclBlock) -> None:
     write_file(acl_file, "\n\n".join(kept) + "\n", mode=0o644)
 
 
+def remove_user(passwd_file: Path, acl_file: Path, username: str) -> None:
+    """Take ``username``'s password line and ACL block out; :class:`DeployError` if it has none."""
+    lines = passwd_file.read_text().splitlines() if passwd_file.exists() else []
+    kept = [line for line in lines if line.split(":", 1)[0] != username]
+    if len(kept) == len(lines):
+        raise DeployError(f"user {username!r} is not in {passwd_file}")
+    blocks = acl_file.read_text().split("\n\n") if acl_file.exists() else []
+    kept_blocks = [b.strip("\n") for b in blocks if b.strip() and _user_of(b) != username]
+    write_file(passwd_file, "".join(f"{line}\n" for line in kept), mode=0o640)
+    write_file(acl_file, "\n\n".join(kept_blocks) + "\n", mode=0o644)
+
+
 def _user_of(block: str) -> str | None:
     for line in block.splitlines():
         if line.startswith("user "):

@@ -10,6 +10,7 @@ its own commands; a gateway sees only its site; a wrong CA, a wrong password or 
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from cloud.settings import CloudSettings
 from edge_agent.settings import AgentSettings
+from edgecascade.cli import main
 from edgecascade.deploy.pki import ensure_ca
 from edgecascade.deploy.provision import provision_cloud, provision_device, provision_gateway
 from gateway.settings import GatewaySettings
@@ -202,3 +204,25 @@ def test_unusable_tls_settings_are_named(tmp_path: Path) -> None:
         MqttLink(MqttSettings(tls=True, cert_file=not_a_key, key_file=not_a_key), "x")
     with pytest.raises(ValidationError, match="cert_file and key_file go together"):
         MqttSettings(cert_file=not_a_key)
+
+
+def test_a_device_added_then_revoked_with_a_reload(fleet: Fleet, tmp_path: Path) -> None:
+    """What the guide does for a new camera and a stolen one: provision or revoke, reload."""
+    site = fleet.site
+    env = provision_device("site1", "cam9", site.files, site.endpoint(fleet.ca_file), tmp_path)
+    cam9 = from_env(AgentSettings, env).mqtt
+    assert site.broker.proc is not None
+    site.broker.proc.send_signal(signal.SIGHUP)  # systemctl reload mosquitto
+    assert wait_until(lambda: _connects(cam9), timeout=10)
+    assert main(["deploy", "revoke", "site1/cam9", "--broker-dir", str(site.etc)]) == 0
+    site.broker.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: not _connects(cam9), timeout=10)
+    assert _connects(fleet.cams["cam1"])  # the others are untouched
+
+
+def _connects(settings: MqttSettings) -> bool:
+    try:
+        link(settings, "probe").stop()
+    except BrokerError:
+        return False
+    return True

@@ -13,7 +13,13 @@ from cryptography import x509
 
 from edge_agent.settings import AgentSettings
 from edgecascade.cli import main
-from edgecascade.deploy.mosquitto import check_password, device_acl, hash_password
+from edgecascade.deploy.errors import DeployError
+from edgecascade.deploy.mosquitto import (
+    check_password,
+    device_acl,
+    hash_password,
+    remove_user,
+)
 from edgecascade.deploy.pki import ensure_ca, issue
 from edgecascade.deploy.provision import BrokerFiles, Endpoint, provision_device
 from shared.errors import ContractError
@@ -87,3 +93,16 @@ def test_the_command_names_a_bad_server_spec_before_writing(
     assert main(["deploy", "pki", str(pki), "--server", "b=localhost", "--client", "c1"]) == 0
     assert {p.name for p in pki.iterdir()} == {"ca.crt", "ca.key", "b.crt", "b.key", "c1.crt",
                                                "c1.key"}  # fmt: skip
+
+
+def test_revoking_removes_only_that_identity(tmp_path: Path) -> None:
+    broker = BrokerFiles(tmp_path / "broker")
+    for cam in ("cam1", "cam2"):
+        provision_device("site1", cam, broker, Endpoint("h", 8883), tmp_path / cam)
+    remove_user(broker.passwd, broker.acl, "site1/cam1")
+    assert [x.split(":")[0] for x in broker.passwd.read_text().splitlines()] == ["site1/cam2"]
+    assert (
+        "site1/cam1" not in broker.acl.read_text() and "user site1/cam2\n" in broker.acl.read_text()
+    )
+    with pytest.raises(DeployError, match="'site1/cam1' is not in"):
+        remove_user(broker.passwd, broker.acl, "site1/cam1")
