@@ -28,7 +28,16 @@ def free_port() -> int:
 class MosquittoBroker:
     """A Mosquitto child process that can be stopped, killed and restarted on the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra_conf: str = "",
+        *,
+        config: str | None = None,
+    ) -> None:
+        """``config``, when given, replaces the private default configuration (it must open a
+        listener on ``port``); the log still goes to ``workdir``."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise BrokerError("mosquitto is not installed: sudo apt-get install mosquitto")
@@ -37,12 +46,16 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
+        # As root, Mosquitto drops to the 'mosquitto' user, which cannot write our private
+        # directories: stay root so persistence and the log work.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        log = (
+            f"log_dest file {workdir}/mosquitto.log\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+        default = (
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            # As root, Mosquitto drops to the 'mosquitto' user, which cannot write our private
-            # directories: stay root so persistence and the log work.
-            f"{'user root' if os.geteuid() == 0 else ''}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"
@@ -50,10 +63,9 @@ class MosquittoBroker:
             "max_queued_bytes 268435456\n"
             "max_inflight_messages 0\n"
             "message_size_limit 8388608\n"
-            f"log_dest file {workdir}/mosquitto.log\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
             f"{extra_conf}\n"
         )
+        self.conf.write_text(f"{default if config is None else config}\n{user}{log}")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MosquittoBroker:

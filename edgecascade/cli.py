@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.bench import add_parser as add_bench
     from edgecascade.configref import add_parser as add_config_reference
     from edgecascade.demo import add_parser as add_demo
+    from edgecascade.deploy.cli import add_parser as add_deploy
     from edgecascade.models_cli import add_parser as add_models
     from gateway.cli import add_parser as add_gateway
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models(sub)
     add_bench(sub)
     add_config_reference(sub)
+    add_deploy(sub)
     return parser
 
 

@@ -10,8 +10,12 @@ from shared.cli import SubParsers
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
-    from modelzoo.cli import add_build_parser
-    from shared.runtime.evaluate import add_eval_parser
+    try:
+        from modelzoo.cli import add_build_parser
+        from shared.runtime.evaluate import add_eval_parser
+    except ImportError as exc:  # a gateway or admin install: no numpy/LiteRT, no models command
+        _add_unavailable(subparsers, exc)
+        return
 
     parser = subparsers.add_parser(
         "models",
@@ -50,3 +54,20 @@ def write_dataset(args: argparse.Namespace) -> int:
     written = write_sample(args.dest, args.data_dir, args.count)
     sys.stdout.write(f"wrote {written} images to {args.dest}\n")
     return 0
+
+
+def _add_unavailable(subparsers: SubParsers[argparse.ArgumentParser], exc: ImportError) -> None:
+    """``models`` on an install without the edge extra: says what is missing when used."""
+    from shared.errors import EdgeCascadeError
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise EdgeCascadeError(
+            f"models needs the edge extra ({exc.name or exc} is not installed): "
+            "pip install 'edgecascade[edge]'"
+        )
+
+    parser = subparsers.add_parser(
+        "models", help="build and evaluate models (needs the edge extra)", add_help=True
+    )
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(func=unavailable)

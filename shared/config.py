@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -47,6 +47,29 @@ class MqttSettings(Section):
     reconnect_min: float = Field(0.5, gt=0, description="First reconnect delay, seconds.")
     reconnect_max: float = Field(30.0, gt=0, description="Longest reconnect delay, seconds.")
     prefix: str = Field("ec", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Topic prefix.")
+    tls: bool = Field(
+        False, description="Connect over TLS (port 8883 by convention); on when ca_file is set."
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificate(s) the broker's certificate must chain to; none = the "
+        "system's trusted CAs.",
+    )
+    cert_file: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require one (with key_file)."
+    )
+    key_file: Path | None = Field(None, description="PEM private key of cert_file.")
+
+    @model_validator(mode="after")
+    def _client_cert_pair(self) -> MqttSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """TLS is on when asked for, or implied by a CA or client certificate."""
+        return self.tls or self.ca_file is not None or self.cert_file is not None
 
 
 class ComponentSettings(BaseSettings):

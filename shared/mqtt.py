@@ -11,11 +11,18 @@ in its network thread with exponential backoff between ``reconnect_min`` and ``r
 Callbacks run on paho's network thread: keep ``on_message`` short, or hand work to a queue. With
 ``manual_ack=True`` a QoS 1 message is acknowledged only when the caller calls :meth:`ack`, after it
 has stored the message; a crash before that makes the broker deliver it again.
+
+With ``settings.uses_tls`` the connection is TLS (1.2 or later) and the broker's certificate must
+chain to ``ca_file`` (or the system's CAs) and name the host; a client certificate is presented
+when ``cert_file``/``key_file`` are set. Unreadable files are a :class:`ConfigError` at
+construction; a handshake the broker fails is named by :meth:`MqttLink.connect`.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shared.config import MqttSettings
-from shared.errors import BrokerError
+from shared.errors import BrokerError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +100,9 @@ class MqttLink:
         if settings.username is not None:
             password = settings.password.get_secret_value() if settings.password else None
             self._client.username_pw_set(settings.username, password)
+        self._tls = tls_context(settings) if settings.uses_tls else None
+        if self._tls is not None:
+            self._client.tls_set_context(self._tls)
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         self._client.reconnect_delay_set(
@@ -130,10 +140,28 @@ class MqttLink:
         self.start()
         if not self.wait_connected(timeout):
             self.stop()
+            why = self._tls_problem() if self._tls is not None else None
             raise BrokerError(
                 f"no connection to MQTT broker {self.settings.host}:{self.settings.port} "
-                f"within {timeout:.0f}s"
+                f"within {timeout:.0f}s" + (f": TLS handshake failed: {why}" if why else "")
             )
+
+    def _tls_problem(self) -> str | None:
+        """Why a TLS handshake with the broker fails, if it does (paho's thread only retries)."""
+        assert self._tls is not None
+        address = (self.settings.host, self.settings.port)
+        try:
+            with (
+                socket.create_connection(address, 5) as sock,
+                self._tls.wrap_socket(sock, server_hostname=self.settings.host),
+            ):
+                return None
+        except ssl.SSLCertVerificationError as exc:
+            return f"certificate verify failed: {exc.verify_message}"
+        except ssl.SSLError as exc:
+            return str(exc.reason or exc)
+        except OSError:
+            return None  # not a TLS problem: the broker is not there
 
     @property
     def connected(self) -> bool:
@@ -269,3 +297,38 @@ class MqttLink:
     ) -> None:
         if reason_code.is_failure:
             self._rejected[mid] = str(reason_code)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its handshake fails: paho leaves such a socket to the garbage collector
+    (a ResourceWarning on every retry against a broker whose certificate we refuse)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """A client TLS context from ``settings``; :class:`ConfigError` names a file it cannot use."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.sslsocket_class = _ClosingSSLSocket
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if settings.ca_file is not None:
+            context.load_verify_locations(cafile=str(settings.ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"mqtt.ca_file {settings.ca_file}: cannot load CA certificates: {exc}"
+        ) from exc
+    try:
+        if settings.cert_file is not None and settings.key_file is not None:
+            context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"mqtt.cert_file {settings.cert_file} / key_file {settings.key_file}: "
+            f"cannot load the client certificate: {exc}"
+        ) from exc
+    return context
