@@ -196,8 +196,8 @@ class Demo:
             str(cloud_port),
         )
         self._wait_http("/healthz", 60)  # the database is migrated once this answers
-        self.token = self._create_token("demo", "viewer")
-        self.admin_token = self._create_token("demo-admin", "admin")
+        self.token = self.create_token("demo", "viewer")
+        self.admin_token = self.create_token("demo-admin", "admin")
         self._register_models()
         self.group.spawn_cli(
             "worker",
@@ -337,7 +337,7 @@ class Demo:
             raise EdgeCascadeError(f"edgecascade cloud {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def _create_token(self, name: str, role: str) -> str:
+    def create_token(self, name: str, role: str) -> str:
         """An API token, made the way an operator makes one: the CLI."""
         return self._cloud_cli("token", "create", "--name", name, "--role", role).strip()
 

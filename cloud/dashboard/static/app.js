@@ -333,7 +333,12 @@ async function loadModels() {
     h("td", {}, m.name), h("td", {}, m.version), h("td", {}, m.sha256.slice(0, 12)),
     h("td", { class: "num" }, num(m.size_bytes, { bytes: true })), h("td", { class: "num" }, m.num_classes),
     h("td", {}, ago(m.created_at)), h("td", {}, m.created_by))));
+  const fresh = $("#rollout-model").options.length === 0;
   fillSelect($("#rollout-model"), models.items.map(m => [`${m.name}/${m.version}`, `${m.name} ${m.version}`]));
+  if (fresh && models.items.length) {  // the newest registration is the likeliest to roll out
+    const newest = models.items.reduce((a, b) => (b.created_at > a.created_at ? b : a));
+    $("#rollout-model").value = `${newest.name}/${newest.version}`;
+  }
   fillSelect($("#rollout-site"), sites.items.map(s => s.site));
   const details = await Promise.all(rollouts.items.map(r => api(`/api/rollouts/${encodeURIComponent(r.id)}`)));
   $("#rollouts").replaceChildren(...details.map(rolloutCard));
@@ -353,7 +358,7 @@ function rolloutCard(r) {
   const row = (label, key, fmt) => h("tr", {}, h("td", {}, label),
     h("td", { class: "num" }, fmt(side("new")[key])), h("td", { class: "num" }, fmt(side("baseline")[key])));
   const devices = r.targets.map(d => h("tr", {}, h("td", {}, d),
-    h("td", {}, r.offered.includes(d) ? "offered" : "waiting"), h("td", {}, r.device_states[d] || "-")));
+    h("td", {}, r.offered.includes(d) ? "offered" : "not offered yet"), h("td", {}, r.device_states[d] || "-")));
   return h("div", { class: "rollout", dataset: { id: r.id, state: r.state } },
     h("div", { class: "head" },
       h("strong", {}, r.id), h("span", {}, `${r.model_name} ${r.model_version} (was ${r.baseline_name} ${r.baseline_version}) on ${r.site}`),
@@ -430,10 +435,13 @@ async function loadHealth() {
     card("uplinked / every frame", t.uplink_ratio === null ? "-" : t.uplink_ratio.toFixed(3), "health-ratio"));
   const pts = body.points.map(p => Object.assign({ mid: p.start + body.bucket_s / 2 }, p));
   const line = (name, key) => ({ name, points: pts.map(p => [p.mid, p.results || key === "results" ? p[key] : null]) });
-  window.lineChart($("#chart-escalation"), [line("escalation rate", "escalation_rate")], { percent: true });
-  window.lineChart($("#chart-disagreement"), [{ name: "disagreement", points: pts.map(p => [p.mid, p.disagreement]) }], { percent: true });
-  window.lineChart($("#chart-bytes"), [line("uplinked", "uplink_bytes"), line("every frame", "every_frame_bytes")], { bytes: true });
-  window.lineChart($("#chart-results"), [line("results", "results")]);
+  const span = { x0: body.since, x1: body.until };
+  window.lineChart($("#chart-escalation"), [line("escalation rate", "escalation_rate")], { percent: true, ...span });
+  window.lineChart($("#chart-disagreement"), [{ name: "disagreement", points: pts.map(p => [p.mid, p.disagreement]) }],
+                   { percent: true, ...span });
+  window.lineChart($("#chart-bytes"), [line("uplinked", "uplink_bytes"), line("every frame", "every_frame_bytes")],
+                   { bytes: true, ...span });
+  window.lineChart($("#chart-results"), [line("results", "results")], span);
 }
 
 // -- wiring ---------------------------------------------------------------------------------------

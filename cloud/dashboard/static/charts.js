@@ -1,4 +1,4 @@
-// Line charts in plain SVG: lineChart(svg, series, {unit, percent}).
+// Line charts in plain SVG: lineChart(svg, series, {percent, bytes, x0, x1}).
 // series: [{name, points: [[x, y], ...]}], x in Unix seconds; null ys leave a gap.
 "use strict";
 
@@ -39,7 +39,7 @@ function lineChart(svg, series, opts) {
     return;
   }
   const xs = all.map(p => p[0]), ys = all.map(p => p[1]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+  const x0 = opts.x0 ?? Math.min(...xs), x1 = Math.max(opts.x1 ?? Math.max(...xs), x0 + 1);
   const y0 = Math.min(0, ...ys), y1 = Math.max(...ys, opts.percent ? 0.01 : 1e-9) * 1.05;
   const sx = x => pad.left + (x - x0) / (x1 - x0) * (width - pad.left - pad.right);
   const sy = y => height - pad.bottom - (y - y0) / (y1 - y0) * (height - pad.top - pad.bottom);
@@ -61,6 +61,13 @@ function lineChart(svg, series, opts) {
       pen = true;
     }
     svg.appendChild(svgEl("path", { class: "line", d, stroke: color }));
+    if (s.points.length <= 60) {  // dots, so that a lone sample shows too
+      for (const [x, y] of s.points) {
+        if (y !== null && y !== undefined) {
+          svg.appendChild(svgEl("circle", { cx: sx(x).toFixed(1), cy: sy(y).toFixed(1), r: 2.2, fill: color }));
+        }
+      }
+    }
     const label = svgEl("text", { x: legendX, y: height - 4, fill: color }, s.name);
     label.style.fill = color;
     svg.appendChild(label);
