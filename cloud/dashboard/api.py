@@ -147,7 +147,7 @@ def health(
 ) -> Health:
     if window_s / bucket_s > MAX_BUCKETS:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,  # Starlette deprecated the constant's old name and not all versions have the new
             f"window_s {window_s:g} / bucket_s {bucket_s:g} gives more than {MAX_BUCKETS} "
             "points; use larger buckets",
         )
