@@ -3,9 +3,11 @@
 Each stream looks at the database every ``interval`` seconds and sends a ``change`` event with a
 small snapshot (counts and newest times of what the fleet stores) whenever it differs from the
 last one sent. Reading the database rather than listening to this process's ingest keeps it
-right with several API replicas and ingest processes. A stream ends after ``STREAM_S`` (the page
-reconnects at once, as ``retry`` says), so no connection outlives a server that is stopping for
-long. The page reads it with ``fetch`` rather than ``EventSource``, which cannot send the token.
+right with several API replicas and ingest processes. Uvicorn waits for open responses before it
+stops, so a stream ends within ``interval`` once ``app.state.shutting_down()`` says so (set by
+``edgecascade cloud``), and after ``STREAM_S`` in any case (the page reconnects at once, as
+``retry`` says). The page reads it with ``fetch`` rather than ``EventSource``, which cannot send
+the token.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,13 +65,16 @@ def _read(sessions: sessionmaker[Session]) -> dict[str, Any]:
 
 
 async def stream(
-    sessions: sessionmaker[Session], interval: float = INTERVAL_S, duration: float = STREAM_S
+    sessions: sessionmaker[Session],
+    stopping: Callable[[], bool] = lambda: False,
+    interval: float = INTERVAL_S,
+    duration: float = STREAM_S,
 ) -> AsyncIterator[str]:
     """``change`` events while the snapshot moves; a comment now and then to keep proxies open."""
     yield f"retry: {int(interval * 1000)}\n\n"
     last: dict[str, Any] | None = None
     sent_at = started = time.monotonic()
-    while time.monotonic() - started < duration:
+    while time.monotonic() - started < duration and not stopping():
         current = await asyncio.to_thread(_read, sessions)
         if current != last:
             yield f"event: change\ndata: {json.dumps({**current, 'at': time.time()})}\n\n"
@@ -85,10 +90,11 @@ async def stream(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def events(_: Viewer, services: ServicesDep) -> StreamingResponse:
+def events(_: Viewer, services: ServicesDep, request: Request) -> StreamingResponse:
     """Server-sent ``change`` events with a snapshot of the store, for live pages."""
+    stopping = getattr(request.app.state, "shutting_down", lambda: False)
     return StreamingResponse(
-        stream(services.sessions),
+        stream(services.sessions, stopping),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

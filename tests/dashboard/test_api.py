@@ -3,12 +3,14 @@ PostgreSQL): what they report is checked against what was stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import httpx
 import pytest
 
+from cloud.dashboard.events import stream
 from cloud.db.models import Verdict
 from cloud.store import StoreWriter
 from shared.codec import encode
@@ -116,3 +118,19 @@ def test_the_event_stream_sends_a_change_when_the_store_moves(client: ApiClient)
                 break
     first, second = snapshots
     assert first["results"] == 0 and second["results"] == 1
+
+
+def test_a_stream_ends_soon_after_the_server_starts_stopping(client: ApiClient) -> None:
+    flag = {"stopping": False}
+
+    async def read() -> list[str]:
+        chunks = []
+        async for chunk in stream(client.services.sessions, lambda: flag["stopping"], 0.05):
+            chunks.append(chunk)
+            flag["stopping"] = True  # uvicorn's should_exit, as `edgecascade cloud` wires it
+        return chunks
+
+    started = time.monotonic()
+    chunks = asyncio.run(read())
+    assert time.monotonic() - started < 5  # not the 30 s a stream lasts otherwise
+    assert chunks[0].startswith("retry:") and len(chunks) <= 2
