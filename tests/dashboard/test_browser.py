@@ -23,6 +23,7 @@ import pytest
 
 from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
+from tests.dashboard.conftest import SCREENSHOTS
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
 
@@ -55,10 +56,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def screenshots(pytestconfig: pytest.Config) -> Path:
+    """A temporary folder, named at the end of the run (tests/dashboard/conftest.py)."""
     folder = Path(tempfile.mkdtemp(prefix="edgecascade-dashboard-"))
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"dashboard screenshots: {folder}")
+    pytestconfig.stash[SCREENSHOTS] = folder
     return folder
 
 
