@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from cloud.api.deps import ServicesDep, SessionDep, Viewer
 from cloud.dashboard import queries
-from cloud.db.models import Device, Telemetry
+from cloud.db.models import Telemetry
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 
 MAX_BUCKETS = 500
+FLEET_WINDOW_S = 300.0  # the escalation rate's window, unless asked otherwise
 
 
 class WhoAmI(BaseModel):
@@ -110,7 +111,7 @@ def fleet(
     session: SessionDep,
     window_s: Annotated[
         float, Query(gt=0, le=86_400, description="Escalation rate over this many seconds.")
-    ] = 300.0,
+    ] = FLEET_WINDOW_S,
 ) -> Fleet:
     items = queries.fleet(session, window_s)
     return Fleet(window_s=window_s, items=[FleetDevice.model_validate(i) for i in items])
@@ -118,11 +119,9 @@ def fleet(
 
 @router.get("/devices/{site}/{device}")
 def device_detail(_: Viewer, session: SessionDep, site: str, device: str) -> DeviceDetail:
-    if session.get(Device, (site, device)) is None:
+    found = queries.fleet(session, FLEET_WINDOW_S, only=(site, device))
+    if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device!r} in site {site!r}")
-    item = next(
-        i for i in queries.fleet(session, 300.0) if (i["site"], i["device"]) == (site, device)
-    )
     sample = session.scalar(
         select(Telemetry)
         .where(Telemetry.site_id == site, Telemetry.device_id == device)
@@ -130,7 +129,7 @@ def device_detail(_: Viewer, session: SessionDep, site: str, device: str) -> Dev
         .limit(1)
     )
     return DeviceDetail(
-        device=FleetDevice.model_validate(item),
+        device=FleetDevice.model_validate(found[0]),
         telemetry=sample.payload if sample is not None else None,
     )
 

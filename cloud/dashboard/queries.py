@@ -25,11 +25,15 @@ SIZE_SAMPLE = 200  # newest rows re-encoded to size a message
 FRAME_HEADER = 8  # the frame codec's magic and header length
 
 
-def fleet(session: Session, window_s: float, now: float | None = None) -> list[dict[str, Any]]:
-    """Every device with its newest telemetry sample and its escalation rate over ``window_s``."""
-    since = (now or time.time()) - window_s
+def fleet(
+    session: Session, window_s: float, only: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every device (or ``only`` this site and device) with its newest telemetry sample and its
+    escalation rate over ``window_s``."""
+    since = time.time() - window_s
     newest = (
         select(Telemetry.site_id, Telemetry.device_id, func.max(Telemetry.ts).label("ts"))
+        .where(*_one(Telemetry.site_id, Telemetry.device_id, only))
         .group_by(Telemetry.site_id, Telemetry.device_id)
         .subquery()
     )
@@ -53,12 +57,13 @@ def fleet(session: Session, window_s: float, now: float | None = None) -> list[d
                 func.count(),
                 func.sum(case((Result.escalated.is_(True), 1), else_=0)),
             )
-            .where(Result.received_at >= since)
+            .where(Result.received_at >= since, *_one(Result.site_id, Result.device_id, only))
             .group_by(Result.site_id, Result.device_id)
         )
     }
+    devices = select(Device).where(*_one(Device.site_id, Device.device_id, only))
     items = []
-    for device in session.scalars(select(Device).order_by(Device.site_id, Device.device_id)):
+    for device in session.scalars(devices.order_by(Device.site_id, Device.device_id)):
         key = (device.site_id, device.device_id)
         sample = samples.get(key)
         n, escalated = recent.get(key, (0, 0))
@@ -83,6 +88,14 @@ def fleet(session: Session, window_s: float, now: float | None = None) -> list[d
             }
         )
     return items
+
+
+def _one(
+    site: InstrumentedAttribute[str],
+    device: InstrumentedAttribute[str],
+    only: tuple[str, str] | None,
+) -> list[ColumnElement[bool]]:
+    return [] if only is None else [site == only[0], device == only[1]]
 
 
 def _queued(payload: dict[str, Any]) -> int | None:

@@ -5,6 +5,7 @@
 
 const TOKEN_KEY = "edgecascade-token";
 const ROLES = ["viewer", "operator", "admin"];
+const MAX_FRAMES = 300;  // escalated frames kept as object URLs
 const state = { me: null, page: null, params: [], stream: null, snapshot: null, frames: new Map(),
                 refreshing: false, again: false, events: 0 };
 const $ = sel => document.querySelector(sel);
@@ -200,13 +201,23 @@ function route() {
   const page = pages[parts[0]] ? parts[0] : "fleet";
   state.params = parts.slice(1);
   show(page);
+  state.lastRefresh = 0;  // a page the operator asked for loads at once
   refresh();
 }
 
-// One refresh at a time; a change that arrives meanwhile asks for one more.
+// One refresh at a time, at most one every MIN_REFRESH_MS; a change that arrives meanwhile asks
+// for one more.
+const MIN_REFRESH_MS = 1500;
+
 async function refresh() {
   if (!state.me || !pages[state.page]) return;
   if (state.refreshing) { state.again = true; return; }
+  const wait = (state.lastRefresh || 0) + MIN_REFRESH_MS - Date.now();
+  if (wait > 0) {
+    if (!state.again) { state.again = true; setTimeout(() => { state.again = false; refresh(); }, wait); }
+    return;
+  }
+  state.lastRefresh = Date.now();
   state.refreshing = true;
   try {
     await pages[state.page](...state.params);
@@ -215,7 +226,7 @@ async function refresh() {
     if (!(error instanceof ApiError && error.status === 401)) say(error.message, true);
   } finally {
     state.refreshing = false;
-    if (state.again) { state.again = false; setTimeout(refresh, 500); }
+    if (state.again) { state.again = false; setTimeout(refresh, MIN_REFRESH_MS); }
   }
 }
 
@@ -287,6 +298,11 @@ async function frameUrl(item) {
   if (!state.frames.has(item.msg_id)) {
     const response = await api(item.frame_url, { raw: true });
     state.frames.set(item.msg_id, URL.createObjectURL(await response.blob()));
+    if (state.frames.size > MAX_FRAMES) {  // forget the oldest (a Map keeps insertion order)
+      const [oldest, url] = state.frames.entries().next().value;
+      URL.revokeObjectURL(url);
+      state.frames.delete(oldest);
+    }
   }
   return state.frames.get(item.msg_id);
 }
