@@ -4,7 +4,8 @@ cameras replaying real frames through the committed edge model.
 
 Each page must show the demo's own data; a live update must arrive without a reload; a rollout
 is started, paused, resumed and rolled back from the page and the camera really goes back to the
-baseline model; a viewer's controls are disabled and the API refuses the viewer's writes.
+baseline model; a viewer's controls are disabled and the API refuses the viewer's writes; an
+admin uploads a model from the page (and a bad upload is refused with its reason).
 Screenshots of every page go to a temporary folder, named on the terminal.
 """
 
@@ -23,6 +24,7 @@ import pytest
 
 from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
+from shared.runtime.card import load_card_for
 from tests.dashboard.conftest import SCREENSHOTS
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
@@ -287,3 +289,38 @@ def test_a_viewer_sees_disabled_controls_and_is_refused_by_the_api(
     assert refused[0] == 403
     assert "viewer" in refused[1] and "operator" in refused[1]
     assert len(api_get(demo, "/api/rollouts")["items"]) == before
+
+
+def test_an_admin_uploads_a_model_from_the_page(
+    demo: Demo, page: Any, screenshots: Path, tmp_path: Path
+) -> None:
+    card = load_card_for(CLOUD_MODEL)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(card.labels) + "\n")
+    short = tmp_path / "short-labels.txt"
+    short.write_text("\n".join(card.labels[:-1]) + "\n")
+    log_in(page, demo, demo.admin_token)
+    page.click("nav a[data-page=models]")
+    page.wait_for_selector("#models-table tbody tr")
+    form = page.locator("#upload-form")
+
+    # Labels that do not match the model's outputs: refused with the reason, nothing registered.
+    form.locator("input[name=file]").set_input_files(CLOUD_MODEL)
+    form.locator("input[name=name]").fill("fashion-cloud")
+    form.locator("input[name=version]").fill("2.0.0")
+    form.locator("input[name=labels]").set_input_files(short)
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#message.error")
+    refusal = page.inner_text("#message")
+    assert "upload refused: 422" in refusal and "10 outputs" in refusal and "9 labels" in refusal
+    assert page.locator("#models-table tbody tr[data-model='fashion-cloud/2.0.0']").count() == 0
+
+    form.locator("input[name=labels]").set_input_files(labels)
+    form.locator("input[name=preprocess]").fill(card.preprocess.model_dump_json())
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#models-table tbody tr[data-model='fashion-cloud/2.0.0']")
+    assert "registered fashion-cloud 2.0.0" in page.inner_text("#message")
+    registered = api_get(demo, "/api/models/fashion-cloud/2.0.0")
+    assert registered["manifest"]["labels"] == card.labels
+    assert registered["size_bytes"] == CLOUD_MODEL.stat().st_size
+    page.screenshot(path=screenshots / "models-uploaded.png", full_page=True)
