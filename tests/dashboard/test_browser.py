@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
@@ -28,8 +29,6 @@ from shared.runtime.card import load_card_for
 from tests.dashboard.conftest import SCREENSHOTS
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 
@@ -65,17 +64,17 @@ def screenshots(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     if CHROMIUM is None:
         pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
-    with playwright_api.sync_playwright() as p:
+    with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Browser) -> Iterator[Page]:
     """A fresh tab (its own sessionStorage) that fails the test on any JavaScript error."""
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     tab = context.new_page()
@@ -87,7 +86,7 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, errors
 
 
-def log_in(page: Any, demo: Demo, token: str) -> None:
+def log_in(page: Page, demo: Demo, token: str) -> None:
     page.goto(f"{demo.api}/dashboard/")
     page.fill("#token", token)
     page.click("#login")
@@ -114,7 +113,7 @@ def wait_for_data(demo: Demo) -> None:
     assert wait_until(ready, timeout=90), demo.group.log_tail("cloud")
 
 
-def test_every_page_shows_the_demos_live_data(demo: Demo, page: Any, screenshots: Path) -> None:
+def test_every_page_shows_the_demos_live_data(demo: Demo, page: Page, screenshots: Path) -> None:
     wait_for_data(demo)
     log_in(page, demo, demo.token)
     assert page.inner_text("#whoami") == "demo (viewer)"
@@ -206,7 +205,7 @@ def camera_models(demo: Demo) -> dict[str, str | None]:
 
 
 def test_a_rollout_is_started_paused_resumed_and_rolled_back_from_the_page(
-    demo: Demo, page: Any, screenshots: Path
+    demo: Demo, page: Page, screenshots: Path
 ) -> None:
     wait_for_data(demo)
     assert camera_models(demo) == {"cam1": "1.0.0", "cam2": "1.0.0"}
@@ -256,7 +255,7 @@ def test_a_rollout_is_started_paused_resumed_and_rolled_back_from_the_page(
 
 
 def test_a_viewer_sees_disabled_controls_and_is_refused_by_the_api(
-    demo: Demo, page: Any, screenshots: Path
+    demo: Demo, page: Page, screenshots: Path
 ) -> None:
     page.goto(f"{demo.api}/dashboard/")
     page.fill("#token", "ec_not-a-token")
@@ -292,7 +291,7 @@ def test_a_viewer_sees_disabled_controls_and_is_refused_by_the_api(
 
 
 def test_an_admin_uploads_a_model_from_the_page(
-    demo: Demo, page: Any, screenshots: Path, tmp_path: Path
+    demo: Demo, page: Page, screenshots: Path, tmp_path: Path
 ) -> None:
     card = load_card_for(CLOUD_MODEL)
     labels = tmp_path / "labels.txt"
