@@ -44,8 +44,9 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         description=(
             "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud "
             "service, a re-inference worker, a gateway and N camera agents that replay a labelled "
-            "image folder through the edge model. Runs for --duration seconds, waits until every "
-            "result is stored, prints a summary and stops everything."
+            "image folder through the edge model. Prints the dashboard's URL and tokens to log in "
+            "with, runs for --duration seconds, waits until every result is stored, prints a "
+            "summary and stops everything."
         ),
     )
     parser.add_argument("--devices", type=int, default=3, help="simulated cameras (default: 3)")

@@ -12,16 +12,16 @@ import pytest
 
 from cloud.dashboard.events import stream
 from cloud.db.models import Verdict
-from cloud.store import StoreWriter
+from cloud.store import Inbound, StoreWriter
 from shared.codec import encode
 from shared.topics import Kind
 from tests.cloud.conftest import ApiClient, inbound
 from tests.utils.factories import make_escalation, make_result, make_state, make_telemetry
 
 
-def store(client: ApiClient, *items: object) -> None:
+def store(client: ApiClient, *items: Inbound) -> None:
     services = client.services
-    StoreWriter(services.engine, services.blobs).write(list(items))  # type: ignore[arg-type]
+    StoreWriter(services.engine, services.blobs).write(list(items))
 
 
 def add_verdict(client: ApiClient, escalation_id: str, result_id: str, agrees: bool) -> None:
