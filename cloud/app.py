@@ -20,6 +20,9 @@ from cloud.api.routes import (
     sites,
     tokens,
 )
+from cloud.dashboard import api as dashboard_api
+from cloud.dashboard import events as dashboard_events
+from cloud.dashboard import pages as dashboard_pages
 from cloud.metrics import IngestCollector, instrument
 from cloud.services import open_services
 from cloud.settings import CloudSettings
@@ -62,4 +65,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(tokens.router)
     app.include_router(models.router)
     app.include_router(rollouts.router)
+    app.include_router(dashboard_api.router)
+    app.include_router(dashboard_events.router)
+    dashboard_pages.mount(app)
     return app

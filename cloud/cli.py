@@ -309,6 +309,7 @@ def serve(args: argparse.Namespace) -> int:
         app, host=settings.http.host, port=settings.http.port, log_config=None, lifespan="on"
     )
     server = uvicorn.Server(config)
+    app.state.shutting_down = lambda: server.should_exit  # ends event streams (dashboard)
     logger.info("cloud API on http://%s:%d", settings.http.host, settings.http.port)
     server.run()
     return 0 if server.started else 1

@@ -15,6 +15,10 @@ controller looks at each running rollout:
   and both models have enough verdicts to compare, the next stage's devices get the offer;
   after the last stage the rollout is ``completed``.
 
+An operator can pause a running rollout (the controller leaves it alone: nothing widens, nothing
+is judged, no automatic rollback) and resume it (the stage's clock starts again), or roll it back
+while it runs or is paused.
+
 Rolling back offers the baseline manifest (rollout id ``<id>-rb``) to every device that was
 offered the new model; the rollout is ``rolled_back`` once they all report it applied. State
 changes are conditional updates (``WHERE state = ... AND stage = ...``), so two controllers
@@ -192,16 +196,42 @@ class RolloutController(threading.Thread):
         return rollout
 
     def abort(self, rollout_id: str, reason: str) -> Rollout:
-        """Roll back now (an operator's call, or a failed criterion)."""
+        """Roll back now (an operator's call, or a failed criterion), running or paused."""
+        rollout = self.get(rollout_id)
+        if rollout.state not in ("running", "paused"):
+            raise RolloutError(
+                f"rollout {rollout_id} is {rollout.state}, neither running nor paused", 409
+            )
+        self._roll_back(rollout, reason)
+        return self.get(rollout_id)
+
+    def pause(self, rollout_id: str, reason: str) -> Rollout:
+        """Hold a running rollout where it is: the devices keep what they have."""
         rollout = self.get(rollout_id)
         if rollout.state != "running":
             raise RolloutError(f"rollout {rollout_id} is {rollout.state}, not running", 409)
-        self._roll_back(rollout, reason)
+        if not self._transition(rollout, "running", state="paused", reason=reason):
+            raise RolloutError(f"rollout {rollout_id} changed meanwhile; try again", 409)
+        logger.info("rollout %s paused: %s", rollout_id, reason)
+        return self.get(rollout_id)
+
+    def resume(self, rollout_id: str) -> Rollout:
+        """Let a paused rollout run again; its stage's minimum time starts over."""
+        rollout = self.get(rollout_id)
+        if rollout.state != "paused":
+            raise RolloutError(f"rollout {rollout_id} is {rollout.state}, not paused", 409)
+        if not self._transition(
+            rollout, "paused", state="running", reason="", stage_started_at=time.time()
+        ):
+            raise RolloutError(f"rollout {rollout_id} changed meanwhile; try again", 409)
+        logger.info("rollout %s resumed", rollout_id)
         return self.get(rollout_id)
 
     # -- the loop ------------------------------------------------------------------------------
     def evaluate(self, rollout_id: str) -> None:
         rollout = self.get(rollout_id)
+        if rollout.state not in ("running", "rolling_back"):
+            return  # paused (or finished) since it was listed
         acks = self._acks(rollout)
         if rollout.state == "rolling_back":
             back = [
@@ -389,7 +419,7 @@ class RolloutController(threading.Thread):
         values: dict[str, Any] = {"state": "rolling_back", "reason": reason}
         if evaluation is not None:
             values["evaluation"] = evaluation
-        if not self._transition(rollout, "running", **values):
+        if not self._transition(rollout, rollout.state, **values):
             return  # another controller did it
         logger.warning("rollout %s: rolling back: %s", rollout.id, reason)
         self.counts["rollbacks"] += 1

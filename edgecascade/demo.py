@@ -16,17 +16,23 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.cli import SubParsers
 from shared.errors import EdgeCascadeError
+
+if TYPE_CHECKING:
+    from edgecascade.brokers import MosquittoBroker
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "fashion" / "fashion_edge_int8.tflite"
+# Registered next to the edge model as version 1.1.0, so the dashboard has a rollout to offer.
+CANDIDATE_MODEL = REPO / "models" / "fashion" / "fashion_edge_fp32.tflite"
 DEFAULT_CLOUD_MODEL = REPO / "models" / "fashion" / "fashion_cloud_int8.tflite"
 DEFAULT_FRAMES = REPO / "data" / "fashion-mnist-eval"
 
@@ -38,8 +44,9 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         description=(
             "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud "
             "service, a re-inference worker, a gateway and N camera agents that replay a labelled "
-            "image folder through the edge model. Runs for --duration seconds, waits until every "
-            "result is stored, prints a summary and stops everything."
+            "image folder through the edge model. Prints the dashboard's URL and tokens to log in "
+            "with, runs for --duration seconds, waits until every result is stored, prints a "
+            "summary and stops everything."
         ),
     )
     parser.add_argument("--devices", type=int, default=3, help="simulated cameras (default: 3)")
@@ -128,42 +135,57 @@ class Demo:
         self.group = ProcessGroup(plan.workdir / "logs")
         self.out = sys.stdout
         self.token = ""  # a viewer token, once the cloud is up
+        self.admin_token = ""
+        self.public_key = Path()  # verifies the models the cloud signs
+        self.brokers: list[MosquittoBroker] = []
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
     def run(self) -> int:
-        from edgecascade.brokers import MosquittoBroker
-
-        plan = self.plan
-        site_broker = MosquittoBroker(plan.workdir / "site-broker")
-        cloud_broker = MosquittoBroker(plan.workdir / "cloud-broker")
         try:
-            site_broker.start()
-            cloud_broker.start()
-            self.say(
-                f"brokers: site 127.0.0.1:{site_broker.port}, cloud 127.0.0.1:{cloud_broker.port}"
-            )
-            self._start_services(site_broker.port, cloud_broker.port)
-            self.say(f"cloud API: {self.api}/api/results  (OpenAPI docs: {self.api}/docs)")
-            self.say(f"viewer token: {self.token}  (Authorization: Bearer <token>)")
-            agents = self._start_agents(site_broker.port)
+            agents = self.start()
             self._watch(agents)
             summary = self._finish(agents)
         except KeyboardInterrupt:
             self.say("\ninterrupted: stopping every process")
             return 130
         finally:
-            self.group.stop_all()
-            site_broker.stop()
-            cloud_broker.stop()
+            self.stop()
         self._print_summary(summary)
-        self.say(f"logs and data: {plan.workdir}")
+        self.say(f"logs and data: {self.plan.workdir}")
         return 0 if summary["stored"] == summary["results"] else 1
+
+    def start(self) -> list[str]:
+        """Brokers, cloud, worker, gateway and cameras, running; returns the cameras' names.
+        (The dashboard's browser tests run the topology this way.) Call :meth:`stop` after."""
+        from edgecascade.brokers import MosquittoBroker
+
+        plan = self.plan
+        site_broker = MosquittoBroker(plan.workdir / "site-broker")
+        cloud_broker = MosquittoBroker(plan.workdir / "cloud-broker")
+        self.brokers = [site_broker, cloud_broker]
+        site_broker.start()
+        cloud_broker.start()
+        self.say(f"brokers: site 127.0.0.1:{site_broker.port}, cloud 127.0.0.1:{cloud_broker.port}")
+        self._start_services(site_broker.port, cloud_broker.port)
+        self.say(f"cloud API: {self.api}/api/results  (OpenAPI docs: {self.api}/docs)")
+        self.say(f"dashboard: {self.api}/dashboard/  (log in with a token below)")
+        self.say(f"viewer token: {self.token}  (Authorization: Bearer <token>)")
+        self.say(f"admin token: {self.admin_token}  (uploads models, starts rollouts)")
+        return self._start_agents(site_broker.port)
+
+    def stop(self) -> None:
+        """Every child process, then the brokers."""
+        self.group.stop_all()
+        for broker in reversed(self.brokers):
+            broker.stop()
+        self.brokers = []
 
     def _start_services(self, site_port: int, cloud_port: int) -> None:
         plan = self.plan
+        self.public_key = self._signing_key()
         self.group.spawn_cli(
             "cloud",
             "cloud",
@@ -175,7 +197,9 @@ class Demo:
             str(cloud_port),
         )
         self._wait_http("/healthz", 60)  # the database is migrated once this answers
-        self.token = self._viewer_token()
+        self.token = self.create_token("demo", "viewer")
+        self.admin_token = self.create_token("demo-admin", "admin")
+        self._register_models()
         self.group.spawn_cli(
             "worker",
             "cloud",
@@ -200,6 +224,8 @@ class Demo:
             str(cloud_port),
             "--telemetry-window",
             "5",
+            "--model-public-key",
+            str(self.public_key),
         )
 
     def _start_agents(self, site_port: int) -> list[str]:
@@ -228,6 +254,7 @@ class Demo:
                 str(plan.workdir / "agents" / name),
                 "--mqtt-port",
                 str(site_port),
+                env={"EC_AGENT_MODEL_PUBLIC_KEY": str(self.public_key)},
             )
         self.say(
             f"started {plan.devices} camera(s) at {plan.fps:g} fps for {plan.duration:g}s "
@@ -302,15 +329,56 @@ class Demo:
         )
         self.say(f"  -> {verdict}")
 
-    def _viewer_token(self) -> str:
-        """A viewer token for the API, made the way an operator makes one: the CLI."""
-        data_dir = str(self.plan.workdir / "cloud")
-        argv = [sys.executable, "-m", "edgecascade", "cloud", "token", "create", "--name",
-                "demo", "--role", "viewer", "--data-dir", data_dir]  # fmt: skip
+    def _cloud_cli(self, *args: str) -> str:
+        """``edgecascade cloud <args>`` on the demo's data directory; its stdout."""
+        argv = [sys.executable, "-m", "edgecascade", "cloud", *args,
+                "--data-dir", str(self.plan.workdir / "cloud")]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
-            raise EdgeCascadeError(f"could not create an API token: {done.stderr.strip()}")
-        return done.stdout.strip()
+            raise EdgeCascadeError(f"edgecascade cloud {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def create_token(self, name: str, role: str) -> str:
+        """An API token, made the way an operator makes one: the CLI."""
+        return self._cloud_cli("token", "create", "--name", name, "--role", role).strip()
+
+    def _signing_key(self) -> Path:
+        """The cloud's manifest signing key pair; the public half goes to gateway and cameras.
+        A work directory used before keeps its pair."""
+        public = self.plan.workdir / "cloud" / "keys" / "manifest-signing.pub"
+        if public.exists():
+            return public
+        return Path(self._cloud_cli("keys", "generate").splitlines()[0])
+
+    def _register_models(self) -> None:
+        """The cameras' model (what a rollout rolls back to) and a candidate, through the API."""
+        from shared.runtime.card import load_card_for
+
+        models: list[tuple[Path, str | None]] = [(self.plan.model, None)]
+        if CANDIDATE_MODEL.exists() and self.plan.model != CANDIDATE_MODEL:
+            models.append((CANDIDATE_MODEL, "1.1.0"))
+        for path, version in models:
+            card = load_card_for(path)
+            fields = {"name": card.name, "version": version or card.version,
+                      "preprocess": card.preprocess.model_dump_json()}  # fmt: skip
+            files = {"file": (path.name, path.read_bytes()),
+                     "labels": ("labels.txt", "\n".join(card.labels).encode())}  # fmt: skip
+            body, content_type = _multipart(fields, files)
+            request = urllib.request.Request(
+                self.api + "/api/models",
+                data=body,
+                headers={"Authorization": f"Bearer {self.admin_token}",
+                         "Content-Type": content_type},
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=60):
+                    pass
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")
+                if exc.code == 409:  # a work directory used before: registered then
+                    continue
+                raise EdgeCascadeError(f"registering {path.name} failed: {detail}") from None
+            self.say(f"registered model {fields['name']} {fields['version']} ({path.name})")
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(
@@ -338,3 +406,23 @@ class Demo:
         raise EdgeCascadeError(
             f"cloud API did not answer on {self.api}{path} within {timeout:.0f}s"
         )
+
+
+def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body (the standard library has no encoder for one)."""
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, (filename, data) in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -175,7 +175,7 @@ class RolloutOut(_FromRow):
     model_version: str
     baseline_name: str
     baseline_version: str
-    state: str = Field(description="running, completed, rolling_back or rolled_back.")
+    state: str = Field(description="running, paused, completed, rolling_back or rolled_back.")
     stages: list[float]
     stage: int
     targets: list[str]
@@ -197,6 +197,10 @@ class RolloutList(BaseModel):
 
 class AbortIn(BaseModel):
     reason: str = Field("", max_length=500, description="Why; recorded with the rollback.")
+
+
+class PauseIn(BaseModel):
+    reason: str = Field("", max_length=500, description="Why; shown with the paused rollout.")
 
 
 class CalibrationOut(BaseModel):

@@ -233,7 +233,7 @@ class ModelAck(Base):
 class Rollout(Base):
     """A staged rollout of a registered model to devices of a site.
 
-    ``state``: running, completed, rolling_back, rolled_back. ``stage`` indexes ``stages``
+    ``state``: running, paused, completed, rolling_back, rolled_back. ``stage`` indexes ``stages``
     (percentages of the targets). ``baseline_*`` is what the targets ran when it started: the
     model quality is compared with, and rolled back to.
     """

@@ -155,6 +155,7 @@ def test_demo_runs_stores_everything_and_leaves_no_process(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every result stored" in proc.stdout
     assert "results stored" in proc.stdout  # progress lines
+    assert "/dashboard/" in proc.stdout and "admin token: ec_" in proc.stdout
     summary = dict(
         line.strip().rsplit(None, 1)
         for line in proc.stdout.split("summary", 1)[1].splitlines()

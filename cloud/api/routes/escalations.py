@@ -21,6 +21,7 @@ def list_escalations(
     device: Annotated[str | None, Query(description="Only this device.")] = None,
     since: Annotated[float | None, Query(description="captured_at >= since (Unix s).")] = None,
     until: Annotated[float | None, Query(description="captured_at < until (Unix s).")] = None,
+    label: Annotated[str | None, Query(description="Only this edge top-1 label.")] = None,
     agrees: Annotated[
         bool | None, Query(description="Only those the cloud agreed (or disagreed) with.")
     ] = None,
@@ -39,6 +40,8 @@ def list_escalations(
         where.append(Escalation.captured_at >= since)
     if until is not None:
         where.append(Escalation.captured_at < until)
+    if label is not None:
+        where.append(Escalation.edge_label == label)
     if agrees is not None:
         where.append(Verdict.agrees == agrees)
     if judged is not None:

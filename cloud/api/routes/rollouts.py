@@ -1,4 +1,5 @@
-"""``/api/rollouts``: start a staged rollout (operator), follow it, abort it (operator)."""
+"""``/api/rollouts``: start a staged rollout (operator), follow it, pause, resume or abort it
+(operator)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from cloud.api.deps import Operator, ServicesDep, SessionDep, require
-from cloud.api.schemas import AbortIn, RolloutList, RolloutOut
+from cloud.api.schemas import AbortIn, PauseIn, RolloutList, RolloutOut
 from cloud.db.models import Rollout
 from cloud.rollouts import RolloutController, RolloutError, RolloutRequest, newest_acks
 
@@ -64,6 +65,31 @@ async def abort_rollout(
     reason = f"aborted by {principal.name}" + (f": {body.reason}" if body.reason else "")
     try:
         rollout = await run_in_threadpool(controller.abort, rollout_id, reason)
+    except RolloutError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return RolloutOut.model_validate(rollout)
+
+
+@router.post("/rollouts/{rollout_id}/pause")
+async def pause_rollout(
+    rollout_id: str, body: PauseIn, principal: Operator, services: ServicesDep
+) -> RolloutOut:
+    """Hold a running rollout: no widening, no judging, until it is resumed or rolled back."""
+    controller = _controller(services)
+    reason = f"paused by {principal.name}" + (f": {body.reason}" if body.reason else "")
+    try:
+        rollout = await run_in_threadpool(controller.pause, rollout_id, reason)
+    except RolloutError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return RolloutOut.model_validate(rollout)
+
+
+@router.post("/rollouts/{rollout_id}/resume")
+async def resume_rollout(rollout_id: str, principal: Operator, services: ServicesDep) -> RolloutOut:
+    """Let a paused rollout run again; the stage's minimum time starts over."""
+    controller = _controller(services)
+    try:
+        rollout = await run_in_threadpool(controller.resume, rollout_id)
     except RolloutError as exc:
         raise HTTPException(exc.status, str(exc)) from None
     return RolloutOut.model_validate(rollout)

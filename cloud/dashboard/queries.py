@@ -1,0 +1,260 @@
+"""The SQL behind the dashboard's summaries: the fleet at a glance and cascade health over time.
+
+Cascade health compares what the fleet uplinked with what sending every frame would have cost.
+Neither figure is on the wire any more, so both come from what is stored: a result's size is its
+message re-encoded with the wire codec from the stored row; an escalation's is its frame file in
+the blob store plus its header, re-encoded the same way. Sending every frame is each result's
+frame at the mean size of the frames that were escalated (the same cameras, the same encoding).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, case, cast, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from cloud.blobs import BlobStore
+from cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
+from shared.codec import encode
+from shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
+
+SIZE_SAMPLE = 200  # newest rows re-encoded to size a message
+FRAME_HEADER = 8  # the frame codec's magic and header length
+
+
+def fleet(
+    session: Session, window_s: float, only: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every device (or ``only`` this site and device) with its newest telemetry sample and its
+    escalation rate over ``window_s``."""
+    since = time.time() - window_s
+    newest = (
+        select(Telemetry.site_id, Telemetry.device_id, func.max(Telemetry.ts).label("ts"))
+        .where(*_one(Telemetry.site_id, Telemetry.device_id, only))
+        .group_by(Telemetry.site_id, Telemetry.device_id)
+        .subquery()
+    )
+    samples = {
+        (row.site_id, row.device_id): row
+        for row in session.scalars(
+            select(Telemetry).join(
+                newest,
+                (newest.c.site_id == Telemetry.site_id)
+                & (newest.c.device_id == Telemetry.device_id)
+                & (newest.c.ts == Telemetry.ts),
+            )
+        )
+    }
+    recent = {
+        (site, device): (int(n), int(escalated or 0))
+        for site, device, n, escalated in session.execute(
+            select(
+                Result.site_id,
+                Result.device_id,
+                func.count(),
+                func.sum(case((Result.escalated.is_(True), 1), else_=0)),
+            )
+            .where(Result.received_at >= since, *_one(Result.site_id, Result.device_id, only))
+            .group_by(Result.site_id, Result.device_id)
+        )
+    }
+    devices = select(Device).where(*_one(Device.site_id, Device.device_id, only))
+    items = []
+    for device in session.scalars(devices.order_by(Device.site_id, Device.device_id)):
+        key = (device.site_id, device.device_id)
+        sample = samples.get(key)
+        n, escalated = recent.get(key, (0, 0))
+        payload = sample.payload if sample is not None else {}
+        items.append(
+            {
+                "site": device.site_id,
+                "device": device.device_id,
+                "role": device.role,
+                "status": device.status,
+                "last_seen": device.last_seen,
+                "model_name": device.model_name,
+                "model_version": device.model_version,
+                "fps": sample.fps if sample is not None else None,
+                "cpu_percent": sample.cpu_percent if sample is not None else None,
+                "memory_percent": sample.memory_percent if sample is not None else None,
+                "temperature_c": sample.temperature_c if sample is not None else None,
+                "telemetry_at": sample.ts if sample is not None else None,
+                "outbox_depth": _queued(payload),
+                "results_recent": n,
+                "escalation_rate": escalated / n if n else None,
+            }
+        )
+    return items
+
+
+def _one(
+    site: InstrumentedAttribute[str],
+    device: InstrumentedAttribute[str],
+    only: tuple[str, str] | None,
+) -> list[ColumnElement[bool]]:
+    return [] if only is None else [site == only[0], device == only[1]]
+
+
+def _queued(payload: dict[str, Any]) -> int | None:
+    queues = payload.get("queues")
+    if not isinstance(queues, dict):
+        return None
+    return sum(int(v) for k, v in queues.items() if k.startswith("outbox.") and _is_int(v))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Bytes of one result message and of one escalation (frame + header), on average."""
+
+    result: float | None
+    escalation: float | None
+    frame_bytes: dict[str, int]  # escalation id -> wire bytes, for the escalations sized
+
+
+def message_sizes(session: Session, blobs: BlobStore, escalation_ids: list[str]) -> Sizes:
+    """Mean wire sizes, from the newest stored rows; the listed escalations sized one by one."""
+    results = session.scalars(
+        select(Result).order_by(Result.received_at.desc()).limit(SIZE_SAMPLE)
+    ).all()
+    result_sizes = [len(encode(_result_message(row))) for row in results]
+    rows = session.scalars(select(Escalation).where(Escalation.msg_id.in_(escalation_ids))).all()
+    sample = session.scalars(
+        select(Escalation).order_by(Escalation.received_at.desc()).limit(SIZE_SAMPLE)
+    ).all()
+    sized = {row.msg_id: _escalation_bytes(row, blobs) for row in {*rows, *sample}}
+    known = [size for size in sized.values() if size is not None]
+    return Sizes(
+        result=sum(result_sizes) / len(result_sizes) if result_sizes else None,
+        escalation=sum(known) / len(known) if known else None,
+        frame_bytes={k: v for k, v in sized.items() if v is not None},
+    )
+
+
+def _result_message(row: Result) -> ResultMessage:
+    return ResultMessage(
+        msg_id=row.msg_id,
+        ts=row.captured_at,
+        frame_id=row.frame_id,
+        captured_at=row.captured_at,
+        model=ModelRef(name=row.model_name, version=row.model_version),
+        top=[Prediction.model_validate(p) for p in row.top],
+        latency_ms=row.latency,
+        escalated=row.escalated,
+        ground_truth=row.ground_truth,
+    )
+
+
+def _escalation_bytes(row: Escalation, blobs: BlobStore) -> int | None:
+    try:
+        frame = blobs.path(row.blob_path).stat().st_size
+    except OSError:
+        return None  # a frame cleaned up since; it is left out of the mean, not guessed
+    header = EscalationHeader(
+        msg_id=row.msg_id,
+        ts=row.captured_at,
+        result_id=row.result_id,
+        frame_id=row.frame_id,
+        captured_at=row.captured_at,
+        model=ModelRef(name=row.model_name, version=row.model_version),
+        top=[Prediction(index=0, label=row.edge_label, score=row.edge_score)],
+        reason=row.reason,
+        content_type="image/png" if row.content_type == "image/png" else "image/jpeg",
+        width=row.width,
+        height=row.height,
+        roi=tuple(row.roi) if row.roi else None,
+        ground_truth=row.ground_truth,
+    )
+    return FRAME_HEADER + len(encode(header)) + frame
+
+
+def health(
+    session: Session, blobs: BlobStore, since: float, until: float, bucket_s: float
+) -> dict[str, Any]:
+    """Escalation rate, disagreement and bytes per time bucket in ``[since, until)``."""
+    bucket = _bucket(session, Result.received_at, since, bucket_s)
+    result_rows = session.execute(
+        select(bucket, func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
+        .where(Result.received_at >= since, Result.received_at < until)
+        .group_by(bucket)
+    ).all()
+    vbucket = _bucket(session, Verdict.created_at, since, bucket_s)
+    verdict_rows = session.execute(
+        select(vbucket, func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
+        .where(Verdict.created_at >= since, Verdict.created_at < until)
+        .group_by(vbucket)
+    ).all()
+    escalations = session.execute(
+        select(Escalation.msg_id, Escalation.received_at).where(
+            Escalation.received_at >= since, Escalation.received_at < until
+        )
+    ).all()
+    sizes = message_sizes(session, blobs, [msg_id for msg_id, _ in escalations])
+    count = max(1, int((until - since) // bucket_s) + (1 if (until - since) % bucket_s else 0))
+    points: list[dict[str, Any]] = [
+        {"start": since + i * bucket_s, "results": 0, "escalated": 0, "verdicts": 0,
+         "disagreed": 0, "escalation_bytes": 0}
+        for i in range(count)
+    ]  # fmt: skip
+    for index, n, escalated in result_rows:
+        point = points[min(int(index), count - 1)]
+        point["results"] += int(n)
+        point["escalated"] += int(escalated or 0)
+    for index, n, disagreed in verdict_rows:
+        point = points[min(int(index), count - 1)]
+        point["verdicts"] += int(n)
+        point["disagreed"] += int(disagreed or 0)
+    for msg_id, received_at in escalations:
+        index = min(int((received_at - since) // bucket_s), count - 1)
+        points[index]["escalation_bytes"] += sizes.frame_bytes.get(msg_id, 0)
+    for point in points:
+        _finish_point(point, sizes)
+    totals = {key: sum(p[key] for p in points) for key in
+              ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")}  # fmt: skip
+    every = [p["every_frame_bytes"] for p in points if p["every_frame_bytes"] is not None]
+    totals["every_frame_bytes"] = sum(every) if every else None
+    return {
+        "since": since,
+        "until": until,
+        "bucket_s": bucket_s,
+        "result_bytes": sizes.result,
+        "escalation_bytes": sizes.escalation,
+        "points": points,
+        "totals": {
+            **totals,
+            "escalation_rate": _share(totals["escalated"], totals["results"]),
+            "disagreement": _share(totals["disagreed"], totals["verdicts"]),
+            "uplink_ratio": _share(totals["uplink_bytes"], totals["every_frame_bytes"]),
+        },
+    }
+
+
+def _bucket(
+    session: Session, column: InstrumentedAttribute[float], since: float, bucket_s: float
+) -> ColumnElement[int]:
+    """The bucket index of ``column`` (>= since): SQLite's integer cast truncates, which is the
+    floor here; PostgreSQL's rounds, so it gets ``floor`` (SQLite may lack it)."""
+    offset = (column - since) / bucket_s
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(offset, Integer)
+    return cast(func.floor(offset), Integer)
+
+
+def _finish_point(point: dict[str, Any], sizes: Sizes) -> None:
+    results = point["results"]
+    point["escalation_rate"] = _share(point["escalated"], results)
+    point["disagreement"] = _share(point["disagreed"], point["verdicts"])
+    point["uplink_bytes"] = round(results * (sizes.result or 0)) + point["escalation_bytes"]
+    point["every_frame_bytes"] = (
+        round(results * sizes.escalation) if sizes.escalation is not None else None
+    )
+
+
+def _share(part: float, whole: float | None) -> float | None:
+    return part / whole if whole else None
