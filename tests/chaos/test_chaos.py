@@ -159,11 +159,21 @@ def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
                        seconds=seconds)  # fmt: skip
     logger.warning("chaos: %s", json.dumps(report))
     if path := os.environ.get("EC_CHAOS_REPORT"):
-        Path(path).write_text(json.dumps({**report, "plan": story}, indent=2) + "\n")
+        figures = {**report, "plan": story, "timeline": timeline}
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n")
 
     story += "\ntimeline:\n  " + "\n  ".join(timeline)
     logs = topology.log_tails()
     assert sorted(f.target for f in faults) == sorted(TARGETS)
+    # The faults bit: each victim process was started twice, and the gateway's uplink dropped
+    # both when the proxy cut it and when the cloud broker died.
+    services = {s.name: s for s in topology.services()}
+    for fault in faults:
+        if fault.victim in services:
+            assert services[fault.victim].starts == 2, story
+    assert topology.uplink.cuts == 1
+    gateway_log = (tmp_path / "logs" / "gateway.log").read_text()
+    assert gateway_log.count(f"{SITE}.gateway.uplink: disconnected") >= 2, story
     for name, figures in accepted.items():
         assert figures["still_queued"] == 0, f"{story}\n{name} left rows queued: {figures}"
         lost = {k: v for k, v in figures.items() if k.startswith(("dropped.", "expired."))}
