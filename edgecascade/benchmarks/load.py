@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,7 +179,9 @@ def _database(args: argparse.Namespace, work: Path) -> Iterator[str]:
         yield url
 
 
-def _wait_ready(http_port: int, site_port: int, check_alive: Any, timeout: float) -> None:
+def _wait_ready(
+    http_port: int, site_port: int, check_alive: Callable[[], None], timeout: float
+) -> None:
     """Until the cloud's ingest is connected and the gateway's state on the site broker says
     online (it subscribes first), so no step publishes into the void."""
     from edgecascade.benchmarks.gateway import _wait_gateway_online

@@ -67,7 +67,19 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
 
 
+# The gateway's MQTT connections each fault breaks: the repair is done when they are back.
+GATEWAY_LINKS_BROKEN = {"site-broker": 1, "cloud-broker": 1, "uplink": 1, "gateway": 2}
+
+
 def _break_and_repair(fault: Fault, topology: Topology) -> None:
+    """One fault at a time: the next one begins only once the path is whole again."""
+    gateway = topology.gateway
+    gateway_before = gateway.connections()
+    _break_and_restart(fault, topology)
+    gateway.wait_connections(gateway_before + GATEWAY_LINKS_BROKEN.get(fault.target, 0))
+
+
+def _break_and_restart(fault: Fault, topology: Topology) -> None:
     if fault.target == "uplink":
         topology.uplink.cut()
         time.sleep(fault.down_s)
@@ -79,8 +91,11 @@ def _break_and_repair(fault: Fault, topology: Topology) -> None:
         broker.start()
     else:
         service = {s.name: s for s in topology.services()}[fault.victim]
+        before = service.connections()
         service.kill()
         time.sleep(fault.down_s)
         service.start()
         if service is topology.cloud:
             topology.wait_cloud()
+        elif service is not topology.gateway:  # an agent or a worker: one connection
+            service.wait_connections(before + 1)

@@ -68,11 +68,19 @@ class Service:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def has_connected(self) -> bool:
-        """Whether the process logged an MQTT connection (after CONNACK and the subscriptions
-        it sends first)."""
+    def connections(self) -> int:
+        """MQTT connections this service's processes logged so far (each after its CONNACK and
+        the subscriptions it sends first; a restarted process appends to the same log)."""
         log = self.group.logdir / f"{self.name}.log"
-        return log.exists() and ": connected to " in log.read_text(errors="replace")
+        return log.read_text(errors="replace").count(": connected to ") if log.exists() else 0
+
+    def has_connected(self) -> bool:
+        return self.connections() > 0
+
+    def wait_connections(self, count: int, timeout: float = 90.0) -> None:
+        """Until ``count`` connections were logged: the service is back on its brokers."""
+        if not wait_until(lambda: self.connections() >= count, timeout=timeout, step=0.1):
+            raise AssertionError(f"{self.name} did not reconnect\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         return f"--- {self.name}\n{self.group.log_tail(self.name, lines)}"
