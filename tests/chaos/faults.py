@@ -2,7 +2,9 @@
 
 One seed gives one plan (the order of the faults, the pauses between them, how long each part
 stays down, which agent and which worker): ``EC_CHAOS_SEED=<seed>`` replays a failed run's plan.
-Timing on a shared machine still varies, so a replay repeats the faults, not every interleaving.
+Faults come one at a time: the next begins once the path is whole again (the restarted process
+and the gateway reconnected). Timing on a shared machine still varies, so a replay repeats the
+faults, not every interleaving of messages with them.
 """
 
 from __future__ import annotations

@@ -96,6 +96,17 @@ def stored(url: str) -> dict[str, Any]:
     return out
 
 
+def chaos_seed() -> int:
+    """``EC_CHAOS_SEED`` when set (a replay), else a fresh random seed."""
+    given = os.environ.get("EC_CHAOS_SEED", "").strip()
+    if not given:
+        return random.SystemRandom().randrange(1, 2**31)
+    try:
+        return int(given)
+    except ValueError:
+        raise pytest.UsageError(f"EC_CHAOS_SEED must be an integer, got {given!r}") from None
+
+
 def without_verdict(url: str) -> str:
     """When and from whom the escalations that got no verdict came (a failure's first clue)."""
     from sqlalchemy import create_engine, text
@@ -120,7 +131,7 @@ def without_verdict(url: str) -> str:
 def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
     tmp_path: Path, chaos_db: str
 ) -> None:
-    seed = int(os.environ.get("EC_CHAOS_SEED") or random.SystemRandom().randrange(1, 2**31))
+    seed = chaos_seed()
     logger.warning("chaos seed %d (replay with EC_CHAOS_SEED=%d)", seed, seed)
     topology = Topology(tmp_path, chaos_db, agents=AGENTS, workers=WORKERS, fps=FPS)
     faults = plan(seed, topology)
