@@ -34,24 +34,29 @@ class Fault:
         return f"{action} {self.victim} for {self.down_s:.1f}s after {self.pause_s:.1f}s"
 
 
-def plan(seed: int, topology: Topology) -> list[Fault]:
-    """Each target once, in a seeded order, with seeded pauses and downtimes."""
+def plan(seed: int, topology: Topology, rounds: int = 1) -> list[Fault]:
+    """Each target once per round, in a seeded order, with seeded pauses and downtimes."""
     rng = random.Random(seed)
-    order = list(TARGETS)
-    rng.shuffle(order)
-    victims = {
-        "worker": rng.choice([w.name for w in topology.workers]),
-        "agent": rng.choice([a.name for a in topology.agents]),
-    }
-    return [
-        Fault(
-            target=target,
-            victim=victims.get(target, target),
-            pause_s=round(rng.uniform(1.0, 4.0), 2),
-            down_s=round(rng.uniform(3.0, 8.0) if target == "uplink" else rng.uniform(0.3, 3.0), 2),
-        )
-        for target in order
-    ]
+    faults: list[Fault] = []
+    for _ in range(rounds):
+        order = list(TARGETS)
+        rng.shuffle(order)
+        victims = {
+            "worker": rng.choice([w.name for w in topology.workers]),
+            "agent": rng.choice([a.name for a in topology.agents]),
+        }
+        faults += [
+            Fault(
+                target=target,
+                victim=victims.get(target, target),
+                pause_s=round(rng.uniform(1.0, 4.0), 2),
+                down_s=round(
+                    rng.uniform(3.0, 8.0) if target == "uplink" else rng.uniform(0.3, 3.0), 2
+                ),
+            )
+            for target in order
+        ]
+    return faults
 
 
 def inject(fault: Fault, topology: Topology) -> str:

@@ -32,6 +32,9 @@ FAST_RECONNECT = {
     "EC_GATEWAY_CLOUD_MQTT__RECONNECT_MAX": "1",
     "EC_CLOUD_MQTT__RECONNECT_MAX": "1",
 }
+# The brokers here save every second (edgecascade.brokers): what they acknowledged in the second
+# before a SIGKILL is sent again by the agents' and the gateway's outboxes after they reconnect.
+OUTBOX_REPLAY = {"EC_AGENT_OUTBOX_REPLAY_S": "5", "EC_GATEWAY_OUTBOX_REPLAY_S": "5"}
 AGENT_ENV = {
     # Many unsure frames, none held back, so escalations and verdicts are exercised too.
     "EC_AGENT_ESCALATION__COOLDOWN_S": "0",
@@ -55,7 +58,8 @@ class Service:
     starts: int = 0
 
     def start(self) -> None:
-        self.proc = self.group.spawn_cli(self.name, *self.argv, env={**FAST_RECONNECT, **self.env})
+        env = {**FAST_RECONNECT, **OUTBOX_REPLAY, **self.env}
+        self.proc = self.group.spawn_cli(self.name, *self.argv, env=env)
         self.starts += 1
 
     def kill(self) -> None:
