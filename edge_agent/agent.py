@@ -133,7 +133,8 @@ class Agent:
             gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
         )
         self._skipped = lambda: int(getattr(source, "skipped", 0))
-        outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024))
+        outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
+                        replay_window_s=s.outbox_replay_s)  # fmt: skip
         link = MqttLink(
             s.mqtt,
             f"{s.site}.{s.device}",

@@ -49,6 +49,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_cloud_parser(benches)
     benches.choices["cloud"].set_defaults(func=_runner("cloud"))
+    from edgecascade.benchmarks.load import add_load_parser
+
+    add_load_parser(benches)
+    benches.choices["load"].set_defaults(func=_runner("load"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

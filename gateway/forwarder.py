@@ -146,9 +146,11 @@ class Gateway:
         s = self.settings
         quota = int(s.outbox_quota_mb * 1024 * 1024)
         uplink = Outbox(s.data_dir / "outbox.db", classes=UPLINK_CLASSES, quota_bytes=quota,
-                        dedup_window_s=s.dedup_window_s)  # fmt: skip
+                        dedup_window_s=s.dedup_window_s,
+                        replay_window_s=s.outbox_replay_s)  # fmt: skip
         downlink = Outbox(s.data_dir / "downlink.db", classes=DOWNLINK_CLASSES,
-                          quota_bytes=quota, dedup_window_s=s.dedup_window_s)  # fmt: skip
+                          quota_bytes=quota, dedup_window_s=s.dedup_window_s,
+                          replay_window_s=s.outbox_replay_s)  # fmt: skip
         self.uplink = uplink
         cloud = MqttLink(
             s.cloud_mqtt,

@@ -6,6 +6,13 @@ within one class in the order they were put) and deletes a row only after the br
 crash between publish and delete sends the row again: at-least-once, de-duplicated downstream by
 ``msg_id``. Rows past their class's TTL expire; when the disk quota is full the lowest-priority,
 oldest rows make room. Every expiry and drop is counted in the ``counters`` table, never silent.
+
+A broker acknowledges a message before it is on its disk (Mosquitto saves every
+``autosave_interval``), so a SIGKILLed broker can lose what it acknowledged last. With
+``replay_window_s`` > 0 an acknowledged row is kept that long, marked sent, and after every new
+connection the sender publishes the rows sent within the window again (counted as
+``replayed.<class>``); the receivers de-duplicate them by ``msg_id``. Set the window above the
+broker's autosave interval. The chaos suite (``tests/chaos``) found the loss this closes.
 """
 
 from __future__ import annotations
@@ -40,11 +47,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     created  REAL    NOT NULL,
     expires  REAL    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority, seq);
 CREATE INDEX IF NOT EXISTS outbox_expires ON outbox (expires);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
+"""
+# Rows acknowledged and kept for replay have ``sent_at``; the pending ones have none. Added after
+# the first release: older outbox files get the column when opened.
+_SENT_SCHEMA = """
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (priority, seq) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+DROP INDEX IF EXISTS outbox_order;
 """
 
 
@@ -94,12 +107,15 @@ class Outbox:
         classes: Mapping[str, ClassPolicy] = DEFAULT_CLASSES,
         quota_bytes: int = 256 * 1024 * 1024,
         dedup_window_s: float = 0.0,
+        replay_window_s: float = 0.0,
         clock: Clock = time.time,
     ) -> None:
         """``dedup_window_s`` > 0 also refuses a ``msg_id`` sent within that window (the gateway
-        uses it: a device that missed a PUBACK sends again after its message was forwarded)."""
+        uses it: a device that missed a PUBACK sends again after its message was forwarded).
+        ``replay_window_s`` > 0 keeps acknowledged rows that long for :meth:`replayable`."""
         self.path = path
         self.dedup_window_s = dedup_window_s
+        self.replay_window_s = replay_window_s
         self._next_prune = 0.0
         self._next_expiry = 0.0
         self.classes = dict(classes)
@@ -113,8 +129,14 @@ class Outbox:
         # NORMAL survives a process crash (SIGKILL); FULL would also survive power loss.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "sent_at" not in columns:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN sent_at REAL")
+        self._db.executescript(_SENT_SCHEMA)
         self._bytes = int(
-            self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()[0]
+            self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE sent_at IS NULL"
+            ).fetchone()[0]
         )
 
     def close(self) -> None:
@@ -193,8 +215,8 @@ class Outbox:
             return False
         while self._bytes + size > self.quota_bytes:
             victim = self._db.execute(
-                "SELECT seq, klass, LENGTH(payload) FROM outbox WHERE priority >= ?"
-                " ORDER BY priority DESC, seq LIMIT 1",
+                "SELECT seq, klass, LENGTH(payload) FROM outbox"
+                " WHERE priority >= ? AND sent_at IS NULL ORDER BY priority DESC, seq LIMIT 1",
                 (priority,),
             ).fetchone()
             if victim is None:
@@ -214,10 +236,30 @@ class Outbox:
             self._expire()
             rows = self._db.execute(
                 "SELECT seq, klass, topic, payload, qos, retain, created FROM outbox"
-                " ORDER BY priority, seq LIMIT ?",
+                " WHERE sent_at IS NULL ORDER BY priority, seq LIMIT ?",
                 (limit,),
             ).fetchall()
         return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
+
+    def replayable(self) -> list[Row]:
+        """Rows acknowledged within ``replay_window_s``, oldest first (older ones are deleted);
+        counted as ``replayed.<class>``, since the caller sends them again."""
+        if self.replay_window_s <= 0:
+            return []
+        with self._lock:
+            self._purge_sent()
+            rows = self._db.execute(
+                "SELECT seq, klass, topic, payload, qos, retain, created FROM outbox"
+                " WHERE sent_at IS NOT NULL ORDER BY priority, seq"
+            ).fetchall()
+            self._count_all(Counter(f"replayed.{r[1]}" for r in rows))
+        return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
+
+    def _purge_sent(self) -> None:
+        """Forget acknowledged rows older than the replay window (lock held)."""
+        self._db.execute(
+            "DELETE FROM outbox WHERE sent_at < ?", (self._clock() - self.replay_window_s,)
+        )
 
     def wait(self, timeout: float) -> None:
         """Block until something is put or ``timeout`` passes."""
@@ -230,15 +272,26 @@ class Outbox:
         if not rows:
             return
         tally: Counter[str] = Counter()
+        keep = self.replay_window_s > 0 and outcome == "sent"
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             for start in range(0, len(rows), 500):
                 seqs = [row.seq for row in rows[start : start + 500]]
-                deleted = self._db.execute(
-                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(seqs))})"
-                    " RETURNING klass, LENGTH(payload)",
-                    seqs,
-                ).fetchall()
+                marks = ",".join("?" * len(seqs))
+                # Kept for replay (marked sent) or deleted; rows already gone or already marked
+                # (expired meanwhile, acknowledged twice) are not counted again.
+                if keep:
+                    deleted = self._db.execute(
+                        f"UPDATE outbox SET sent_at = ? WHERE seq IN ({marks})"
+                        " AND sent_at IS NULL RETURNING klass, LENGTH(payload)",
+                        [self._clock(), *seqs],
+                    ).fetchall()
+                else:
+                    deleted = self._db.execute(
+                        f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent_at IS NULL"
+                        " RETURNING klass, LENGTH(payload)",
+                        seqs,
+                    ).fetchall()
                 for klass, size in deleted:  # rows already gone (expired meanwhile) are not
                     self._bytes -= int(size)
                     tally[f"{outcome}.{klass}"] += 1
@@ -250,8 +303,11 @@ class Outbox:
         if now < self._next_expiry:
             return  # once a second is precise enough for TTLs of minutes to days
         self._next_expiry = now + 1.0
+        if self.replay_window_s > 0:
+            self._purge_sent()
         expired = self._db.execute(
-            "DELETE FROM outbox WHERE expires < ? RETURNING klass, LENGTH(payload)",
+            "DELETE FROM outbox WHERE expires < ? AND sent_at IS NULL"
+            " RETURNING klass, LENGTH(payload)",
             (now,),
         ).fetchall()
         for klass, size in expired:
@@ -279,7 +335,9 @@ class Outbox:
         """Queued rows per class."""
         with self._lock:
             return dict(
-                self._db.execute("SELECT klass, COUNT(*) FROM outbox GROUP BY klass").fetchall()
+                self._db.execute(
+                    "SELECT klass, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY klass"
+                ).fetchall()
             )
 
     def counters(self) -> dict[str, int]:
@@ -326,12 +384,16 @@ class OutboxSender(threading.Thread):
         self.join(timeout=5)
 
     def run(self) -> None:
+        replayed_on = 0  # the connection whose replay was sent
         while not self._stopping.is_set():
             if not self.link.wait_connected(0.5):
                 continue
             if self._ready is not None and not self._ready():
                 self._stopping.wait(0.2)  # e.g. no consumer on the broker yet: hold the rows
                 continue
+            connection = self.link.connects
+            if connection != replayed_on and self._replay():
+                replayed_on = connection
             rows = self.outbox.peek(self.batch)
             if not rows:
                 self.outbox.wait(0.5)
@@ -342,6 +404,24 @@ class OutboxSender(threading.Thread):
                     self._stopping.wait(wait)  # let a batch gather
                     rows = self.outbox.peek(self.batch)
             self._send(rows)
+
+    def _replay(self) -> bool:
+        """After a new connection, send the rows acknowledged within the replay window again:
+        the broker may have died before saving them. True once all were acknowledged again."""
+        rows = self.outbox.replayable()
+        if rows:
+            logger.info("outbox: sending %d recently acknowledged row(s) again", len(rows))
+        for start in range(0, len(rows), self.batch):
+            pending = [
+                self.link.publish(m) for m, _ in self._coalesce(rows[start : start + self.batch])
+            ]
+            for info in pending:
+                try:
+                    if not self.link.confirm(info, self.ack_timeout):
+                        return False  # link dropped: replayed again on the next connection
+                except BrokerError:
+                    continue  # refused now as before; it was counted when first sent
+        return True
 
     def _send(self, rows: list[Row]) -> None:
         pending = [(rows, self.link.publish(msg)) for msg, rows in self._coalesce(rows)]

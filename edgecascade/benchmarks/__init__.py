@@ -10,10 +10,12 @@ from edgecascade.benchmarks.cloud import bench_cloud
 from edgecascade.benchmarks.codec import bench_codec
 from edgecascade.benchmarks.edge import bench_edge
 from edgecascade.benchmarks.gateway import bench_gateway
+from edgecascade.benchmarks.load import bench_load
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cloud": bench_cloud,
     "codec": bench_codec,
     "edge": bench_edge,
     "gateway": bench_gateway,
+    "load": bench_load,
 }

@@ -332,7 +332,7 @@ def _progress(line: str) -> None:
     sys.stderr.flush()
 
 
-def _wait_gateway_online(port: int, timeout: float) -> None:
+def _wait_gateway_online(port: int, timeout: float, site: str = SITE) -> None:
     """Until the gateway's retained state on the broker at ``port`` says online."""
     from shared.codec import decode
     from shared.messages import StateMessage
@@ -348,7 +348,7 @@ def _wait_gateway_online(port: int, timeout: float) -> None:
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     client.on_message = on_message
     client.connect("127.0.0.1", port)
-    client.subscribe(topic(SITE, "gateway", Kind.STATE), qos=1)
+    client.subscribe(topic(site, "gateway", Kind.STATE), qos=1)
     client.loop_start()
     try:
         if not online.wait(timeout):

@@ -111,3 +111,87 @@ def test_put_many_is_one_transaction_with_outcomes_in_order(tmp_path: Path) -> N
     else:
         raise AssertionError("an unknown class was accepted")
     assert box.depth() == {"escalation": 1, "result": 2}  # nothing of the refused group
+
+
+def test_replay_window_keeps_acknowledged_rows_for_a_resend(tmp_path: Path) -> None:
+    now = [1000.0]
+    box = Outbox(tmp_path / "o.db", replay_window_s=10, clock=lambda: now[0])
+    for n in range(3):
+        box.put("result", msg(n), f"m{n}")
+    box.ack(box.peek(2))
+    box.ack(box.peek(2)[:0])  # nothing: a no-op
+    assert [r.message.topic for r in box.peek()] == ["t/2"]  # sent rows are not sent as new
+    assert box.depth() == {"result": 1} and box.size_bytes == 10
+    assert [r.message.topic for r in box.replayable()] == ["t/0", "t/1"]
+    assert box.counters()["sent.result"] == 2 and box.counters()["replayed.result"] == 2
+    now[0] += 11  # past the window: forgotten
+    assert box.replayable() == []
+    assert box.depth() == {"result": 1}
+
+
+def test_an_outbox_file_from_before_the_replay_column_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, klass TEXT NOT NULL,"
+        " priority INTEGER NOT NULL, msg_id TEXT UNIQUE, topic TEXT NOT NULL, payload BLOB"
+        " NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
+        " expires REAL NOT NULL);"
+        "CREATE INDEX outbox_order ON outbox (priority, seq);"
+        "INSERT INTO outbox (klass, priority, msg_id, topic, payload, qos, retain, created,"
+        " expires) VALUES ('result', 1, 'm0', 't/0', x'00', 1, 0, 1, 9e18);"
+    )
+    db.commit()
+    db.close()
+    box = Outbox(path, replay_window_s=5)
+    assert [r.message.topic for r in box.peek()] == ["t/0"]
+    box.ack(box.peek())
+    assert [r.message.topic for r in box.replayable()] == ["t/0"]
+
+
+def _deliver_then_crash_the_broker(tmp_path: Path, replay_window_s: float) -> int:
+    """Results acknowledged by a broker that is SIGKILLed before it saves them, for a subscriber
+    that is away: how many reach the subscriber once everything is back."""
+    from edgecascade.brokers import MosquittoBroker
+    from shared.mqtt import MqttLink
+    from shared.outbox import OutboxSender
+    from tests.utils.mqtt import Collector, wait_until
+
+    # Never saved on its own: only a clean stop writes the persistence file.
+    broker = MosquittoBroker(tmp_path / "broker", extra_conf="autosave_interval 3600")
+    broker.start()
+    try:
+        with Collector(broker.settings, "t/#", client_id="away"):
+            pass  # a persistent session subscribed to t/#, then away
+        broker.stop()  # clean: the session is saved
+        broker.start()
+        box = Outbox(tmp_path / "o.db", replay_window_s=replay_window_s)
+        link = MqttLink(broker.settings, "sender", persistent=False)
+        sender = OutboxSender(box, link)
+        link.start()
+        sender.start()
+        for n in range(20):
+            box.put("result", msg(n), f"m{n}")
+        assert wait_until(lambda: box.depth() == {}, timeout=15)  # every PUBACK is in
+        broker.kill()  # the 20 queued messages were never saved
+        broker.start()
+        with Collector(broker.settings, "t/#", client_id="away") as collector:
+            wait_until(lambda: len(collector.messages) >= 20, timeout=10)
+            received = {m.topic for m in collector.messages}
+        sender.stop()
+        link.stop()
+        box.close()
+        return len(received)
+    finally:
+        broker.stop()
+
+
+def test_a_broker_killed_before_saving_loses_nothing_within_the_replay_window(
+    tmp_path: Path,
+) -> None:
+    assert _deliver_then_crash_the_broker(tmp_path / "replay", replay_window_s=30) == 20
+    # The same without the window: the broker's PUBACK was the end of the outbox's duty, and
+    # the crash took all 20.
+    assert _deliver_then_crash_the_broker(tmp_path / "plain", replay_window_s=0) == 0
