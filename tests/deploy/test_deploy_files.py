@@ -121,3 +121,14 @@ def test_broker_size_limits_fit_the_contracts_messages() -> None:
         assert _broker_setting(conf, "max_inflight_messages") > 0
     ingest_window = CloudSettings().ingest.batch_size
     assert _broker_setting("cloud.conf", "max_inflight_messages") >= ingest_window
+
+
+def test_outboxes_replay_past_the_brokers_autosave() -> None:
+    """A broker killed between autosaves loses messages it acknowledged; the shipped configs keep
+    acknowledged outbox rows longer than that, so the devices and the gateway send them again."""
+    agent = load_settings(AgentSettings, REPO / "deploy" / "config" / "agent.toml")
+    gateway = load_settings(GatewaySettings, REPO / "deploy" / "config" / "gateway.toml")
+    # The camera publishes to the site broker; the gateway to both (uplink and downlink).
+    assert agent.outbox_replay_s > _broker_setting("site.conf", "autosave_interval")
+    for conf in ("site.conf", "cloud.conf"):
+        assert gateway.outbox_replay_s > _broker_setting(conf, "autosave_interval")

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from edgecascade.cli import main
+from edgecascade.cli import build_parser, main
 from edgecascade.configref import reference
 from tests.utils.paths import REPO
 
-COMMANDS = [
-    ["agent"],
-    ["gateway"],
-    ["cloud"],
-    ["cloud", "migrate"],
-    ["demo"],
-    ["models"],
-    ["models", "build"],
-    ["models", "eval"],
-    ["bench"],
-    ["bench", "codec"],
-    ["bench", "edge"],
-    ["config-reference"],
-]
+
+def _commands(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+    """Every command and subcommand of the CLI, walked from the parser itself."""
+    found = [path] if path else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.extend(_commands(sub, [*path, name]))
+    return found
+
+
+COMMANDS = _commands(build_parser(), [])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
