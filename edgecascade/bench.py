@@ -49,6 +49,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_cloud_parser(benches)
     benches.choices["cloud"].set_defaults(func=_runner("cloud"))
+    from edgecascade.benchmarks.cascade import add_cascade_parser
+
+    add_cascade_parser(benches)
+    benches.choices["cascade"].set_defaults(func=_runner("cascade"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:
