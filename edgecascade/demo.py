@@ -162,7 +162,10 @@ class Demo:
         self.say(f"logs and data: {plan.workdir}")
         return 0 if summary["stored"] == summary["results"] else 1
 
-    def start_services(self, site_port: int, cloud_port: int) -> None:
+    def start_services(
+        self, site_port: int, cloud_port: int, gateway_env: dict[str, str] | None = None
+    ) -> None:
+        """Cloud, worker and gateway; ``gateway_env`` adds ``EC_GATEWAY_*`` settings."""
         plan = self.plan
         self.group.spawn_cli(
             "cloud",
@@ -200,6 +203,7 @@ class Demo:
             str(cloud_port),
             "--telemetry-window",
             "5",
+            env=gateway_env,
         )
 
     def _start_agents(self, site_port: int) -> list[str]:

@@ -90,6 +90,11 @@ def add_cascade_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         help="seconds to wait for one policy's answers and bytes (default: 120)",
     )
     arg(
+        "--compress-batches",
+        action="store_true",
+        help="run the gateway with batch.compress: result batches go up zlib-compressed",
+    )
+    arg(
         "--plot",
         type=Path,
         metavar="FILE",
@@ -109,12 +114,12 @@ def default_policies(fps: float) -> list[PolicyPoint]:
         rule("cloud-only", "cloud-only", mode="always"),
         rule("edge-only", "edge-only", mode="max_prob", threshold=0.0),
         *(rule(f"threshold-{t:.2f}", "threshold", mode="max_prob", threshold=t)
-          for t in (0.6, 0.7, 0.8, 0.9)),
-        *(rule(f"margin-{m:.2f}", "margin", mode="margin", margin=m) for m in (0.3, 0.5, 0.7)),
+          for t in (0.6, 0.7, 0.75, 0.8, 0.9)),
+        *(rule(f"margin-{m:.2f}", "margin", mode="margin", margin=m) for m in (0.3, 0.5, 0.6, 0.7)),
         *(rule(f"entropy-{h:.2f}", "entropy", mode="entropy", entropy=h)
-          for h in (0.15, 0.25, 0.35)),
+          for h in (0.15, 0.25, 0.3, 0.35)),
         *(rule(f"calibrated-{t:.2f}", "calibrated", True, mode="max_prob", threshold=t)
-          for t in (0.8, 0.9, 0.95)),
+          for t in (0.8, 0.85, 0.9, 0.95)),
         # A budget of 10 % of the frame rate under a rule that would escalate more.
         PolicyPoint("budget-10pct", "budget", {"mode": "max_prob", "threshold": 0.9,
                     "budget_per_minute": round(0.10 * fps * 60, 3), "burst": 10,
@@ -143,6 +148,7 @@ def bench_cascade(args: argparse.Namespace) -> dict[str, Any]:
     for pair in pairs:
         frames = _frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
         run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name)
+        run.compress = args.compress_batches
         measured = run.measure()
         report["pairs"][pair.name] = measured
         tables.append(f"{pair.name} pair\n" + _table(measured))
@@ -202,6 +208,7 @@ class CascadeRun:
         self.timeout = timeout
         self.workdir = workdir.resolve()
         self.temperature: dict[str, Any] | None = None
+        self.compress = False  # the gateway's batch.compress
 
     def measure(self) -> dict[str, Any]:
         from edgecascade.brokers import MosquittoBroker, free_port
@@ -218,7 +225,8 @@ class CascadeRun:
         try:
             site_broker.start()
             cloud_broker.start()
-            demo.start_services(site_broker.port, cloud_broker.port)
+            env = {"EC_GATEWAY_BATCH__COMPRESS": "true" if self.compress else "false"}
+            demo.start_services(site_broker.port, cloud_broker.port, gateway_env=env)
             _wait_worker(demo, self.timeout)
             with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                 for point in self.points:
@@ -235,6 +243,7 @@ class CascadeRun:
             "cloud_model": _display(self.pair.cloud),
             "frames": cloud_only["frames"],
             "fps": self.fps,
+            "gateway_compress": self.compress,
             "temperature_fit": self.temperature,
             "policies": policies,
             "targets": judge_targets(policies, cloud_only),

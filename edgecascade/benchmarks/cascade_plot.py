@@ -49,10 +49,10 @@ def _panel(ax: Any, name: str, measured: dict[str, Any]) -> None:
         size = 90 if family in ("edge-only", "cloud-only") else 55
         ax.plot(xs, ys, marker=marker, markersize=size ** 0.5 * 1.2, linestyle="-"
                 if len(members) > 1 else "", label=family)  # fmt: skip
-        for p in members:
-            ax.annotate(p["policy"].split("-", 1)[-1] if family not in ("edge-only", "cloud-only")
-                        else family, (p["bytes_ratio"], 100 * p["accuracy"]),
-                        textcoords="offset points", xytext=(4, -10), fontsize=7)  # fmt: skip
+        if family in ("edge-only", "cloud-only"):
+            ax.annotate(family, (xs[0], ys[0]), textcoords="offset points", xytext=(6, -12),
+                        fontsize=8)  # fmt: skip
+    ax.axhline(100 * cloud["accuracy"], color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xlim(0, 1.05)
     ax.set_xlabel("bytes uplinked (fraction of cloud-only: results + escalated frames)")
     ax.set_ylabel("accuracy after verdicts (%)")

@@ -62,8 +62,9 @@ def score(point: PolicyPoint, traffic: DeviceTraffic, agent: dict[str, int]) -> 
             verdict_ms.append(first + (verdict.arrived_at - answer.answered_at) * 1000)
         final_ms.append(verdict_ms[-1] if verdict is not None else first)
     frames = len(answers)
-    result_bytes = traffic.uplink_bytes.get(Kind.RESULT_BATCH.value, 0.0)
-    frame_bytes = traffic.uplink_bytes.get(Kind.ESCALATION.value, 0.0)
+    # Whole bytes (a batch shared between devices is split in proportion, so shares are floats).
+    result_bytes = round(traffic.uplink_bytes.get(Kind.RESULT_BATCH.value, 0.0))
+    frame_bytes = round(traffic.uplink_bytes.get(Kind.ESCALATION.value, 0.0))
     return {
         "policy": point.name,
         "family": point.family,
@@ -82,9 +83,9 @@ def score(point: PolicyPoint, traffic: DeviceTraffic, agent: dict[str, int]) -> 
         "final_answer_ms": percentiles(final_ms),
         "verdict_ms": percentiles(verdict_ms),
         "uplinked_results": traffic.uplinked_results,
-        "result_bytes": round(result_bytes),
-        "frame_bytes": round(frame_bytes),
-        "uplink_bytes": round(result_bytes + frame_bytes),
+        "result_bytes": result_bytes,
+        "frame_bytes": frame_bytes,
+        "uplink_bytes": result_bytes + frame_bytes,
         "uplink_bytes_per_frame": (result_bytes + frame_bytes) / frames if frames else 0.0,
         "other_uplink_bytes": round(
             sum(v for k, v in traffic.uplink_bytes.items() if k not in _FRAME_KIND_VALUES)

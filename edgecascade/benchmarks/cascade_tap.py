@@ -7,7 +7,8 @@ Two listeners, both plain MQTT subscribers beside the real components (they chan
   subscribes to the same broker, so the arrival here is when the cloud's answer reaches it;
 - **cloud broker**: every payload the gateway sends up for the site, by device and kind, with
   its length on the wire. A result batch carries several devices' results; its bytes are split
-  between them in proportion to the length of each one's entries. Results are counted under
+  between them in proportion to the length of each one's entries (its JSON, inflated first when
+  the gateway compresses batches). Results are counted under
   ``results`` whether they went up in a batch or alone.
 
 Copies that arrive twice (at-least-once delivery) are answered once (first arrival) but their
@@ -22,6 +23,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from shared.codec import batch_json
 from shared.config import MqttSettings
 from shared.errors import ContractError
 from shared.mqtt import MqttLink, Received
@@ -134,7 +136,7 @@ class WireTap:
                 traffic.uplinked_results += 1
 
     def _split_batch(self, payload: bytes, size: int) -> None:
-        entries = json.loads(payload)["results"]
+        entries = json.loads(batch_json(payload))["results"]
         lengths: dict[str, int] = defaultdict(int)
         counts: dict[str, int] = defaultdict(int)
         for entry in entries:
