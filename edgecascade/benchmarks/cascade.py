@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecascade.benchmarks.cascade_pairs import ModelPair, resolve_pairs
+from edgecascade.benchmarks.cascade_pairs import ModelPair, frame_subset, resolve_pairs
 from edgecascade.benchmarks.cascade_score import PolicyPoint, add_ratios, score
+from edgecascade.benchmarks.cascade_table import format_report
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap
 from edgecascade.benchmarks.cascade_targets import judge_targets
-from edgecascade.benchmarks.table import format_table
 from shared.cli import SubParsers
 from shared.errors import EdgeCascadeError
 
@@ -146,12 +146,12 @@ def bench_cascade(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"fps": args.fps, "pairs": {}, "skipped": skipped}
     tables = []
     for pair in pairs:
-        frames = _frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
-        run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name)
-        run.compress = args.compress_batches
+        frames = frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
+        run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name,
+                         compress=args.compress_batches)  # fmt: skip
         measured = run.measure()
         report["pairs"][pair.name] = measured
-        tables.append(f"{pair.name} pair\n" + _table(measured))
+        tables.append(f"{pair.name} pair\n" + format_report(measured))
     if args.plot is not None:
         from edgecascade.benchmarks.cascade_plot import plot
 
@@ -172,35 +172,11 @@ def _select(points: list[PolicyPoint], names: str | None) -> list[PolicyPoint]:
     return [p for p in points if p.name in wanted or p.family in ("edge-only", "cloud-only")]
 
 
-def _frame_subset(root: Path, limit: int | None, into: Path) -> Path:
-    """``limit`` frames taken in turn from each label's sorted files, as symlinks (or all)."""
-    from edge_agent.sources import IMAGE_SUFFIXES
-
-    classes = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
-    if not classes:
-        raise EdgeCascadeError(f"frame folder {root} has no <label>/ folders of images")
-    if limit is None:
-        return root
-    files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-             for d in classes]  # fmt: skip
-    chosen: list[Path] = []
-    depth = 0
-    while len(chosen) < limit and any(depth < len(f) for f in files):
-        chosen.extend(f[depth] for f in files if depth < len(f))
-        depth += 1
-    for path in chosen[:limit]:
-        link = into / path.parent.name / path.name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            os.symlink(path.resolve(), link)
-    return into
-
-
 class CascadeRun:
     """The topology for one pair, and one agent per policy through it."""
 
     def __init__(self, pair: ModelPair, frames: Path, points: list[PolicyPoint], fps: float,
-                 timeout: float, workdir: Path) -> None:  # fmt: skip
+                 timeout: float, workdir: Path, compress: bool = False) -> None:  # fmt: skip
         self.pair = pair
         self.frames = frames
         self.points = points
@@ -208,7 +184,7 @@ class CascadeRun:
         self.timeout = timeout
         self.workdir = workdir.resolve()
         self.temperature: dict[str, Any] | None = None
-        self.compress = False  # the gateway's batch.compress
+        self.compress = compress  # the gateway's batch.compress
 
     def measure(self) -> dict[str, Any]:
         from edgecascade.brokers import MosquittoBroker, free_port
@@ -318,7 +294,7 @@ def _complete(traffic: DeviceTraffic, stats: dict[str, int]) -> bool:
     )
 
 
-def _wait_for(predicate: Any, timeout: float) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -367,38 +343,3 @@ def _display(path: Path) -> str:
         return path.resolve().relative_to(REPO).as_posix()
     except ValueError:
         return path.name
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _ms(value: dict[str, float | None]) -> str:
-    p50 = value["p50"]
-    return "-" if p50 is None else f"{p50:.1f}"
-
-
-def _table(measured: dict[str, Any]) -> str:
-    headers = ["policy", "escalated %", "accuracy %", "vs cloud pts", "uplink B/frame",
-               "bytes ratio", "frame bytes ratio", "first p50 ms", "final p50 ms",
-               "final p95 ms", "verdicts missing"]  # fmt: skip
-    rows = []
-    for p in measured["policies"]:
-        vs = p["accuracy_vs_cloud_points"]
-        rows.append([
-            p["policy"], _pct(p["escalated_fraction"]), _pct(p["accuracy"]),
-            "-" if vs is None else f"{vs:+.2f}", f"{p['uplink_bytes_per_frame']:.0f}",
-            "-" if p["bytes_ratio"] is None else f"{p['bytes_ratio']:.3f}",
-            "-" if p["frame_bytes_ratio"] is None else f"{p['frame_bytes_ratio']:.3f}",
-            _ms(p["first_answer_ms"]), _ms(p["final_answer_ms"]),
-            "-" if p["final_answer_ms"]["p95"] is None else f"{p['final_answer_ms']['p95']:.1f}",
-            p["verdicts_missing"],
-        ])  # fmt: skip
-    lines = [format_table(headers, rows)]
-    fit = measured["temperature_fit"]
-    if fit is not None:
-        lines.append(f"calibrated: temperature {fit['temperature']:g} fitted on "
-                     f"{fit['samples']} cloud verdicts (NLL {fit['nll_before']:.3f} -> "
-                     f"{fit['nll_after']:.3f})")  # fmt: skip
-    lines.extend(measured["targets"]["lines"])
-    return "\n".join(lines)

@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.sources import IMAGE_SUFFIXES
+from shared.errors import EdgeCascadeError
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -50,3 +53,25 @@ def resolve_pairs(names: list[str], frames: Path | None) -> tuple[list[ModelPair
             continue
         pairs.append(pair)
     return pairs, skipped
+
+
+def frame_subset(root: Path, limit: int | None, into: Path) -> Path:
+    """``limit`` frames taken in turn from each label's sorted files, as symlinks (or all)."""
+    classes = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if not classes:
+        raise EdgeCascadeError(f"frame folder {root} has no <label>/ folders of images")
+    if limit is None:
+        return root
+    files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+             for d in classes]  # fmt: skip
+    chosen: list[Path] = []
+    depth = 0
+    while len(chosen) < limit and any(depth < len(f) for f in files):
+        chosen.extend(f[depth] for f in files if depth < len(f))
+        depth += 1
+    for path in chosen[:limit]:
+        link = into / path.parent.name / path.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            os.symlink(path.resolve(), link)
+    return into

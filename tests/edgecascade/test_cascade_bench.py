@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from edgecascade.benchmarks.cascade_pairs import resolve_pairs
+from edgecascade.benchmarks.cascade_pairs import frame_subset, resolve_pairs
 from edgecascade.cli import main
+from shared.errors import EdgeCascadeError
 
 FRAMES = 30
 
@@ -82,3 +83,33 @@ def test_a_pair_that_is_not_built_is_skipped_with_the_reason(tmp_path: Path) -> 
     pairs, skipped = resolve_pairs(["fashion", "imagenet"], tmp_path / "nowhere")
     assert pairs == [] and str(tmp_path / "nowhere") in skipped["fashion"]
     assert main(["bench", "cascade", "--pair", "imagenet"]) == 2  # nothing to measure, said so
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--policies", "threshold-0.80,nope"], "--policies: unknown ['nope']"),
+        (["--fps", "0"], "--fps must be positive, got 0.0"),
+        (["--frames-limit", "0"], "--frames-limit must be at least 1, got 0"),
+    ],
+)
+def test_bad_arguments_are_named_before_anything_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "cascade", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_frames_are_taken_in_turn_from_each_label(tmp_path: Path) -> None:
+    root = tmp_path / "frames"
+    for label, count in (("a", 3), ("b", 1), ("c", 2)):
+        (root / label).mkdir(parents=True)
+        for n in range(count):
+            (root / label / f"{n}.png").write_bytes(b"")
+    subset = frame_subset(root, 5, tmp_path / "subset")
+    chosen = sorted(p.relative_to(subset).as_posix() for p in subset.rglob("*.png"))
+    assert chosen == ["a/0.png", "a/1.png", "b/0.png", "c/0.png", "c/1.png"]
+    assert frame_subset(root, None, tmp_path / "unused") == root
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(EdgeCascadeError, match="has no <label>/ folders of images"):
+        frame_subset(tmp_path / "flat", 5, tmp_path / "x")
