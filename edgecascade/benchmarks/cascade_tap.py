@@ -23,9 +23,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from shared.codec import batch_json
+from shared.codec import batch_json, decode
 from shared.config import MqttSettings
 from shared.errors import ContractError
+from shared.messages import ResultMessage, VerdictMessage
 from shared.mqtt import MqttLink, Received
 from shared.topics import Kind, Topic, topic_filter
 
@@ -98,24 +99,23 @@ class WireTap:
         arrived = time.time()
         try:
             topic = Topic.parse(message.topic)
-            data = json.loads(message.payload)
-        except (ContractError, ValueError):
+            decoded = decode(topic, message.payload).message
+        except ContractError:
             return  # not ours to judge: the gateway dead-letters what breaks the contract
         with self._lock:
             traffic = self._devices[topic.device]
-            if topic.kind is Kind.RESULT and data["msg_id"] not in traffic.answers:
-                top = data["top"]
-                traffic.answers[data["msg_id"]] = EdgeAnswer(
-                    frame_id=data["frame_id"],
-                    label=top[0]["label"],
-                    top=tuple((p["index"], p["score"]) for p in top),
-                    ground_truth=data.get("ground_truth"),
-                    escalated=bool(data.get("escalated")),
-                    compute_ms=sum(data.get("latency_ms", {}).values()),
-                    answered_at=data["ts"],
+            if isinstance(decoded, ResultMessage) and decoded.msg_id not in traffic.answers:
+                traffic.answers[decoded.msg_id] = EdgeAnswer(
+                    frame_id=decoded.frame_id,
+                    label=decoded.top[0].label,
+                    top=tuple((p.index, p.score) for p in decoded.top),
+                    ground_truth=decoded.ground_truth,
+                    escalated=decoded.escalated,
+                    compute_ms=sum(decoded.latency_ms.values()),
+                    answered_at=decoded.ts,
                 )
-            elif topic.kind is Kind.VERDICT and data["result_id"] not in traffic.verdicts:
-                traffic.verdicts[data["result_id"]] = CloudAnswer(data["top"][0]["label"], arrived)
+            elif isinstance(decoded, VerdictMessage) and decoded.result_id not in traffic.verdicts:
+                traffic.verdicts[decoded.result_id] = CloudAnswer(decoded.top[0].label, arrived)
 
     # -- cloud broker: bytes uplinked ------------------------------------------------------------
     def _on_cloud(self, message: Received) -> None:
