@@ -145,7 +145,7 @@ class Demo:
             self.say(
                 f"brokers: site 127.0.0.1:{site_broker.port}, cloud 127.0.0.1:{cloud_broker.port}"
             )
-            self.start_services(site_broker.port, cloud_broker.port)
+            self._start_services(site_broker.port, cloud_broker.port)
             self.say(f"cloud API: {self.api}/api/results  (OpenAPI docs: {self.api}/docs)")
             self.say(f"viewer token: {self.token}  (Authorization: Bearer <token>)")
             agents = self._start_agents(site_broker.port)
@@ -162,10 +162,7 @@ class Demo:
         self.say(f"logs and data: {plan.workdir}")
         return 0 if summary["stored"] == summary["results"] else 1
 
-    def start_services(
-        self, site_port: int, cloud_port: int, gateway_env: dict[str, str] | None = None
-    ) -> None:
-        """Cloud, worker and gateway; ``gateway_env`` adds ``EC_GATEWAY_*`` settings."""
+    def _start_services(self, site_port: int, cloud_port: int) -> None:
         plan = self.plan
         self.group.spawn_cli(
             "cloud",
@@ -203,7 +200,6 @@ class Demo:
             str(cloud_port),
             "--telemetry-window",
             "5",
-            env=gateway_env,
         )
 
     def _start_agents(self, site_port: int) -> list[str]:
@@ -251,14 +247,14 @@ class Demo:
                     running.discard(name)
                     if code != 0:
                         self.say(f"{name} exited with {code}:\n{self.group.log_tail(name)}")
-            self.check_services()
+            self._check_services()
             stored = self._count("/api/results?limit=1")
             self.say(
                 f"[{time.monotonic() - started:5.1f}s] cameras running {len(running)}/"
                 f"{len(agents)}, results stored {stored}"
             )
 
-    def check_services(self) -> None:
+    def _check_services(self) -> None:
         for name, proc in self.group.children:
             if name in ("cloud", "worker", "gateway") and proc.poll() is not None:
                 raise EdgeCascadeError(
@@ -333,7 +329,7 @@ class Demo:
     def _wait_http(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.check_services()
+            self._check_services()
             try:
                 self._get(path)
                 return

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -201,12 +203,14 @@ class CascadeRun:
         try:
             site_broker.start()
             cloud_broker.start()
-            env = {"EC_GATEWAY_BATCH__COMPRESS": "true" if self.compress else "false"}
-            demo.start_services(site_broker.port, cloud_broker.port, gateway_env=env)
+            # The demo's own start-up of cloud, worker and gateway; children inherit the
+            # environment, which is how the gateway gets its batch.compress.
+            with _environment(EC_GATEWAY_BATCH__COMPRESS="true" if self.compress else "false"):
+                demo._start_services(site_broker.port, cloud_broker.port)
             _wait_worker(demo, self.timeout)
             with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                 for point in self.points:
-                    demo.check_services()
+                    demo._check_services()
                     policies.append(self._run_policy(point, demo, tap, site_broker.port))
         finally:
             demo.group.stop_all()
@@ -271,6 +275,21 @@ class CascadeRun:
             tempered = card.model_copy(update={"temperature": self.temperature["temperature"]})
             tempered.save(card_path_for(target))
         return target
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the children started inside, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _wait_worker(demo: Demo, timeout: float) -> None:
