@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,16 +144,19 @@ def bench_cascade(args: argparse.Namespace) -> dict[str, Any]:
         sys.stderr.write(f"bench cascade: skipping the {name} pair: {reason}\n")
     if not pairs:
         raise EdgeCascadeError("no model pair to measure: " + "; ".join(skipped.values()))
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="edgecascade-cascade-"))
     report: dict[str, Any] = {"fps": args.fps, "pairs": {}, "skipped": skipped}
     tables = []
-    for pair in pairs:
-        frames = frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
-        run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name,
-                         compress=args.compress_batches)  # fmt: skip
-        measured = run.measure()
-        report["pairs"][pair.name] = measured
-        tables.append(f"{pair.name} pair\n" + format_report(measured))
+    with ExitStack() as stack:  # a temporary work directory (~80 MB a run) unless --workdir
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecascade-cascade-"))
+        )
+        for pair in pairs:
+            frames = frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
+            run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name,
+                             compress=args.compress_batches)  # fmt: skip
+            measured = run.measure()
+            report["pairs"][pair.name] = measured
+            tables.append(f"{pair.name} pair\n" + format_report(measured))
     if args.plot is not None:
         from edgecascade.benchmarks.cascade_plot import plot
 
