@@ -7,9 +7,11 @@ A frame is *unsure* when a rule fires on the small model's (temperature-calibrat
 - ``margin``: top-1 minus top-2 probability below ``margin``;
 - ``entropy``: normalised entropy (0 = certain, 1 = uniform) above ``entropy``.
 
-``mode`` picks one rule, or ``any`` for all three. An unsure frame is escalated unless the cooldown
-finds a near-duplicate (64-bit dHash within ``cooldown_distance`` bits) escalated in the last
-``cooldown_s`` seconds, or the device's token bucket (``budget_per_minute``, ``burst``) is empty.
+``mode`` picks one rule, ``any`` for all three, or ``always``: every frame is unsure, which turns a
+device into a cloud-only camera (the reference ``edgecascade bench cascade`` measures against).
+An unsure frame is escalated unless the cooldown finds a near-duplicate (64-bit dHash within
+``cooldown_distance`` bits) escalated in the last ``cooldown_s`` seconds, or the device's token
+bucket (``budget_per_minute``, ``burst``) is empty.
 Every refusal is counted. Temperature: the runtime's softmax already divides by the model card's
 temperature, so the rules see calibrated probabilities and apply no temperature of their own.
 """
@@ -98,6 +100,8 @@ class EscalationPolicy:
     def unsure(self, probabilities: npt.NDArray[np.float32], label: str) -> str | None:
         """The rule that fires (with its figures), or None when the model is sure."""
         s = self.settings
+        if s.mode == "always":
+            return "always"
         top1 = float(probabilities.max())
         if s.mode in ("max_prob", "any"):
             threshold = s.class_thresholds.get(label, s.threshold)

@@ -59,8 +59,10 @@ class GatingSettings(Section):
 class EscalationSettings(Section):
     """When a frame goes to the cloud, and what is sent (README: Escalation policy)."""
 
-    mode: Literal["max_prob", "margin", "entropy", "any"] = Field(
-        "max_prob", description="Which rule makes a frame unsure; any = any of the three."
+    mode: Literal["max_prob", "margin", "entropy", "any", "always"] = Field(
+        "max_prob",
+        description="Which rule makes a frame unsure; any = any of the three; always = every "
+        "frame (cloud-only: the reference the cascade is measured against).",
     )
     threshold: float = Field(
         0.6, ge=0, le=1, description="max_prob: escalate when the top-1 probability is below this."

@@ -37,6 +37,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     codec.add_argument("--count", type=int, default=200, help="frames per size (default: 200)")
     codec.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")
     codec.set_defaults(func=_runner("codec"))
+    from edgecascade.benchmarks.cascade import add_cascade_parser
+
+    add_cascade_parser(benches)
+    benches.choices["cascade"].set_defaults(func=_runner("cascade"))
     from edgecascade.benchmarks.edge import add_edge_parser
 
     add_edge_parser(benches)

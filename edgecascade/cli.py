@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cloud.cli import add_parser as add_cloud
     from edge_agent.cli import add_parser as add_agent
     from edgecascade.bench import add_parser as add_bench
+    from edgecascade.cascade_pick import add_parser as add_cascade
     from edgecascade.configref import add_parser as add_config_reference
     from edgecascade.demo import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo(sub)
     add_models(sub)
     add_bench(sub)
+    add_cascade(sub)
     add_config_reference(sub)
     add_deploy(sub)
     return parser

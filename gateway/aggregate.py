@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.codec import compress_batch
 from shared.messages import (
     FieldStats,
     ResultBatchMessage,
@@ -31,11 +32,18 @@ class ResultBatcher:
     """The uplink sender's ``coalesce``: consecutive queued results become one batch message."""
 
     def __init__(
-        self, site: str, gateway_id: str, prefix: str, max_results: int, max_bytes: int
+        self,
+        site: str,
+        gateway_id: str,
+        prefix: str,
+        max_results: int,
+        max_bytes: int,
+        compress: bool = False,
     ) -> None:
         self._topic = topic(site, gateway_id, Kind.RESULT_BATCH, prefix=prefix)
         self.max_results = max_results
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes  # of the batch's JSON, before any compression
+        self.compress = compress
         self.results_in = 0
         self.messages_out = 0
 
@@ -81,7 +89,8 @@ class ResultBatcher:
             )  # <p>/v1/<site>/<device>
             for row in rows
         )
-        return Outgoing(self._topic, head[:-1] + b',"results":[' + entries + b"]}", qos=1)
+        payload = head[:-1] + b',"results":[' + entries + b"]}"
+        return Outgoing(self._topic, compress_batch(payload) if self.compress else payload, qos=1)
 
 
 def flatten(message: TelemetryMessage) -> dict[str, float]:

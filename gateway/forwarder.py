@@ -88,8 +88,9 @@ class Gateway:
         self.rollup = TelemetryRollup(settings.telemetry_window_s)
         s = settings
         self.batcher = ResultBatcher(
-            s.site, s.gateway_id, s.cloud_mqtt.prefix, s.batch.max_results, s.batch.max_bytes
-        )
+            s.site, s.gateway_id, s.cloud_mqtt.prefix, s.batch.max_results, s.batch.max_bytes,
+            compress=s.batch.compress,
+        )  # fmt: skip
         self._site_link: MqttLink | None = None
         self._cloud_link: MqttLink | None = None
         self.uplink: Outbox | None = None

@@ -24,6 +24,11 @@ class BatchSettings(Section):
         description="Wait up to this long after the oldest queued result for a batch to fill; "
         "0 sends at once. Adds at most this much latency; backlogs batch without waiting.",
     )
+    compress: bool = Field(
+        False,
+        description="zlib-compress result batches (about 6x fewer uplink bytes for batches of "
+        "tens of results; costs gateway CPU). The cloud's ingest reads both forms.",
+    )
 
 
 class GatewaySettings(ComponentSettings):

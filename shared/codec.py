@@ -3,10 +3,15 @@
 The one place a subscriber turns bytes into a message: every component calls :func:`decode`, which
 enforces a size limit per kind and raises :class:`ContractError` with the reason, so a malformed or
 oversized payload is counted and dead-lettered rather than crashing anything.
+
+Result batches may travel zlib-compressed (:func:`compress_batch`, the gateway's
+``batch.compress``): a JSON payload starts with ``{``, a zlib stream with ``0x78``, so
+:func:`decode` tells them apart by the first byte and inflates at most the kind's size limit.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
@@ -74,11 +79,40 @@ def limit_for(topic: Topic) -> int:
     return _JSON_KINDS[topic.kind][1]
 
 
+ZLIB_LEAD = 0x78  # first byte of a zlib stream (deflate, 32 KiB window); never starts JSON
+
+
+def compress_batch(payload: bytes, level: int = 6) -> bytes:
+    """A result batch's JSON, zlib-compressed: repeated keys, ids and labels shrink ~6x."""
+    return zlib.compress(payload, level)
+
+
+def batch_json(payload: bytes) -> bytes:
+    """A result batch's JSON, whether it travelled compressed or not (size-limited)."""
+    limit = _JSON_KINDS[Kind.RESULT_BATCH][1]
+    return _inflate(payload, limit) if payload[:1] == bytes([ZLIB_LEAD]) else payload
+
+
+def _inflate(payload: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(payload, limit + 1)
+    except zlib.error as exc:
+        raise ContractError(f"compressed payload does not inflate: {exc}") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ContractError(f"compressed payload inflates beyond the {limit}-byte limit")
+    if not inflater.eof:
+        raise ContractError("compressed payload is truncated")
+    return data
+
+
 def decode(topic: Topic, payload: bytes) -> Decoded:
     """Validate ``payload`` for ``topic``; raises :class:`ContractError` naming the problem."""
     limit = limit_for(topic)
     if len(payload) > limit:
         raise ContractError(f"payload of {len(payload)} bytes exceeds the {limit}-byte limit")
+    if topic.kind is Kind.RESULT_BATCH and payload[:1] == bytes([ZLIB_LEAD]):
+        payload = _inflate(payload, limit)
     if topic.kind is Kind.ESCALATION:
         header, body = decode_frame(payload, EscalationHeader)
         check_image(body, header.content_type)

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from edgecascade.benchmarks.cascade import bench_cascade
 from edgecascade.benchmarks.cloud import bench_cloud
 from edgecascade.benchmarks.codec import bench_codec
 from edgecascade.benchmarks.edge import bench_edge
@@ -13,6 +14,7 @@ from edgecascade.benchmarks.gateway import bench_gateway
 from edgecascade.benchmarks.load import bench_load
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "cascade": bench_cascade,
     "cloud": bench_cloud,
     "codec": bench_codec,
     "edge": bench_edge,

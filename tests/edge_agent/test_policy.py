@@ -51,6 +51,21 @@ def test_each_rule_escalates_exactly_its_frames(
     assert escalated(EscalationPolicy(settings), outputs) == expected
 
 
+def test_always_escalates_every_frame_even_a_certain_one(
+    outputs: list[tuple[np.ndarray, str]],
+) -> None:
+    policy = EscalationPolicy(EscalationSettings(mode="always", **UNLIMITED))
+    assert escalated(policy, outputs) == set(range(len(outputs)))
+    certain = np.zeros(10, dtype=np.float32)
+    certain[3] = 1.0  # a top-1 of exactly 1.0 fires no threshold; cloud-only must still send it
+    decision = policy.decide(certain, "dress")
+    assert decision.escalate and decision.reason == "always"
+    # The budget still applies: cloud-only is measured with it off, not bypassed by the mode.
+    budgeted = EscalationPolicy(EscalationSettings(mode="always", budget_per_minute=0, burst=2,
+                                                   cooldown_s=0))  # fmt: skip
+    assert [budgeted.decide(certain, "dress").escalate for _ in range(3)] == [True, True, False]
+
+
 def test_per_class_thresholds(outputs: list[tuple[np.ndarray, str]]) -> None:
     settings = EscalationSettings(threshold=0.0, class_thresholds={"shirt": 0.99}, **UNLIMITED)
     policy = EscalationPolicy(settings, labels=("shirt", "bag"))

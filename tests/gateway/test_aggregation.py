@@ -162,3 +162,19 @@ def test_verdicts_reach_the_device_through_a_site_broker_outage(
         assert wait_until(lambda: len(received(device, VerdictMessage)) >= 1, timeout=30)
     got = received(device, VerdictMessage)[0]
     assert isinstance(got, VerdictMessage) and got.msg_id == verdict.msg_id
+
+
+def test_compressed_batches_carry_every_result_in_fewer_bytes(
+    brokers: Brokers, start_gateway: StartGateway
+) -> None:
+    site, cloud = brokers
+    start_gateway(batch={"linger_ms": 300, "compress": True})
+    sent = results(40)
+    with Collector(cloud.settings, "ec/v1/#", client_id="cloud-zlib") as collector:
+        publish_all(site.settings, [m for _, m in sent])
+        assert wait_until(lambda: len(forwarded_ids(collector)) == 40)
+        batches = [m for m in collector.messages if Topic.parse(m.topic).kind is Kind.RESULT_BATCH]
+    assert sorted(forwarded_ids(collector)) == sorted(msg_id for msg_id, _ in sent)
+    assert batches and all(m.payload[:1] == b"\x78" for m in batches)  # zlib, not JSON
+    json_bytes = sum(len(m.payload) for _, m in sent)
+    assert sum(len(m.payload) for m in batches) < json_bytes / 3

@@ -11,7 +11,7 @@ from shared.framecodec import decode_frame, encode_frame
 from shared.ids import message_id_time, new_message_id
 from shared.messages import EscalationHeader, ResultMessage, StateMessage
 from shared.topics import Kind, Topic
-from tests.utils.factories import make_escalation, make_result
+from tests.utils.factories import make_batch, make_escalation, make_result
 
 RESULT_TOPIC = Topic("site1", "cam1", Kind.RESULT)
 ESC_TOPIC = Topic("site1", "cam1", Kind.ESCALATION)
@@ -107,3 +107,34 @@ def test_result_rejects_out_of_range_scores() -> None:
     with pytest.raises(ContractError, match=r"top\.0\.score"):
         decode(RESULT_TOPIC, json.dumps(raw).encode())
     assert isinstance(make_result(), ResultMessage)
+
+
+def test_a_compressed_result_batch_decodes_like_the_plain_one() -> None:
+    from shared.codec import batch_json, compress_batch
+
+    batch = make_batch("s1", [("cam1", make_result("s1", "cam1")) for _ in range(20)])
+    plain = encode(batch)
+    packed = compress_batch(plain)
+    wire = Topic("s1", "gateway", Kind.RESULT_BATCH)
+    assert len(packed) < len(plain) / 3
+    assert decode(wire, packed).message == decode(wire, plain).message == batch
+    assert batch_json(packed) == batch_json(plain) == plain
+
+
+def test_broken_or_oversized_compressed_batches_are_refused() -> None:
+    import zlib
+
+    from shared.codec import compress_batch
+
+    wire = Topic("s1", "gateway", Kind.RESULT_BATCH)
+    packed = compress_batch(encode(make_batch("s1", [("cam1", make_result("s1", "cam1"))])))
+    with pytest.raises(ContractError, match="truncated"):
+        decode(wire, packed[: len(packed) // 2])
+    with pytest.raises(ContractError, match="does not inflate"):
+        decode(wire, b"\x78" + b"\x00" * 20)
+    bomb = zlib.compress(b" " * (limit_for(wire) + 10))  # a few KiB that inflate past 16 MiB
+    with pytest.raises(ContractError, match="inflates beyond the 16777216-byte limit"):
+        decode(wire, bomb)
+    # Other kinds are never inflated: a zlib stream is simply not a valid result.
+    with pytest.raises(ContractError, match="invalid ResultMessage"):
+        decode(Topic("s1", "cam1", Kind.RESULT), zlib.compress(encode(make_result())))
