@@ -92,7 +92,7 @@ def test_example_configs_are_valid() -> None:
     agent = load_settings(AgentSettings, REPO / "deploy" / "config" / "agent.toml")
     assert agent.gateway_id == "gateway"
     gateway = load_settings(GatewaySettings, REPO / "deploy" / "config" / "gateway.toml")
-    assert gateway.site == agent.site
+    assert gateway.site == agent.site and gateway.batch.compress
     cloud = load_settings(CloudSettings, REPO / "deploy" / "config" / "cloud.toml")
     assert cloud.db_url.startswith("postgresql+psycopg://") and cloud.worker.threads == 2
 
