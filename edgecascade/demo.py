@@ -211,6 +211,9 @@ class Demo:
             "--model",
             str(plan.cloud_model),
         )
+        # The worker's shared subscription exists once it has connected: an escalation sent
+        # before that would reach no worker and never get a verdict.
+        self.group.wait_logged(["worker"], "connected to", 60)
         self.group.spawn_cli(
             "gateway",
             "gateway",

@@ -12,7 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from shared.errors import EdgeCascadeError
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,26 @@ class ProcessGroup:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def wait_logged(self, names: list[str], marker: str, timeout: float) -> None:
+        """Until every named child's log contains ``marker`` (e.g. its MQTT session is up);
+        raises naming the child that exited or the ones still silent at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            silent = [name for name in names if marker not in _read(self.logdir / f"{name}.log")]
+            if not silent:
+                return
+            for name, proc in self.children:
+                if name in silent and proc.poll() is not None:
+                    raise EdgeCascadeError(
+                        f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
+                    )
+            if time.monotonic() > deadline:
+                raise EdgeCascadeError(
+                    f"{', '.join(silent)}: no {marker!r} in the log within {timeout:g} s:\n"
+                    + "\n".join(self.log_tail(name) for name in silent)
+                )
+            time.sleep(0.1)
+
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -78,3 +101,7 @@ class ProcessGroup:
                 logger.debug("stopping %s (pid %d)", name, proc.pid)
                 self.stop(proc, timeout)
         self.children.clear()
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""

@@ -209,8 +209,7 @@ class CascadeRun:
             # The demo's own start-up of cloud, worker and gateway; children inherit the
             # environment, which is how the gateway gets its batch.compress.
             with _environment(EC_GATEWAY_BATCH__COMPRESS="true" if self.compress else "false"):
-                demo._start_services(site_broker.port, cloud_broker.port)
-            _wait_worker(demo, self.timeout)
+                demo._start_services(site_broker.port, cloud_broker.port)  # waits for the worker
             with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                 for point in self.points:
                     demo._check_services()
@@ -293,15 +292,6 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _wait_worker(demo: Demo, timeout: float) -> None:
-    """Until the worker's session is up: escalations sent before it subscribes reach no worker."""
-    log = demo.group.logdir / "worker.log"
-    if not _wait_for(lambda: log.exists() and "connected to" in log.read_text(errors="replace"),
-                     timeout):  # fmt: skip
-        raise EdgeCascadeError(f"the re-inference worker did not connect within {timeout:g} s:\n"
-                               f"{demo.group.log_tail('worker')}")  # fmt: skip
 
 
 def _complete(traffic: DeviceTraffic, stats: dict[str, int]) -> bool:

@@ -166,7 +166,8 @@ def _spawn_workers(
             name, "cloud", "worker", "--data-dir", str(data), "--mqtt-port", str(port),
             "--worker-id", f"bench-worker-{n}", "--model", str(CLOUD_MODEL), "--threads", "1",
         )  # fmt: skip
-    _wait_subscribed(group, names, timeout)
+    group.wait_logged(names, "connected to", timeout)
+    time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
 
 
 def _wait_stored(url: str, frames: int, timeout: float) -> dict[str, Any]:
@@ -205,22 +206,6 @@ def _median_inference_ms(url: str) -> float | None:
     finally:
         engine.dispose()
     return float(np.median(values)) if values else None
-
-
-def _wait_subscribed(group: Any, names: list[str], timeout: float) -> None:
-    """Until every named worker's log says its MQTT session is up (it subscribes on connect)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        paths = [group.logdir / f"{name}.log" for name in names]
-        logs = [path.read_text(errors="replace") if path.exists() else "" for path in paths]
-        if all("connected to" in log for log in logs):
-            time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
-            return
-        for name, proc in group.children:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{group.log_tail(name)}")
-        time.sleep(0.1)
-    raise RuntimeError(f"the workers did not connect within {timeout:g} s")
 
 
 def measure_workers(frames: int, timeout: float) -> dict[str, Any]:
