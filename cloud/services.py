@@ -19,6 +19,7 @@ from cloud.db.engine import make_engine, make_session_factory
 from cloud.db.migrate import upgrade_engine
 from cloud.distributor import ModelDistributor
 from cloud.ingest import Ingestor
+from cloud.resubmit import EscalationResubmitter
 from cloud.rollouts import RolloutController
 from cloud.settings import CloudSettings
 from cloud.store import StoreWriter
@@ -37,8 +38,11 @@ class Services:
     ingestor: Ingestor | None = None
     distributor: ModelDistributor | None = None
     rollouts: RolloutController | None = None
+    resubmitter: EscalationResubmitter | None = None
 
     def close(self) -> None:
+        if self.resubmitter is not None:
+            self.resubmitter.stop()
         if self.rollouts is not None:
             self.rollouts.stop()
         if self.distributor is not None:
@@ -70,6 +74,9 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
         services.distributor.start()
         services.rollouts = RolloutController(engine, settings)
         services.rollouts.begin()
+        if settings.resubmit.after_s > 0:
+            services.resubmitter = EscalationResubmitter(engine, blobs, settings)
+            services.resubmitter.begin()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

@@ -156,6 +156,21 @@ class WorkerSection(Section):
     top_k: int = Field(5, ge=1, le=100, description="Predictions kept in each verdict.")
 
 
+class ResubmitSection(Section):
+    """Escalations stored without a verdict, sent to the workers again (cloud/resubmit.py)."""
+
+    after_s: float = Field(
+        120.0,
+        ge=0,
+        description="An escalation with no verdict this long after it was stored is published "
+        "to the workers again (and again every after_s); 0 turns resubmitting off.",
+    )
+    interval_s: float = Field(15.0, gt=0, description="Seconds between looks.")
+    max_per_pass: int = Field(
+        500, ge=1, le=100_000, description="Most escalations published again in one look."
+    )
+
+
 class CloudSettings(ComponentSettings):
     """Everything ``edgecascade cloud`` needs."""
 
@@ -179,6 +194,9 @@ class CloudSettings(ComponentSettings):
         default_factory=RegistrySection, description="The model registry."
     )
     rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
+    resubmit: ResubmitSection = Field(
+        default_factory=ResubmitSection, description="Escalations without a verdict."
+    )
     worker: WorkerSection = Field(
         default_factory=WorkerSection, description="Re-inference workers."
     )

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from cloud.db.models import Verdict
-from cloud.services import Services
+from cloud.db.models import Escalation, Verdict
+from cloud.services import Services, open_services
+from cloud.settings import CloudSettings, ResubmitSection
 from cloud.worker import ReinferenceWorker
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode, encode
@@ -138,3 +139,51 @@ def test_a_frame_that_is_not_an_image_is_refused_and_the_stream_goes_on(
         assert verdicts(devices)[0][1].escalation_id == header.msg_id
     assert wait_until(lambda: sum(worker.counts["rejected"] for worker in workers) == 1)
     assert [row.escalation_id for row in stored(services)] == [header.msg_id]
+
+
+def test_escalations_no_worker_saw_are_sent_again_and_judged_once(
+    cloud_settings: CloudSettings, broker: MosquittoBroker
+) -> None:
+    """Escalations that arrive before any worker ever subscribed are stored by the ingest but
+    reach no worker (the share group does not exist yet). The cloud sends them again once they
+    have waited ``resubmit.after_s`` without a verdict; each gets exactly one verdict, and the
+    resubmitted copies add no escalation rows."""
+    settings = cloud_settings.model_copy(
+        update={
+            "mqtt": broker.settings,
+            "resubmit": ResubmitSection(after_s=1.0, interval_s=0.3),
+        }
+    )
+    services = open_services(settings)
+    worker: ReinferenceWorker | None = None
+    sent = escalations(3)
+    try:
+        assert services.ingestor is not None and services.ingestor.wait_connected(10)
+        publish_all(broker.settings, [wire for wire, _, _ in sent])
+
+        def stored(table: type[Escalation] | type[Verdict]) -> int:
+            with services.sessions() as session:
+                return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+        assert wait_until(lambda: stored(Escalation) == 3, timeout=15)
+        options = settings.worker.model_copy(update={"worker_id": "late", "model": CLOUD_MODEL})
+        worker = ReinferenceWorker(
+            services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
+        )
+        worker.start()
+        assert worker.wait_connected(10)
+        with Collector(broker.settings, topic_filter(Kind.VERDICT)) as collector:
+            assert wait_until(lambda: stored(Verdict) == 3, timeout=30), stored(Verdict)
+            assert wait_until(lambda: len(collector.messages) >= 3, timeout=10)
+        with services.sessions() as session:
+            judged = dict(session.execute(select(Verdict.escalation_id, Verdict.label)).all())
+        assert services.resubmitter is not None
+        resubmitted = services.resubmitter.counts["resubmitted"]
+        rows = stored(Escalation)
+    finally:
+        if worker is not None:
+            worker.stop()
+        services.close()
+    assert judged == {header.msg_id: cloud_label for _, header, cloud_label in sent}
+    assert rows == 3  # the copies were recognised by the ingest
+    assert resubmitted >= 3
