@@ -94,7 +94,14 @@ def decode(topic: Topic, payload: bytes) -> Decoded:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"]) or "payload"
-        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}") from exc
+        got = "" if err["type"] == "json_invalid" else f" (got {_short(err['input'])})"
+        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}{got}") from exc
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """The offending value for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def encode(message: BaseModel, body: bytes | None = None) -> bytes:
