@@ -26,13 +26,8 @@ NO_NUL = r"^[^\x00]*$"
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
-MessageId = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        max_length=36,
-    ),
-]
+MESSAGE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN, max_length=36)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 ShortText = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
 Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]

@@ -16,7 +16,9 @@ from shared.errors import ContractError
 
 VERSION = "v1"
 DEFAULT_PREFIX = "ec"
-_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+"""What every id (site, device, model name, rollout, token) matches: a safe single topic level."""
+_ID_RE = re.compile(ID_PATTERN)
 
 
 class Kind(StrEnum):
