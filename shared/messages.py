@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from shared.ids import new_message_id
+from shared.topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
 # Every model refuses NaN and infinities, and every stored text refuses NUL: the JSON parser
@@ -54,7 +55,7 @@ def _plain_json(value: JsonValue) -> JsonValue:
 
 
 PlainJson = Annotated[JsonValue, AfterValidator(_plain_json)]
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class Message(BaseModel):

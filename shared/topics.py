@@ -16,8 +16,13 @@ from shared.errors import ContractError
 
 VERSION = "v1"
 DEFAULT_PREFIX = "ec"
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-"""What every id (site, device, model name, rollout, token) matches: a safe single topic level."""
+ID_PATTERN = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}"
+    r"|\.\.[A-Za-z0-9._-]{1,62})$"
+)
+"""Every id (site, device, model, rollout, token): one safe topic level, never ``.`` or ``..``
+(written without look-arounds so pydantic's regex engine takes it)."""
 _ID_RE = re.compile(ID_PATTERN)
 
 
