@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import ContractError
-from shared.framecodec import check_image, decode_frame, encode_frame
+from shared.errors import ContractError, FrameCodecError
+from shared.framecodec import check_image, decode_frame, encode_frame, image_size
 from shared.messages import (
     CommandMessage,
     DeadLetterMessage,
@@ -82,6 +82,12 @@ def decode(topic: Topic, payload: bytes) -> Decoded:
     if topic.kind is Kind.ESCALATION:
         header, body = decode_frame(payload, EscalationHeader)
         check_image(body, header.content_type)
+        size = image_size(body, header.content_type)
+        if size != (header.width, header.height):
+            raise FrameCodecError(
+                f"{header.content_type} frame is {size[0]}x{size[1]}, its header says "
+                f"{header.width}x{header.height}"
+            )
         return Decoded(header, body)
     if topic.kind is Kind.MODEL and topic.sub == "chunk":
         chunk, body = decode_frame(payload, ModelChunkHeader)

@@ -12,7 +12,15 @@ import math
 import time
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.ids import new_message_id
 from shared.topics import ID_PATTERN
@@ -26,6 +34,7 @@ STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 NO_NUL = r"^[^\x00]*$"
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+MAX_FRAME_PIXELS = 2**25  # 33.5 million: 8K UHD (7680 x 4320) fits
 
 MESSAGE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN, max_length=36)]
@@ -146,6 +155,16 @@ class EscalationHeader(Message):
     height: int = Field(gt=0, le=16384)
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h of a crop.")
     ground_truth: Label | None = None
+
+    @model_validator(mode="after")
+    def _bounded_pixels(self) -> EscalationHeader:
+        # What a worker allocates to decode the frame (the codec checks that the image really is
+        # this size): an 8K frame fits, a 16384 x 16384 one (a 260 KB PNG, 805 MB decoded) not.
+        if self.width * self.height > MAX_FRAME_PIXELS:
+            raise ValueError(
+                f"a {self.width}x{self.height} frame has more than {MAX_FRAME_PIXELS} pixels"
+            )
+        return self
 
 
 class Percentiles(BaseModel):

@@ -13,6 +13,8 @@ import json
 import math
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 from shared.chunks import Download
 from shared.codec import decode, encode
 from shared.errors import ContractError, FrameCodecError
-from shared.framecodec import MAGIC, check_image, decode_frame, encode_frame
+from shared.framecodec import MAGIC, check_image, decode_frame, encode_frame, image_size
 from shared.manifest import ManifestError, build_manifest, sign_manifest, verify_manifest
 from shared.messages import EscalationHeader, Message, ModelChunkHeader, ModelManifest
 from shared.topics import Kind, Topic, topic, topic_filter, validate_id
@@ -251,3 +253,34 @@ def test_a_hostile_chunk_never_writes_outside_the_download(
     expected = min(256, 1000 - index * 256) if index < 4 else -1
     assert stored == (total == 4 and index < 4 and len(body) == expected)
     assert download.part.stat().st_size == 1000
+
+
+@FUZZ
+@given(tail=st.binary(max_size=300), content_type=st.sampled_from(["image/jpeg", "image/png"]))
+def test_reading_an_image_size_from_any_bytes_gives_a_size_or_a_frame_error(
+    tail: bytes, content_type: str
+) -> None:
+    magic = b"\xff\xd8\xff" if content_type == "image/jpeg" else b"\x89PNG\r\n\x1a\n"
+    try:
+        width, height = image_size(magic + tail, content_type)
+    except FrameCodecError as exc:
+        assert str(exc)
+        return
+    assert width >= 0 and height >= 0
+
+
+def test_a_decompression_bomb_is_refused_before_anything_decodes_it() -> None:
+    """A blank 16384 x 16384 PNG is 260 KB on the wire and 268 MB (805 MB in colour) decoded:
+    a compromised device could make every worker allocate that per escalation."""
+    ok, png = cv2.imencode(".png", np.zeros((16384, 16384), np.uint8))
+    assert ok and len(png) < 1024 * 1024
+    sample = next(s for s in SAMPLES if s.topic.kind is Kind.ESCALATION)
+    header = {**sample.document, "content_type": "image/png"}
+    lying = Sample(sample.topic, header, png.tobytes())  # the header says 64x48
+    with pytest.raises(FrameCodecError, match="16384x16384, its header says 64x48"):
+        decode(sample.topic, lying.payload())
+    honest = Sample(sample.topic, {**header, "width": 16384, "height": 16384}, png.tobytes())
+    with pytest.raises(ContractError, match="more than 33554432 pixels"):
+        decode(sample.topic, honest.payload())
+    ok, fine = cv2.imencode(".png", np.zeros((48, 64), np.uint8))
+    assert decode(sample.topic, Sample(sample.topic, header, fine.tobytes()).payload()).body
