@@ -11,6 +11,7 @@ problem, and that what it does accept can be sent on and stored.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ from tests.utils.factories import (
 )
 
 SITE, DEVICE = "site1", "cam1"
+# Examples per property multiply by this: EC_FUZZ_SCALE=10 for a longer hunt than CI's.
+SCALE = max(1, int(os.environ.get("EC_FUZZ_SCALE", "1")))
 SHA = "cd" * 32
 
 

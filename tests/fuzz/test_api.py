@@ -31,6 +31,7 @@ from edgecascade.brokers import MosquittoBroker
 from shared.codec import decode, encode
 from shared.manifest import generate_keys
 from shared.topics import Kind, Topic
+from tests.fuzz.strategies import SCALE
 from tests.utils.factories import make_escalation, make_result, make_state
 
 EXAMPLES = 25  # per operation and mode: some 40 operations x 2 modes x 2 databases in ~1 min
@@ -87,7 +88,7 @@ def test_no_request_gets_a_server_error(app: tuple[FastAPI, str]) -> None:
                 continue  # nothing to make invalid
 
             @settings(
-                max_examples=EXAMPLES,
+                max_examples=EXAMPLES * SCALE,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),

@@ -29,6 +29,7 @@ from shared.messages import EscalationHeader, Message, ModelChunkHeader, ModelMa
 from shared.topics import Kind, Topic, topic, topic_filter, validate_id
 from tests.fuzz.strategies import (
     SAMPLES,
+    SCALE,
     SHA,
     Sample,
     hostile_payload,
@@ -37,7 +38,9 @@ from tests.fuzz.strategies import (
     mutated_document,
 )
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 IDS = [f"{s.topic.kind.value}{'/' + s.topic.sub if s.topic.sub else ''}" for s in SAMPLES]
 
 
@@ -239,7 +242,7 @@ def test_a_manifest_signed_by_another_key_is_refused() -> None:
         verify_manifest(signed, Ed25519PrivateKey.generate().public_key())
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 @given(index=st.integers(0, 2**40), total=st.integers(1, 2**40), body=st.binary(max_size=300))
 def test_a_hostile_chunk_never_writes_outside_the_download(
     tmp_path: Path, index: int, total: int, body: bytes

@@ -24,7 +24,7 @@ from shared.codec import decode, encode
 from shared.errors import ContractError
 from shared.messages import ResultBatchMessage, TelemetryRollupMessage
 from shared.topics import Kind, Topic
-from tests.fuzz.strategies import SAMPLES, Sample, mutated_document
+from tests.fuzz.strategies import SAMPLES, SCALE, Sample, mutated_document
 from tests.utils.factories import make_result
 
 STORED = [
@@ -56,7 +56,7 @@ def test_every_accepted_message_is_stored(
     accepted = 0
     try:
 
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
         @given(document=mutated_document(sample))
         def fuzz(document: dict[str, object]) -> None:
             nonlocal accepted

@@ -34,13 +34,13 @@ from shared.messages import DeadLetterMessage, ResultBatchMessage, ResultMessage
 from shared.mqtt import Outgoing
 from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic_filter
-from tests.fuzz.strategies import SAMPLES, Sample, hostile_payload, sample_of
+from tests.fuzz.strategies import SAMPLES, SCALE, Sample, hostile_payload, sample_of
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.factories import make_result
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import CLOUD_MODEL, sample_subset
 
-ROUNDS = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+ROUNDS = settings(max_examples=4 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 BROKER_MESSAGE_LIMIT = 8 * 1024 * 1024  # message_size_limit of the test brokers (and deploy/)
 BAD_IDS = ["bad id", "caméra", "x" * 65, "..", "$dollar"]  # valid MQTT levels, invalid ids
 
