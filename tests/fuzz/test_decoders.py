@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gateway.aggregate import summarise
 from shared.chunks import Download
 from shared.codec import decode, encode
 from shared.errors import ContractError, FrameCodecError
@@ -37,6 +38,7 @@ from tests.fuzz.strategies import (
     hostile_value,
     mutated_document,
 )
+from tests.utils.factories import make_telemetry
 
 FUZZ = settings(
     max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -287,3 +289,16 @@ def test_a_decompression_bomb_is_refused_before_anything_decodes_it() -> None:
         decode(sample.topic, honest.payload())
     ok, fine = cv2.imencode(".png", np.zeros((48, 64), np.uint8))
     assert decode(sample.topic, Sample(sample.topic, header, fine.tobytes()).payload()).body
+
+
+@FUZZ
+@given(values=st.lists(st.floats(min_value=0, max_value=1.7e308), min_size=1, max_size=5))
+def test_a_telemetry_rollup_of_any_finite_samples_is_a_valid_message(values: list[float]) -> None:
+    """The gateway sums samples up; a plain sum of two near the float maximum is infinite, which
+    the contract refuses: the rollup (and the gateway's loop) would fail on a device's numbers."""
+    samples = [make_telemetry(cpu_percent=v, memory_rss_mb=v) for v in values]
+    rollup = summarise(samples, 0.0, 1.0)
+    stats = rollup.fields["cpu_percent"]
+    assert math.isfinite(stats.mean) and 0 <= stats.mean <= max(values)
+    topic_ = Topic("site1", "cam1", Kind.TELEMETRY_ROLLUP)
+    assert decode(topic_, encode(rollup)).message == rollup
