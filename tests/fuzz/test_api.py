@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.python.asgi import get_client, shutdown_lifespans
 
 from cloud.app import create_app
 from cloud.auth import create_token
@@ -100,3 +100,17 @@ def test_no_request_gets_a_server_error(app: tuple[FastAPI, str]) -> None:
                 case.validate_response(response, checks=[not_a_server_error])
 
             fuzz()
+
+
+def test_a_value_the_database_refuses_is_a_422_that_says_why(app: tuple[FastAPI, str]) -> None:
+    """The net under every endpoint: a path parameter without a pattern (here the rollout id)
+    carrying NUL reaches the query; PostgreSQL refuses it, and the answer is the request's fault."""
+    application, token = app
+    headers = {"Authorization": f"Bearer {token}"}
+    with get_client(cast(Any, application)) as client:  # its ASGI type is narrower than ours
+        response = client.get("/api/rollouts/ro-%00x", headers=headers)
+    if application.state.services.engine.dialect.name == "postgresql":
+        assert response.status_code == 422, response.text
+        assert "NUL" in response.json()["detail"]
+    else:  # SQLite stores and compares NUL like any character: simply not found
+        assert response.status_code == 404, response.text

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from cloud.api.deps import ID, Operator, ServicesDep, SessionDep, require
+from cloud.api.deps import Operator, ServicesDep, SessionDep, require
 from cloud.api.schemas import AbortIn, RolloutList, RolloutOut
 from cloud.db.models import Rollout
 from cloud.rollouts import RolloutController, RolloutError, RolloutRequest, newest_acks
 
 router = APIRouter(prefix="/api", tags=["rollouts"])
-RolloutId = Annotated[str, Path(pattern=ID, description="The rollout's id.")]
 viewer = [Depends(require("viewer"))]
 
 
@@ -46,7 +43,7 @@ def list_rollouts(session: SessionDep) -> RolloutList:
 
 
 @router.get("/rollouts/{rollout_id}", dependencies=viewer)
-def get_rollout(rollout_id: RolloutId, session: SessionDep) -> RolloutOut:
+def get_rollout(rollout_id: str, session: SessionDep) -> RolloutOut:
     row = session.get(Rollout, rollout_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rollout {rollout_id!r}")
@@ -61,7 +58,7 @@ def get_rollout(rollout_id: RolloutId, session: SessionDep) -> RolloutOut:
 
 @router.post("/rollouts/{rollout_id}/abort")
 async def abort_rollout(
-    rollout_id: RolloutId, body: AbortIn, principal: Operator, services: ServicesDep
+    rollout_id: str, body: AbortIn, principal: Operator, services: ServicesDep
 ) -> RolloutOut:
     controller = _controller(services)
     reason = f"aborted by {principal.name}" + (f": {body.reason}" if body.reason else "")
