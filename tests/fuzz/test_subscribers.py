@@ -10,6 +10,7 @@ counted (or dead-lettered with its reason) and that the component is still alive
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,14 @@ from gateway.forwarder import Gateway
 from gateway.settings import BatchSettings, GatewaySettings
 from shared.codec import decode, encode
 from shared.errors import ContractError
-from shared.messages import DeadLetterMessage, ResultBatchMessage, ResultMessage, VerdictMessage
+from shared.ids import new_message_id
+from shared.messages import (
+    DeadLetterMessage,
+    EscalationHeader,
+    ResultBatchMessage,
+    ResultMessage,
+    VerdictMessage,
+)
 from shared.mqtt import Outgoing
 from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic_filter
@@ -253,6 +261,17 @@ def test_the_ingest_rejects_garbage_and_stores_every_good_message(
 
 
 # -- re-inference worker -------------------------------------------------------------------------
+def _endless(
+    frames: list[tuple[Outgoing, EscalationHeader, str]],
+) -> Iterator[tuple[Outgoing, EscalationHeader, str]]:
+    """Real escalations again and again, each time under a new id (hypothesis may run more
+    rounds than asked: examples it saved, shrinking)."""
+    for wire, header, label in itertools.cycle(frames):
+        header = header.model_copy(update={"msg_id": new_message_id()})
+        body = decode(Topic.parse(wire.topic), wire.payload).body
+        yield Outgoing(wire.topic, encode(header, body)), header, label
+
+
 def test_a_worker_refuses_garbage_escalations_and_judges_every_good_one(
     cloud_services: Services, broker: MosquittoBroker
 ) -> None:
@@ -265,7 +284,7 @@ def test_a_worker_refuses_garbage_escalations_and_judges_every_good_one(
         cloud_services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
     )
     worker.start()
-    good_frames = iter(escalations(40))
+    good_frames = _endless(escalations(20))
     escalation = sample_of(Kind.ESCALATION)
     devices = Collector(broker.settings, topic_filter(Kind.VERDICT), client_id="devices")
     try:
