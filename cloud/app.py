@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DataError
 
+from cloud.api.errors import data_error
 from cloud.api.routes import (
     devices,
     escalations,
@@ -53,6 +55,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
             "models."
         ),
         lifespan=lifespan,
+        exception_handlers={DataError: data_error},
     )
     app.state.metrics = registry
     instrument(app, registry)

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -46,9 +46,9 @@ from cloud.errors import CloudError
 from cloud.registry import manifest_of
 from cloud.settings import CloudSettings, RolloutCriteria
 from shared.codec import encode
-from shared.messages import ModelManifest, ModelOfferMessage
+from shared.messages import NO_NUL, ModelManifest, ModelOfferMessage
 from shared.mqtt import MqttLink, Outgoing
-from shared.topics import Kind, topic
+from shared.topics import ID_PATTERN, Kind, topic
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +67,13 @@ class RolloutError(CloudError):
 class RolloutRequest(BaseModel):
     """What to roll out, where, how fast, and with which limits."""
 
-    model_name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    model_version: str = Field(min_length=1, max_length=64)
-    site: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    devices: list[str] | None = Field(
+    model_name: str = Field(pattern=ID_PATTERN)
+    model_version: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    site: str = Field(pattern=ID_PATTERN)
+    devices: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
         None, description="Only these devices of the site (default: every camera of it)."
     )
-    stages: list[float] = Field(
+    stages: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
         [10.0, 50.0, 100.0], min_length=1, max_length=20, description="Percent of the targets."
     )
     criteria: dict[str, float] = Field({}, description="Overrides of rollouts.criteria.")

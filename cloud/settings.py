@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ComponentSettings, MqttSettings, Section
+from shared.topics import ID_PATTERN
 
 
 class HttpSection(Section):
@@ -122,7 +123,7 @@ class IngestSection(Section):
     )
     share_group: str = Field(
         "ingest",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=ID_PATTERN,
         description="MQTT 5 shared-subscription group: replicas in one group split the stream.",
     )
 
@@ -132,7 +133,7 @@ class WorkerSection(Section):
 
     worker_id: str = Field(
         "worker-1",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=ID_PATTERN,
         description="Unique and stable per worker: its MQTT session (and what the broker holds "
         "for it while it restarts) is keyed by it.",
     )
@@ -143,7 +144,7 @@ class WorkerSection(Section):
     threads: int = Field(1, ge=1, le=64, description="Interpreter threads per worker.")
     share_group: str = Field(
         "reinfer",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=ID_PATTERN,
         description="MQTT 5 shared-subscription group: workers in one group split the frames.",
     )
     prefetch: int = Field(
@@ -202,7 +203,7 @@ class CloudSettings(ComponentSettings):
     )
     client_id: str = Field(
         "cloud-ingest",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=ID_PATTERN,
         description="MQTT client id of the ingest connection; unique per replica.",
     )
 

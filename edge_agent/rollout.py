@@ -100,6 +100,10 @@ class RolloutClient(threading.Thread):
             except RolloutFailed as exc:
                 logger.error("model %s %s rejected: %s", manifest.name, manifest.version, exc)
                 self._report(offer, "failed", str(exc))
+            except Exception as exc:  # disk full, a golden image that is not base64...: this
+                # thread serves every later offer too, so it reports the offer failed and lives on
+                logger.exception("model %s %s failed", manifest.name, manifest.version)
+                self._report(offer, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
             finally:
                 self._download = None
 

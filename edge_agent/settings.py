@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ComponentSettings, MqttSettings, Section
+from shared.topics import ID_PATTERN
 
 
 class SourceSettings(Section):
@@ -106,14 +107,14 @@ class AgentSettings(ComponentSettings):
 
     model_config = SettingsConfigDict(env_prefix="EC_AGENT_")
 
-    site: str = Field("site1", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Site id.")
-    device: str = Field("cam1", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Device id.")
+    site: str = Field("site1", pattern=ID_PATTERN, description="Site id.")
+    device: str = Field("cam1", pattern=ID_PATTERN, description="Device id.")
     model: Path = Field(
         Path("models/fashion/fashion_edge_int8.tflite"), description="The .tflite model to run."
     )
     gateway_id: str | None = Field(
         "gateway",
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=ID_PATTERN,
         description=(
             "Publish only while this site gateway's retained state is online, so nothing is "
             "sent to a site broker with nobody listening; none publishes whenever connected."

@@ -149,8 +149,10 @@ def summarise(samples: list[TelemetryMessage], start: float, end: float) -> Tele
     for sample in samples:
         for name, value in flatten(sample).items():
             series.setdefault(name, []).append(value)
+    # The mean as a sum of shares: finite for any finite samples (a plain sum of two samples
+    # near the float maximum is infinite, which the contract refuses).
     stats = {
-        name: FieldStats(min=min(v), mean=sum(v) / len(v), max=max(v), last=v[-1])
+        name: FieldStats(min=min(v), mean=sum(x / len(v) for x in v), max=max(v), last=v[-1])
         for name, v in series.items()
     }
     return TelemetryRollupMessage(

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ComponentSettings, MqttSettings, Section
+from shared.topics import ID_PATTERN
 
 
 class BatchSettings(Section):
@@ -36,10 +37,8 @@ class GatewaySettings(ComponentSettings):
 
     model_config = SettingsConfigDict(env_prefix="EC_GATEWAY_")
 
-    site: str = Field("site1", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Site id served.")
-    gateway_id: str = Field(
-        "gateway", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="This gateway's device id."
-    )
+    site: str = Field("site1", pattern=ID_PATTERN, description="Site id served.")
+    gateway_id: str = Field("gateway", pattern=ID_PATTERN, description="This gateway's device id.")
     data_dir: Path = Field(
         Path("var/gateway"), description="Outboxes, de-duplication table and model cache."
     )

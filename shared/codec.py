@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import ContractError
-from shared.framecodec import check_image, decode_frame, encode_frame
+from shared.errors import ContractError, FrameCodecError
+from shared.framecodec import check_image, decode_frame, encode_frame, image_size
 from shared.messages import (
     CommandMessage,
     DeadLetterMessage,
@@ -116,6 +116,12 @@ def decode(topic: Topic, payload: bytes) -> Decoded:
     if topic.kind is Kind.ESCALATION:
         header, body = decode_frame(payload, EscalationHeader)
         check_image(body, header.content_type)
+        size = image_size(body, header.content_type)
+        if size != (header.width, header.height):
+            raise FrameCodecError(
+                f"{header.content_type} frame is {size[0]}x{size[1]}, its header says "
+                f"{header.width}x{header.height}"
+            )
         return Decoded(header, body)
     if topic.kind is Kind.MODEL and topic.sub == "chunk":
         chunk, body = decode_frame(payload, ModelChunkHeader)
@@ -128,7 +134,14 @@ def decode(topic: Topic, payload: bytes) -> Decoded:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"]) or "payload"
-        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}") from exc
+        got = "" if err["type"] == "json_invalid" else f" (got {_short(err['input'])})"
+        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}{got}") from exc
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """The offending value for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def encode(message: BaseModel, body: bytes | None = None) -> bytes:

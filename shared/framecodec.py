@@ -64,6 +64,50 @@ def check_image(body: bytes, content_type: str) -> None:
         )
 
 
+def image_size(body: bytes, content_type: str) -> tuple[int, int]:
+    """Width and height from the image's own header, without decoding its pixels.
+
+    A frame's pixels are what a decoder allocates: a 260 KB PNG of a blank 16384 x 16384 image
+    decodes to 268 MB. Reading the size first lets the codec refuse it before anyone decodes it.
+    """
+    if content_type == "image/png":
+        # The IHDR chunk comes first: length (4), b"IHDR", width (4), height (4).
+        if len(body) < 24 or body[12:16] != b"IHDR":
+            raise FrameCodecError("PNG without an IHDR header")
+        width, height = struct.unpack_from(">II", body, 16)
+        return width, height
+    return _jpeg_size(body)
+
+
+# Start-of-frame markers carry the size; C4 (huffman tables), C8 and CC (arithmetic) do not.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a segment
+
+
+def _jpeg_size(body: bytes) -> tuple[int, int]:
+    pos = 2  # after SOI
+    while pos + 4 <= len(body):
+        if body[pos] != 0xFF:
+            raise FrameCodecError(f"JPEG segment expected at byte {pos}")
+        marker = body[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", body, pos + 2)
+        if marker in _SOF:
+            if pos + 9 > len(body):
+                break
+            height, width = struct.unpack_from(">HH", body, pos + 5)
+            return width, height
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            break
+        pos += 2 + length
+    raise FrameCodecError("JPEG without a frame header (SOF)")
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     where = ".".join(str(p) for p in err["loc"]) or "payload"

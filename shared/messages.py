@@ -8,32 +8,69 @@ UTF-8 JSON; escalations and model chunks carry bytes and travel in the binary fr
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.ids import new_message_id
+from shared.topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
+# Every model refuses NaN and infinities, and every stored text refuses NUL: the JSON parser
+# reads ``NaN``, ``Infinity`` and ``"\u0000"``, but PostgreSQL refuses them (a JSON column cannot
+# hold NaN, a text column cannot hold NUL), and a gateway batch carrying one such result would
+# then be lost whole in the cloud. Integers are bounded by the columns they go to.
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+NO_NUL = r"^[^\x00]*$"
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+MAX_FRAME_PIXELS = 2**25  # 33.5 million: 8K UHD (7680 x 4320) fits
 
-MessageId = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        max_length=36,
-    ),
-]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-ShortText = Annotated[str, StringConstraints(max_length=1024)]
+MESSAGE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN, max_length=36)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+ShortText = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
+Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+FrameId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+def _plain_json(value: JsonValue) -> JsonValue:
+    """Free-form JSON (command arguments, reply data, a model card) under the same rules as the
+    typed fields: no NaN or infinity, no NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{item} is not a finite number")
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError(f"text {item[:40]!r} contains NUL")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+PlainJson = Annotated[JsonValue, AfterValidator(_plain_json)]
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class Message(BaseModel):
     """Fields every message carries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     schema_version: Literal[1] = Field(1, description="Payload schema version.")
     msg_id: MessageId = Field(default_factory=new_message_id, description="UUIDv7, unique.")
@@ -43,19 +80,19 @@ class Message(BaseModel):
 class ModelRef(BaseModel):
     """Which model produced something."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     name: Ident
-    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    version: Version
     sha256: Sha256 | Literal[""] = ""
 
 
 class Prediction(BaseModel):
     """One class and its probability."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, le=INT32_MAX)
     label: Label
     score: float = Field(ge=0.0, le=1.0)
 
@@ -67,18 +104,20 @@ class StateMessage(Message):
     """Retained device or gateway availability; the LWT publishes ``offline``."""
 
     status: Literal["online", "offline"]
-    session: int = Field(0, ge=0, description="Start time of this process (ms): a session epoch.")
+    session: int = Field(
+        0, ge=0, le=INT64_MAX, description="Start time of this process (ms): a session epoch."
+    )
     role: Literal["agent", "gateway", "cloud", "worker"] = "agent"
     model: ModelRef | None = None
     capabilities: Annotated[list[Ident], Field(max_length=32)] = []
-    software: Annotated[str, StringConstraints(max_length=64)] = ""
+    software: Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)] = ""
     detail: ShortText = ""
 
 
 class ResultMessage(Message):
     """One inference result from a device."""
 
-    frame_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    frame_id: FrameId
     captured_at: float = Field(ge=0, description="When the frame was captured, Unix seconds.")
     model: ModelRef
     top: Predictions
@@ -90,7 +129,7 @@ class ResultMessage(Message):
 class BatchedResult(BaseModel):
     """A device result inside a gateway batch."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     device: Ident
     result: ResultMessage
@@ -106,7 +145,7 @@ class EscalationHeader(Message):
     """Header of an escalated frame; the image bytes follow it in the frame codec."""
 
     result_id: MessageId = Field(description="msg_id of the edge result this frame belongs to.")
-    frame_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    frame_id: FrameId
     captured_at: float = Field(ge=0)
     model: ModelRef
     top: Predictions
@@ -117,9 +156,19 @@ class EscalationHeader(Message):
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h of a crop.")
     ground_truth: Label | None = None
 
+    @model_validator(mode="after")
+    def _bounded_pixels(self) -> EscalationHeader:
+        # What a worker allocates to decode the frame (the codec checks that the image really is
+        # this size): an 8K frame fits, a 16384 x 16384 one (a 260 KB PNG, 805 MB decoded) not.
+        if self.width * self.height > MAX_FRAME_PIXELS:
+            raise ValueError(
+                f"a {self.width}x{self.height} frame has more than {MAX_FRAME_PIXELS} pixels"
+            )
+        return self
+
 
 class Percentiles(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     p50: float = Field(ge=0)
     p95: float = Field(ge=0)
@@ -134,10 +183,10 @@ class TelemetryMessage(Message):
     memory_rss_mb: float = Field(ge=0)
     temperature_c: float | None = None
     fps: float = Field(ge=0)
-    frames: int = Field(0, ge=0, description="Frames processed since start.")
+    frames: int = Field(0, ge=0, le=INT64_MAX, description="Frames processed since start.")
     latency_ms: dict[Ident, Percentiles] = {}
-    queues: dict[Ident, Annotated[int, Field(ge=0)]] = {}
-    counters: dict[Ident, Annotated[int, Field(ge=0)]] = Field(
+    queues: dict[Ident, Annotated[int, Field(ge=0, le=INT64_MAX)]] = {}
+    counters: dict[Ident, Annotated[int, Field(ge=0, le=INT64_MAX)]] = Field(
         {}, description="Monotonic counters: drops, escalations, outbox sent/expired/dropped..."
     )
     model: ModelRef | None = None
@@ -146,7 +195,7 @@ class TelemetryMessage(Message):
 class FieldStats(BaseModel):
     """One numeric telemetry field over a rollup window."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     min: float
     mean: float
@@ -165,8 +214,8 @@ class TelemetryRollupMessage(Message):
     window_start: float = Field(ge=0)
     window_end: float = Field(ge=0)
     samples: int = Field(ge=1)
-    fields: dict[Annotated[str, StringConstraints(max_length=200)], FieldStats] = Field(
-        max_length=2000
+    fields: dict[Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)], FieldStats] = (
+        Field(max_length=2000)
     )
     last: TelemetryMessage
 
@@ -184,9 +233,11 @@ class VerdictMessage(Message):
 class GoldenCase(BaseModel):
     """A smoke test shipped with a model: this image must give this top-1 (within tolerance)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
-    image_png_b64: Annotated[str, StringConstraints(max_length=256 * 1024)]
+    image_png_b64: Annotated[
+        str, StringConstraints(max_length=256 * 1024, pattern=r"^[A-Za-z0-9+/]*={0,2}$")
+    ]
     top1_index: int = Field(ge=0)
     top1_score: float = Field(ge=0, le=1)
     tolerance: float = Field(0.05, ge=0, le=1)
@@ -195,20 +246,22 @@ class GoldenCase(BaseModel):
 class ModelManifest(BaseModel):
     """What a device needs to fetch, verify and run a model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     name: Ident
-    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    version: Version
     sha256: Sha256
     size_bytes: int = Field(gt=0)
     chunk_size: int = Field(gt=0, le=1 << 20)
     labels: Annotated[list[Label], Field(max_length=100_000)]
     temperature: float = Field(1.0, gt=0)
-    card: dict[str, JsonValue] = Field({}, description="The model card, as JSON.")
+    card: Annotated[dict[str, JsonValue], AfterValidator(_plain_json)] = Field(
+        {}, description="The model card, as JSON."
+    )
     golden: Annotated[list[GoldenCase], Field(max_length=32)] = Field(
         [], description="Smoke tests the device runs before it switches to the model."
     )
-    signature: Annotated[str, StringConstraints(max_length=256)] = Field(
+    signature: Annotated[str, StringConstraints(max_length=256, pattern=r"^[0-9a-f]*$")] = Field(
         "", description="ed25519 signature (hex) over the manifest without this field."
     )
 
@@ -239,7 +292,7 @@ class ModelAckMessage(Message):
     """Device to cloud: how applying a model went."""
 
     rollout_id: Ident
-    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    version: Version
     sha256: Sha256
     status: Literal["downloading", "verified", "applied", "committed", "rolled_back", "failed"]
     detail: ShortText = ""
@@ -249,7 +302,7 @@ class CommandMessage(Message):
     """A request; never retained, answered on ``reply/<name>`` with the same correlation."""
 
     correlation: MessageId
-    args: dict[Ident, JsonValue] = {}
+    args: dict[Ident, PlainJson] = {}
 
 
 class ReplyMessage(Message):
@@ -257,16 +310,16 @@ class ReplyMessage(Message):
 
     correlation: MessageId
     status: Literal["ok", "error"]
-    data: JsonValue = None
+    data: PlainJson = None
     error: ShortText | None = None
 
 
 class DeadLetterMessage(Message):
     """A message that failed validation, kept with the reason instead of being dropped silently."""
 
-    topic: Annotated[str, StringConstraints(max_length=1024)]
+    topic: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
     reason: ShortText
     payload_size: int = Field(ge=0)
-    payload_head: Annotated[str, StringConstraints(max_length=512)] = Field(
+    payload_head: Annotated[str, StringConstraints(max_length=512, pattern=r"^[0-9a-f]*$")] = Field(
         "", description="The first bytes of the payload, hex."
     )

@@ -16,7 +16,14 @@ from shared.errors import ContractError
 
 VERSION = "v1"
 DEFAULT_PREFIX = "ec"
-_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ID_PATTERN = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}"
+    r"|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}"
+    r"|\.\.[A-Za-z0-9._-]{1,62})$"
+)
+"""Every id (site, device, model, rollout, token): one safe topic level, never ``.`` or ``..``
+(written without look-arounds so pydantic's regex engine takes it)."""
+_ID_RE = re.compile(ID_PATTERN)
 
 
 class Kind(StrEnum):

@@ -17,6 +17,15 @@ from sqlalchemy.orm import Session
 from cloud.auth import Principal, Role, authenticate
 from cloud.services import Services
 from cloud.settings import CloudSettings
+from shared.messages import MESSAGE_ID_PATTERN, NO_NUL
+from shared.topics import ID_PATTERN
+
+# Parameters that name something: an id is a safe topic level (no '/', '+', '#', NUL, at most 64
+# characters), free text has no NUL (PostgreSQL refuses it: a 500 instead of a clear 422).
+ID = ID_PATTERN
+TEXT = NO_NUL
+MESSAGE_ID = MESSAGE_ID_PATTERN
+MAX_OFFSET = 2**62  # beyond it PostgreSQL's BIGINT overflows
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `edgecascade cloud token create`")
 

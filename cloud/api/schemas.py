@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from shared.messages import Prediction
+from shared.topics import ID_PATTERN
 
 
 class _FromRow(BaseModel):
@@ -122,7 +123,7 @@ class EscalationPage(BaseModel):
 class TokenIn(BaseModel):
     """A token to create."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Unique; names the holder.")
+    name: str = Field(pattern=ID_PATTERN, description="Unique; names the holder.")
     role: Literal["viewer", "operator", "admin"]
 
 

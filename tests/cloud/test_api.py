@@ -123,7 +123,9 @@ def test_escalations_come_with_their_verdict_and_frame(client: ApiClient) -> Non
     frame = client.get(by_id[judged.msg_id]["frame_url"])
     assert frame.status_code == 200 and frame.content == judged_jpeg
     assert frame.headers["content-type"] == "image/jpeg"
-    assert client.get("/api/escalations/nope/frame").status_code == 404
+    unknown = "01234567-89ab-7def-8123-456789abcdef"
+    assert client.get(f"/api/escalations/{unknown}/frame").status_code == 404
+    assert client.get("/api/escalations/nope/frame").status_code == 422  # not a message id
     assert (
         client.get(by_id[judged.msg_id]["frame_url"], headers={"Authorization": ""}).status_code
         == 401

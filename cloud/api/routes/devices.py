@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from cloud.api.deps import SessionDep, require
+from cloud.api.deps import ID, SessionDep, require
 from cloud.api.schemas import DeviceList, DeviceOut
 from cloud.db.models import Device, Result
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["devices"], dependencies=[Depends(requir
 @router.get("/devices")
 def list_devices(
     session: SessionDep,
-    site: Annotated[str | None, Query(description="Only devices of this site.")] = None,
+    site: Annotated[str | None, Query(pattern=ID, description="Only devices of this site.")] = None,
 ) -> DeviceList:
     counts = (
         select(Result.site_id, Result.device_id, func.count().label("n"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy import ColumnElement, func, select
 
-from cloud.api.deps import ServicesDep, SessionDep, require
+from cloud.api.deps import ID, MAX_OFFSET, MESSAGE_ID, ServicesDep, SessionDep, require
 from cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
 from cloud.db.models import Escalation, Verdict
 
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(re
 @router.get("/escalations")
 def list_escalations(
     session: SessionDep,
-    site: Annotated[str | None, Query(description="Only this site.")] = None,
-    device: Annotated[str | None, Query(description="Only this device.")] = None,
+    site: Annotated[str | None, Query(pattern=ID, description="Only this site.")] = None,
+    device: Annotated[str | None, Query(pattern=ID, description="Only this device.")] = None,
     since: Annotated[float | None, Query(description="captured_at >= since (Unix s).")] = None,
     until: Annotated[float | None, Query(description="captured_at < until (Unix s).")] = None,
     label: Annotated[str | None, Query(description="Only this edge top-1 label.")] = None,
@@ -29,7 +29,7 @@ def list_escalations(
         bool | None, Query(description="Only those with (without) a verdict.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Escalations to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Escalations to skip.")] = 0,
 ) -> EscalationPage:
     where: list[ColumnElement[bool]] = []
     if site is not None:
@@ -76,7 +76,11 @@ def list_escalations(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
-def escalation_frame(msg_id: str, session: SessionDep, services: ServicesDep) -> Response:
+def escalation_frame(
+    msg_id: Annotated[str, Path(pattern=MESSAGE_ID, description="The escalation's message id.")],
+    session: SessionDep,
+    services: ServicesDep,
+) -> Response:
     escalation = session.get(Escalation, msg_id)
     if escalation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no escalation {msg_id!r}")

@@ -12,6 +12,7 @@ from fastapi import (
     File,
     Form,
     HTTPException,
+    Path,
     Query,
     Response,
     UploadFile,
@@ -20,7 +21,7 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from cloud.api.deps import Admin, SessionDep, SettingsDep, require
+from cloud.api.deps import ID, TEXT, Admin, SessionDep, SettingsDep, require
 from cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
 from cloud.db.models import ModelVersion
 from cloud.registry import (
@@ -33,6 +34,8 @@ from cloud.registry import (
 )
 
 router = APIRouter(prefix="/api", tags=["models"])
+ModelName = Annotated[str, Path(pattern=ID, description="The model's name.")]
+ModelVersionText = Annotated[str, Path(pattern=TEXT, max_length=64, description="Its version.")]
 viewer = [Depends(require("viewer"))]
 
 
@@ -42,8 +45,8 @@ async def upload_model(
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="The .tflite model.")],
-    name: Annotated[str, Form(description="Model name, e.g. fashion-edge.")],
-    version: Annotated[str, Form(description="Version, e.g. 1.1.0.")],
+    name: Annotated[str, Form(pattern=ID, description="Model name, e.g. fashion-edge.")],
+    version: Annotated[str, Form(pattern=TEXT, max_length=64, description="Version, e.g. 1.1.0.")],
     labels: Annotated[UploadFile, File(description="Class names, one per line, by output.")],
     preprocess: Annotated[
         str | None, Form(description='JSON, e.g. {"color": "gray", "mean": 0, "std": 255}.')
@@ -59,7 +62,8 @@ async def upload_model(
         options = json.loads(preprocess) if preprocess else None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"unreadable field: {exc}"
+            422,
+            f"unreadable field: {exc}",  # by number: Starlette renamed the constant
         ) from None
     upload = Upload(
         content=content,
@@ -100,7 +104,7 @@ def public_key(settings: SettingsDep) -> Response:
 
 
 @router.get("/models/{name}/{version}", dependencies=viewer)
-def get_model(name: str, version: str, session: SessionDep) -> ModelDetail:
+def get_model(name: ModelName, version: ModelVersionText, session: SessionDep) -> ModelDetail:
     return ModelDetail.model_validate(_row(session, name, version))
 
 
@@ -110,15 +114,17 @@ def get_model(name: str, version: str, session: SessionDep) -> ModelDetail:
     responses={200: {"content": {"application/octet-stream": {}}}},
     dependencies=viewer,
 )
-def get_model_file(name: str, version: str, session: SessionDep, settings: SettingsDep) -> Response:
+def get_model_file(
+    name: ModelName, version: ModelVersionText, session: SessionDep, settings: SettingsDep
+) -> Response:
     row = _row(session, name, version)
     return Response(ModelStore(settings).get(row.sha256), media_type="application/octet-stream")
 
 
 @router.post("/models/{name}/{version}/calibrate")
 def calibrate_model(
-    name: str,
-    version: str,
+    name: ModelName,
+    version: ModelVersionText,
     principal: Admin,
     session: SessionDep,
     settings: SettingsDep,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import ColumnElement, func, select
 
-from cloud.api.deps import SessionDep, require
+from cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require
 from cloud.api.schemas import ResultOut, ResultPage
 from cloud.db.models import Result
 
@@ -17,14 +17,16 @@ router = APIRouter(prefix="/api", tags=["results"], dependencies=[Depends(requir
 @router.get("/results")
 def list_results(
     session: SessionDep,
-    site: Annotated[str | None, Query(description="Only this site.")] = None,
-    device: Annotated[str | None, Query(description="Only this device.")] = None,
+    site: Annotated[str | None, Query(pattern=ID, description="Only this site.")] = None,
+    device: Annotated[str | None, Query(pattern=ID, description="Only this device.")] = None,
     since: Annotated[float | None, Query(description="captured_at >= since (Unix s).")] = None,
     until: Annotated[float | None, Query(description="captured_at < until (Unix s).")] = None,
-    label: Annotated[str | None, Query(description="Only this top-1 label.")] = None,
+    label: Annotated[
+        str | None, Query(pattern=TEXT, max_length=128, description="Only this top-1 label.")
+    ] = None,
     escalated: Annotated[bool | None, Query(description="Only (not) escalated.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Results to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip.")] = 0,
 ) -> ResultPage:
     where: list[ColumnElement[bool]] = []
     if site is not None:

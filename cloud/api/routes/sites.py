@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import case, func, select
 
-from cloud.api.deps import SessionDep, require
+from cloud.api.deps import ID, SessionDep, require
 from cloud.api.schemas import SiteList, SiteOut, TelemetryPoint, TelemetrySeries
 from cloud.db.models import Device, Result, Site, Telemetry
 
@@ -52,8 +52,8 @@ def list_sites(session: SessionDep) -> SiteList:
 @router.get("/telemetry")
 def telemetry_series(
     session: SessionDep,
-    site: Annotated[str, Query(description="The device's site.")],
-    device: Annotated[str, Query(description="The device.")],
+    site: Annotated[str, Query(pattern=ID, description="The device's site.")],
+    device: Annotated[str, Query(pattern=ID, description="The device.")],
     since: Annotated[float | None, Query(description="ts >= since (Unix s).")] = None,
     until: Annotated[float | None, Query(description="ts < until (Unix s).")] = None,
     field: Annotated[

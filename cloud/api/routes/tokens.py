@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from typing import Annotated
 
-from cloud.api.deps import SessionDep, require
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+
+from cloud.api.deps import ID, SessionDep, require
 from cloud.api.schemas import TokenCreated, TokenIn, TokenList, TokenOut
 from cloud.auth import TokenError, create_token, list_tokens, revoke_token
 from cloud.db.models import ApiToken
+from shared.errors import ContractError
 
 router = APIRouter(prefix="/api", tags=["tokens"], dependencies=[Depends(require("admin"))])
 
@@ -23,6 +26,8 @@ def post_token(body: TokenIn, session: SessionDep) -> TokenCreated:
         token = create_token(session, body.name, body.role)
     except TokenError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except ContractError as exc:  # a name the pattern lets through but ids refuse: '.', '..'
+        raise HTTPException(422, str(exc)) from None
     row = session.get(ApiToken, body.name)
     assert row is not None
     return TokenCreated.model_validate(
@@ -31,7 +36,9 @@ def post_token(body: TokenIn, session: SessionDep) -> TokenCreated:
 
 
 @router.delete("/tokens/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_token(name: str, session: SessionDep) -> None:
+def delete_token(
+    name: Annotated[str, Path(pattern=ID, description="The token's name.")], session: SessionDep
+) -> None:
     try:
         revoke_token(session, name)
     except TokenError as exc:
