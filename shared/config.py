@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from shared.errors import ConfigError
+from shared.topics import ID_PATTERN
 
 S = TypeVar("S", bound="ComponentSettings")
 
@@ -46,7 +47,7 @@ class MqttSettings(Section):
     )
     reconnect_min: float = Field(0.5, gt=0, description="First reconnect delay, seconds.")
     reconnect_max: float = Field(30.0, gt=0, description="Longest reconnect delay, seconds.")
-    prefix: str = Field("ec", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Topic prefix.")
+    prefix: str = Field("ec", pattern=ID_PATTERN, description="Topic prefix.")
     tls: bool = Field(
         False, description="Connect over TLS (port 8883 by convention); on when ca_file is set."
     )
