@@ -14,7 +14,6 @@ again at most every ``after_s``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -24,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from cloud.blobs import BlobStore
 from cloud.db.models import Escalation, Result, Verdict
+from cloud.periodic import PeriodicPublisher
 from cloud.settings import CloudSettings
 from shared.codec import encode
 from shared.messages import EscalationHeader, ModelRef, Prediction
-from shared.mqtt import MqttLink, Outgoing
+from shared.mqtt import Outgoing
 from shared.topics import Kind, topic
 
 logger = logging.getLogger(__name__)
@@ -36,39 +36,20 @@ CONFIRM_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 5  # then the frame is taken to be one no worker can judge, and left alone
 
 
-class EscalationResubmitter(threading.Thread):
+class EscalationResubmitter(PeriodicPublisher):
     """Finds escalations without a verdict and publishes them to the workers again."""
 
     def __init__(self, engine: Engine, blobs: BlobStore, settings: CloudSettings) -> None:
-        super().__init__(name="resubmit", daemon=True)
+        super().__init__("resubmit", settings, settings.resubmit.interval_s)
         self.engine = engine
         self.blobs = blobs
-        self.settings = settings
         self.options = settings.resubmit
-        self.counts: Counter[str] = Counter()
         self._sent_at: dict[str, float] = {}
         self._attempts: Counter[str] = Counter()
         self.abandoned: set[str] = set()
-        self._stopping = threading.Event()
-        self._link = MqttLink(settings.mqtt, f"{settings.client_id}-resubmit", persistent=False)
 
-    def begin(self) -> None:
-        self._link.start()
-        self.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout=10)
-        self._link.stop()
-
-    def run(self) -> None:
-        while not self._stopping.wait(self.options.interval_s):
-            try:
-                self.sweep()
-            except Exception:  # a bad pass must not end the sweeping
-                self.counts["errors"] += 1
-                logger.exception("resubmitting escalations failed")
+    def tick(self) -> None:
+        self.sweep()
 
     def sweep(self) -> int:
         """One pass; returns how many escalations were published again."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import threading
 import time
 import uuid
 from collections import Counter
@@ -43,11 +42,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import Device, ModelAck, ModelVersion, Result, Rollout, Verdict
 from cloud.errors import CloudError
+from cloud.periodic import PeriodicPublisher
 from cloud.registry import manifest_of
 from cloud.settings import CloudSettings, RolloutCriteria
 from shared.codec import encode
 from shared.messages import NO_NUL, ModelManifest, ModelOfferMessage
-from shared.mqtt import MqttLink, Outgoing
+from shared.mqtt import Outgoing
 from shared.topics import ID_PATTERN, Kind, topic
 
 logger = logging.getLogger(__name__)
@@ -79,33 +79,17 @@ class RolloutRequest(BaseModel):
     criteria: dict[str, float] = Field({}, description="Overrides of rollouts.criteria.")
 
 
-class RolloutController(threading.Thread):
+class RolloutController(PeriodicPublisher):
     """Starts, evaluates, widens and rolls back rollouts; one per cloud process."""
 
     def __init__(self, engine: Engine, settings: CloudSettings) -> None:
-        super().__init__(name="rollouts", daemon=True)
+        super().__init__("rollouts", settings, settings.rollouts.interval_s)
         self.engine = engine
-        self.settings = settings
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self.counts: Counter[str] = Counter()
         self._waiting_since: dict[tuple[str, str], float] = {}
-        self._stopping = threading.Event()
-        self._link = MqttLink(settings.mqtt, f"{settings.client_id}-rollouts", persistent=False)
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    def begin(self) -> None:
-        self._link.start()
-        self.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout=10)
-        self._link.stop()
-
-    def run(self) -> None:
-        while not self._stopping.wait(self.settings.rollouts.interval_s):
-            self.evaluate_all()
+    def tick(self) -> None:
+        self.evaluate_all()
 
     def evaluate_all(self) -> None:
         with self.sessions() as session:
