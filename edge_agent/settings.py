@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ComponentSettings, MqttSettings, Section
+from shared.outbox import ReplaySeconds
 from shared.topics import ID_PATTERN
 
 
@@ -133,14 +134,7 @@ class AgentSettings(ComponentSettings):
     )
     data_dir: Path = Field(Path("var/agent"), description="Outbox and state directory.")
     outbox_quota_mb: float = Field(256, gt=0, description="Disk quota of the outbox, MiB.")
-    outbox_replay_s: float = Field(
-        0.0,
-        ge=0,
-        description="Keep acknowledged outbox rows this long and publish them again after "
-        "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
-        "then loses nothing; receivers drop the copies by message id. Set it above the broker's "
-        "autosave_interval. 0 deletes a row at its PUBACK.",
-    )
+    outbox_replay_s: ReplaySeconds = 0.0
     telemetry_interval_s: float = Field(5.0, gt=0, description="Seconds between telemetry.")
     drain_timeout_s: float = Field(
         10.0, ge=0, description="On stop, wait this long for the outbox to empty."

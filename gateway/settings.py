@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ComponentSettings, MqttSettings, Section
+from shared.outbox import ReplaySeconds
 from shared.topics import ID_PATTERN
 
 
@@ -43,14 +44,7 @@ class GatewaySettings(ComponentSettings):
         Path("var/gateway"), description="Outboxes, de-duplication table and model cache."
     )
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
-    outbox_replay_s: float = Field(
-        0.0,
-        ge=0,
-        description="Keep acknowledged outbox rows this long and publish them again after "
-        "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
-        "then loses nothing; receivers drop the copies by message id. Set it above the broker's "
-        "autosave_interval. 0 deletes a row at its PUBACK.",
-    )
+    outbox_replay_s: ReplaySeconds = 0.0
     dedup_window_s: float = Field(
         86_400.0,
         ge=0,

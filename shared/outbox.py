@@ -25,7 +25,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from shared.config import Section
 from shared.errors import BrokerError
@@ -78,6 +80,18 @@ DEFAULT_CLASSES: dict[str, ClassPolicy] = {
 
 
 PutOutcome = Literal["queued", "duplicate", "dropped"]
+
+ReplaySeconds = Annotated[
+    float,
+    Field(
+        ge=0,
+        description="Keep acknowledged outbox rows this long and publish them again after "
+        "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
+        "then loses nothing; receivers drop the copies by message id. Set it above the broker's "
+        "autosave_interval. 0 deletes a row at its PUBACK.",
+    ),
+]
+"""The ``outbox_replay_s`` setting of every component with an outbox."""
 
 
 @dataclass(frozen=True, slots=True)
