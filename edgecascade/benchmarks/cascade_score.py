@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic
 from shared.topics import Kind
 
@@ -36,6 +34,8 @@ class PolicyPoint:
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None}
+    import numpy as np  # not at import: the CLI is built on installs without numpy
+
     array = np.asarray(values, dtype=np.float64)
     return {"p50": float(np.percentile(array, 50)), "p95": float(np.percentile(array, 95))}
 
