@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from edgecascade.benchmarks.cascade_score import PolicyPoint, add_ratios, score
 from edgecascade.benchmarks.cascade_table import format_report
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap
 from edgecascade.benchmarks.cascade_targets import judge_targets
+from edgecascade.processes import environment
 from shared.cli import SubParsers
 from shared.errors import EdgeCascadeError
 
@@ -208,7 +208,8 @@ class CascadeRun:
             cloud_broker.start()
             # The demo's own start-up of cloud, worker and gateway; children inherit the
             # environment, which is how the gateway gets its batch.compress.
-            with _environment(EC_GATEWAY_BATCH__COMPRESS="true" if self.compress else "false"):
+            compress = "true" if self.compress else "false"
+            with environment({"EC_GATEWAY_BATCH__COMPRESS": compress}):
                 demo._start_services(site_broker.port, cloud_broker.port)  # waits for the worker
             with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                 for point in self.points:
@@ -277,21 +278,6 @@ class CascadeRun:
             tempered = card.model_copy(update={"temperature": self.temperature["temperature"]})
             tempered.save(card_path_for(target))
         return target
-
-
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the children started inside, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _complete(traffic: DeviceTraffic, stats: dict[str, int]) -> bool:

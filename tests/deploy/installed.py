@@ -7,10 +7,7 @@ under the root and its listeners on free loopback ports; certificates come from
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +15,7 @@ from typing import TypeVar
 from edgecascade.brokers import MosquittoBroker, free_port
 from edgecascade.deploy.pki import ensure_ca, issue
 from edgecascade.deploy.provision import BrokerFiles, Endpoint
+from edgecascade.processes import environment
 from shared.config import ComponentSettings, load_settings
 from tests.utils.paths import REPO
 
@@ -84,20 +82,6 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             pairs[key] = value
     return pairs
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def settings_from_env_file(cls: type[S], path: Path, config: Path | None = None) -> S:

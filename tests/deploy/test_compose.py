@@ -25,9 +25,9 @@ from cloud.settings import CloudSettings
 from edge_agent.settings import AgentSettings
 from edgecascade.cli import build_parser
 from edgecascade.demo import Demo, DemoPlan
+from edgecascade.processes import environment
 from gateway.settings import GatewaySettings
 from shared.config import ComponentSettings, load_settings
-from tests.deploy.installed import environment
 from tests.utils.paths import REPO
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
@@ -25,16 +27,20 @@ def _controller(services: ServicesDep) -> RolloutController:
     return services.rollouts
 
 
+async def _act(action: Callable[..., Rollout], *args: object) -> RolloutOut:
+    """Run a controller action off the event loop; its RolloutError is the HTTP answer."""
+    try:
+        rollout = await run_in_threadpool(action, *args)
+    except RolloutError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return RolloutOut.model_validate(rollout)
+
+
 @router.post("/rollouts", status_code=status.HTTP_201_CREATED)
 async def create_rollout(
     body: RolloutRequest, principal: Operator, services: ServicesDep
 ) -> RolloutOut:
-    controller = _controller(services)
-    try:
-        rollout = await run_in_threadpool(controller.create, body, principal.name)
-    except RolloutError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    return RolloutOut.model_validate(rollout)
+    return await _act(_controller(services).create, body, principal.name)
 
 
 @router.get("/rollouts", dependencies=viewer)
@@ -61,13 +67,8 @@ def get_rollout(rollout_id: str, session: SessionDep) -> RolloutOut:
 async def abort_rollout(
     rollout_id: str, body: AbortIn, principal: Operator, services: ServicesDep
 ) -> RolloutOut:
-    controller = _controller(services)
     reason = f"aborted by {principal.name}" + (f": {body.reason}" if body.reason else "")
-    try:
-        rollout = await run_in_threadpool(controller.abort, rollout_id, reason)
-    except RolloutError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    return RolloutOut.model_validate(rollout)
+    return await _act(_controller(services).abort, rollout_id, reason)
 
 
 @router.post("/rollouts/{rollout_id}/pause")
@@ -75,21 +76,11 @@ async def pause_rollout(
     rollout_id: str, body: PauseIn, principal: Operator, services: ServicesDep
 ) -> RolloutOut:
     """Hold a running rollout: no widening, no judging, until it is resumed or rolled back."""
-    controller = _controller(services)
     reason = f"paused by {principal.name}" + (f": {body.reason}" if body.reason else "")
-    try:
-        rollout = await run_in_threadpool(controller.pause, rollout_id, reason)
-    except RolloutError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    return RolloutOut.model_validate(rollout)
+    return await _act(_controller(services).pause, rollout_id, reason)
 
 
 @router.post("/rollouts/{rollout_id}/resume")
 async def resume_rollout(rollout_id: str, principal: Operator, services: ServicesDep) -> RolloutOut:
     """Let a paused rollout run again; the stage's minimum time starts over."""
-    controller = _controller(services)
-    try:
-        rollout = await run_in_threadpool(controller.resume, rollout_id)
-    except RolloutError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    return RolloutOut.model_validate(rollout)
+    return await _act(_controller(services).resume, rollout_id)
