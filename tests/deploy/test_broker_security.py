@@ -109,6 +109,24 @@ def test_a_device_publishes_only_under_its_own_topics(fleet: Fleet) -> None:
     assert len(refused) == 2 and all("Not authorized" in r for r in refused), refused
 
 
+def test_a_device_cannot_send_what_only_the_gateway_and_cloud_send(fleet: Fleet) -> None:
+    """Model offers, verdicts and commands come from upstream: a camera may not publish them,
+    not even addressed to itself (a forged offer or verdict would steer it or its neighbours)."""
+    downlink = [
+        topic("site1", "cam1", Kind.MODEL, "offer"), topic("site1", "cam2", Kind.MODEL, "offer"),
+        topic("site1", "cam1", Kind.VERDICT), topic("site1", "cam2", Kind.VERDICT),
+        topic("site1", "cam1", Kind.CMD, "resync"), topic("site1", "cam2", Kind.CMD, "resync"),
+    ]  # fmt: skip
+    own = topic("site1", "cam1", Kind.RESULT)
+    with Collector(fast(fleet.gateway_site), "ec/v1/site1/#", client_id="gw") as gateway:
+        refused = publish(fleet.cams["cam1"], "cam1", *[(t, b"forged") for t in downlink],
+                          (own, b"own"))  # fmt: skip
+        assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"own"], timeout=10)
+        time.sleep(0.3)
+        assert [m.topic for m in gateway.messages] == [own]
+    assert len(refused) == len(downlink) and all("Not authorized" in r for r in refused), refused
+
+
 def test_a_device_reads_only_its_own_commands_and_verdicts(fleet: Fleet) -> None:
     nosy_filters = ("ec/v1/#", topic_filter(Kind.CMD, site="site1", device="cam2"),
                     topic("site1", "cam2", Kind.VERDICT))  # fmt: skip
