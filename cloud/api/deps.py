@@ -8,10 +8,11 @@ to know who calls takes :data:`PrincipalDep`-style aliases (``Viewer``, ``Operat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from cloud.auth import Principal, Role, authenticate
@@ -87,3 +88,19 @@ def require(role: Role) -> Callable[..., Principal]:
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def scope_filters(
+    entity: Any, site: str | None, device: str | None, since: float | None, until: float | None
+) -> list[ColumnElement[bool]]:
+    """The site, device and captured-at window filters that result-like lists share."""
+    where: list[ColumnElement[bool]] = []
+    if site is not None:
+        where.append(entity.site_id == site)
+    if device is not None:
+        where.append(entity.device_id == device)
+    if since is not None:
+        where.append(entity.captured_at >= since)
+    if until is not None:
+        where.append(entity.captured_at < until)
+    return where

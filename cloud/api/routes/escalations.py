@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
-from cloud.api.deps import ID, MAX_OFFSET, MESSAGE_ID, ServicesDep, SessionDep, require
+from cloud.api.deps import (
+    ID,
+    MAX_OFFSET,
+    MESSAGE_ID,
+    ServicesDep,
+    SessionDep,
+    require,
+    scope_filters,
+)
 from cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
 from cloud.db.models import Escalation, Verdict
 
@@ -31,15 +39,7 @@ def list_escalations(
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Escalations to skip.")] = 0,
 ) -> EscalationPage:
-    where: list[ColumnElement[bool]] = []
-    if site is not None:
-        where.append(Escalation.site_id == site)
-    if device is not None:
-        where.append(Escalation.device_id == device)
-    if since is not None:
-        where.append(Escalation.captured_at >= since)
-    if until is not None:
-        where.append(Escalation.captured_at < until)
+    where = scope_filters(Escalation, site, device, since, until)
     if label is not None:
         where.append(Escalation.edge_label == label)
     if agrees is not None:

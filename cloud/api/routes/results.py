@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 
-from cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require
+from cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require, scope_filters
 from cloud.api.schemas import ResultOut, ResultPage
 from cloud.db.models import Result
 
@@ -28,15 +28,7 @@ def list_results(
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip.")] = 0,
 ) -> ResultPage:
-    where: list[ColumnElement[bool]] = []
-    if site is not None:
-        where.append(Result.site_id == site)
-    if device is not None:
-        where.append(Result.device_id == device)
-    if since is not None:
-        where.append(Result.captured_at >= since)
-    if until is not None:
-        where.append(Result.captured_at < until)
+    where = scope_filters(Result, site, device, since, until)
     if label is not None:
         where.append(Result.label == label)
     if escalated is not None:
