@@ -27,7 +27,8 @@ from cloud.db.rows import (
     telemetry_row,
 )
 from cloud.db.upsert import apply_state, insert_new, touch
-from shared.codec import Decoded
+from shared import dicts
+from shared.codec import Decoded, decode, decode_results
 from shared.errors import ContractError
 from shared.messages import (
     EscalationHeader,
@@ -56,12 +57,34 @@ STORED_KINDS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class ResultDicts:
+    """The results of a ``result`` or ``result_batch`` message as dicts, each with its device."""
+
+    results: list[tuple[str, dicts.ResultMessage]]
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """A decoded message, the topic it came on and when the cloud received it."""
 
     topic: Topic
-    decoded: Decoded
+    decoded: Decoded | ResultDicts
     received_at: float
+
+
+def decode_inbound(topic: Topic, payload: bytes, received_at: float) -> Inbound:
+    """``payload`` decoded the way the store takes it, or :class:`ContractError` (or its
+    :class:`~shared.errors.FrameCodecError`) naming the problem.
+
+    Results are decoded to dicts (:func:`shared.codec.decode_results`), everything else to its
+    model (:func:`shared.codec.decode`).
+    """
+    if topic.kind in (Kind.RESULT, Kind.RESULT_BATCH):
+        item = Inbound(topic, ResultDicts(decode_results(topic, payload)), received_at)
+    else:
+        item = Inbound(topic, decode(topic, payload), received_at)
+    check_storable(item)
+    return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +105,8 @@ def check_storable(item: Inbound) -> None:
     """Raise :class:`ContractError` for a valid message the store still cannot take."""
     if item.topic.kind not in STORED_KINDS:
         raise ContractError(f"the cloud does not store {item.topic.kind.value!r} messages")
+    if isinstance(item.decoded, ResultDicts):
+        return
     header = item.decoded.message
     if item.topic.kind is Kind.MODEL and not isinstance(header, ModelAckMessage):
         raise ContractError(f"the cloud stores model acks, not model/{item.topic.sub}")
@@ -108,16 +133,17 @@ class _Plan:
         self.seen[(site, device)] = (min(first, ts), max(last, ts))
 
     def add(self, item: Inbound) -> None:
-        site, device = item.topic.site, item.topic.device
-        msg, when = item.decoded.message, item.received_at
-        if isinstance(msg, ResultMessage):
-            self.add_row(Result, result_row(site, device, msg, when))
-        elif isinstance(msg, ResultBatchMessage):
-            for entry in msg.results:
-                self.add_row(Result, result_row(site, entry.device, entry.result, when))
-                self.saw(site, entry.device, entry.result.ts)
-            return  # the gateway that sent the batch is not a device of these results
-        elif isinstance(msg, EscalationHeader):
+        site, device, when = item.topic.site, item.topic.device, item.received_at
+        if isinstance(item.decoded, ResultDicts):
+            # A batch's results name their devices; the gateway that sent it is not one of them.
+            for result_device, result in item.decoded.results:
+                self.add_row(Result, result_row(site, result_device, result, when))
+                self.saw(site, result_device, result["ts"])
+            return
+        msg = item.decoded.message
+        if isinstance(msg, ResultMessage | ResultBatchMessage):
+            raise ContractError("results are stored decoded to dicts: use decode_inbound")
+        if isinstance(msg, EscalationHeader):
             key = blob_key(site, device, msg.msg_id, msg.content_type)
             self.blobs[key] = item.decoded.body
             self.add_row(Escalation, escalation_row(site, device, msg, when, key))

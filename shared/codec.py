@@ -11,13 +11,16 @@ Result batches may travel zlib-compressed (:func:`compress_batch`, the gateway's
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
+from shared import dicts
 from shared.errors import ContractError, FrameCodecError
 from shared.framecodec import check_image, decode_frame, encode_frame, image_size
+from shared.ids import new_message_id
 from shared.messages import (
     CommandMessage,
     DeadLetterMessage,
@@ -106,13 +109,27 @@ def _inflate(payload: bytes, limit: int) -> bytes:
     return data
 
 
-def decode(topic: Topic, payload: bytes) -> Decoded:
-    """Validate ``payload`` for ``topic``; raises :class:`ContractError` naming the problem."""
+def _within_limit(topic: Topic, payload: bytes) -> bytes:
+    """``payload`` if it is within the topic's limit (a result batch: inflated), or raise."""
     limit = limit_for(topic)
     if len(payload) > limit:
         raise ContractError(f"payload of {len(payload)} bytes exceeds the {limit}-byte limit")
     if topic.kind is Kind.RESULT_BATCH and payload[:1] == bytes([ZLIB_LEAD]):
-        payload = _inflate(payload, limit)
+        return _inflate(payload, limit)
+    return payload
+
+
+def _invalid(name: str, exc: ValidationError) -> ContractError:
+    """The first validation error as a contract error: the field's path, the rule, the value."""
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    got = "" if err["type"] == "json_invalid" else f" (got {_short(err['input'])})"
+    return ContractError(f"invalid {name}: {where}: {err['msg']}{got}")
+
+
+def decode(topic: Topic, payload: bytes) -> Decoded:
+    """Validate ``payload`` for ``topic``; raises :class:`ContractError` naming the problem."""
+    payload = _within_limit(topic, payload)
     if topic.kind is Kind.ESCALATION:
         header, body = decode_frame(payload, EscalationHeader)
         check_image(body, header.content_type)
@@ -132,10 +149,34 @@ def decode(topic: Topic, payload: bytes) -> Decoded:
     try:
         return Decoded(model.model_validate_json(payload))
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"]) or "payload"
-        got = "" if err["type"] == "json_invalid" else f" (got {_short(err['input'])})"
-        raise ContractError(f"invalid {model.__name__}: {where}: {err['msg']}{got}") from exc
+        raise _invalid(model.__name__, exc) from exc
+
+
+def decode_results(topic: Topic, payload: bytes) -> list[tuple[str, dicts.ResultMessage]]:
+    """The results of a ``result`` or ``result_batch`` payload, each with its device, as dicts.
+
+    The rules of :func:`decode` (the same limits, constraints and errors), validated into the
+    TypedDicts of :mod:`shared.dicts` rather than into models: the cloud's ingest path. The
+    defaults the models would fill in from a factory, ``msg_id`` and ``ts``, are filled in here.
+    """
+    payload = _within_limit(topic, payload)
+    try:
+        if topic.kind is Kind.RESULT:
+            results = [(topic.device, dicts.RESULT.validate_json(payload))]
+        elif topic.kind is Kind.RESULT_BATCH:
+            batch = dicts.RESULT_BATCH.validate_json(payload)
+            results = [(entry["device"], entry["result"]) for entry in batch["results"]]
+        else:
+            raise ContractError(f"{topic.kind.value!r} payloads hold no results")
+    except ValidationError as exc:
+        name = ResultMessage if topic.kind is Kind.RESULT else ResultBatchMessage
+        raise _invalid(name.__name__, exc) from exc
+    for _device, result in results:
+        if "msg_id" not in result:
+            result["msg_id"] = new_message_id()
+        if "ts" not in result:
+            result["ts"] = time.time()
+    return results
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import dicts
 from shared.messages import (
     EscalationHeader,
     ModelAckMessage,
-    ResultMessage,
     StateMessage,
     TelemetryMessage,
 )
@@ -15,25 +15,26 @@ from shared.messages import (
 Row = dict[str, Any]
 
 
-def result_row(site: str, device: str, msg: ResultMessage, received_at: float) -> Row:
-    best = msg.top[0]
+def result_row(site: str, device: str, result: dicts.ResultMessage, received_at: float) -> Row:
+    """A ``results`` row from a result decoded to a dict (:func:`shared.codec.decode_results`)."""
+    top = result["top"]
+    best, model = top[0], result["model"]
     return {
-        "msg_id": msg.msg_id,
+        "msg_id": result["msg_id"],
         "site_id": site,
         "device_id": device,
-        "frame_id": msg.frame_id,
-        "captured_at": msg.captured_at,
+        "frame_id": result["frame_id"],
+        "captured_at": result["captured_at"],
         "received_at": received_at,
-        "model_name": msg.model.name,
-        "model_version": msg.model.version,
-        "label": best.label,
-        "label_index": best.index,
-        "score": best.score,
-        # Plain dicts by hand: model_dump per prediction was a fifth of the ingest's write path.
-        "top": [{"index": p.index, "label": p.label, "score": p.score} for p in msg.top],
-        "latency": dict(msg.latency_ms),
-        "escalated": msg.escalated,
-        "ground_truth": msg.ground_truth,
+        "model_name": model["name"],
+        "model_version": model["version"],
+        "label": best["label"],
+        "label_index": best["index"],
+        "score": best["score"],
+        "top": top,  # validated dicts of exactly index, label and score: the column's JSON
+        "latency": result.get("latency_ms", {}),
+        "escalated": result.get("escalated", False),
+        "ground_truth": result.get("ground_truth"),
     }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, any_, bindparam, case, select
+from sqlalchemy import Connection, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -40,31 +40,25 @@ def dialect_insert(conn: Connection, entity: type[Base]) -> Insert:
 def insert_new(conn: Connection, entity: type[Base], rows: Sequence[Row]) -> int:
     """Insert ``rows`` (keyed by ``msg_id``), skipping stored ones; the number inserted.
 
-    Which rows are new is asked first (one indexed lookup of all the ids), so the insert
-    itself needs no ``RETURNING``: psycopg parses a long multi-row ``INSERT ... RETURNING`` anew
-    each time (it is too long for its statement cache), which made the PostgreSQL ingest three
-    times slower. ``ON CONFLICT DO NOTHING`` still guards against another replica inserting the
-    same ids in between; the count is then high by those, the rows are right.
+    One ``INSERT ... ON CONFLICT DO NOTHING`` executed for all the rows; the count of new ones
+    is the driver's row count, which both dialects sum over an executemany (skipped rows count
+    zero). Asking which ids are stored first, or ``RETURNING`` them, cost a query or a statement
+    psycopg cannot cache (a long multi-row ``RETURNING`` made PostgreSQL ingest three times
+    slower).
     """
     if not rows:
         return 0
     key = entity.__table__.c.msg_id
-    ids = [str(row["msg_id"]) for row in rows]
-    stored: set[str] = set()
-    if conn.dialect.name == "postgresql":  # one array parameter: a short, cacheable statement
-        ids_param = bindparam("ids", type_=postgresql.ARRAY(String))
-        stored.update(conn.scalars(select(key).where(key == any_(ids_param)), {"ids": ids}))
-    else:
-        for start in range(0, len(ids), 500):
-            stored.update(conn.scalars(select(key).where(key.in_(ids[start : start + 500]))))
-    new = sorted(
-        (row for row in rows if str(row["msg_id"]) not in stored),
-        key=lambda row: str(row["msg_id"]),  # one order for every writer: no deadlocks
+    ordered = sorted(rows, key=lambda row: str(row["msg_id"]))  # one order: no deadlocks
+    stmt = (
+        dialect_insert(conn, entity)
+        .on_conflict_do_nothing(index_elements=[key])
+        .execution_options(preserve_rowcount=True)  # the driver's count, kept for an INSERT
     )
-    if new:
-        ins = dialect_insert(conn, entity)
-        conn.execute(ins.on_conflict_do_nothing(index_elements=[key]), new)
-    return len(new)
+    inserted = conn.execute(stmt, ordered).rowcount
+    if inserted < 0:  # a driver that does not count: never silently report nothing stored
+        raise StoreError(f"the {conn.dialect.name} driver reports no row count for inserts")
+    return inserted
 
 
 def _greater(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -52,6 +52,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edgecascade.benchmarks.table import format_table
+from shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
     from paho.mqtt.properties import Properties
@@ -90,12 +91,16 @@ def _workload(count: int, batch_size: int) -> _Workload:
     from cloud.db.rows import result_row
     from edgecascade.benchmarks.messages import sample_result
     from shared.codec import encode
+    from shared.dicts import RESULT
     from shared.topics import Kind, topic
 
     results = [(f"cam{i % DEVICES + 1}", sample_result(i)) for i in range(count)]
     now = time.time()
     return _Workload(
-        rows=[result_row(SITE, device, message, now) for device, message in results],
+        rows=[
+            result_row(SITE, device, RESULT.validate_python(message.model_dump()), now)
+            for device, message in results
+        ],
         single=[(topic(SITE, device, Kind.RESULT), encode(message)) for device, message in results],
         batched=[
             _gateway_batch(results[start : start + batch_size])
@@ -372,29 +377,49 @@ def _postgres(args: argparse.Namespace) -> Iterator[FreshDatabase]:
 
 def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
              args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    """Every path ``args.repeat`` times, in rounds (each path once per round, on a new database);
+    each path is reported by its median run, with every run's rows/s alongside."""
     from cloud.settings import IngestSection
 
-    n, ingest = len(load.rows), IngestSection().model_dump()
-    _progress(f"{name}: executemany of {n} rows in {RAW_TRANSACTIONS} transactions ...")
-    with fresh(f"{name}-raw") as url:
-        raw = _executemany(url, load.rows)
-    _progress(f"{name}: ingest of {n} results, one per message ...")
-    with fresh(f"{name}-single") as url:
-        single = _ingest(url, load.single, n, work / f"{name}-single", args.timeout, ingest)
-    _progress(f"{name}: ingest of {n} results, one per message, from a backlog ...")
-    with fresh(f"{name}-backlog") as url:
-        backlog = _ingest(url, load.single, n, work / f"{name}-backlog", args.timeout, ingest,
-                          backlog=True)  # fmt: skip
-    _progress(f"{name}: ingest of {n} results in {len(load.batched)} gateway batches ...")
-    with fresh(f"{name}-batched") as url:
-        batched = _ingest(url, load.batched, n, work / f"{name}-batched", args.timeout, ingest)
-    return {"executemany": raw, "ingest_single": single, "ingest_single_backlog": backlog,
-            "ingest_batched": batched}  # fmt: skip
+    n, ingest, timeout = len(load.rows), IngestSection().model_dump(), args.timeout
+    paths: list[tuple[str, str, Callable[[str, Path], dict[str, Any]]]] = [
+        ("executemany", f"executemany of {n} rows in {RAW_TRANSACTIONS} transactions",
+         lambda url, _dir: _executemany(url, load.rows)),
+        ("ingest_single", f"ingest of {n} results, one per message",
+         lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest)),
+        ("ingest_single_backlog", f"ingest of {n} results, one per message, from a backlog",
+         lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest, backlog=True)),
+        ("ingest_batched", f"ingest of {n} results in {len(load.batched)} gateway batches",
+         lambda url, dir_: _ingest(url, load.batched, n, dir_, timeout, ingest)),
+    ]  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {path: [] for path, _, _ in paths}
+    for round_ in range(1, args.repeat + 1):
+        of = f" (round {round_} of {args.repeat})" if args.repeat > 1 else ""
+        for path, what, run in paths:
+            _progress(f"{name}: {what}{of} ...")
+            label = f"{name}-{round_}-{path}"
+            with fresh(label) as url:
+                runs[path].append(run(url, work / label))
+    return {path: _median_run(path_runs) for path, path_runs in runs.items()}
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate (of an even number, the lower middle), plus every rate."""
+    ordered = sorted(runs, key=lambda run: float(run["rows_per_s"]))
+    return {
+        **ordered[(len(ordered) - 1) // 2],
+        "runs": len(runs),
+        "rows_per_s_runs": [run["rows_per_s"] for run in runs],
+    }
 
 
 def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
     from cloud.settings import IngestSection
 
+    for flag, value in (("--results", args.results), ("--batch-size", args.batch_size),
+                        ("--repeat", args.repeat)):  # fmt: skip
+        if value < 1:
+            raise EdgeCascadeError(f"{flag} must be at least 1, got {value}")
     load = _workload(args.results, args.batch_size)
     databases: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -415,6 +440,7 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "devices": DEVICES,
         "executemany_transactions": RAW_TRANSACTIONS,
+        "repeat": args.repeat,
         "ingest_settings": IngestSection().model_dump(),
         "target_ratio": TARGET_RATIO,
         **databases,
@@ -423,9 +449,15 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
         if "skipped" in runs:
             continue
         base = runs["executemany"]["rows_per_s"]
+        bases = runs["executemany"]["rows_per_s_runs"]
         for path, key in PATH_KEYS:
             ratio = runs[path]["rows_per_s"] / base if base else 0.0
             runs[path]["vs_executemany"] = ratio
+            # Each round's own ratio too: how far the median's verdict can be trusted.
+            runs[path]["vs_executemany_rounds"] = [
+                rate / raw if raw else 0.0
+                for rate, raw in zip(runs[path]["rows_per_s_runs"], bases, strict=True)
+            ]
             report[f"{name}_{key}_vs_executemany_ratio"] = ratio
     table = _table(databases, args.batch_size)
     if args.frames > 0:
@@ -491,7 +523,13 @@ def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
                 ("ingest_batched", "batched"),
             )
         ]
-        notes.append(f"{name}: ingest vs executemany: {', '.join(verdicts)}")
+        notes.append(f"{name}: ingest vs executemany (medians): {', '.join(verdicts)}")
+        if raw["runs"] > 1:
+            rounds = "; ".join(
+                f"{form} " + ", ".join(f"{r:.3f}" for r in runs[path]["vs_executemany_rounds"])
+                for path, form in (("ingest_single", "single"), ("ingest_batched", "batched"))
+            )
+            notes.append(f"{name}: each round's ratio: {rounds}")
         notes.extend(
             f"{name} {path}: TIMED OUT after {runs[path]['seconds']:.0f} s with "
             f"{runs[path]['stored']} of {runs[path]['rows']} rows stored"
@@ -520,6 +558,13 @@ def add_cloud_parser(benches: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--results", type=int, default=20_000, help="results per path (20000)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of every path, each on new databases; each path is reported by its median "
+        "run, the ratios are of medians (3)",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=100, help="results per gateway batch (100)"
     )

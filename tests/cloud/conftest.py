@@ -19,8 +19,8 @@ from cloud.app import create_app
 from cloud.auth import create_token
 from cloud.services import Services, open_services
 from cloud.settings import CloudSettings
-from cloud.store import Inbound
-from shared.codec import decode, encode
+from cloud.store import Inbound, decode_inbound
+from shared.codec import encode
 from shared.topics import Kind, Topic
 
 
@@ -43,7 +43,7 @@ def inbound(
 ) -> Inbound:
     """A message as the ingest hands it to the store: through the real encoder and decoder."""
     topic = Topic(site, device, kind)
-    return Inbound(topic, decode(topic, encode(message, body)), time.time())
+    return decode_inbound(topic, encode(message, body), time.time())
 
 
 @contextmanager

@@ -15,10 +15,9 @@ from cloud.db.models import Base, Device, Escalation, Result
 from cloud.ingest import Ingestor
 from cloud.services import Services, open_services
 from cloud.settings import CloudSettings, IngestSection
-from cloud.store import BatchWriter, Inbound, StoreWriter, WriteOutcome
+from cloud.store import BatchWriter, Inbound, ResultDicts, StoreWriter, WriteOutcome
 from edgecascade.brokers import MosquittoBroker
 from shared.codec import encode
-from shared.messages import ResultMessage
 from shared.mqtt import MqttLink, Outgoing
 from shared.topics import Kind, topic
 from tests.utils.factories import make_batch, make_escalation, make_result, make_state
@@ -209,8 +208,8 @@ class FlakyWriter:
             self.transient_failures -= 1
             raise OperationalError("INSERT ...", {}, ConnectionError("database went away"))
         for item in items:
-            msg = item.decoded.message
-            if isinstance(msg, ResultMessage) and msg.top[0].label == "poison":
+            results = item.decoded.results if isinstance(item.decoded, ResultDicts) else []
+            if any(result["top"][0]["label"] == "poison" for _device, result in results):
                 raise DataError("INSERT ...", {}, ValueError("cannot store this label"))
         return self.inner.write(items)
 

@@ -63,14 +63,15 @@ def test_replayed_results_are_stored_once(services: Services) -> None:
 
     first = writer(services).write(batch + batch[:2])  # duplicates inside one batch, too
     assert (first.stored, first.duplicates) == (5, 2)
-    extra = inbound("s1", "cam-1", Kind.RESULT, make_result("s1", "cam-1"))
+    extra_result = make_result("s1", "cam-1")
+    extra = inbound("s1", "cam-1", Kind.RESULT, extra_result)
     replay = writer(services).write([*batch, extra])
     assert (replay.stored, replay.duplicates) == (1, 5)
 
     with services.sessions() as session:
         stored = session.scalars(select(Result.msg_id).order_by(Result.msg_id)).all()
         row = session.get(Result, results[0].msg_id)
-    assert stored == sorted([r.msg_id for r in results] + [extra.decoded.message.msg_id])
+    assert stored == sorted([r.msg_id for r in results] + [extra_result.msg_id])
     assert row is not None
     assert (row.site_id, row.device_id, row.label, row.label_index) == ("s1", "cam-1", "cat", 0)
     assert row.top[0] == {"index": 0, "label": "cat", "score": 0.9}

@@ -26,9 +26,9 @@ from cloud.app import create_app
 from cloud.auth import create_token
 from cloud.services import Services
 from cloud.settings import CloudSettings
-from cloud.store import Inbound, StoreWriter
+from cloud.store import StoreWriter, decode_inbound
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
+from shared.codec import encode
 from shared.manifest import generate_keys
 from shared.topics import Kind, Topic
 from tests.fuzz.strategies import SCALE
@@ -48,7 +48,7 @@ def _seed(services: Services) -> None:
             (Kind.ESCALATION, *make_escalation(device=device)),
         ):
             topic = Topic("site1", device, kind)
-            items.append(Inbound(topic, decode(topic, encode(message, body)), 1.0))
+            items.append(decode_inbound(topic, encode(message, body), 1.0))
     writer.write(items)
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import func, inspect, select, table
 from cloud.app import create_app
 from cloud.services import Services
 from cloud.settings import CloudSettings
-from cloud.store import Inbound, StoreWriter
-from shared.codec import decode, encode
+from cloud.store import StoreWriter, decode_inbound
+from shared.codec import encode
 from shared.manifest import generate_keys
 from shared.topics import Kind, Topic
 from tests.cloud.conftest import ApiClient, serving
@@ -45,10 +45,10 @@ def _row_counts(services: Services) -> dict[str, int]:
 def _seed(services: Services) -> str:
     topic = Topic("site1", "cam1", Kind.ESCALATION)
     header, jpeg = make_escalation()
-    items = [Inbound(topic, decode(topic, encode(header, jpeg)), 1.0)]
+    items = [decode_inbound(topic, encode(header, jpeg), 1.0)]
     for kind, message in ((Kind.STATE, make_state()), (Kind.RESULT, make_result())):
         wire = Topic("site1", "cam1", kind)
-        items.append(Inbound(wire, decode(wire, encode(message)), 1.0))
+        items.append(decode_inbound(wire, encode(message), 1.0))
     StoreWriter(services.engine, services.blobs).write(items)
     return header.msg_id
 
