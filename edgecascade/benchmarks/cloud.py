@@ -557,7 +557,7 @@ def add_cloud_parser(benches: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--results", type=int, default=20_000, help="results per path (20000)")
+    parser.add_argument("--results", type=int, default=40_000, help="results per path (40000)")
     parser.add_argument(
         "--repeat",
         type=int,

@@ -64,7 +64,8 @@ def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
 ) -> None:
     out = tmp_path / "cloud.json"
     argv = ["bench", "cloud", "--results", "300", "--batch-size", "50", "--postgres-url",
-            pg_server_url, "--timeout", "60", "--frames", "60", "--output", str(out)]  # fmt: skip
+            pg_server_url, "--timeout", "60", "--frames", "60", "--repeat", "1",
+            "--output", str(out)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
     for database in ("sqlite", "postgresql"):
@@ -96,10 +97,26 @@ def test_bench_cloud_skips_postgresql_without_a_server_and_says_why(
     monkeypatch.setattr("edgecascade.postgres.find_server_binaries", lambda: None)
     out = tmp_path / "cloud.json"
     argv = ["bench", "cloud", "--results", "20", "--batch-size", "10", "--frames", "0",
-            "--output", str(out)]  # fmt: skip
+            "--repeat", "2", "--output", str(out)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert "no PostgreSQL server binaries" in report["postgresql"]["skipped"]
-    assert "--postgres-url" in capsys.readouterr().out  # the table tells how to measure it
+    printed = capsys.readouterr().out
+    assert "--postgres-url" in printed  # the table tells how to measure it
+    assert "each round's ratio" in printed
     assert not any(key.startswith("postgresql_") for key in report)
-    assert report["sqlite"]["ingest_batched"]["stored"] == 20
+    batched = report["sqlite"]["ingest_batched"]
+    assert batched["stored"] == 20
+    # Two rounds: the lower of the two rates is the reported one, both are kept.
+    assert batched["runs"] == 2 and batched["rows_per_s"] == min(batched["rows_per_s_runs"])
+    assert len(batched["vs_executemany_rounds"]) == 2
+    base = report["sqlite"]["executemany"]["rows_per_s"]
+    assert report["sqlite_batched_ingest_vs_executemany_ratio"] == batched["rows_per_s"] / base
+
+
+@pytest.mark.parametrize("flag", ["--repeat", "--results", "--batch-size"])
+def test_bench_cloud_refuses_a_count_below_one_by_name(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "cloud", "--skip-postgres", "--frames", "0", flag, "0"]) != 0
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
