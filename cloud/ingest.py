@@ -19,9 +19,9 @@ instead of the asyncio client, plus one writer thread:
                  blobs, then one transaction ─▶ commit ─▶ ack each message
 
 Payloads are decoded in the writer thread, just before their transaction, not as they arrive:
-a backlog waits in the queue as bytes, which the garbage collector never walks. Decoded on
-arrival, a full queue held a few hundred thousand validated messages, and walking them again
-and again made decoding cost as much as the insert (``bench cloud``, py-spy).
+a backlog waits in the queue as the bytes it came in (which the garbage collector does not
+walk), not as a few hundred thousand validated objects. ``bench cloud`` measured no difference
+in rows/s between the two places on either database; the queue is simply lighter.
 
 A database error rolls the batch back and retries it with backoff, unacknowledged. A batch that
 fails on its data (not on the connection) is retried message by message; a message that still

@@ -24,10 +24,17 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    Call it in the child between fork and exec (``preexec_fn``), after any change of user: a
+    change of credentials clears the request. Elsewhere, or without libc, it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
     except OSError:
         pass
 
@@ -54,7 +61,7 @@ class ProcessGroup:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.children.append((name, proc))

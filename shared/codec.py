@@ -2,7 +2,9 @@
 
 The one place a subscriber turns bytes into a message: every component calls :func:`decode`, which
 enforces a size limit per kind and raises :class:`ContractError` with the reason, so a malformed or
-oversized payload is counted and dead-lettered rather than crashing anything.
+oversized payload is counted and dead-lettered rather than crashing anything. The cloud's ingest
+decodes results with :func:`decode_results` instead: the same rules, validated into the plain
+dicts of :mod:`shared.dicts` rather than into models.
 
 Result batches may travel zlib-compressed (:func:`compress_batch`, the gateway's
 ``batch.compress``): a JSON payload starts with ``{``, a zlib stream with ``0x78``, so
