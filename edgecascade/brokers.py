@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgecascade.processes import die_with_parent
 from shared.config import MqttSettings
 from shared.errors import BrokerError
 
@@ -84,6 +85,7 @@ class MosquittoBroker:
             [self.binary, "-c", str(self.conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # a killed test run or benchmark leaves no broker behind
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

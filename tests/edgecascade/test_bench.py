@@ -105,13 +105,21 @@ def test_bench_cloud_skips_postgresql_without_a_server_and_says_why(
     assert "--postgres-url" in printed  # the table tells how to measure it
     assert "each round's ratio" in printed
     assert not any(key.startswith("postgresql_") for key in report)
-    batched = report["sqlite"]["ingest_batched"]
+    sqlite = report["sqlite"]
+    batched = sqlite["ingest_batched"]
     assert batched["stored"] == 20
-    # Two rounds: the lower of the two rates is the reported one, both are kept.
-    assert batched["runs"] == 2 and batched["rows_per_s"] == min(batched["rows_per_s_runs"])
-    assert len(batched["vs_executemany_rounds"]) == 2
-    base = report["sqlite"]["executemany"]["rows_per_s"]
-    assert report["sqlite_batched_ingest_vs_executemany_ratio"] == batched["rows_per_s"] / base
+    # Two runs of each ingest path, each between two executemany runs: seven of those.
+    assert sqlite["executemany"]["runs"] == 1 + 3 * 2
+    rates = sqlite["executemany"]["rows_per_s_runs"]
+    assert batched["runs"] == 2
+    for i, (rate, ratio) in enumerate(
+        zip(batched["rows_per_s_runs"], batched["vs_executemany_runs"], strict=True)
+    ):
+        around = rates[3 * i : 3 * i + 2]  # batches run first in a round
+        assert ratio == pytest.approx(rate / (sum(around) / 2))
+    # The lower of the two ratios is the reported one.
+    assert batched["vs_executemany"] == min(batched["vs_executemany_runs"])
+    assert report["sqlite_batched_ingest_vs_executemany_ratio"] == batched["vs_executemany"]
 
 
 @pytest.mark.parametrize("flag", ["--repeat", "--results", "--batch-size"])
