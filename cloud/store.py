@@ -108,6 +108,8 @@ def check_storable(item: Inbound) -> None:
     if isinstance(item.decoded, ResultDicts):
         return
     header = item.decoded.message
+    if isinstance(header, ResultMessage | ResultBatchMessage):
+        raise ContractError("results are stored decoded to dicts (decode_inbound), not as models")
     if item.topic.kind is Kind.MODEL and not isinstance(header, ModelAckMessage):
         raise ContractError(f"the cloud stores model acks, not model/{item.topic.sub}")
     if isinstance(header, EscalationHeader):
@@ -126,23 +128,26 @@ class _Plan:
 
     def add_row(self, entity: type[Base], row: Row) -> None:
         self.considered += 1
-        self.rows.setdefault(entity, {}).setdefault(str(row["msg_id"]), row)
+        self.rows.setdefault(entity, {}).setdefault(row["msg_id"], row)
 
-    def saw(self, site: str, device: str, ts: float) -> None:
-        first, last = self.seen.get((site, device), (ts, ts))
-        self.seen[(site, device)] = (min(first, ts), max(last, ts))
+    def saw(self, site: str, device: str, first: float, last: float | None = None) -> None:
+        """``device`` sent messages from time ``first`` to ``last`` (default: one, at ``first``)."""
+        last = first if last is None else last
+        old_first, old_last = self.seen.get((site, device), (first, last))
+        self.seen[(site, device)] = (min(first, old_first), max(last, old_last))
 
     def add(self, item: Inbound) -> None:
         site, device, when = item.topic.site, item.topic.device, item.received_at
         if isinstance(item.decoded, ResultDicts):
             # A batch's results name their devices; the gateway that sent it is not one of them.
+            times: dict[str, list[float]] = {}
             for result_device, result in item.decoded.results:
                 self.add_row(Result, result_row(site, result_device, result, when))
-                self.saw(site, result_device, result["ts"])
+                times.setdefault(result_device, []).append(result["ts"])
+            for result_device, ts in times.items():
+                self.saw(site, result_device, min(ts), max(ts))
             return
         msg = item.decoded.message
-        if isinstance(msg, ResultMessage | ResultBatchMessage):
-            raise ContractError("results are stored decoded to dicts: use decode_inbound")
         if isinstance(msg, EscalationHeader):
             key = blob_key(site, device, msg.msg_id, msg.content_type)
             self.blobs[key] = item.decoded.body

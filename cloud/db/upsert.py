@@ -14,6 +14,7 @@ Rows are written in key order so concurrent ingest replicas take row locks in th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, case
@@ -49,7 +50,7 @@ def insert_new(conn: Connection, entity: type[Base], rows: Sequence[Row]) -> int
     if not rows:
         return 0
     key = entity.__table__.c.msg_id
-    ordered = sorted(rows, key=lambda row: str(row["msg_id"]))  # one order: no deadlocks
+    ordered = sorted(rows, key=itemgetter("msg_id"))  # one order for every writer: no deadlocks
     stmt = (
         dialect_insert(conn, entity)
         .on_conflict_do_nothing(index_elements=[key])

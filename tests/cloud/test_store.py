@@ -11,10 +11,11 @@ from cloud.blobs import blob_key
 from cloud.db.migrate import current_revision, head_revision, upgrade
 from cloud.db.models import Base, Device, Escalation, Result, Site, Telemetry
 from cloud.services import Services
-from cloud.store import StoreWriter
+from cloud.store import Inbound, StoreWriter, check_storable
 from gateway.aggregate import summarise
+from shared.codec import decode, encode
 from shared.errors import ContractError
-from shared.topics import Kind
+from shared.topics import Kind, Topic
 from tests.cloud.conftest import ApiClient, inbound
 from tests.utils.factories import (
     make_batch,
@@ -76,6 +77,15 @@ def test_replayed_results_are_stored_once(services: Services) -> None:
     assert (row.site_id, row.device_id, row.label, row.label_index) == ("s1", "cam-1", "cat", 0)
     assert row.top[0] == {"index": 0, "label": "cat", "score": 0.9}
     assert row.latency["invoke"] == 12.0
+
+
+def test_results_decoded_to_models_are_refused_before_the_transaction() -> None:
+    """The store takes results as dicts (decode_inbound); a model would be a programming error,
+    caught where the item is checked, not half way through a batch's transaction."""
+    topic = Topic("s1", "cam-1", Kind.RESULT)
+    item = Inbound(topic, decode(topic, encode(make_result("s1", "cam-1"))), 0.0)
+    with pytest.raises(ContractError, match="decode_inbound"):
+        check_storable(item)
 
 
 def test_gateway_batch_stores_one_row_per_result(services: Services) -> None:
