@@ -27,8 +27,9 @@ escalations through 1 and then 2 ``edgecascade cloud worker`` processes in one s
 draining a backlog and live, and ``two_vs_one_workers_ratio`` (from the backlog runs).
 
 Each ingest path runs --repeat times, and each run sits between two executemany runs: its ratio
-is its rows/s over the mean of those two, the database's rate at that moment (this machine's
-speed drifts by half within minutes). A path is reported by its run with the median ratio.
+is its rows/s over the mean of those two, the database's rate at that moment (a shared or
+throttled host's speed can drift by half within minutes). A path is reported by its run with
+the median ratio.
 
 Reported: rows/s of each path, how long the publisher took to get its messages acknowledged by
 the broker (if that is close to the ingest time, the publisher was the limit), and the ratios
@@ -383,8 +384,8 @@ def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
              args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     """Every ingest path ``args.repeat`` times, each run between two executemany runs.
 
-    This machine's speed drifts by half within minutes, so an ingest run is compared with the
-    database's rate at that moment: the mean of the executemany runs just before and after it
+    A shared or throttled host's speed drifts within minutes, so an ingest run is compared with
+    the database's rate at that moment: the mean of the executemany runs just before and after it
     (``vs_executemany``). Each path is reported by its run with the median such ratio; every
     run's rate and ratio are kept. Every run writes into a new database.
     """
