@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,8 +207,9 @@ def test_download_resumes_after_agent_restart(
         server.withhold = set(range(3, total))  # the uplink dies after three chunks
         offer(broker, manifest)
         assert wait_until(lambda: len(server.requests) >= 1)
-        staging = agent.agent.settings.data_dir / "slots" / "staging"
-        assert wait_until(lambda: (staging / f"{manifest.sha256}.got").exists())
+        got = agent.agent.settings.data_dir / "slots" / "staging" / f"{manifest.sha256}.got"
+        # All three stored, not just the first: the index file appears with chunk 0.
+        assert wait_until(lambda: got.exists() and json.loads(got.read_text()) == [0, 1, 2])
         agent.close()  # stopped mid-download
         server.withhold = set()
         server.requests.clear()
