@@ -429,13 +429,13 @@ def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
 
 def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """The run with the median ``key`` (of an even number, the lower middle), plus every run's
-    rate and ratio."""
+    rate and ``key``."""
     ordered = sorted(runs, key=lambda run: float(run[key]))
     return {
         **ordered[(len(ordered) - 1) // 2],
         "runs": len(runs),
         "rows_per_s_runs": [run["rows_per_s"] for run in runs],
-        "vs_executemany_runs": [run.get("vs_executemany", 1.0) for run in runs],
+        f"{key}_runs": [run[key] for run in runs],
     }
 
 

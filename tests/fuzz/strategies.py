@@ -18,6 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from cloud.store import STORED_KINDS
 from gateway.aggregate import summarise
 from shared.codec import encode, limit_for
 from shared.framecodec import MAGIC
@@ -127,6 +128,12 @@ def samples() -> list[Sample]:
 
 
 SAMPLES = samples()
+# The samples the cloud stores: the kinds of cloud.store.STORED_KINDS, of the model kind the acks.
+CLOUD_STORED = [
+    s
+    for s in SAMPLES
+    if s.topic.kind in STORED_KINDS and (s.topic.kind is not Kind.MODEL or s.topic.sub == "ack")
+]
 
 # Strings a hostile sender puts where text is expected: control characters, NUL, lone
 # surrogates (valid in JSON escapes, not encodable as UTF-8), topic wildcards, very long text.

@@ -24,7 +24,15 @@ from gateway.aggregate import summarise
 from shared.chunks import Download
 from shared.codec import decode, decode_results, encode
 from shared.errors import ContractError, FrameCodecError
-from shared.framecodec import MAGIC, check_image, decode_frame, encode_frame, image_size
+from shared.framecodec import (
+    JPEG_MAGIC,
+    MAGIC,
+    PNG_MAGIC,
+    check_image,
+    decode_frame,
+    encode_frame,
+    image_size,
+)
 from shared.manifest import ManifestError, build_manifest, sign_manifest, verify_manifest
 from shared.messages import (
     EscalationHeader,
@@ -213,7 +221,7 @@ def test_frames_round_trip_and_any_cut_is_refused(body: bytes, cut: int) -> None
 def test_an_escalation_body_must_be_the_image_its_header_names(
     body: bytes, content_type: str
 ) -> None:
-    magic = b"\xff\xd8\xff" if content_type == "image/jpeg" else b"\x89PNG\r\n\x1a\n"
+    magic = JPEG_MAGIC if content_type == "image/jpeg" else PNG_MAGIC
     if body.startswith(magic):
         check_image(body, content_type)
     else:
@@ -310,7 +318,7 @@ def test_a_hostile_chunk_never_writes_outside_the_download(
 def test_reading_an_image_size_from_any_bytes_gives_a_size_or_a_frame_error(
     tail: bytes, content_type: str
 ) -> None:
-    magic = b"\xff\xd8\xff" if content_type == "image/jpeg" else b"\x89PNG\r\n\x1a\n"
+    magic = JPEG_MAGIC if content_type == "image/jpeg" else PNG_MAGIC
     try:
         width, height = image_size(magic + tail, content_type)
     except FrameCodecError as exc:

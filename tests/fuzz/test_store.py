@@ -25,17 +25,9 @@ from shared.errors import ContractError
 from shared.ids import new_message_id
 from shared.messages import BatchedResult, Message, ResultBatchMessage, TelemetryRollupMessage
 from shared.topics import Kind, Topic
-from tests.fuzz.strategies import SAMPLES, SCALE, Sample, mutated_document
+from tests.fuzz.strategies import CLOUD_STORED, SCALE, Sample, mutated_document
 from tests.utils.factories import make_result
 
-STORED = [
-    s
-    for s in SAMPLES
-    if s.topic.kind
-    in (Kind.STATE, Kind.RESULT, Kind.RESULT_BATCH, Kind.ESCALATION, Kind.TELEMETRY,
-        Kind.TELEMETRY_ROLLUP)
-    or (s.topic.kind is Kind.MODEL and s.topic.sub == "ack")
-]  # fmt: skip
 TABLES = {
     Kind.RESULT: Result,
     Kind.RESULT_BATCH: Result,
@@ -65,7 +57,7 @@ def _id() -> str:
     return new_message_id()
 
 
-@pytest.mark.parametrize("sample", STORED, ids=[s.topic.kind.value for s in STORED])
+@pytest.mark.parametrize("sample", CLOUD_STORED, ids=[s.topic.kind.value for s in CLOUD_STORED])
 def test_every_accepted_message_is_stored(
     sample: Sample, database_url: str, tmp_path: Path
 ) -> None:

@@ -42,7 +42,14 @@ from shared.messages import (
 from shared.mqtt import Outgoing
 from shared.runtime.runtime import ModelRuntime
 from shared.topics import Kind, Topic, topic_filter
-from tests.fuzz.strategies import SAMPLES, SCALE, Sample, hostile_payload, sample_of
+from tests.fuzz.strategies import (
+    CLOUD_STORED,
+    SAMPLES,
+    SCALE,
+    Sample,
+    hostile_payload,
+    sample_of,
+)
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.factories import make_result
 from tests.utils.mqtt import Collector, publish_all, wait_until
@@ -192,14 +199,6 @@ def _gateway_under_fire(
 
 
 # -- cloud ingest --------------------------------------------------------------------------------
-INGESTED = [
-    s
-    for s in SAMPLES
-    if s.topic.kind
-    in (Kind.RESULT, Kind.RESULT_BATCH, Kind.ESCALATION, Kind.TELEMETRY, Kind.TELEMETRY_ROLLUP,
-        Kind.STATE)
-    or (s.topic.kind is Kind.MODEL and s.topic.sub == "ack")
-]  # fmt: skip
 
 
 @pytest.fixture
@@ -241,7 +240,7 @@ def test_the_ingest_rejects_garbage_and_stores_every_good_message(
         sent_bad = 0
 
         @ROUNDS
-        @given(bad=st.lists(hostile_on(INGESTED, "site1"), min_size=5, max_size=25))
+        @given(bad=st.lists(hostile_on(CLOUD_STORED, "site1"), min_size=5, max_size=25))
         def feed(bad: list[Outgoing]) -> None:
             nonlocal sent_bad
             good = good_results("site1", ["cam1", "cam2"], 10)
