@@ -37,13 +37,21 @@ _SERVE_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
     *_MQTT_FLAGS,
 ]
 _WORKER_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
-    ("--worker-id", ("worker", "worker_id"), str,
-     "unique, stable id of this worker: its MQTT session (default worker-1)"),
+    (
+        "--worker-id",
+        ("worker", "worker_id"),
+        str,
+        "unique, stable id of this worker: its MQTT session (default worker-1)",
+    ),
     ("--model", ("worker", "model"), Path, "the cloud model, a .tflite with its card"),
     ("--threads", ("worker", "threads"), int, "interpreter threads (default 1)"),
-    ("--share-group", ("worker", "share_group"), str,
-     "shared-subscription group the workers split the frames in (default reinfer)"),
-]  # fmt: skip
+    (
+        "--share-group",
+        ("worker", "share_group"),
+        str,
+        "shared-subscription group the workers split the frames in (default reinfer)",
+    ),
+]
 _ALL_FLAGS = _STORE_FLAGS + _SERVE_FLAGS + _WORKER_FLAGS
 
 

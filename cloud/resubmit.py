@@ -59,12 +59,14 @@ class EscalationResubmitter(PeriodicPublisher):
                 select(Escalation, Result.top)
                 .outerjoin(Verdict, Verdict.escalation_id == Escalation.msg_id)
                 .outerjoin(Result, Result.msg_id == Escalation.result_id)
-                .where(Verdict.escalation_id.is_(None),
-                       Escalation.received_at < now - self.options.after_s,
-                       Escalation.msg_id.not_in(self.abandoned))
+                .where(
+                    Verdict.escalation_id.is_(None),
+                    Escalation.received_at < now - self.options.after_s,
+                    Escalation.msg_id.not_in(self.abandoned),
+                )
                 .order_by(Escalation.received_at)
                 .limit(self.options.max_per_pass)
-            ).all()  # fmt: skip
+            ).all()
         waiting = {row[0].msg_id for row in rows}
         self._sent_at = {k: v for k, v in self._sent_at.items() if k in waiting}
         self._attempts = Counter({k: n for k, n in self._attempts.items() if k in waiting})
@@ -76,9 +78,13 @@ class EscalationResubmitter(PeriodicPublisher):
             if self._attempts[key] >= MAX_ATTEMPTS:
                 self.abandoned.add(key)
                 self.counts["abandoned"] += 1
-                logger.error("escalation %s of %s/%s: no verdict after %d resubmissions; left "
-                             "alone", key, escalation.site_id, escalation.device_id,
-                             MAX_ATTEMPTS)  # fmt: skip
+                logger.error(
+                    "escalation %s of %s/%s: no verdict after %d resubmissions; left alone",
+                    key,
+                    escalation.site_id,
+                    escalation.device_id,
+                    MAX_ATTEMPTS,
+                )
                 continue
             message = self._rebuild(escalation, top_k)
             if message is None:
@@ -90,8 +96,11 @@ class EscalationResubmitter(PeriodicPublisher):
         if infos:
             confirmed = sum(self._link.confirm(info, CONFIRM_TIMEOUT_S) for info in infos)
             self.counts["resubmitted"] += confirmed
-            logger.warning("%d escalation(s) without a verdict after %.0f s sent to the workers "
-                           "again", confirmed, self.options.after_s)  # fmt: skip
+            logger.warning(
+                "%d escalation(s) without a verdict after %.0f s sent to the workers again",
+                confirmed,
+                self.options.after_s,
+            )
         return len(infos)
 
     def _rebuild(self, esc: Escalation, top_k: list[Any] | None) -> Outgoing | None:
@@ -101,18 +110,29 @@ class EscalationResubmitter(PeriodicPublisher):
             frame = path.read_bytes()
         except OSError as exc:
             self.counts["missing_frames"] += 1
-            logger.error("escalation %s: its frame %s cannot be read (%s); not resubmitted",
-                         esc.msg_id, path, exc)  # fmt: skip
+            logger.error(
+                "escalation %s: its frame %s cannot be read (%s); not resubmitted",
+                esc.msg_id,
+                path,
+                exc,
+            )
             return None
         top = [Prediction.model_validate(p) for p in top_k] if top_k else []
         if not top or top[0].label != esc.edge_label:
             top = [Prediction(index=0, label=esc.edge_label, score=esc.edge_score)]
         header = EscalationHeader(
-            msg_id=esc.msg_id, result_id=esc.result_id, frame_id=esc.frame_id,
-            captured_at=esc.captured_at, model=ModelRef(name=esc.model_name,
-            version=esc.model_version), top=top, reason=esc.reason,
-            content_type=esc.content_type, width=esc.width, height=esc.height,
-            roi=tuple(esc.roi) if esc.roi else None, ground_truth=esc.ground_truth,
-        )  # fmt: skip
+            msg_id=esc.msg_id,
+            result_id=esc.result_id,
+            frame_id=esc.frame_id,
+            captured_at=esc.captured_at,
+            model=ModelRef(name=esc.model_name, version=esc.model_version),
+            top=top,
+            reason=esc.reason,
+            content_type=esc.content_type,
+            width=esc.width,
+            height=esc.height,
+            roi=tuple(esc.roi) if esc.roi else None,
+            ground_truth=esc.ground_truth,
+        )
         wire = topic(esc.site_id, esc.device_id, Kind.ESCALATION, prefix=self.settings.mqtt.prefix)
         return Outgoing(wire, encode(header, frame))

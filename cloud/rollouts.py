@@ -157,19 +157,39 @@ class RolloutController(PeriodicPublisher):
             )
             now = time.time()
             rollout = Rollout(
-                id=rollout_id, site_id=request.site, targets=targets,
-                model_name=model.name, model_version=model.version, sha256=model.sha256,
-                baseline_name=baseline.name, baseline_version=baseline.version,
-                baseline_sha256=baseline.sha256, stages=stages, stage=0, stage_started_at=now,
-                criteria=criteria.model_dump(), state="running", reason="", evaluation={},
-                offered=stage_devices(targets, stages[0]), created_at=now, updated_at=now,
+                id=rollout_id,
+                site_id=request.site,
+                targets=targets,
+                model_name=model.name,
+                model_version=model.version,
+                sha256=model.sha256,
+                baseline_name=baseline.name,
+                baseline_version=baseline.version,
+                baseline_sha256=baseline.sha256,
+                stages=stages,
+                stage=0,
+                stage_started_at=now,
+                criteria=criteria.model_dump(),
+                state="running",
+                reason="",
+                evaluation={},
+                offered=stage_devices(targets, stages[0]),
+                created_at=now,
+                updated_at=now,
                 created_by=created_by,
-            )  # fmt: skip
+            )
             session.add(rollout)
             session.commit()
         self._send_offers(self.get(rollout_id), [])
-        logger.info("rollout %s: %s %s to %d device(s) of %s in stages %s", rollout_id,
-                    model.name, model.version, len(targets), request.site, stages)  # fmt: skip
+        logger.info(
+            "rollout %s: %s %s to %d device(s) of %s in stages %s",
+            rollout_id,
+            model.name,
+            model.version,
+            len(targets),
+            request.site,
+            stages,
+        )
         return self.get(rollout_id)
 
     def get(self, rollout_id: str) -> Rollout:
@@ -268,10 +288,22 @@ class RolloutController(PeriodicPublisher):
         # that rolls back at the same moment either sees both or neither, so every device
         # offered the model is also offered the rollback.
         stage = rollout.stage + 1
-        offered = [*rollout.offered, *(d for d in stage_devices(rollout.targets,
-                   rollout.stages[stage]) if d not in rollout.offered)]  # fmt: skip
-        if self._transition(rollout, "running", stage=stage, offered=offered,
-                            stage_started_at=time.time(), evaluation=evaluation):  # fmt: skip
+        offered = [
+            *rollout.offered,
+            *(
+                d
+                for d in stage_devices(rollout.targets, rollout.stages[stage])
+                if d not in rollout.offered
+            ),
+        ]
+        if self._transition(
+            rollout,
+            "running",
+            stage=stage,
+            offered=offered,
+            stage_started_at=time.time(),
+            evaluation=evaluation,
+        ):
             self._send_offers(self.get(rollout.id), rollout.offered)
 
     def measure(self, rollout: Rollout, baseline_lookback_s: float = 0.0) -> dict[str, Any]:
@@ -294,8 +326,12 @@ class RolloutController(PeriodicPublisher):
                     Verdict.edge_model_version == version,
                     Verdict.created_at >= since,
                 )
-                ran = (Result.site_id == rollout.site_id, Result.model_name == name,
-                       Result.model_version == version, Result.received_at >= since)  # fmt: skip
+                ran = (
+                    Result.site_id == rollout.site_id,
+                    Result.model_name == name,
+                    Result.model_version == version,
+                    Result.received_at >= since,
+                )
                 verdicts = session.execute(
                     select(
                         func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0))
@@ -371,8 +407,13 @@ class RolloutController(PeriodicPublisher):
         """Offer the model to the devices of the current stage not offered before."""
         new = [d for d in rollout.offered if d not in already]
         self._send(rollout, new, self._manifest(rollout.sha256), rollout.id)
-        logger.info("rollout %s stage %d (%g%%): offered to %s", rollout.id, rollout.stage,
-                    rollout.stages[rollout.stage], ", ".join(new) or "nobody new")  # fmt: skip
+        logger.info(
+            "rollout %s stage %d (%g%%): offered to %s",
+            rollout.id,
+            rollout.stage,
+            rollout.stages[rollout.stage],
+            ", ".join(new) or "nobody new",
+        )
 
     def _resend(
         self, rollout: Rollout, offer_id: str, sha256: str, acks: dict[str, dict[str, str]]
@@ -392,8 +433,12 @@ class RolloutController(PeriodicPublisher):
                 due.append(device)
                 self._waiting_since[key] = now
         if due:
-            logger.warning("rollout %s: no answer from %s, offering %s again", rollout.id,
-                           ", ".join(due), offer_id)  # fmt: skip
+            logger.warning(
+                "rollout %s: no answer from %s, offering %s again",
+                rollout.id,
+                ", ".join(due),
+                offer_id,
+            )
             self.counts["resent"] += len(due)
             self._send(rollout, due, self._manifest(sha256), offer_id)
 
@@ -429,10 +474,13 @@ class RolloutController(PeriodicPublisher):
         with self.sessions() as session:
             done = session.execute(
                 update(Rollout)
-                .where(Rollout.id == rollout.id, Rollout.state == expected,
-                       Rollout.stage == rollout.stage)
+                .where(
+                    Rollout.id == rollout.id,
+                    Rollout.state == expected,
+                    Rollout.stage == rollout.stage,
+                )
                 .values(updated_at=time.time(), **values)
-            )  # fmt: skip
+            )
             session.commit()
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -450,10 +498,12 @@ def newest_acks(session: Session, rollout: Rollout) -> dict[str, dict[str, str]]
     out: dict[str, dict[str, str]] = {}
     rows = session.execute(
         select(ModelAck.rollout_id, ModelAck.device_id, ModelAck.status)
-        .where(ModelAck.rollout_id.in_((rollout.id, f"{rollout.id}-rb")),
-               ModelAck.site_id == rollout.site_id)
+        .where(
+            ModelAck.rollout_id.in_((rollout.id, f"{rollout.id}-rb")),
+            ModelAck.site_id == rollout.site_id,
+        )
         .order_by(ModelAck.ts)
-    ).all()  # fmt: skip
+    ).all()
     for rollout_id, device, status in rows:
         out.setdefault(rollout_id, {})[device] = status
     return out

@@ -157,8 +157,9 @@ class _Plan:
         elif isinstance(msg, TelemetryRollupMessage):
             # The window's newest sample is the row (idempotent by its id); the summary rides along.
             row = telemetry_row(site, device, msg.last, when)
-            summary = msg.model_dump(mode="json", include={"window_start", "window_end",
-                                                           "samples", "fields"})  # fmt: skip
+            summary = msg.model_dump(
+                mode="json", include={"window_start", "window_end", "samples", "fields"}
+            )
             row["payload"] = {**row["payload"], "rollup": summary}
             self.add_row(Telemetry, row)
         elif isinstance(msg, StateMessage):

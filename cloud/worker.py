@@ -102,9 +102,12 @@ class ReinferenceWorker:
         self._thread.start()
         self._link.start()
         logger.info(
-            "worker %s: %s %s on %s", self.worker_id, self._model.name, self._model.version,
+            "worker %s: %s %s on %s",
+            self.worker_id,
+            self._model.name,
+            self._model.version,
             self.filter,
-        )  # fmt: skip
+        )
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._link.wait_connected(timeout)
@@ -154,8 +157,9 @@ class ReinferenceWorker:
                 self._handle(jobs)
             except Exception:  # a bug must not silently stop the worker; these come again
                 self.counts["errors"] += 1
-                logger.exception("worker %s: handling %d escalations failed", self.worker_id,
-                                 len(jobs))  # fmt: skip
+                logger.exception(
+                    "worker %s: handling %d escalations failed", self.worker_id, len(jobs)
+                )
 
     def _handle(self, taken: list[_Job]) -> None:
         jobs, rows = [], []
@@ -167,8 +171,10 @@ class ReinferenceWorker:
                 self.counts["rejected"] += 1
                 logger.exception(
                     "worker %s: the model failed on frame %r of %s",
-                    self.worker_id, job.header.frame_id, job.received.topic,
-                )  # fmt: skip
+                    self.worker_id,
+                    job.header.frame_id,
+                    job.received.topic,
+                )
                 self._link.ack(job.received)
         if not jobs:
             return
@@ -179,11 +185,19 @@ class ReinferenceWorker:
                 break
             except SQLAlchemyError as exc:
                 if self._stopping.is_set():
-                    logger.warning("worker %s: stopping with %d unstored verdicts (redelivered "
-                                   "later): %s", self.worker_id, len(rows), exc)  # fmt: skip
+                    logger.warning(
+                        "worker %s: stopping with %d unstored verdicts (redelivered later): %s",
+                        self.worker_id,
+                        len(rows),
+                        exc,
+                    )
                     return
-                logger.warning("worker %s: storing verdicts failed, retry in %.1fs: %s",
-                               self.worker_id, delay, exc)  # fmt: skip
+                logger.warning(
+                    "worker %s: storing verdicts failed, retry in %.1fs: %s",
+                    self.worker_id,
+                    delay,
+                    exc,
+                )
                 self._stopping.wait(delay)
                 delay = min(2 * delay, RETRY_MAX_S)
         infos = []
@@ -192,8 +206,11 @@ class ReinferenceWorker:
             wire = topic(job.topic.site, job.topic.device, Kind.VERDICT, prefix=self._prefix)
             infos.append(self._link.publish(Outgoing(wire, verdict.model_dump_json().encode())))
         if not all(self._confirmed(info) for info in infos):
-            logger.warning("worker %s: the link dropped before the verdicts were confirmed; the "
-                           "escalations come again", self.worker_id)  # fmt: skip
+            logger.warning(
+                "worker %s: the link dropped before the verdicts were confirmed; the "
+                "escalations come again",
+                self.worker_id,
+            )
             return
         connection = self._link.connects
         for job in jobs:

@@ -133,8 +133,11 @@ class Agent:
             gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
         )
         self._skipped = lambda: int(getattr(source, "skipped", 0))
-        outbox = Outbox(s.data_dir / "outbox.db", quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
-                        replay_window_s=s.outbox_replay_s)  # fmt: skip
+        outbox = Outbox(
+            s.data_dir / "outbox.db",
+            quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
+            replay_window_s=s.outbox_replay_s,
+        )
         link = MqttLink(
             s.mqtt,
             f"{s.site}.{s.device}",
@@ -210,8 +213,11 @@ class Agent:
             outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
 
         def request(message: ModelChunkRequestMessage) -> None:
-            link.publish(Outgoing(topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix),
-                                  encode(message)))  # fmt: skip
+            link.publish(
+                Outgoing(
+                    topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix), encode(message)
+                )
+            )
 
         def switch(runtime: ModelRuntime) -> None:
             self._next_runtime = runtime

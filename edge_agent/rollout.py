@@ -157,8 +157,9 @@ class RolloutClient(threading.Thread):
             if not missing:
                 return
             download.progress.clear()
-            self._request(ModelChunkRequestMessage(sha256=download.manifest.sha256,
-                                                   indexes=missing[:4096]))  # fmt: skip
+            self._request(
+                ModelChunkRequestMessage(sha256=download.manifest.sha256, indexes=missing[:4096])
+            )
             while download.progress.wait(self.chunk_timeout):  # wait while chunks keep coming
                 download.progress.clear()
                 if not download.missing() or self._stopping.is_set():
@@ -174,11 +175,19 @@ class RolloutClient(threading.Thread):
 
         try:
             card = ModelCard.model_validate(
-                {**m.card, "name": m.name, "version": m.version, "labels": m.labels,
-                 "sha256": m.sha256, "size_bytes": m.size_bytes, "temperature": m.temperature}
-            )  # fmt: skip
-            runtime = ModelRuntime.from_bytes(content, f"{m.name} {m.version}", card,
-                                              num_threads=self.threads)  # fmt: skip
+                {
+                    **m.card,
+                    "name": m.name,
+                    "version": m.version,
+                    "labels": m.labels,
+                    "sha256": m.sha256,
+                    "size_bytes": m.size_bytes,
+                    "temperature": m.temperature,
+                }
+            )
+            runtime = ModelRuntime.from_bytes(
+                content, f"{m.name} {m.version}", card, num_threads=self.threads
+            )
         except (ValidationError, ModelError) as exc:
             raise RolloutFailed(f"model does not load: {exc}") from exc
         for i, case in enumerate(m.golden):

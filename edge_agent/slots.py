@@ -46,8 +46,10 @@ class ModelSlots:
 
     def _write_pointer(self, active: SlotModel | None, previous: SlotModel | None) -> None:
         tmp = self.pointer.with_suffix(".tmp")
-        data = {"active": vars(active) if active else None,
-                "previous": vars(previous) if previous else None}  # fmt: skip
+        data = {
+            "active": vars(active) if active else None,
+            "previous": vars(previous) if previous else None,
+        }
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.pointer)
 

@@ -41,8 +41,14 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
             "`edgecascade bench cascade --output FILE`."
         ),
     )
-    pick.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE",
-                      help="JSON written by `edgecascade bench cascade --output`")  # fmt: skip
+    pick.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="JSON written by `edgecascade bench cascade --output`",
+    )
     pick.add_argument("--pair", help="model pair in the file (default: the first measured)")
     target = pick.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -147,8 +153,10 @@ def describe(policy: dict[str, Any]) -> str:
     """The choice, its figures and the agent configuration that runs it."""
     lines = [f"picked {policy['policy']}: {_figures(policy)}"]
     if policy.get("calibrated"):
-        lines.append("  (thresholds on calibrated probabilities: ship the fitted temperature "
-                     f"{policy.get('temperature', '?')} with the model)")  # fmt: skip
+        lines.append(
+            "  (thresholds on calibrated probabilities: ship the fitted temperature "
+            f"{policy.get('temperature', '?')} with the model)"
+        )
     lines.append("[escalation]")
     for key, value in policy["escalation"].items():
         lines.append(f"{key} = {json.dumps(value)}")

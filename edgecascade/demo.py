@@ -334,8 +334,15 @@ class Demo:
 
     def _cloud_cli(self, *args: str) -> str:
         """``edgecascade cloud <args>`` on the demo's data directory; its stdout."""
-        argv = [sys.executable, "-m", "edgecascade", "cloud", *args,
-                "--data-dir", str(self.plan.workdir / "cloud")]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "edgecascade",
+            "cloud",
+            *args,
+            "--data-dir",
+            str(self.plan.workdir / "cloud"),
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise EdgeCascadeError(f"edgecascade cloud {args[0]} failed: {done.stderr.strip()}")
@@ -362,17 +369,24 @@ class Demo:
             models.append((CANDIDATE_MODEL, "1.1.0"))
         for path, version in models:
             card = load_card_for(path)
-            fields = {"name": card.name, "version": version or card.version,
-                      "preprocess": card.preprocess.model_dump_json()}  # fmt: skip
-            files = {"file": (path.name, path.read_bytes()),
-                     "labels": ("labels.txt", "\n".join(card.labels).encode())}  # fmt: skip
+            fields = {
+                "name": card.name,
+                "version": version or card.version,
+                "preprocess": card.preprocess.model_dump_json(),
+            }
+            files = {
+                "file": (path.name, path.read_bytes()),
+                "labels": ("labels.txt", "\n".join(card.labels).encode()),
+            }
             body, content_type = _multipart(fields, files)
             request = urllib.request.Request(
                 self.api + "/api/models",
                 data=body,
-                headers={"Authorization": f"Bearer {self.admin_token}",
-                         "Content-Type": content_type},
-            )  # fmt: skip
+                headers={
+                    "Authorization": f"Bearer {self.admin_token}",
+                    "Content-Type": content_type,
+                },
+            )
             try:
                 with urllib.request.urlopen(request, timeout=60):
                     pass

@@ -86,17 +86,35 @@ class PostgresServer:
             "-E",
             "UTF8",
         )
-        argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
-                "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=200"]  # fmt: skip
+        argv = [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.datadir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ]
         with (self.root / "server.log").open("ab") as log:
             # The postmaster is our child, not a daemon of pg_ctl's: it gets a parent-death
             # signal, so a test run or a benchmark killed with SIGKILL leaves no server behind.
             self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 preexec_fn=self._become_server,
-            )  # fmt: skip
+            )
         self._wait_ready(STARTUP_TIMEOUT_S)
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 

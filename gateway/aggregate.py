@@ -105,8 +105,13 @@ def flatten(message: TelemetryMessage) -> dict[str, float]:
     if message.temperature_c is not None:
         values["temperature_c"] = message.temperature_c
     for stage, p in message.latency_ms.items():
-        values.update({f"latency_ms.{stage}.p50": p.p50, f"latency_ms.{stage}.p95": p.p95,
-                       f"latency_ms.{stage}.p99": p.p99})  # fmt: skip
+        values.update(
+            {
+                f"latency_ms.{stage}.p50": p.p50,
+                f"latency_ms.{stage}.p95": p.p95,
+                f"latency_ms.{stage}.p99": p.p99,
+            }
+        )
     values.update({f"queues.{k}": float(v) for k, v in message.queues.items()})
     values.update({f"counters.{k}": float(v) for k, v in message.counters.items()})
     return values

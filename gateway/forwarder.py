@@ -88,9 +88,13 @@ class Gateway:
         self.rollup = TelemetryRollup(settings.telemetry_window_s)
         s = settings
         self.batcher = ResultBatcher(
-            s.site, s.gateway_id, s.cloud_mqtt.prefix, s.batch.max_results, s.batch.max_bytes,
+            s.site,
+            s.gateway_id,
+            s.cloud_mqtt.prefix,
+            s.batch.max_results,
+            s.batch.max_bytes,
             compress=s.batch.compress,
-        )  # fmt: skip
+        )
         self._site_link: MqttLink | None = None
         self._cloud_link: MqttLink | None = None
         self.uplink: Outbox | None = None
@@ -146,12 +150,20 @@ class Gateway:
     def run(self, stop: threading.Event) -> None:
         s = self.settings
         quota = int(s.outbox_quota_mb * 1024 * 1024)
-        uplink = Outbox(s.data_dir / "outbox.db", classes=UPLINK_CLASSES, quota_bytes=quota,
-                        dedup_window_s=s.dedup_window_s,
-                        replay_window_s=s.outbox_replay_s)  # fmt: skip
-        downlink = Outbox(s.data_dir / "downlink.db", classes=DOWNLINK_CLASSES,
-                          quota_bytes=quota, dedup_window_s=s.dedup_window_s,
-                          replay_window_s=s.outbox_replay_s)  # fmt: skip
+        uplink = Outbox(
+            s.data_dir / "outbox.db",
+            classes=UPLINK_CLASSES,
+            quota_bytes=quota,
+            dedup_window_s=s.dedup_window_s,
+            replay_window_s=s.outbox_replay_s,
+        )
+        downlink = Outbox(
+            s.data_dir / "downlink.db",
+            classes=DOWNLINK_CLASSES,
+            quota_bytes=quota,
+            dedup_window_s=s.dedup_window_s,
+            replay_window_s=s.outbox_replay_s,
+        )
         self.uplink = uplink
         cloud = MqttLink(
             s.cloud_mqtt,
@@ -358,8 +370,9 @@ class Gateway:
             assert self.cache is not None
             self.cache.offer(msg.manifest)  # refuses a wrongly signed model before the devices
         klass = "verdict" if parsed.kind is Kind.VERDICT else "model"
-        site_topic = topic(parsed.site, parsed.device, parsed.kind, parsed.sub,
-                           prefix=s.site_mqtt.prefix)  # fmt: skip
+        site_topic = topic(
+            parsed.site, parsed.device, parsed.kind, parsed.sub, prefix=s.site_mqtt.prefix
+        )
         if downlink.put(klass, Outgoing(site_topic, message.payload), msg.msg_id) == "queued":
             self.downlinked[klass] += 1
 

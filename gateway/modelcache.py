@@ -104,8 +104,11 @@ class ModelCache(threading.Thread):
         self.counts["fetches.started"] += 1
         logger.info(
             "fetching model %s %s for the site cache (%d of %d chunks already here)",
-            manifest.name, manifest.version, len(download.received), download.total,
-        )  # fmt: skip
+            manifest.name,
+            manifest.version,
+            len(download.received),
+            download.total,
+        )
         self._wake.set()
 
     def chunk(self, header: ModelChunkHeader, body: bytes) -> None:

@@ -26,9 +26,17 @@ from shared.runtime.card import ModelCard, ModelMetrics, Preprocess
 logger = logging.getLogger(__name__)
 
 LABELS = [
-    "tshirt_top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
-]  # fmt: skip
+    "tshirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+]
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 SOURCE = "Fashion-MNIST (Zalando Research) via Debian package dataset-fashion-mnist"
 LICENSE = "data: MIT (Zalando SE); weights trained here: Apache-2.0"
@@ -71,21 +79,39 @@ def build_networks() -> dict[str, Any]:
 
     edge = nn.Sequential(
         RawPixels(),
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 7 * 7, 10),
+    )
     cloud = nn.Sequential(
         RawPixels(),
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Dropout(0.1),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 160), nn.ReLU(), nn.Dropout(0.3),
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.1),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 160),
+        nn.ReLU(),
+        nn.Dropout(0.3),
         nn.Linear(160, 10),
-    )  # fmt: skip
+    )
     return {"edge": edge, "cloud": cloud}
 
 
@@ -119,8 +145,13 @@ def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str
         accuracy = torch_accuracy(net, test)
         logger.info(
             "%s epoch %d/%d: loss %.4f, test accuracy %.4f (%.0fs)",
-            name, epoch + 1, epochs, total / len(x), accuracy, time.monotonic() - started,
-        )  # fmt: skip
+            name,
+            epoch + 1,
+            epochs,
+            total / len(x),
+            accuracy,
+            time.monotonic() - started,
+        )
     return accuracy
 
 

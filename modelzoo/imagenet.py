@@ -58,8 +58,10 @@ def photos() -> dict[str, npt.NDArray[np.uint8]]:
     import skimage.data
     from sklearn.datasets import load_sample_images
 
-    out = {name: np.asarray(getattr(skimage.data, name)(), dtype=np.uint8) for name in
-           CALIBRATION_PHOTOS}  # fmt: skip
+    out = {
+        name: np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
+        for name in CALIBRATION_PHOTOS
+    }
     for path, image in zip(
         load_sample_images().filenames, load_sample_images().images, strict=True
     ):

@@ -205,9 +205,18 @@ class Outbox:
             "INSERT OR IGNORE INTO outbox"
             " (klass, priority, msg_id, topic, payload, qos, retain, created, expires)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (klass, policy.priority, msg_id, message.topic, message.payload, message.qos,
-             int(message.retain), now, now + policy.ttl_s),
-        )  # fmt: skip
+            (
+                klass,
+                policy.priority,
+                msg_id,
+                message.topic,
+                message.payload,
+                message.qos,
+                int(message.retain),
+                now,
+                now + policy.ttl_s,
+            ),
+        )
         if cur.rowcount != 1:
             return "duplicate"
         self._bytes += size

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 async def data_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DataError)
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    logger.warning("%s %s: the database refused a value: %s", request.method, request.url.path,
-                   reason)  # fmt: skip
+    logger.warning(
+        "%s %s: the database refused a value: %s", request.method, request.url.path, reason
+    )
     return JSONResponse({"detail": f"a value the database cannot take: {reason}"}, 422)

@@ -198,10 +198,16 @@ def health(
     sizes = message_sizes(session, blobs, [msg_id for msg_id, _ in escalations])
     count = max(1, int((until - since) // bucket_s) + (1 if (until - since) % bucket_s else 0))
     points: list[dict[str, Any]] = [
-        {"start": since + i * bucket_s, "results": 0, "escalated": 0, "verdicts": 0,
-         "disagreed": 0, "escalation_bytes": 0}
+        {
+            "start": since + i * bucket_s,
+            "results": 0,
+            "escalated": 0,
+            "verdicts": 0,
+            "disagreed": 0,
+            "escalation_bytes": 0,
+        }
         for i in range(count)
-    ]  # fmt: skip
+    ]
     for index, n, escalated in result_rows:
         point = points[min(int(index), count - 1)]
         point["results"] += int(n)
@@ -215,8 +221,10 @@ def health(
         points[index]["escalation_bytes"] += sizes.frame_bytes.get(msg_id, 0)
     for point in points:
         _finish_point(point, sizes)
-    totals = {key: sum(p[key] for p in points) for key in
-              ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")}  # fmt: skip
+    totals = {
+        key: sum(p[key] for p in points)
+        for key in ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")
+    }
     every = [p["every_frame_bytes"] for p in points if p["every_frame_bytes"] is not None]
     totals["every_frame_bytes"] = sum(every) if every else None
     return {

@@ -115,22 +115,45 @@ def default_policies(fps: float) -> list[PolicyPoint]:
     return [
         rule("cloud-only", "cloud-only", mode="always"),
         rule("edge-only", "edge-only", mode="max_prob", threshold=0.0),
-        *(rule(f"threshold-{t:.2f}", "threshold", mode="max_prob", threshold=t)
-          for t in (0.6, 0.7, 0.75, 0.8, 0.9)),
+        *(
+            rule(f"threshold-{t:.2f}", "threshold", mode="max_prob", threshold=t)
+            for t in (0.6, 0.7, 0.75, 0.8, 0.9)
+        ),
         *(rule(f"margin-{m:.2f}", "margin", mode="margin", margin=m) for m in (0.3, 0.5, 0.6, 0.7)),
-        *(rule(f"entropy-{h:.2f}", "entropy", mode="entropy", entropy=h)
-          for h in (0.15, 0.25, 0.3, 0.35)),
-        *(rule(f"calibrated-{t:.2f}", "calibrated", True, mode="max_prob", threshold=t)
-          for t in (0.8, 0.85, 0.9, 0.95)),
+        *(
+            rule(f"entropy-{h:.2f}", "entropy", mode="entropy", entropy=h)
+            for h in (0.15, 0.25, 0.3, 0.35)
+        ),
+        *(
+            rule(f"calibrated-{t:.2f}", "calibrated", True, mode="max_prob", threshold=t)
+            for t in (0.8, 0.85, 0.9, 0.95)
+        ),
         # A budget of 10 % of the frame rate under a rule that would escalate more.
-        PolicyPoint("budget-10pct", "budget", {"mode": "max_prob", "threshold": 0.9,
-                    "budget_per_minute": round(0.10 * fps * 60, 3), "burst": 10,
-                    "cooldown_s": 0.0}),
+        PolicyPoint(
+            "budget-10pct",
+            "budget",
+            {
+                "mode": "max_prob",
+                "threshold": 0.9,
+                "budget_per_minute": round(0.10 * fps * 60, 3),
+                "burst": 10,
+                "cooldown_s": 0.0,
+            },
+        ),
         # Near-duplicates (dHash within 4 bits) of a frame escalated in the last 10 s stay home.
-        PolicyPoint("cooldown-10s", "cooldown", {"mode": "max_prob", "threshold": 0.9,
-                    "budget_per_minute": 1e9, "burst": 1_000_000, "cooldown_s": 10.0,
-                    "cooldown_distance": 4}),
-    ]  # fmt: skip
+        PolicyPoint(
+            "cooldown-10s",
+            "cooldown",
+            {
+                "mode": "max_prob",
+                "threshold": 0.9,
+                "budget_per_minute": 1e9,
+                "burst": 1_000_000,
+                "cooldown_s": 10.0,
+                "cooldown_distance": 4,
+            },
+        ),
+    ]
 
 
 def bench_cascade(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,8 +175,15 @@ def bench_cascade(args: argparse.Namespace) -> dict[str, Any]:
         )
         for pair in pairs:
             frames = frame_subset(pair.frames, args.frames_limit, workdir / pair.name / "frames")
-            run = CascadeRun(pair, frames, points, args.fps, args.timeout, workdir / pair.name,
-                             compress=args.compress_batches)  # fmt: skip
+            run = CascadeRun(
+                pair,
+                frames,
+                points,
+                args.fps,
+                args.timeout,
+                workdir / pair.name,
+                compress=args.compress_batches,
+            )
             measured = run.measure()
             report["pairs"][pair.name] = measured
             tables.append(f"{pair.name} pair\n" + format_report(measured))
@@ -180,8 +210,16 @@ def _select(points: list[PolicyPoint], names: str | None) -> list[PolicyPoint]:
 class CascadeRun:
     """The topology for one pair, and one agent per policy through it."""
 
-    def __init__(self, pair: ModelPair, frames: Path, points: list[PolicyPoint], fps: float,
-                 timeout: float, workdir: Path, compress: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pair: ModelPair,
+        frames: Path,
+        points: list[PolicyPoint],
+        fps: float,
+        timeout: float,
+        workdir: Path,
+        compress: bool = False,
+    ) -> None:
         self.pair = pair
         self.frames = frames
         self.points = points
@@ -195,9 +233,18 @@ class CascadeRun:
         from edgecascade.brokers import MosquittoBroker, free_port
         from edgecascade.demo import Demo, DemoPlan
 
-        plan = DemoPlan(devices=1, duration=1.0, fps=self.fps, site=SITE, model=self.pair.edge,
-                        cloud_model=self.pair.cloud, frames=self.frames, threshold=0.0,
-                        workdir=self.workdir, http_port=free_port())  # fmt: skip
+        plan = DemoPlan(
+            devices=1,
+            duration=1.0,
+            fps=self.fps,
+            site=SITE,
+            model=self.pair.edge,
+            cloud_model=self.pair.cloud,
+            frames=self.frames,
+            threshold=0.0,
+            workdir=self.workdir,
+            http_port=free_port(),
+        )
         demo = Demo(plan)
         demo.out = sys.stderr
         site_broker = MosquittoBroker(self.workdir / "site-broker")
@@ -243,17 +290,33 @@ class CascadeRun:
         model = self._calibrated_model() if point.calibrated else self.pair.edge
         sys.stderr.write(f"bench cascade: {self.pair.name} {device} ...\n")
         proc = demo.group.spawn_cli(
-            device, "agent", "--config", str(config), "--site", SITE, "--device", device,
-            "--model", str(model), "--frames", str(self.frames), "--fps", str(self.fps),
-            "--data-dir", str(data_dir), "--mqtt-port", str(port),
-        )  # fmt: skip
+            device,
+            "agent",
+            "--config",
+            str(config),
+            "--site",
+            SITE,
+            "--device",
+            device,
+            "--model",
+            str(model),
+            "--frames",
+            str(self.frames),
+            "--fps",
+            str(self.fps),
+            "--data-dir",
+            str(data_dir),
+            "--mqtt-port",
+            str(port),
+        )
         try:
             code = proc.wait(timeout=self.timeout + _expected_seconds(self.frames, self.fps))
         except Exception as exc:
             raise EdgeCascadeError(f"agent {device} did not finish: {exc}") from exc
         if code != 0:
-            raise EdgeCascadeError(f"agent {device} exited with {code}:\n"
-                                   f"{demo.group.log_tail(device)}")  # fmt: skip
+            raise EdgeCascadeError(
+                f"agent {device} exited with {code}:\n{demo.group.log_tail(device)}"
+            )
         stats: dict[str, int] = json.loads((data_dir / "stats.json").read_text())
         traffic = tap.device(device)
         _wait_for(lambda: _complete(traffic, stats), self.timeout)
@@ -283,8 +346,9 @@ class CascadeRun:
 def _complete(traffic: DeviceTraffic, stats: dict[str, int]) -> bool:
     """Every result seen at the site and uplinked, every escalation answered."""
     escalated = sum(1 for a in traffic.answers.values() if a.escalated)
-    answered = sum(1 for rid, a in traffic.answers.items() if a.escalated and rid in
-                   traffic.verdicts)  # fmt: skip
+    answered = sum(
+        1 for rid, a in traffic.answers.items() if a.escalated and rid in traffic.verdicts
+    )
     return (
         len(traffic.answers) >= stats["results"]
         and traffic.uplinked_results >= stats["results"]

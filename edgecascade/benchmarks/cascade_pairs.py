@@ -33,21 +33,33 @@ def resolve_pairs(names: list[str], frames: Path | None) -> tuple[list[ModelPair
     for name in dict.fromkeys(names):
         if name == "fashion":
             models = REPO / "models" / "fashion"
-            pair = ModelPair(name, models / "fashion_edge_int8.tflite",
-                             models / "fashion_cloud_int8.tflite",
-                             frames or REPO / "data" / "fashion-mnist-eval")  # fmt: skip
+            pair = ModelPair(
+                name,
+                models / "fashion_edge_int8.tflite",
+                models / "fashion_cloud_int8.tflite",
+                frames or REPO / "data" / "fashion-mnist-eval",
+            )
         else:
             models = _imagenet_dir()
             if frames is None:
-                skipped[name] = ("no labelled ImageNet frames ship with the project; pass "
-                                 "--frames DIR (<DIR>/<ImageNet label>/<image>)")  # fmt: skip
+                skipped[name] = (
+                    "no labelled ImageNet frames ship with the project; pass "
+                    "--frames DIR (<DIR>/<ImageNet label>/<image>)"
+                )
                 continue
-            pair = ModelPair(name, models / "imagenet_edge_int8.tflite",
-                             models / "imagenet_cloud_int8.tflite", frames)  # fmt: skip
+            pair = ModelPair(
+                name,
+                models / "imagenet_edge_int8.tflite",
+                models / "imagenet_cloud_int8.tflite",
+                frames,
+            )
         missing = [p for p in (pair.edge, pair.cloud, pair.frames) if not p.exists()]
         if missing:
-            hint = " (run `edgecascade models build imagenet`; needs torch)" if (
-                name == "imagenet") else ""  # fmt: skip
+            hint = (
+                " (run `edgecascade models build imagenet`; needs torch)"
+                if (name == "imagenet")
+                else ""
+            )
             skipped[name] = f"missing {', '.join(str(p) for p in missing)}{hint}"
             continue
         pairs.append(pair)
@@ -63,8 +75,7 @@ def frame_subset(root: Path, limit: int | None, into: Path) -> Path:
         return root
     from edge_agent.sources import IMAGE_SUFFIXES  # numpy: only when the bench runs
 
-    files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-             for d in classes]  # fmt: skip
+    files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for d in classes]
     chosen: list[Path] = []
     depth = 0
     while len(chosen) < limit and any(depth < len(f) for f in files):

@@ -33,8 +33,9 @@ from shared.topics import Kind, Topic, topic_filter
 # What crosses the site -> cloud link per frame; state and telemetry roll-ups are per device.
 # (a lone result leaves the gateway as it came, not as a batch of one).
 FRAME_KINDS = (Kind.RESULT_BATCH, Kind.RESULT, Kind.ESCALATION)
-UPLINK_KINDS = frozenset({*FRAME_KINDS, Kind.STATE, Kind.TELEMETRY_ROLLUP, Kind.TELEMETRY,
-                          Kind.DEAD_LETTER})  # fmt: skip
+UPLINK_KINDS = frozenset(
+    {*FRAME_KINDS, Kind.STATE, Kind.TELEMETRY_ROLLUP, Kind.TELEMETRY, Kind.DEAD_LETTER}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +73,14 @@ class WireTap:
         self.site = site
         self._lock = threading.Lock()
         self._devices: dict[str, DeviceTraffic] = defaultdict(DeviceTraffic)
-        self._site = MqttLink(site_mqtt, f"bench-cascade-site.{site}", on_message=self._on_site,
-                              persistent=False)  # fmt: skip
+        self._site = MqttLink(
+            site_mqtt, f"bench-cascade-site.{site}", on_message=self._on_site, persistent=False
+        )
         for kind in (Kind.RESULT, Kind.VERDICT):
             self._site.subscribe(topic_filter(kind, site, prefix=site_mqtt.prefix))
-        self._cloud = MqttLink(cloud_mqtt, f"bench-cascade-cloud.{site}",
-                               on_message=self._on_cloud, persistent=False)  # fmt: skip
+        self._cloud = MqttLink(
+            cloud_mqtt, f"bench-cascade-cloud.{site}", on_message=self._on_cloud, persistent=False
+        )
         for kind in sorted(UPLINK_KINDS):
             self._cloud.subscribe(topic_filter(kind, site, prefix=cloud_mqtt.prefix))
 

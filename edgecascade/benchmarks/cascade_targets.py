@@ -25,8 +25,13 @@ def judge_targets(policies: list[dict[str, Any]], cloud_only: dict[str, Any]) ->
     out: dict[str, Any] = {"lines": []}
     for name, points, ratio in TARGETS:
         for key in ("bytes_ratio", "frame_bytes_ratio"):
-            met = [p for p in cascade if p[key] is not None and p[key] <= ratio
-                   and p["accuracy_vs_cloud_points"] >= -points]  # fmt: skip
+            met = [
+                p
+                for p in cascade
+                if p[key] is not None
+                and p[key] <= ratio
+                and p["accuracy_vs_cloud_points"] >= -points
+            ]
             best = min(met, key=lambda p: p[key]) if met else None
             out[f"{name}_{key}"] = {
                 "accuracy_within_points": points,
@@ -35,11 +40,15 @@ def judge_targets(policies: list[dict[str, Any]], cloud_only: dict[str, Any]) ->
                 "met_by": sorted(p["policy"] for p in met),
             }
             what = "all bytes" if key == "bytes_ratio" else "frame bytes"
-            head = (f"{name}: accuracy >= cloud-only - {points:g} points at <= {ratio:g} of "
-                    f"cloud-only {what}")  # fmt: skip
+            head = (
+                f"{name}: accuracy >= cloud-only - {points:g} points at <= {ratio:g} of "
+                f"cloud-only {what}"
+            )
             if best is not None:
-                line = (f"{head}: MET by {best['policy']} ({best['accuracy_vs_cloud_points']:+.2f}"
-                        f" points, {best[key]:.3f})")  # fmt: skip
+                line = (
+                    f"{head}: MET by {best['policy']} ({best['accuracy_vs_cloud_points']:+.2f}"
+                    f" points, {best[key]:.3f})"
+                )
             else:
                 line = f"{head}: NOT MET ({_nearest(cascade, key, points, ratio)})"
             out["lines"].append(line)
@@ -55,6 +64,8 @@ def _nearest(cascade: list[dict[str, Any]], key: str, points: float, ratio: floa
         parts.append(f"fewest bytes within {points:g} points: {best['policy']} at {best[key]:.3f}")
     if cheap:
         best = max(cheap, key=lambda p: p["accuracy_vs_cloud_points"])
-        parts.append(f"most accurate within {ratio:g}: {best['policy']} at "
-                     f"{best['accuracy_vs_cloud_points']:+.2f} points")  # fmt: skip
+        parts.append(
+            f"most accurate within {ratio:g}: {best['policy']} at "
+            f"{best['accuracy_vs_cloud_points']:+.2f} points"
+        )
     return "; ".join(parts) or "no cascade policy measured"

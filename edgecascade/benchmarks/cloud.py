@@ -173,16 +173,23 @@ class _Publisher:
         self._window = threading.Semaphore(PUBLISH_WINDOW)
         self.all_acked = threading.Event()
         self.acked_at = 0.0
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}",
-                                  protocol=paho.MQTTv5)  # fmt: skip
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}", protocol=paho.MQTTv5
+        )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.on_publish = self._on_publish
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason: ReasonCode,
-                    properties: Properties) -> None:  # fmt: skip
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties,
+    ) -> None:
         with self._lock:
             if not self._expected:
                 return  # a probe, before the timed run
@@ -235,9 +242,19 @@ def _ingest(
     broker.start()
     publisher: _Publisher | None = None
     http_port = free_port()
-    argv = ["--log-level", "WARNING", "cloud", "--database-url", url,
-            "--data-dir", str(work / "cloud"), "--mqtt-port", str(broker.port),
-            "--port", str(http_port)]  # fmt: skip
+    argv = [
+        "--log-level",
+        "WARNING",
+        "cloud",
+        "--database-url",
+        url,
+        "--data-dir",
+        str(work / "cloud"),
+        "--mqtt-port",
+        str(broker.port),
+        "--port",
+        str(http_port),
+    ]
     env = {f"EC_CLOUD_INGEST__{key.upper()}": str(value) for key, value in ingest.items()}
     try:
         cloud = group.spawn_cli("cloud", *argv, env=env)
@@ -380,8 +397,9 @@ def _postgres(args: argparse.Namespace) -> Iterator[FreshDatabase]:
         yield on(server_url)
 
 
-def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
-             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+def _measure(
+    name: str, fresh: FreshDatabase, load: _Workload, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Every ingest path ``args.repeat`` times, each run between two executemany runs.
 
     A shared or throttled host's speed drifts within minutes, so an ingest run is compared with
@@ -393,13 +411,22 @@ def _measure(name: str, fresh: FreshDatabase, load: _Workload, work: Path,
 
     n, ingest, timeout = len(load.rows), IngestSection().model_dump(), args.timeout
     paths: list[tuple[str, str, Callable[[str, Path], dict[str, Any]]]] = [
-        ("ingest_batched", f"ingest of {n} results in {len(load.batched)} gateway batches",
-         lambda url, dir_: _ingest(url, load.batched, n, dir_, timeout, ingest)),
-        ("ingest_single", f"ingest of {n} results, one per message",
-         lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest)),
-        ("ingest_single_backlog", f"ingest of {n} results, one per message, from a backlog",
-         lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest, backlog=True)),
-    ]  # fmt: skip
+        (
+            "ingest_batched",
+            f"ingest of {n} results in {len(load.batched)} gateway batches",
+            lambda url, dir_: _ingest(url, load.batched, n, dir_, timeout, ingest),
+        ),
+        (
+            "ingest_single",
+            f"ingest of {n} results, one per message",
+            lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest),
+        ),
+        (
+            "ingest_single_backlog",
+            f"ingest of {n} results, one per message, from a backlog",
+            lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest, backlog=True),
+        ),
+    ]
     raw: list[dict[str, Any]] = []
 
     def executemany(of: str) -> dict[str, Any]:
@@ -442,8 +469,11 @@ def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
     from cloud.settings import IngestSection
 
-    for flag, value in (("--results", args.results), ("--batch-size", args.batch_size),
-                        ("--repeat", args.repeat)):  # fmt: skip
+    for flag, value in (
+        ("--results", args.results),
+        ("--batch-size", args.batch_size),
+        ("--repeat", args.repeat),
+    ):
         if value < 1:
             raise EdgeCascadeError(f"{flag} must be at least 1, got {value}")
     load = _workload(args.results, args.batch_size)
@@ -485,16 +515,32 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
         report["two_vs_one_workers_ratio"] = workers["two_vs_one_workers_ratio"]
         report["live_two_vs_one_workers_ratio"] = workers["live_two_vs_one_workers_ratio"]
         rows = [
-            [mode, run["workers"], run["frames"], run[mode]["verdicts"], run[mode]["lost"],
-             run[mode]["seconds"], run[mode]["frames_per_s"], run[mode]["inference_ms_p50"]]
+            [
+                mode,
+                run["workers"],
+                run["frames"],
+                run[mode]["verdicts"],
+                run[mode]["lost"],
+                run[mode]["seconds"],
+                run[mode]["frames_per_s"],
+                run[mode]["inference_ms_p50"],
+            ]
             for mode in ("backlog", "live")
             for run in (workers["one_worker"], workers["two_workers"])
-        ]  # fmt: skip
+        ]
         table += "\n\n" + format_table(
-            ["mode", "workers", "frames", "verdicts", "lost", "seconds", "frames/s",
-             "inference p50 ms"],
+            [
+                "mode",
+                "workers",
+                "frames",
+                "verdicts",
+                "lost",
+                "seconds",
+                "frames/s",
+                "inference p50 ms",
+            ],
             rows,
-        )  # fmt: skip
+        )
         table += (
             f"\n2 workers vs 1: {workers['two_vs_one_workers_ratio']:.3f} draining a backlog, "
             f"{workers['live_two_vs_one_workers_ratio']:.3f} live, on {workers['cores']} cores "
@@ -523,17 +569,40 @@ def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
         form = f"executemany, {raw['transactions']} transactions"
         if raw["runs"] > 1:
             form += f", median of {raw['runs']}"
-        rows.append([name, form, "-", raw["rows"], raw["stored"], raw["seconds"], "-",
-                     raw["rows_per_s"], 1.0])  # fmt: skip
-        labels = {"ingest_single": "ingest, 1 result/message",
-                  "ingest_single_backlog": "ingest, 1 result/message, backlog",
-                  "ingest_batched": f"ingest, batches of {batch_size}"}  # fmt: skip
+        rows.append(
+            [
+                name,
+                form,
+                "-",
+                raw["rows"],
+                raw["stored"],
+                raw["seconds"],
+                "-",
+                raw["rows_per_s"],
+                1.0,
+            ]
+        )
+        labels = {
+            "ingest_single": "ingest, 1 result/message",
+            "ingest_single_backlog": "ingest, 1 result/message, backlog",
+            "ingest_batched": f"ingest, batches of {batch_size}",
+        }
         for path, label in labels.items():
             run = runs[path]
             published = "-" if run["publish_seconds"] is None else run["publish_seconds"]
-            rows.append([name, label, run["messages"], run["rows"], run["stored"],
-                         run["seconds"], published, run["rows_per_s"],
-                         run["vs_executemany"]])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    label,
+                    run["messages"],
+                    run["rows"],
+                    run["stored"],
+                    run["seconds"],
+                    published,
+                    run["rows_per_s"],
+                    run["vs_executemany"],
+                ]
+            )
         verdicts = [
             f"{form} {runs[path]['vs_executemany']:.3f} "
             f"({'met' if runs[path]['vs_executemany'] >= TARGET_RATIO else 'not met'})"
@@ -557,10 +626,19 @@ def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
             if runs[path]["timed_out"]
         )
     table = format_table(
-        ["database", "path", "messages", "rows", "stored", "seconds", "published s", "rows/s",
-         "vs executemany"],
+        [
+            "database",
+            "path",
+            "messages",
+            "rows",
+            "stored",
+            "seconds",
+            "published s",
+            "rows/s",
+            "vs executemany",
+        ],
         rows,
-    )  # fmt: skip
+    )
     notes.append(
         "vs executemany: an ingest run's rows/s over the mean of the executemany runs just "
         "before and after it; a path's median run is shown"

@@ -103,8 +103,11 @@ def _peak_rss_mb(model: Path, frames: Path) -> tuple[float, float]:
     """
     out = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, str(model), str(frames)],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     peak, anon = out.stdout.strip().splitlines()[-1].split()
     return float(peak), float(anon)
 
@@ -116,10 +119,20 @@ def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float
     from edgecascade.brokers import free_port
 
     argv = [
-        sys.executable, "-m", "edgecascade", "agent", "--model", str(model),
-        "--stream", f"http://127.0.0.1:{free_port()}/nothing.mjpg", "--no-gateway",
-        "--data-dir", str(workdir), "--mqtt-port", str(free_port()),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "agent",
+        "--model",
+        str(model),
+        "--stream",
+        f"http://127.0.0.1:{free_port()}/nothing.mjpg",
+        "--no-gateway",
+        "--data-dir",
+        str(workdir),
+        "--mqtt-port",
+        str(free_port()),
+    ]
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ps = psutil.Process(proc.pid)
@@ -158,16 +171,34 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
             entry["interpreter_threads"] = threads
             report["models"][f"{model.name} threads={threads}"] = entry
             stage_p50 = [entry["stages_ms"].get(s, {}).get("p50", 0.0) for s in STAGES]
-            rows.append([model.name, threads, raw, pipe["rate"], entry["pipeline_vs_raw_ratio"],
-                         *stage_p50, entry["peak_rss_mb"], entry["anon_rss_mb"]])  # fmt: skip
+            rows.append(
+                [
+                    model.name,
+                    threads,
+                    raw,
+                    pipe["rate"],
+                    entry["pipeline_vs_raw_ratio"],
+                    *stage_p50,
+                    entry["peak_rss_mb"],
+                    entry["anon_rss_mb"],
+                ]
+            )
         idle, idle_rss, idle_uss = _idle_cpu_percent(
             models[0], args.idle_seconds, Path(tmp) / "idle"
         )
     report["idle_cpu_percent"] = idle
     report["idle_agent_rss_mb"] = idle_rss
     report["idle_agent_uss_mb"] = idle_uss
-    headers = ["model", "threads", "invoke/s", "pipeline/s", "ratio",
-               *(f"{s} p50 ms" for s in STAGES), "peak RSS MB", "private MB"]  # fmt: skip
+    headers = [
+        "model",
+        "threads",
+        "invoke/s",
+        "pipeline/s",
+        "ratio",
+        *(f"{s} p50 ms" for s in STAGES),
+        "peak RSS MB",
+        "private MB",
+    ]
     report["table"] = (
         format_table(headers, rows)
         + f"\nidle agent (camera sends nothing, {args.idle_seconds:g} s): "

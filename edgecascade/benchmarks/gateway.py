@@ -61,8 +61,9 @@ class _Subscriber:
         self.connected_at = 0.0  # when the broker accepted this session
         self.online_at = 0.0  # when a gateway's "online" state last arrived
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=paho.MQTTv5)  # fmt: skip
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -133,8 +134,9 @@ def _publish(
     16-bit ids, and past 65,535 unacknowledged ones an id repeats and a message is never sent.
     """
     window = threading.Semaphore(PUBLISH_WINDOW)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}",
-                         protocol=paho.MQTTv5)  # fmt: skip
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}", protocol=paho.MQTTv5
+    )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.on_publish = lambda *args: window.release()
@@ -214,8 +216,9 @@ def _raw_path(port: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     results = topic_filter(Kind.RESULT)
     sub = _Subscriber(port, results, "bench-raw")
     flood = _run(port, sub, _messages(args.results, args.devices), args.timeout)
-    paced = _run(port, sub, _messages(args.paced_results, args.devices), args.timeout,
-                 args.paced_rate)  # fmt: skip
+    paced = _run(
+        port, sub, _messages(args.paced_results, args.devices), args.timeout, args.paced_rate
+    )
     sub.close()  # away: the broker keeps its session and queues for it
     backlog = _messages(args.results, args.devices)
     _publish(port, backlog, None)
@@ -231,9 +234,19 @@ def _gateway_path(
     from edgecascade.processes import ProcessGroup
 
     group = ProcessGroup(work / "logs")
-    argv = ["gateway", "--site", SITE, "--data-dir", str(work / "gateway"),
-            "--site-mqtt-port", str(site_port), "--cloud-mqtt-port", str(cloud_port),
-            "--batch-linger-ms", str(args.linger_ms)]  # fmt: skip
+    argv = [
+        "gateway",
+        "--site",
+        SITE,
+        "--data-dir",
+        str(work / "gateway"),
+        "--site-mqtt-port",
+        str(site_port),
+        "--cloud-mqtt-port",
+        str(cloud_port),
+        "--batch-linger-ms",
+        str(args.linger_ms),
+    ]
     sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud")
     try:
         gateway = group.spawn_cli("gateway", *argv)
@@ -241,8 +254,13 @@ def _gateway_path(
         # online, which it sets after subscribing (on the cloud broker it is online earlier).
         _wait_gateway_online(site_port, args.timeout)
         flood = _run(site_port, sub, _messages(args.results, args.devices), args.timeout)
-        paced = _run(site_port, sub, _messages(args.paced_results, args.devices), args.timeout,
-                     args.paced_rate)  # fmt: skip
+        paced = _run(
+            site_port,
+            sub,
+            _messages(args.paced_results, args.devices),
+            args.timeout,
+            args.paced_rate,
+        )
         group.stop(gateway)  # away: the site broker queues for its persistent session
         backlog = _messages(args.results, args.devices)
         _publish(site_port, backlog, None)
@@ -285,18 +303,33 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         through, bare = gw["paced"][f"latency_ms_{q}"], raw["paced"][f"latency_ms_{q}"]
         added[q] = through - bare if through is not None and bare is not None else None
     rows = [
-        [name, runs["flood"]["results_per_s"], runs["drain"]["results_per_s"],
-         runs["flood"]["results_per_message"], runs["paced"]["results_per_message"],
-         runs["paced"]["latency_ms_p50"], runs["paced"]["latency_ms_p99"],
-         sum(r["lost"] for r in runs.values()), sum(r["duplicates"] for r in runs.values())]
-        for name, runs in (("raw paho -> mosquitto -> paho", raw),
-                           ("site -> gateway -> cloud", gw))
-    ]  # fmt: skip
+        [
+            name,
+            runs["flood"]["results_per_s"],
+            runs["drain"]["results_per_s"],
+            runs["flood"]["results_per_message"],
+            runs["paced"]["results_per_message"],
+            runs["paced"]["latency_ms_p50"],
+            runs["paced"]["latency_ms_p99"],
+            sum(r["lost"] for r in runs.values()),
+            sum(r["duplicates"] for r in runs.values()),
+        ]
+        for name, runs in (("raw paho -> mosquitto -> paho", raw), ("site -> gateway -> cloud", gw))
+    ]
     table = format_table(
-        ["path", "flood results/s", "drain results/s", "per msg (flood)", "per msg (paced)",
-         "paced p50 ms", "paced p99 ms", "lost", "duplicates"],
+        [
+            "path",
+            "flood results/s",
+            "drain results/s",
+            "per msg (flood)",
+            "per msg (paced)",
+            "paced p50 ms",
+            "paced p99 ms",
+            "lost",
+            "duplicates",
+        ],
         rows,
-    )  # fmt: skip
+    )
     table += (
         f"\ngateway vs raw: flood {ratio('flood'):.3f}, drain {ratio('drain'):.3f}; latency "
         f"added at {args.paced_rate:g} results/s: p50 {_ms(added['p50'])}, p99 "

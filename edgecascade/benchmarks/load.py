@@ -59,8 +59,9 @@ class _Devices:
         self.windows: list[threading.Semaphore] = []
         for i in range(devices):
             window = threading.Semaphore(DEVICE_WINDOW)
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{SITE}-cam{i + 1}",
-                                 protocol=paho.MQTTv5)  # fmt: skip
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2, client_id=f"{SITE}-cam{i + 1}", protocol=paho.MQTTv5
+            )
             client.max_inflight_messages_set(1000)
             client.max_queued_messages_set(0)
             client.on_publish = lambda *args, w=window: w.release()
@@ -216,14 +217,37 @@ def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any
     try:
         http_port = free_port()
         procs = {
-            "cloud": group.spawn_cli("cloud", "--log-level", "WARNING", "cloud", "--database-url",
-                                     url, "--data-dir", str(work / "cloud"), "--mqtt-port",
-                                     str(cloud.port), "--port", str(http_port)),
-            "gateway": group.spawn_cli("gateway", "--log-level", "WARNING", "gateway", "--site",
-                                       SITE, "--data-dir", str(work / "gateway"),
-                                       "--site-mqtt-port", str(site.port), "--cloud-mqtt-port",
-                                       str(cloud.port), "--batch-linger-ms", str(args.linger_ms)),
-        }  # fmt: skip
+            "cloud": group.spawn_cli(
+                "cloud",
+                "--log-level",
+                "WARNING",
+                "cloud",
+                "--database-url",
+                url,
+                "--data-dir",
+                str(work / "cloud"),
+                "--mqtt-port",
+                str(cloud.port),
+                "--port",
+                str(http_port),
+            ),
+            "gateway": group.spawn_cli(
+                "gateway",
+                "--log-level",
+                "WARNING",
+                "gateway",
+                "--site",
+                SITE,
+                "--data-dir",
+                str(work / "gateway"),
+                "--site-mqtt-port",
+                str(site.port),
+                "--cloud-mqtt-port",
+                str(cloud.port),
+                "--batch-linger-ms",
+                str(args.linger_ms),
+            ),
+        }
 
         def check_alive() -> None:
             for name, proc in procs.items():
@@ -237,8 +261,10 @@ def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any
         steps: list[dict[str, Any]] = []
         for n, fps in enumerate(args.fps):
             rate = args.devices * fps
-            _progress(f"step {n + 1}: {args.devices} devices x {fps:g} fps = {rate:g} results/s "
-                      f"for {args.step_seconds:g} s ...")  # fmt: skip
+            _progress(
+                f"step {n + 1}: {args.devices} devices x {fps:g} fps = {rate:g} results/s "
+                f"for {args.step_seconds:g} s ..."
+            )
             steps.append(_run_step(n, fps, devices, engine, args))
             check_alive()
             if not steps[-1]["held"] or steps[-1]["publisher_limited"]:
@@ -275,12 +301,32 @@ def bench_load(args: argparse.Namespace) -> dict[str, Any]:
     else:
         stopped = "every step held; raise --fps to find the limit"
     table = format_table(
-        ["fps/device", "offered/s", "published/s", "offered", "delivered", "lost", "p50 ms",
-         "p99 ms", "held"],
-        [[s["fps_per_device"], s["offered_per_s"], s["published_per_s"], s["offered"],
-          s["delivered"], s["lost"], s["latency_ms_p50"], s["latency_ms_p99"],
-          "yes" if s["held"] and not s["publisher_limited"] else "no"] for s in steps],
-    )  # fmt: skip
+        [
+            "fps/device",
+            "offered/s",
+            "published/s",
+            "offered",
+            "delivered",
+            "lost",
+            "p50 ms",
+            "p99 ms",
+            "held",
+        ],
+        [
+            [
+                s["fps_per_device"],
+                s["offered_per_s"],
+                s["published_per_s"],
+                s["offered"],
+                s["delivered"],
+                s["lost"],
+                s["latency_ms_p50"],
+                s["latency_ms_p99"],
+                "yes" if s["held"] and not s["publisher_limited"] else "no",
+            ]
+            for s in steps
+        ],
+    )
     held_text = (
         f"{best['offered_per_s']:g} results/s ({best['fps_per_device']:g} fps x "
         f"{args.devices} devices)"

@@ -58,10 +58,15 @@ def _escalations(count: int) -> list[tuple[str, str, bytes]]:
         height, width = image.shape[:2]
         header = EscalationHeader(
             result_id=new_message_id(),
-            frame_id=f"{path.parent.name}/{path.name}#{n}", captured_at=time.time(), model=model,
-            top=[Prediction(index=0, label=path.parent.name, score=0.5)], reason="bench",
-            content_type="image/png", width=width, height=height,
-        )  # fmt: skip
+            frame_id=f"{path.parent.name}/{path.name}#{n}",
+            captured_at=time.time(),
+            model=model,
+            top=[Prediction(index=0, label=path.parent.name, score=0.5)],
+            reason="bench",
+            content_type="image/png",
+            width=width,
+            height=height,
+        )
         wire = topic(SITE, f"cam{n % 10 + 1}", Kind.ESCALATION)
         out.append((header.msg_id, wire, encode(header, png)))
     return out
@@ -76,8 +81,9 @@ class _Verdicts:
         self.expected = expected
         self.done = threading.Event()
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-verdicts",
-                                  protocol=paho.MQTTv5)  # fmt: skip
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-verdicts", protocol=paho.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe("ec/v1/+/+/verdict", qos=1)
@@ -100,8 +106,9 @@ class _Verdicts:
 
 def _publish(port: int, messages: list[tuple[str, str, bytes]]) -> float:
     """Publish at QoS 1; the time of the first publish."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-escalations",
-                         protocol=paho.MQTTv5)  # fmt: skip
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id="bench-escalations", protocol=paho.MQTTv5
+    )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
@@ -163,9 +170,20 @@ def _spawn_workers(
     names = [f"worker-{n}-{round_}" for n in range(workers)]
     for n, name in enumerate(names):
         group.spawn_cli(
-            name, "cloud", "worker", "--data-dir", str(data), "--mqtt-port", str(port),
-            "--worker-id", f"bench-worker-{n}", "--model", str(CLOUD_MODEL), "--threads", "1",
-        )  # fmt: skip
+            name,
+            "cloud",
+            "worker",
+            "--data-dir",
+            str(data),
+            "--mqtt-port",
+            str(port),
+            "--worker-id",
+            f"bench-worker-{n}",
+            "--model",
+            str(CLOUD_MODEL),
+            "--threads",
+            "1",
+        )
     group.wait_logged(names, "connected to", timeout)
     time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
 

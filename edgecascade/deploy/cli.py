@@ -63,12 +63,26 @@ def _add_pki(actions: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _add_endpoint(parser: argparse.ArgumentParser, name: str, what: str, port: int) -> None:
-    parser.add_argument(f"--{name}-host", required=True, metavar="HOST",
-                        help=f"{what} host name, as the machine reaches it")  # fmt: skip
-    parser.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT",
-                        help=f"{what} TLS port (default: %(default)s)")  # fmt: skip
-    parser.add_argument(f"--{name}-dir", type=Path, required=True, metavar="DIR",
-                        help=f"{what}'s passwd and acl files (created if absent)")  # fmt: skip
+    parser.add_argument(
+        f"--{name}-host",
+        required=True,
+        metavar="HOST",
+        help=f"{what} host name, as the machine reaches it",
+    )
+    parser.add_argument(
+        f"--{name}-port",
+        type=int,
+        default=port,
+        metavar="PORT",
+        help=f"{what} TLS port (default: %(default)s)",
+    )
+    parser.add_argument(
+        f"--{name}-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help=f"{what}'s passwd and acl files (created if absent)",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -151,8 +165,13 @@ def _add_revoke(actions: SubParsers[argparse.ArgumentParser]) -> None:
         ),
     )
     revoke.add_argument("user", help="the MQTT user name, e.g. site1/cam1")
-    revoke.add_argument("--broker-dir", type=Path, required=True, metavar="DIR",
-                        help="the broker's passwd and acl files")  # fmt: skip
+    revoke.add_argument(
+        "--broker-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the broker's passwd and acl files",
+    )
     revoke.set_defaults(func=run_revoke)
 
 
@@ -201,8 +220,15 @@ def run_device(args: argparse.Namespace) -> int:
     from edgecascade.deploy.provision import provision_device
 
     files, endpoint = _endpoint(args, "broker")
-    env = provision_device(args.site, args.device, files, endpoint, args.out,
-                           gateway_id=args.gateway_id, prefix=args.prefix)  # fmt: skip
+    env = provision_device(
+        args.site,
+        args.device,
+        files,
+        endpoint,
+        args.out,
+        gateway_id=args.gateway_id,
+        prefix=args.prefix,
+    )
     return _done(env, files.directory)
 
 
@@ -211,8 +237,16 @@ def run_gateway(args: argparse.Namespace) -> int:
 
     site_files, site_endpoint = _endpoint(args, "site")
     cloud_files, cloud_endpoint = _endpoint(args, "cloud")
-    env = provision_gateway(args.site, site_files, site_endpoint, cloud_files, cloud_endpoint,
-                            args.out, gateway_id=args.gateway_id, prefix=args.prefix)  # fmt: skip
+    env = provision_gateway(
+        args.site,
+        site_files,
+        site_endpoint,
+        cloud_files,
+        cloud_endpoint,
+        args.out,
+        gateway_id=args.gateway_id,
+        prefix=args.prefix,
+    )
     return _done(env, site_files.directory, cloud_files.directory)
 
 

@@ -97,10 +97,22 @@ def device_acl(site: str, device: str, gateway_id: str, prefix: str = "ec") -> A
     def own_any(kind: Kind) -> str:
         return topic_filter(kind, site=site, device=device, prefix=prefix)
 
-    writes = [own(Kind.STATE), own(Kind.RESULT), own(Kind.ESCALATION), own(Kind.TELEMETRY),
-              own(Kind.MODEL, "request"), own(Kind.MODEL, "ack"), own_any(Kind.REPLY)]  # fmt: skip
-    reads = [own(Kind.VERDICT), own(Kind.MODEL, "offer"), own(Kind.MODEL, "chunk"),
-             own_any(Kind.CMD), topic(site, gateway_id, Kind.STATE, prefix=prefix)]  # fmt: skip
+    writes = [
+        own(Kind.STATE),
+        own(Kind.RESULT),
+        own(Kind.ESCALATION),
+        own(Kind.TELEMETRY),
+        own(Kind.MODEL, "request"),
+        own(Kind.MODEL, "ack"),
+        own_any(Kind.REPLY),
+    ]
+    reads = [
+        own(Kind.VERDICT),
+        own(Kind.MODEL, "offer"),
+        own(Kind.MODEL, "chunk"),
+        own_any(Kind.CMD),
+        topic(site, gateway_id, Kind.STATE, prefix=prefix),
+    ]
     return AclBlock(
         device_username(site, device),
         f"edgecascade device {site} {device}",

@@ -41,8 +41,13 @@ class Endpoint:
     ca_file: Path | None = None  # None: plain TCP (a closed network only)
 
     def settings(self, username: str, password: str, prefix: str) -> dict[str, Any]:
-        values: dict[str, Any] = {"host": self.host, "port": self.port, "prefix": prefix,
-                                  "username": username, "password": password}  # fmt: skip
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "prefix": prefix,
+            "username": username,
+            "password": password,
+        }
         if self.ca_file is not None:
             values |= {"tls": True, "ca_file": str(self.ca_file)}
         return values
@@ -82,8 +87,12 @@ def provision_device(
 
     block = device_acl(site, device, gateway_id, prefix)
     password = new_password()
-    values = {"site": site, "device": device, "gateway_id": gateway_id,
-              "mqtt": endpoint.settings(block.username, password, prefix)}  # fmt: skip
+    values = {
+        "site": site,
+        "device": device,
+        "gateway_id": gateway_id,
+        "mqtt": endpoint.settings(block.username, password, prefix),
+    }
     env = _render_env(AgentSettings, values, "EC_AGENT_")
     broker.add(block, password)
     return write_file(out / "agent.env", env, mode=0o600)

@@ -70,8 +70,12 @@ def evaluate(
         for stage in STAGES:
             timings[stage].append(result.timings_ms[stage])
         if n % progress_every == 0:
-            logger.info("%d/%d images, accuracy so far %.4f", n, len(dataset),
-                        float(np.mean(np.equal(targets, predicted))))  # fmt: skip
+            logger.info(
+                "%d/%d images, accuracy so far %.4f",
+                n,
+                len(dataset),
+                float(np.mean(np.equal(targets, predicted))),
+            )
     t, p, c = np.array(targets), np.array(predicted), np.array(confidence)
     hit = t == p
     per_class = {}
@@ -122,13 +126,14 @@ def format_table(report: EvalReport) -> str:
         f"model     {report.model} ({report.model_path}, sha256 {report.sha256[:16]})",
         f"dataset   {report.dataset}: {report.images} images, {report.skipped} skipped",
         f"top-1     {report.top1_accuracy:.4f}",
-        "latency   " + ", ".join(
+        "latency   "
+        + ", ".join(
             f"{stage} p50 {v['p50']:.3f} ms p95 {v['p95']:.3f} ms"
             for stage, v in report.latency_ms.items()
         ),
         "",
         f"{'class':<20} {'correct':>8} {'total':>6} {'accuracy':>9}",
-    ]  # fmt: skip
+    ]
     for label, score in report.per_class.items():
         lines.append(f"{label:<20} {score.correct:>8} {score.total:>6} {score.accuracy:>9.4f}")
     lines += ["", f"{'confidence':<20} {'images':>8} {'accuracy':>9}"]

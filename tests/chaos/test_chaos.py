@@ -126,9 +126,11 @@ def without_verdict(url: str) -> str:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
-    sql = ("SELECT e.device_id, e.frame_id, e.captured_at, e.received_at FROM escalations e"
-           " LEFT JOIN verdicts v ON v.escalation_id = e.msg_id WHERE v.escalation_id IS NULL"
-           " ORDER BY e.received_at")  # fmt: skip
+    sql = (
+        "SELECT e.device_id, e.frame_id, e.captured_at, e.received_at FROM escalations e"
+        " LEFT JOIN verdicts v ON v.escalation_id = e.msg_id WHERE v.escalation_id IS NULL"
+        " ORDER BY e.received_at"
+    )
     try:
         with engine.connect() as conn:
             rows = conn.execute(text(sql)).all()
@@ -164,8 +166,9 @@ def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
             assert agent.proc is not None
             code = topology.group.stop(agent.proc, timeout=240)
             assert code == 0, f"{story}\n{agent.name} exited with {code}\n{agent.log_tail()}"
-        accepted = {a.name: agent_outbox(topology.agent_dir(a.name) / "outbox.db")
-                    for a in topology.agents}  # fmt: skip
+        accepted = {
+            a.name: agent_outbox(topology.agent_dir(a.name) / "outbox.db") for a in topology.agents
+        }
         # Where a loss happened: what the gateway accepted (de-duplicated) lies between the two.
         gateway = agent_outbox(tmp_path / "gateway" / "outbox.db")
         expected = {k: {n: f.get(f"queued.{k}", 0) for n, f in accepted.items()} for k in CLASSES}
@@ -183,8 +186,9 @@ def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
     finally:
         topology.stop()
     seconds = time.monotonic() - started
-    report = summarize(seed, faults_injected=len(faults), accepted=accepted, final=final,
-                       seconds=seconds)  # fmt: skip
+    report = summarize(
+        seed, faults_injected=len(faults), accepted=accepted, final=final, seconds=seconds
+    )
     report.update({f"gateway_accepted_{k}s": gateway.get(f"queued.{k}", 0) for k in CLASSES})
     logger.warning("chaos: %s", json.dumps(report))
     if path := os.environ.get("EC_CHAOS_REPORT"):
@@ -212,8 +216,11 @@ def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
         f"{story}\nverdicts {final}\nescalations without a verdict:\n"
         f"{without_verdict(chaos_db)}\n{logs}"
     )
-    for check in ("escalations_without_verdict", "verdicts_without_escalation",
-                  "escalations_without_result"):  # fmt: skip
+    for check in (
+        "escalations_without_verdict",
+        "verdicts_without_escalation",
+        "escalations_without_result",
+    ):
         assert final[check] == 0, f"{story}\n{check}: {final[check]}\n{logs}"
     # Not a vacuous pass: the agents kept producing through the faults.
     assert report["results_accepted"] >= 300, story

@@ -110,29 +110,67 @@ class Topology:
             "cloud", ["cloud", *store, *cloud_mqtt, "--port", str(self.http_port)], self.group
         )
         self.workers = [
-            Service(f"worker-{i}", ["cloud", "worker", *store, *cloud_mqtt, "--worker-id",
-                                    f"worker-{i}", "--model", str(CLOUD_MODEL)], self.group)
+            Service(
+                f"worker-{i}",
+                [
+                    "cloud",
+                    "worker",
+                    *store,
+                    *cloud_mqtt,
+                    "--worker-id",
+                    f"worker-{i}",
+                    "--model",
+                    str(CLOUD_MODEL),
+                ],
+                self.group,
+            )
             for i in range(1, workers + 1)
-        ]  # fmt: skip
+        ]
         self.gateway = Service(
             "gateway",
-            ["gateway", "--site", SITE, "--data-dir", str(workdir / "gateway"),
-             "--site-mqtt-port", str(self.site_broker.port),
-             "--cloud-mqtt-port", str(self.uplink.port), "--telemetry-window", "5"],
+            [
+                "gateway",
+                "--site",
+                SITE,
+                "--data-dir",
+                str(workdir / "gateway"),
+                "--site-mqtt-port",
+                str(self.site_broker.port),
+                "--cloud-mqtt-port",
+                str(self.uplink.port),
+                "--telemetry-window",
+                "5",
+            ],
             self.group,
-        )  # fmt: skip
+        )
         self.agents = [
             Service(
                 f"cam{i}",
-                ["agent", "--site", SITE, "--device", f"cam{i}", "--model", str(EDGE_MODEL),
-                 "--frames", str(EVAL_SAMPLE), "--loop", "--fps", f"{fps:g}",
-                 "--threshold", "0.9", "--data-dir", str(self.agent_dir(f"cam{i}")),
-                 "--mqtt-port", str(self.site_broker.port)],
+                [
+                    "agent",
+                    "--site",
+                    SITE,
+                    "--device",
+                    f"cam{i}",
+                    "--model",
+                    str(EDGE_MODEL),
+                    "--frames",
+                    str(EVAL_SAMPLE),
+                    "--loop",
+                    "--fps",
+                    f"{fps:g}",
+                    "--threshold",
+                    "0.9",
+                    "--data-dir",
+                    str(self.agent_dir(f"cam{i}")),
+                    "--mqtt-port",
+                    str(self.site_broker.port),
+                ],
                 self.group,
                 env=AGENT_ENV,
             )
             for i in range(1, agents + 1)
-        ]  # fmt: skip
+        ]
 
     def agent_dir(self, name: str) -> Path:
         return self.workdir / "agents" / name

@@ -92,15 +92,28 @@ def test_escalations_come_with_their_verdict_and_frame(client: ApiClient) -> Non
     with services.sessions() as session:
         session.add(
             Verdict(
-                escalation_id=judged.msg_id, msg_id=make_result().msg_id,
-                result_id=judged.result_id, site_id="s1", device_id="cam-1",
-                created_at=time.time(), worker_id="w1", model_name="cloud",
-                model_version="2", model_sha256="0" * 64, label="dog", label_index=1,
-                score=0.97, top=[{"index": 1, "label": "dog", "score": 0.97}],
-                edge_model_name="edge", edge_model_version="1", edge_label="cat",
-                edge_score=0.4, agrees=False, inference_ms=3.5,
+                escalation_id=judged.msg_id,
+                msg_id=make_result().msg_id,
+                result_id=judged.result_id,
+                site_id="s1",
+                device_id="cam-1",
+                created_at=time.time(),
+                worker_id="w1",
+                model_name="cloud",
+                model_version="2",
+                model_sha256="0" * 64,
+                label="dog",
+                label_index=1,
+                score=0.97,
+                top=[{"index": 1, "label": "dog", "score": 0.97}],
+                edge_model_name="edge",
+                edge_model_version="1",
+                edge_label="cat",
+                edge_score=0.4,
+                agrees=False,
+                inference_ms=3.5,
             )
-        )  # fmt: skip
+        )
         session.commit()
 
     body = client.get("/api/escalations").json()
@@ -161,11 +174,16 @@ def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
 
     services = client.services
     samples = [
-        make_telemetry("s1", "cam-1", ts=100.0 + i, cpu_percent=10.0 * i,
-                       queues={"outbox.result": i},
-                       latency_ms={"invoke": Percentiles(p50=1.0 + i, p95=2.0, p99=3.0)})
+        make_telemetry(
+            "s1",
+            "cam-1",
+            ts=100.0 + i,
+            cpu_percent=10.0 * i,
+            queues={"outbox.result": i},
+            latency_ms={"invoke": Percentiles(p50=1.0 + i, p95=2.0, p99=3.0)},
+        )
         for i in range(5)
-    ]  # fmt: skip
+    ]
     StoreWriter(services.engine, services.blobs).write(
         [
             inbound("s1", "cam-1", Kind.STATE, make_state("s1", "cam-1")),
@@ -178,14 +196,21 @@ def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
     assert (sites["s1"]["devices"], sites["s1"]["online"], sites["s1"]["results"]) == (2, 1, 0)
     assert (sites["s2"]["devices"], sites["s2"]["results"]) == (1, 1)
 
-    params: dict[str, Any] = {"site": "s1", "device": "cam-1", "since": 101, "until": 104,
-              "field": ["queues.outbox.result", "latency_ms.invoke.p50", "nope.x"]}  # fmt: skip
+    params: dict[str, Any] = {
+        "site": "s1",
+        "device": "cam-1",
+        "since": 101,
+        "until": 104,
+        "field": ["queues.outbox.result", "latency_ms.invoke.p50", "nope.x"],
+    }
     series = client.get("/api/telemetry", params=params).json()
     assert [p["ts"] for p in series["points"]] == [101.0, 102.0, 103.0]
     assert [p["cpu_percent"] for p in series["points"]] == [10.0, 20.0, 30.0]
     assert series["points"][0]["fields"] == {
-        "queues.outbox.result": 1.0, "latency_ms.invoke.p50": 2.0, "nope.x": None
-    }  # fmt: skip
+        "queues.outbox.result": 1.0,
+        "latency_ms.invoke.p50": 2.0,
+        "nope.x": None,
+    }
     latest = client.get("/api/telemetry", params={"site": "s1", "device": "cam-1", "limit": 2})
     assert [p["ts"] for p in latest.json()["points"]] == [103.0, 104.0]
     assert client.get("/api/telemetry", params={"site": "s1"}).status_code == 422

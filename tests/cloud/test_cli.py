@@ -148,8 +148,19 @@ def test_worker_refuses_an_unmigrated_database_then_serves_verdicts(
     from tests.utils.mqtt import Collector, publish_all, wait_until
 
     data = tmp_path / "cloud"
-    argv = [sys.executable, "-m", "edgecascade", "cloud", "worker", "--data-dir", str(data),
-            "--mqtt-port", str(broker.port), "--worker-id", "w1"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "cloud",
+        "worker",
+        "--data-dir",
+        str(data),
+        "--mqtt-port",
+        str(broker.port),
+        "--worker-id",
+        "w1",
+    ]
     refused = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "run `edgecascade cloud migrate` first" in refused.stderr

@@ -156,15 +156,28 @@ def test_calibration_fits_the_temperature_from_verdicts_and_re_signs_the_manifes
         results.append(inbound("s1", "cam-1", Kind.RESULT, result))
         verdicts.append(
             Verdict(
-                escalation_id=make_result().msg_id, msg_id=make_result().msg_id,
-                result_id=result.msg_id, site_id="s1", device_id="cam-1", created_at=1.0,
-                worker_id="w", model_name="cloud", model_version="1", model_sha256="0" * 64,
-                label=CARD.labels[pair.truth], label_index=pair.truth, score=0.9, top=[],
-                edge_model_name="fashion-cloud", edge_model_version="2.0.0",
-                edge_label=top[0].label, edge_score=top[0].score,
-                agrees=top[0].index == pair.truth, inference_ms=1.0,
+                escalation_id=make_result().msg_id,
+                msg_id=make_result().msg_id,
+                result_id=result.msg_id,
+                site_id="s1",
+                device_id="cam-1",
+                created_at=1.0,
+                worker_id="w",
+                model_name="cloud",
+                model_version="1",
+                model_sha256="0" * 64,
+                label=CARD.labels[pair.truth],
+                label_index=pair.truth,
+                score=0.9,
+                top=[],
+                edge_model_name="fashion-cloud",
+                edge_model_version="2.0.0",
+                edge_label=top[0].label,
+                edge_score=top[0].score,
+                agrees=top[0].index == pair.truth,
+                inference_ms=1.0,
             )
-        )  # fmt: skip
+        )
     StoreWriter(services.engine, services.blobs).write(results)
     with services.sessions() as session:
         session.add_all(verdicts)

@@ -79,9 +79,12 @@ class Fleet:
         self.site_broker.start()
         self.cloud_broker.start()
         self.settings = CloudSettings.model_validate(
-            {**cloud_settings.model_dump(), "mqtt": self.cloud_broker.settings.model_dump(),
-             "rollouts": {"interval_s": 0.5}}
-        )  # fmt: skip
+            {
+                **cloud_settings.model_dump(),
+                "mqtt": self.cloud_broker.settings.model_dump(),
+                "rollouts": {"interval_s": 0.5},
+            }
+        )
         _, self.public_key = generate_keys(self.settings.signing_key_path.parent)
         self.tmp_path = tmp_path
         self.parts: list[Any] = []
@@ -100,26 +103,37 @@ class Fleet:
         self.parts.append(
             RunningGateway(
                 GatewaySettings.model_validate(
-                    {"site": "site1", "data_dir": self.tmp_path / "gw",
-                     "site_mqtt": self.site_broker.settings,
-                     "cloud_mqtt": self.cloud_broker.settings,
-                     "model_public_key": self.public_key, "batch": {"linger_ms": 50}}
+                    {
+                        "site": "site1",
+                        "data_dir": self.tmp_path / "gw",
+                        "site_mqtt": self.site_broker.settings,
+                        "cloud_mqtt": self.cloud_broker.settings,
+                        "model_public_key": self.public_key,
+                        "batch": {"linger_ms": 50},
+                    }
                 )
             )
-        )  # fmt: skip
+        )
         frames = self.tmp_path / "frames"
         sample_subset(frames, per_class=3)
         for camera in CAMERAS:
-            escalation = EscalationSettings(threshold=0.995, cooldown_s=0,
-                                            budget_per_minute=6000, burst=100)  # fmt: skip
+            escalation = EscalationSettings(
+                threshold=0.995, cooldown_s=0, budget_per_minute=6000, burst=100
+            )
             self.parts.append(
                 RunningAgent(
-                    agent_settings(self.site_broker, self.tmp_path / camera,
-                                   SourceSettings(path=frames, fps=15, loop=True),
-                                   site="site1", device=camera, model=EDGE_MODEL,
-                                   model_public_key=self.public_key, escalation=escalation)
+                    agent_settings(
+                        self.site_broker,
+                        self.tmp_path / camera,
+                        SourceSettings(path=frames, fps=15, loop=True),
+                        site="site1",
+                        device=camera,
+                        model=EDGE_MODEL,
+                        model_public_key=self.public_key,
+                        escalation=escalation,
+                    )
                 )
-            )  # fmt: skip
+            )
 
     def stop_edge(self) -> None:
         """Cameras, gateway and worker, newest first (before the cloud service closes)."""
@@ -198,8 +212,13 @@ def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> N
 
         operator = api.as_role("operator")
         criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
-        request = {"model_name": "fashion-edge", "model_version": "1.1.0", "site": "site1",
-                   "stages": [50, 100], "criteria": criteria}  # fmt: skip
+        request = {
+            "model_name": "fashion-edge",
+            "model_version": "1.1.0",
+            "site": "site1",
+            "stages": [50, 100],
+            "criteria": criteria,
+        }
         assert api.post("/api/rollouts", json=request).status_code == 403  # a viewer cannot
         created = api.post("/api/rollouts", json=request, headers=operator)
         assert created.status_code == 201, created.text
@@ -241,8 +260,13 @@ def test_a_sound_model_widens_stage_by_stage_to_every_camera(fleet: Fleet) -> No
     with served_fleet(fleet, new_label_shift=0) as (api, _, sound):
         services = api.services
         criteria = {"stage_min_s": 1, "min_verdicts": 12, "max_latency_ratio": 50}
-        request = {"model_name": "fashion-edge", "model_version": "1.1.0", "site": "site1",
-                   "stages": [50, 100], "criteria": criteria}  # fmt: skip
+        request = {
+            "model_name": "fashion-edge",
+            "model_version": "1.1.0",
+            "site": "site1",
+            "stages": [50, 100],
+            "criteria": criteria,
+        }
         created = api.post("/api/rollouts", json=request, headers=api.as_role("operator"))
         assert created.status_code == 201, created.text
         url = f"/api/rollouts/{created.json()['id']}"
@@ -270,9 +294,12 @@ def test_offers_that_get_no_answer_are_sent_again(
     broker = MosquittoBroker(tmp_path / "broker")
     broker.start()
     settings = CloudSettings.model_validate(
-        {**cloud_settings.model_dump(), "mqtt": broker.settings.model_dump(),
-         "rollouts": {"interval_s": 0.2, "resend_s": 1.0}}
-    )  # fmt: skip
+        {
+            **cloud_settings.model_dump(),
+            "mqtt": broker.settings.model_dump(),
+            "rollouts": {"interval_s": 0.2, "resend_s": 1.0},
+        }
+    )
     generate_keys(settings.signing_key_path.parent)
     services = open_services(settings, start_ingest=False)
     controller = RolloutController(services.engine, settings)
@@ -284,22 +311,41 @@ def test_offers_that_get_no_answer_are_sent_again(
         with services.sessions() as session:
             for camera in CAMERAS:
                 session.add(
-                    Device(site_id="site1", device_id=camera, status="online", role="agent",
-                           model_name="fashion-edge", model_version="1.0.0",
-                           model_sha256=baseline.sha256, first_seen=now, last_seen=now)
-                )  # fmt: skip
+                    Device(
+                        site_id="site1",
+                        device_id=camera,
+                        status="online",
+                        role="agent",
+                        model_name="fashion-edge",
+                        model_version="1.0.0",
+                        model_sha256=baseline.sha256,
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
             session.commit()
         with Collector(broker.settings, offer_filter) as collector:
             controller.begin()
-            request = RolloutRequest(model_name="fashion-edge", model_version="1.1.0",
-                                     site="site1", stages=[100.0])  # fmt: skip
+            request = RolloutRequest(
+                model_name="fashion-edge", model_version="1.1.0", site="site1", stages=[100.0]
+            )
             rollout = controller.create(request, created_by="test")
             assert wait_until(lambda: offers(collector)[(rollout.id, "cam1")] >= 1, timeout=10)
             with services.sessions() as session:  # cam1 answers; cam2 stays silent
-                session.add(ModelAck(msg_id="ack-cam1", site_id="site1", device_id="cam1",
-                                     rollout_id=rollout.id, version="1.1.0",
-                                     sha256=rollout.sha256, status="downloading", detail="",
-                                     ts=time.time(), received_at=time.time()))  # fmt: skip
+                session.add(
+                    ModelAck(
+                        msg_id="ack-cam1",
+                        site_id="site1",
+                        device_id="cam1",
+                        rollout_id=rollout.id,
+                        version="1.1.0",
+                        sha256=rollout.sha256,
+                        status="downloading",
+                        detail="",
+                        ts=time.time(),
+                        received_at=time.time(),
+                    )
+                )
                 session.commit()
             assert wait_until(lambda: offers(collector)[(rollout.id, "cam2")] >= 3, timeout=15)
             seen = offers(collector)

@@ -43,15 +43,23 @@ def escalations(count: int) -> list[tuple[Outgoing, EscalationHeader, str]]:
         image = np.asarray(
             cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), np.uint8
         )
-        top = [Prediction(index=i, label=label, score=score)
-               for i, label, score in edge.classify(image).top(3)]  # fmt: skip
+        top = [
+            Prediction(index=i, label=label, score=score)
+            for i, label, score in edge.classify(image).top(3)
+        ]
         device = DEVICES[n % len(DEVICES)]
         result = make_result("site1", device, top=top)
         header = EscalationHeader(
-            result_id=result.msg_id, frame_id=result.frame_id, captured_at=result.captured_at,
-            model=model, top=top, reason="low_confidence", content_type="image/png",
-            width=image.shape[1], height=image.shape[0],
-        )  # fmt: skip
+            result_id=result.msg_id,
+            frame_id=result.frame_id,
+            captured_at=result.captured_at,
+            model=model,
+            top=top,
+            reason="low_confidence",
+            content_type="image/png",
+            width=image.shape[1],
+            height=image.shape[0],
+        )
         wire = Outgoing(topic("site1", device, Kind.ESCALATION), encode(header, png))
         out.append((wire, header, cloud.classify(image).top(1)[0][1]))
     return out

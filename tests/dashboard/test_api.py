@@ -28,15 +28,28 @@ def add_verdict(client: ApiClient, escalation_id: str, result_id: str, agrees: b
     with client.services.sessions() as session:
         session.add(
             Verdict(
-                escalation_id=escalation_id, msg_id=make_result().msg_id, result_id=result_id,
-                site_id="s1", device_id="cam-1", created_at=time.time(), worker_id="w1",
-                model_name="cloud", model_version="2", model_sha256="0" * 64,
-                label="cat" if agrees else "dog", label_index=0, score=0.97,
-                top=[{"index": 0, "label": "cat", "score": 0.97}], edge_model_name="edge",
-                edge_model_version="1", edge_label="cat", edge_score=0.4, agrees=agrees,
+                escalation_id=escalation_id,
+                msg_id=make_result().msg_id,
+                result_id=result_id,
+                site_id="s1",
+                device_id="cam-1",
+                created_at=time.time(),
+                worker_id="w1",
+                model_name="cloud",
+                model_version="2",
+                model_sha256="0" * 64,
+                label="cat" if agrees else "dog",
+                label_index=0,
+                score=0.97,
+                top=[{"index": 0, "label": "cat", "score": 0.97}],
+                edge_model_name="edge",
+                edge_model_version="1",
+                edge_label="cat",
+                edge_score=0.4,
+                agrees=agrees,
                 inference_ms=3.5,
             )
-        )  # fmt: skip
+        )
         session.commit()
 
 

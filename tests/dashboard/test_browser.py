@@ -43,10 +43,17 @@ TIMEOUT_MS = 30_000
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo topology, running for the whole module (the cameras loop for 5 minutes)."""
     plan = DemoPlan(
-        devices=2, duration=300, fps=4, site="site1", model=EDGE_MODEL, cloud_model=CLOUD_MODEL,
-        frames=EVAL_SAMPLE, threshold=0.9, workdir=tmp_path_factory.mktemp("demo"),
+        devices=2,
+        duration=300,
+        fps=4,
+        site="site1",
+        model=EDGE_MODEL,
+        cloud_model=CLOUD_MODEL,
+        frames=EVAL_SAMPLE,
+        threshold=0.9,
+        workdir=tmp_path_factory.mktemp("demo"),
         http_port=free_port(),
-    )  # fmt: skip
+    )
     running = Demo(plan)
     running.out = io.StringIO()
     try:
@@ -232,8 +239,10 @@ def test_a_rollout_is_started_paused_resumed_and_rolled_back_from_the_page(
             timeout=90_000,
         )
     except PlaywrightTimeout:
-        pytest.fail(f"not applied: {rollout_state(demo, rollout_id)}\n"
-                    f"{demo.group.log_tail(canary)}\n{demo.group.log_tail('gateway')}")  # fmt: skip
+        pytest.fail(
+            f"not applied: {rollout_state(demo, rollout_id)}\n"
+            f"{demo.group.log_tail(canary)}\n{demo.group.log_tail('gateway')}"
+        )
     assert wait_until(lambda: camera_models(demo)[canary] == "1.1.0", timeout=60)
     page.screenshot(path=screenshots / "rollout-running.png", full_page=True)
 
@@ -257,8 +266,9 @@ def test_a_rollout_is_started_paused_resumed_and_rolled_back_from_the_page(
             f".rollout[data-id='{rollout_id}'][data-state=rolled_back]", timeout=90_000
         )
     except PlaywrightTimeout:
-        pytest.fail(f"not rolled back: {rollout_state(demo, rollout_id)}\n"
-                    f"{demo.group.log_tail(canary)}")  # fmt: skip
+        pytest.fail(
+            f"not rolled back: {rollout_state(demo, rollout_id)}\n{demo.group.log_tail(canary)}"
+        )
     final = rollout_state(demo, rollout_id)
     assert final["reason"] == "aborted by ops: from the dashboard"
     assert final["offered"] == [canary]  # the other camera was never offered it

@@ -16,13 +16,28 @@ def running_rollout(client: ApiClient) -> str:
     with client.services.sessions() as session:
         session.add(
             Rollout(
-                id="ro-test", site_id="s1", targets=["cam-1", "cam-2"], model_name="m",
-                model_version="2", sha256="2" * 64, baseline_name="m", baseline_version="1",
-                baseline_sha256="1" * 64, stages=[50.0, 100.0], stage=0, stage_started_at=now,
-                criteria={}, state="running", reason="", evaluation={}, offered=["cam-1"],
-                created_at=now, updated_at=now, created_by="test",
+                id="ro-test",
+                site_id="s1",
+                targets=["cam-1", "cam-2"],
+                model_name="m",
+                model_version="2",
+                sha256="2" * 64,
+                baseline_name="m",
+                baseline_version="1",
+                baseline_sha256="1" * 64,
+                stages=[50.0, 100.0],
+                stage=0,
+                stage_started_at=now,
+                criteria={},
+                state="running",
+                reason="",
+                evaluation={},
+                offered=["cam-1"],
+                created_at=now,
+                updated_at=now,
+                created_by="test",
             )
-        )  # fmt: skip
+        )
         session.commit()
     return "ro-test"
 
@@ -39,8 +54,9 @@ def test_an_operator_pauses_and_resumes_a_rollout_and_a_viewer_cannot(client: Ap
     refused = client.post(f"/api/rollouts/{rollout_id}/pause", json={})
     assert refused.status_code == 403 and "viewer" in refused.json()["detail"]
 
-    paused = client.post(f"/api/rollouts/{rollout_id}/pause", json={"reason": "night shift"},
-                         headers=operator)  # fmt: skip
+    paused = client.post(
+        f"/api/rollouts/{rollout_id}/pause", json={"reason": "night shift"}, headers=operator
+    )
     assert paused.status_code == 200, paused.text
     body = paused.json()
     assert body["state"] == "paused" and body["reason"].endswith(": night shift")

@@ -45,8 +45,7 @@ class Collector:
     def __init__(self, port: int, name: str, topic_filter: str) -> None:
         self.received: list[tuple[str, bool, bytes]] = []
         self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=name,
-                                  protocol=paho.MQTTv5)  # fmt: skip
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=paho.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
         self.client.reconnect_delay_set(1, 2)

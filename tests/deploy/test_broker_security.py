@@ -60,13 +60,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     for cam in CAMERAS:
         env = provision_device("site1", cam, site.files, site.endpoint(ca), envs / cam)
         cams[cam] = from_env(AgentSettings, env).mqtt
-    env = provision_gateway("site1", site.files, site.endpoint(ca), cloud.files,
-                            cloud.endpoint(ca), envs / "gateway")  # fmt: skip
+    env = provision_gateway(
+        "site1", site.files, site.endpoint(ca), cloud.files, cloud.endpoint(ca), envs / "gateway"
+    )
     gateway = from_env(GatewaySettings, env)
     cloud_env = provision_cloud(cloud.files, cloud.endpoint(ca), envs / "cloud")
     with site.broker, cloud.broker:
-        yield Fleet(site, cloud, cams, gateway.site_mqtt, gateway.cloud_mqtt,
-                    from_env(CloudSettings, cloud_env).mqtt, ca)  # fmt: skip
+        yield Fleet(
+            site,
+            cloud,
+            cams,
+            gateway.site_mqtt,
+            gateway.cloud_mqtt,
+            from_env(CloudSettings, cloud_env).mqtt,
+            ca,
+        )
 
 
 def fast(settings: MqttSettings, **changes: object) -> MqttSettings:
@@ -100,8 +108,9 @@ def test_a_device_publishes_only_under_its_own_topics(fleet: Fleet) -> None:
     own, forged = topic("site1", "cam1", Kind.RESULT), topic("site1", "cam2", Kind.RESULT)
     forged_state = topic("site1", "cam2", Kind.STATE)
     with Collector(fast(fleet.gateway_site), "ec/v1/site1/#", client_id="gw") as gateway:
-        refused = publish(fleet.cams["cam1"], "cam1", (forged, b"forged"), (forged_state, b"x"),
-                          (own, b"own"))  # fmt: skip
+        refused = publish(
+            fleet.cams["cam1"], "cam1", (forged, b"forged"), (forged_state, b"x"), (own, b"own")
+        )
         # The forged ones were refused (PUBACK) before "own" was sent: dropped, not delayed.
         assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"own"], timeout=10)
         time.sleep(0.3)
@@ -113,14 +122,18 @@ def test_a_device_cannot_send_what_only_the_gateway_and_cloud_send(fleet: Fleet)
     """Model offers, verdicts and commands come from upstream: a camera may not publish them,
     not even addressed to itself (a forged offer or verdict would steer it or its neighbours)."""
     downlink = [
-        topic("site1", "cam1", Kind.MODEL, "offer"), topic("site1", "cam2", Kind.MODEL, "offer"),
-        topic("site1", "cam1", Kind.VERDICT), topic("site1", "cam2", Kind.VERDICT),
-        topic("site1", "cam1", Kind.CMD, "resync"), topic("site1", "cam2", Kind.CMD, "resync"),
-    ]  # fmt: skip
+        topic("site1", "cam1", Kind.MODEL, "offer"),
+        topic("site1", "cam2", Kind.MODEL, "offer"),
+        topic("site1", "cam1", Kind.VERDICT),
+        topic("site1", "cam2", Kind.VERDICT),
+        topic("site1", "cam1", Kind.CMD, "resync"),
+        topic("site1", "cam2", Kind.CMD, "resync"),
+    ]
     own = topic("site1", "cam1", Kind.RESULT)
     with Collector(fast(fleet.gateway_site), "ec/v1/site1/#", client_id="gw") as gateway:
-        refused = publish(fleet.cams["cam1"], "cam1", *[(t, b"forged") for t in downlink],
-                          (own, b"own"))  # fmt: skip
+        refused = publish(
+            fleet.cams["cam1"], "cam1", *[(t, b"forged") for t in downlink], (own, b"own")
+        )
         assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"own"], timeout=10)
         time.sleep(0.3)
         assert [m.topic for m in gateway.messages] == [own]
@@ -128,15 +141,18 @@ def test_a_device_cannot_send_what_only_the_gateway_and_cloud_send(fleet: Fleet)
 
 
 def test_a_device_reads_only_its_own_commands_and_verdicts(fleet: Fleet) -> None:
-    nosy_filters = ("ec/v1/#", topic_filter(Kind.CMD, site="site1", device="cam2"),
-                    topic("site1", "cam2", Kind.VERDICT))  # fmt: skip
+    nosy_filters = (
+        "ec/v1/#",
+        topic_filter(Kind.CMD, site="site1", device="cam2"),
+        topic("site1", "cam2", Kind.VERDICT),
+    )
     with (
         Collector(fast(fleet.cams["cam1"]), *nosy_filters, client_id="cam1") as cam1,
         Collector(
             fast(fleet.cams["cam2"]),
             topic_filter(Kind.CMD, site="site1", device="cam2"),
             client_id="cam2",
-        ) as cam2,  # fmt: skip
+        ) as cam2,
     ):
         cam1.link.subscribe(topic_filter(Kind.CMD, site="site1", device="cam1"))
         cam1.link.subscribe(topic("site1", "cam1", Kind.VERDICT))
@@ -144,8 +160,9 @@ def test_a_device_reads_only_its_own_commands_and_verdicts(fleet: Fleet) -> None
         for_cam2 = topic("site1", "cam2", Kind.CMD, "resync")
         for_cam1 = topic("site1", "cam1", Kind.CMD, "resync")
         verdict2 = topic("site1", "cam2", Kind.VERDICT)
-        refused = publish(fleet.gateway_site, "gateway", (for_cam2, b"2"), (verdict2, b"v2"),
-                          (for_cam1, b"1"))  # fmt: skip
+        refused = publish(
+            fleet.gateway_site, "gateway", (for_cam2, b"2"), (verdict2, b"v2"), (for_cam1, b"1")
+        )
         assert refused == []
         assert wait_until(lambda: [m.topic for m in cam2.messages] == [for_cam2], timeout=10)
         assert wait_until(lambda: any(m.topic == for_cam1 for m in cam1.messages), timeout=10)
@@ -170,13 +187,21 @@ def test_a_gateway_sees_only_its_site_on_the_cloud_broker(fleet: Fleet) -> None:
     services = fast(fleet.cloud_services)
     escalations = shared_filter("reinfer", topic_filter(Kind.ESCALATION))
     with Collector(services, escalations, "ec/v1/+/+/result", client_id="ingest") as cloud:
-        refused = publish(fleet.gateway_cloud, "gw", (topic("site2", "cam1", Kind.RESULT), b"x"),
-                          (topic("site1", "cam1", Kind.ESCALATION), b"frame"))  # fmt: skip
+        refused = publish(
+            fleet.gateway_cloud,
+            "gw",
+            (topic("site2", "cam1", Kind.RESULT), b"x"),
+            (topic("site1", "cam1", Kind.ESCALATION), b"frame"),
+        )
         assert len(refused) == 1 and "Not authorized" in refused[0]
         assert wait_until(lambda: [m.payload for m in cloud.messages] == [b"frame"], timeout=10)
     with Collector(fast(fleet.gateway_cloud), "ec/v1/#", client_id="gw") as gateway:
-        publish(services, "cloud-pub", (topic("site2", "cam1", Kind.VERDICT), b"other"),
-                (topic("site1", "cam1", Kind.VERDICT), b"ours"))  # fmt: skip
+        publish(
+            services,
+            "cloud-pub",
+            (topic("site2", "cam1", Kind.VERDICT), b"other"),
+            (topic("site1", "cam1", Kind.VERDICT), b"ours"),
+        )
         assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"ours"], timeout=10)
 
 

@@ -37,9 +37,22 @@ OURS = {name: s for name, s in SERVICES.items() if "build" in s}
 # Options whose values are this machine's (paths, ports). The demo also hands the gateway the
 # manifest signing key it generated; compose has no key until one is provisioned
 # (docs/DEPLOYMENT.md), so model distribution stays off there.
-LOCAL = {"data_dir", "port", "host", "mqtt_port", "mqtt_host", "site_mqtt_port",
-         "site_mqtt_host", "cloud_mqtt_port", "cloud_mqtt_host", "model", "frames",
-         "max_frames", "cloud_model", "model_public_key"}  # fmt: skip
+LOCAL = {
+    "data_dir",
+    "port",
+    "host",
+    "mqtt_port",
+    "mqtt_host",
+    "site_mqtt_port",
+    "site_mqtt_host",
+    "cloud_mqtt_port",
+    "cloud_mqtt_host",
+    "model",
+    "frames",
+    "max_frames",
+    "cloud_model",
+    "model_public_key",
+}
 IMAGE_OF = {
     "agent": "Dockerfile.edge",
     "gateway": "Dockerfile.gateway",
@@ -47,8 +60,10 @@ IMAGE_OF = {
 }
 EXTRA_OF = {"Dockerfile.edge": "edge", "Dockerfile.gateway": "gateway", "Dockerfile.cloud": "cloud"}
 SETTINGS: dict[str, type[ComponentSettings]] = {
-    "EC_AGENT_": AgentSettings, "EC_GATEWAY_": GatewaySettings, "EC_CLOUD_": CloudSettings
-}  # fmt: skip
+    "EC_AGENT_": AgentSettings,
+    "EC_GATEWAY_": GatewaySettings,
+    "EC_CLOUD_": CloudSettings,
+}
 
 
 class Recorder:
@@ -69,10 +84,18 @@ class Recorder:
 def demo_processes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, list[str]]]:
     """What `edgecascade demo` (default options) starts: (name, edgecascade arguments)."""
     args = build_parser().parse_args(["demo"])
-    plan = DemoPlan(devices=args.devices, duration=args.duration, fps=args.fps, site=args.site,
-                    model=args.model, cloud_model=args.cloud_model, frames=args.frames,
-                    threshold=args.threshold, workdir=tmp_path_factory.mktemp("demo"),
-                    http_port=8080)  # fmt: skip
+    plan = DemoPlan(
+        devices=args.devices,
+        duration=args.duration,
+        fps=args.fps,
+        site=args.site,
+        model=args.model,
+        cloud_model=args.cloud_model,
+        frames=args.frames,
+        threshold=args.threshold,
+        workdir=tmp_path_factory.mktemp("demo"),
+        http_port=8080,
+    )
     demo = Demo(plan)
     recorder = Recorder()
     with pytest.MonkeyPatch.context() as patch:
@@ -200,16 +223,22 @@ def test_the_image_is_multi_stage_small_and_non_root(dockerfile: str) -> None:
 
 @pytest.mark.parametrize("dockerfile", sorted(EXTRA_OF))
 def test_the_files_the_image_points_at_are_copied_from_the_repo(dockerfile: str) -> None:
-    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]  # fmt: skip
+    ignored = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     copied = dict(copies(dockerfile))
     for source in copied:
         assert (REPO / source).exists(), f"{dockerfile} copies missing {source}"
         assert not any(source.rstrip("/") == entry for entry in ignored), source
     for key, value in dockerfile_env(dockerfile).items():
         if value.startswith("/opt/edgecascade/"):
-            found = [REPO / src / value.removeprefix(dst.rstrip("/")).lstrip("/")
-                     for src, dst in copied.items() if f"{value}/".startswith(dst)]  # fmt: skip
+            found = [
+                REPO / src / value.removeprefix(dst.rstrip("/")).lstrip("/")
+                for src, dst in copied.items()
+                if f"{value}/".startswith(dst)
+            ]
             assert found and found[0].exists(), f"{dockerfile}: {key}={value} is not in the image"
 
 

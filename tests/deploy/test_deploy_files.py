@@ -44,14 +44,20 @@ def _systemd_analyze() -> str:
 def test_every_component_has_a_unit() -> None:
     commands = {" ".join(read_unit(u)["ExecStart"][0].split()[1:3]) for u in UNITS}
     assert {c.replace(" --config", "") for c in commands} == {
-        "agent", "gateway", "cloud", "cloud worker"
-    }  # fmt: skip
+        "agent",
+        "gateway",
+        "cloud",
+        "cloud worker",
+    }
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=IDS)
 def test_systemd_accepts_the_unit(unit: Path, tmp_path: Path) -> None:
-    proc = subprocess.run([_systemd_analyze(), "verify", str(_runnable_copy(unit, tmp_path))],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [_systemd_analyze(), "verify", str(_runnable_copy(unit, tmp_path))],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -61,15 +67,22 @@ def test_the_unit_runs_confined_as_its_own_user(unit: Path, tmp_path: Path) -> N
     user = settings["User"][0]
     assert user.startswith("edgecascade-") and settings["Group"] == [user]
     assert settings["StateDirectory"][0].startswith("edgecascade-")
-    for key, value in (("ProtectSystem", "strict"), ("NoNewPrivileges", "true"),
-                       ("ProtectHome", "true"), ("Restart", "always")):  # fmt: skip
+    for key, value in (
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "true"),
+        ("ProtectHome", "true"),
+        ("Restart", "always"),
+    ):
         assert settings.get(key) == [value], f"{unit.name}: {key}"
     assert settings["EnvironmentFile"][0].startswith("/etc/edgecascade/")
     # A watchdog only where systemd is told the process is up (Type=notify).
     assert ("WatchdogSec" in settings) == (settings["Type"] == ["notify"])
     copy = _runnable_copy(unit, tmp_path)
-    proc = subprocess.run([_systemd_analyze(), "security", "--offline=true", str(copy)],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=true", str(copy)],
+        capture_output=True,
+        text=True,
+    )
     found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout)
     if found is None:
         pytest.skip(f"systemd-analyze security --offline is not supported: {proc.stderr[-200:]}")
@@ -82,8 +95,13 @@ def test_sysusers_creates_the_users_the_units_run_as(tmp_path: Path) -> None:
         pytest.skip("systemd-sysusers is not installed")
     (tmp_path / "etc").mkdir()
     config = (SYSTEMD / "edgecascade.sysusers").read_text()
-    subprocess.run([sysusers, "--root", str(tmp_path), "-"], input=config, text=True,
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sysusers, "--root", str(tmp_path), "-"],
+        input=config,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     users = {line.split(":")[0] for line in (tmp_path / "etc" / "passwd").read_text().splitlines()}
     assert users == {read_unit(u)["User"][0] for u in UNITS}
 
@@ -106,9 +124,15 @@ def _broker_setting(conf: str, key: str) -> int:
 
 def test_broker_size_limits_fit_the_contracts_messages() -> None:
     uplink: list[tuple[Kind, str | None]] = [
-        (Kind.STATE, None), (Kind.RESULT, None), (Kind.ESCALATION, None), (Kind.TELEMETRY, None),
-        (Kind.REPLY, "x"), (Kind.MODEL, "offer"), (Kind.MODEL, "chunk"), (Kind.CMD, "x"),
-    ]  # fmt: skip
+        (Kind.STATE, None),
+        (Kind.RESULT, None),
+        (Kind.ESCALATION, None),
+        (Kind.TELEMETRY, None),
+        (Kind.REPLY, "x"),
+        (Kind.MODEL, "offer"),
+        (Kind.MODEL, "chunk"),
+        (Kind.CMD, "x"),
+    ]
     device_kinds = [Topic("s", "d", kind, sub) for kind, sub in uplink]
     largest_device_message = max(codec.limit_for(t) for t in device_kinds)
     assert _broker_setting("site.conf", "message_size_limit") >= largest_device_message

@@ -80,23 +80,65 @@ class Root:
 
 def guide_setup(root: Root, pki: Path) -> tuple[InstalledBroker, InstalledBroker]:
     """The guide's certificate, broker, provisioning and config steps."""
-    servers = ["--server", "site-broker=localhost,127.0.0.1",
-               "--server", "cloud-broker=localhost,127.0.0.1"]  # fmt: skip
+    servers = [
+        "--server",
+        "site-broker=localhost,127.0.0.1",
+        "--server",
+        "cloud-broker=localhost,127.0.0.1",
+    ]
     assert main(["deploy", "pki", str(pki), *servers]) == 0
     site = install_broker("site.conf", "site-broker", root.path / "site", pki)
     cloud = install_broker("cloud.conf", "cloud-broker", root.path / "cloud", pki)
     shutil.copy(pki / "ca.crt", root.etc / "ca.crt")
     common = ["--ca-file", str(root.etc / "ca.crt"), "--out", str(root.etc)]
-    cloud_at = ["--cloud-host", "127.0.0.1", "--cloud-port", str(cloud.broker.port),
-                "--cloud-dir", str(cloud.etc)]  # fmt: skip
-    site_at = ["--site-host", "127.0.0.1", "--site-port", str(site.broker.port),
-               "--site-dir", str(site.etc)]  # fmt: skip
+    cloud_at = [
+        "--cloud-host",
+        "127.0.0.1",
+        "--cloud-port",
+        str(cloud.broker.port),
+        "--cloud-dir",
+        str(cloud.etc),
+    ]
+    site_at = [
+        "--site-host",
+        "127.0.0.1",
+        "--site-port",
+        str(site.broker.port),
+        "--site-dir",
+        str(site.etc),
+    ]
     broker_at = ["--broker-host", "127.0.0.1", "--broker-dir"]
-    assert main(["deploy", "provision-cloud", *broker_at, str(cloud.etc), "--broker-port",
-                 str(cloud.broker.port), *common]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "deploy",
+                "provision-cloud",
+                *broker_at,
+                str(cloud.etc),
+                "--broker-port",
+                str(cloud.broker.port),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert main(["deploy", "provision-gateway", "site1", *site_at, *cloud_at, *common]) == 0
-    assert main(["deploy", "provision-device", "site1", "cam1", *broker_at, str(site.etc),
-                 "--broker-port", str(site.broker.port), *common]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "deploy",
+                "provision-device",
+                "site1",
+                "cam1",
+                *broker_at,
+                str(site.etc),
+                "--broker-port",
+                str(site.broker.port),
+                *common,
+            ]
+        )
+        == 0
+    )
     for name in ("agent", "gateway", "cloud"):
         text = (REPO / "deploy" / "config" / f"{name}.toml").read_text()
         text = text.replace("/opt/edgecascade/models/", f"{REPO}/models/fashion/")
@@ -124,8 +166,9 @@ def start_unit(
     env["NOTIFY_SOCKET"] = str(notify_path)
     if "WatchdogSec" in unit:
         env["WATCHDOG_USEC"] = "2000000"  # the mechanism, faster than the unit's 30 s
-    proc = group.spawn(unit_name, [sys.executable, "-m", "edgecascade", *argv[1:]],
-                       env=env | extra_env)  # fmt: skip
+    proc = group.spawn(
+        unit_name, [sys.executable, "-m", "edgecascade", *argv[1:]], env=env | extra_env
+    )
     return Service(unit_name, proc, notify)
 
 
@@ -150,10 +193,15 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
     frames = root.var / "edgecascade-agent" / "frames"
     sample_subset(frames, per_class=5)
     http_port = free_port()
-    cloud_env = {"EC_CLOUD_DATABASE_URL": pg_server_url, "EC_CLOUD_HTTP__HOST": "127.0.0.1",
-                 "EC_CLOUD_HTTP__PORT": str(http_port)}  # fmt: skip
-    extras = {"edgecascade-worker@.service": cloud_env,
-              "edgecascade-agent.service": {"EC_AGENT_ESCALATION__THRESHOLD": "0.9"}}  # fmt: skip
+    cloud_env = {
+        "EC_CLOUD_DATABASE_URL": pg_server_url,
+        "EC_CLOUD_HTTP__HOST": "127.0.0.1",
+        "EC_CLOUD_HTTP__PORT": str(http_port),
+    }
+    extras = {
+        "edgecascade-worker@.service": cloud_env,
+        "edgecascade-agent.service": {"EC_AGENT_ESCALATION__THRESHOLD": "0.9"},
+    }
     group = ProcessGroup(tmp_path / "logs")
     services: list[Service] = []
     with site.broker, cloud.broker:
@@ -164,8 +212,11 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
                 group.log_tail("edgecascade-cloud.service")
             )
             token = create_token(root, cloud_env)
-            for unit in ("edgecascade-worker@.service", "edgecascade-gateway.service",
-                         "edgecascade-agent.service"):  # fmt: skip
+            for unit in (
+                "edgecascade-worker@.service",
+                "edgecascade-gateway.service",
+                "edgecascade-agent.service",
+            ):
                 services.append(start_unit(group, root, unit, extras.get(unit, {})))
             check_the_fleet(group, services, api, token)
         finally:
@@ -187,8 +238,20 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
 def create_token(root: Root, cloud_env: dict[str, str]) -> str:
     """`edgecascade cloud token create` with the service's environment, as the guide does it."""
     env = {**os.environ, **read_env_file(root.etc / "cloud.env"), **cloud_env}
-    argv = [sys.executable, "-m", "edgecascade", "cloud", "token", "create", "--name", "ops",
-            "--role", "viewer", "--config", str(root.etc / "cloud.toml")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "cloud",
+        "token",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "viewer",
+        "--config",
+        str(root.etc / "cloud.toml"),
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.strip()
 

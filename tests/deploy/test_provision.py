@@ -48,8 +48,11 @@ def test_provisioning_again_replaces_only_that_device(tmp_path: Path) -> None:
     assert acl.count("user site1/cam1\n") == 1 and acl.count("user site1/cam2\n") == 1
     assert device_acl("site1", "cam1", "gateway").render() in acl
     settings = settings_from_env_file(AgentSettings, env)
-    assert (settings.site, settings.device, settings.mqtt.username) == ("site1", "cam1",
-                                                                       "site1/cam1")  # fmt: skip
+    assert (settings.site, settings.device, settings.mqtt.username) == (
+        "site1",
+        "cam1",
+        "site1/cam1",
+    )
     assert settings.mqtt.password is not None
     line = next(x for x in broker.passwd.read_text().splitlines() if x.startswith("site1/cam1:"))
     assert check_password(line.split(":", 1)[1], settings.mqtt.password.get_secret_value())
@@ -91,8 +94,14 @@ def test_the_command_names_a_bad_server_spec_before_writing(
     assert "'no-hosts'" in capsys.readouterr().err
     assert not pki.exists()
     assert main(["deploy", "pki", str(pki), "--server", "b=localhost", "--client", "c1"]) == 0
-    assert {p.name for p in pki.iterdir()} == {"ca.crt", "ca.key", "b.crt", "b.key", "c1.crt",
-                                               "c1.key"}  # fmt: skip
+    assert {p.name for p in pki.iterdir()} == {
+        "ca.crt",
+        "ca.key",
+        "b.crt",
+        "b.key",
+        "c1.crt",
+        "c1.key",
+    }
 
 
 def test_revoking_removes_only_that_identity(tmp_path: Path) -> None:

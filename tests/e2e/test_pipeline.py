@@ -30,8 +30,20 @@ def get(url: str, token: str = "") -> Any:
 
 def viewer_token(data_dir: Path) -> str:
     """A viewer token from the real CLI, as an operator would make one."""
-    argv = [sys.executable, "-m", "edgecascade", "cloud", "token", "create", "--name", "e2e",
-            "--role", "viewer", "--data-dir", str(data_dir)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "cloud",
+        "token",
+        "create",
+        "--name",
+        "e2e",
+        "--role",
+        "viewer",
+        "--data-dir",
+        str(data_dir),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
     return done.stdout.strip()
 
@@ -179,12 +191,23 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "edgecascade", "demo", "--devices", "2", "--duration", "60",
-            "--workdir", str(workdir),
+            sys.executable,
+            "-m",
+            "edgecascade",
+            "demo",
+            "--devices",
+            "2",
+            "--duration",
+            "60",
+            "--workdir",
+            str(workdir),
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
         start_new_session=True,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("started 2 camera"):

@@ -24,11 +24,27 @@ def test_sigterm_flushes_everything_and_says_goodbye(
     sample_subset(tmp_path / "frames", per_class=5)
     notify = str(tmp_path / "notify.sock")
     argv = [
-        sys.executable, "-m", "edgecascade", "agent", "--site", "s1", "--device", "cam1",
-        "--model", str(EDGE_MODEL), "--frames", str(tmp_path / "frames"), "--fps", "200",
-        "--loop", "--data-dir", str(tmp_path / "agent"), "--mqtt-port", str(broker.port),
+        sys.executable,
+        "-m",
+        "edgecascade",
+        "agent",
+        "--site",
+        "s1",
+        "--device",
+        "cam1",
+        "--model",
+        str(EDGE_MODEL),
+        "--frames",
+        str(tmp_path / "frames"),
+        "--fps",
+        "200",
+        "--loop",
+        "--data-dir",
+        str(tmp_path / "agent"),
+        "--mqtt-port",
+        str(broker.port),
         "--no-gateway",
-    ]  # fmt: skip
+    ]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),

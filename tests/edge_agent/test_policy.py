@@ -61,8 +61,9 @@ def test_always_escalates_every_frame_even_a_certain_one(
     decision = policy.decide(certain, "dress")
     assert decision.escalate and decision.reason == "always"
     # The budget still applies: cloud-only is measured with it off, not bypassed by the mode.
-    budgeted = EscalationPolicy(EscalationSettings(mode="always", budget_per_minute=0, burst=2,
-                                                   cooldown_s=0))  # fmt: skip
+    budgeted = EscalationPolicy(
+        EscalationSettings(mode="always", budget_per_minute=0, burst=2, cooldown_s=0)
+    )
     assert [budgeted.decide(certain, "dress").escalate for _ in range(3)] == [True, True, False]
 
 
@@ -89,8 +90,12 @@ def test_budget_refuses_and_counts() -> None:
 
 def test_cooldown_skips_near_duplicates_only() -> None:
     now = [0.0]
-    settings = EscalationSettings(threshold=1.0, cooldown_s=10, cooldown_distance=4, **{
-        "budget_per_minute": 1e6, "burst": 1000})  # fmt: skip
+    settings = EscalationSettings(
+        threshold=1.0,
+        cooldown_s=10,
+        cooldown_distance=4,
+        **{"budget_per_minute": 1e6, "burst": 1000},
+    )
     policy = EscalationPolicy(settings, clock=lambda: now[0])
     files = sorted(EVAL_SAMPLE.rglob("*.png"))
     bag = cv2.imread(str(next(f for f in files if f.parent.name == "bag")), cv2.IMREAD_GRAYSCALE)

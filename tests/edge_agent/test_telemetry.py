@@ -22,8 +22,9 @@ from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
 def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Path) -> None:
     still = cv2.imread(str(sorted(EVAL_SAMPLE.rglob("*.png"))[0]))
     assert still is not None
-    writer = cv2.VideoWriter(str(tmp_path / "still.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10,
-                             (28, 28))  # fmt: skip
+    writer = cv2.VideoWriter(
+        str(tmp_path / "still.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10, (28, 28)
+    )
     for _ in range(40):  # a camera looking at a scene where nothing happens
         writer.write(still)
     writer.release()

@@ -22,8 +22,19 @@ def test_bench_codec_writes_json(tmp_path: Path) -> None:
 
 def test_bench_edge_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "edge.json"
-    argv = ["bench", "edge", "--frames-limit", "30", "--seconds", "0.2", "--idle-seconds", "0.5",
-            "--threads", "1", "2"]  # fmt: skip
+    argv = [
+        "bench",
+        "edge",
+        "--frames-limit",
+        "30",
+        "--seconds",
+        "0.2",
+        "--idle-seconds",
+        "0.5",
+        "--threads",
+        "1",
+        "2",
+    ]
     assert main([*argv, "--output", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["models"]) == {
@@ -43,8 +54,20 @@ def test_bench_edge_writes_json(tmp_path: Path) -> None:
 
 def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "gateway.json"
-    argv = ["bench", "gateway", "--results", "300", "--paced-results", "50", "--paced-rate",
-            "100", "--linger-ms", "50", "--output", str(out)]  # fmt: skip
+    argv = [
+        "bench",
+        "gateway",
+        "--results",
+        "300",
+        "--paced-results",
+        "50",
+        "--paced-rate",
+        "100",
+        "--linger-ms",
+        "50",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert report["lost"] == 0 and report["duplicates"] == 0
@@ -63,9 +86,24 @@ def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
     tmp_path: Path, pg_server_url: str
 ) -> None:
     out = tmp_path / "cloud.json"
-    argv = ["bench", "cloud", "--results", "300", "--batch-size", "50", "--postgres-url",
-            pg_server_url, "--timeout", "60", "--frames", "60", "--repeat", "1",
-            "--output", str(out)]  # fmt: skip
+    argv = [
+        "bench",
+        "cloud",
+        "--results",
+        "300",
+        "--batch-size",
+        "50",
+        "--postgres-url",
+        pg_server_url,
+        "--timeout",
+        "60",
+        "--frames",
+        "60",
+        "--repeat",
+        "1",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     for database in ("sqlite", "postgresql"):
@@ -96,8 +134,20 @@ def test_bench_cloud_skips_postgresql_without_a_server_and_says_why(
 ) -> None:
     monkeypatch.setattr("edgecascade.postgres.find_server_binaries", lambda: None)
     out = tmp_path / "cloud.json"
-    argv = ["bench", "cloud", "--results", "20", "--batch-size", "10", "--frames", "0",
-            "--repeat", "2", "--output", str(out)]  # fmt: skip
+    argv = [
+        "bench",
+        "cloud",
+        "--results",
+        "20",
+        "--batch-size",
+        "10",
+        "--frames",
+        "0",
+        "--repeat",
+        "2",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert "no PostgreSQL server binaries" in report["postgresql"]["skipped"]

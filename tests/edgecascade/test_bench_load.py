@@ -12,8 +12,23 @@ from edgecascade.cli import main
 
 def test_bench_load_steps_up_and_reports_the_rate_held(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
-    argv = ["bench", "load", "--devices", "3", "--fps", "2", "5", "--step-seconds", "1",
-            "--drain-seconds", "20", "--max-p99-ms", "10000", "--output", str(out)]  # fmt: skip
+    argv = [
+        "bench",
+        "load",
+        "--devices",
+        "3",
+        "--fps",
+        "2",
+        "5",
+        "--step-seconds",
+        "1",
+        "--drain-seconds",
+        "20",
+        "--max-p99-ms",
+        "10000",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert [s["offered"] for s in report["steps"]] == [6, 15]  # 3 devices x fps x 1 s
@@ -29,8 +44,21 @@ def test_bench_load_steps_up_and_reports_the_rate_held(tmp_path: Path) -> None:
 def test_bench_load_stops_at_the_first_step_over_the_latency_bound(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
     # The gateway lingers 200 ms for a batch to fill: a 1 ms bound cannot hold.
-    argv = ["bench", "load", "--devices", "2", "--fps", "2", "4", "--step-seconds", "1",
-            "--max-p99-ms", "1", "--output", str(out)]  # fmt: skip
+    argv = [
+        "bench",
+        "load",
+        "--devices",
+        "2",
+        "--fps",
+        "2",
+        "4",
+        "--step-seconds",
+        "1",
+        "--max-p99-ms",
+        "1",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert len(report["steps"]) == 1  # not raised past a step that broke

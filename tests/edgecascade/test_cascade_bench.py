@@ -23,9 +23,25 @@ def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("cascade")
     out, png = work / "cascade.json", work / "cascade.png"
-    argv = ["bench", "cascade", "--frames-limit", str(FRAMES), "--fps", "100", "--policies",
-            "threshold-0.80,calibrated-0.90", "--timeout", "60", "--compress-batches",
-            "--workdir", str(work / "run"), "--output", str(out), "--plot", str(png)]  # fmt: skip
+    argv = [
+        "bench",
+        "cascade",
+        "--frames-limit",
+        str(FRAMES),
+        "--fps",
+        "100",
+        "--policies",
+        "threshold-0.80,calibrated-0.90",
+        "--timeout",
+        "60",
+        "--compress-batches",
+        "--workdir",
+        str(work / "run"),
+        "--output",
+        str(out),
+        "--plot",
+        str(png),
+    ]
     assert main(argv) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     loaded: dict[str, Any] = json.loads(out.read_text())

@@ -275,8 +275,10 @@ def _manifest() -> tuple[ModelManifest, Ed25519PrivateKey]:
 
 
 @FUZZ
-@given(field=st.sampled_from(["version", "sha256", "labels", "temperature", "signature"]),
-       value=hostile_value)  # fmt: skip
+@given(
+    field=st.sampled_from(["version", "sha256", "labels", "temperature", "signature"]),
+    value=hostile_value,
+)
 def test_a_tampered_manifest_fails_verification_with_a_manifest_error(
     field: str, value: object
 ) -> None:
@@ -306,8 +308,9 @@ def test_a_hostile_chunk_never_writes_outside_the_download(
     size and only a chunk that fits its slot exactly is stored."""
     manifest = build_manifest(b"\x02" * 1000, name="m", version="1", labels=["a"], chunk_size=256)
     download = Download(tmp_path / "staging", manifest)
-    stored = download.store(ModelChunkHeader(sha256=manifest.sha256, index=index, total=total),
-                            body)  # fmt: skip
+    stored = download.store(
+        ModelChunkHeader(sha256=manifest.sha256, index=index, total=total), body
+    )
     expected = min(256, 1000 - index * 256) if index < 4 else -1
     assert stored == (total == 4 and index < 4 and len(body) == expected)
     assert download.part.stat().st_size == 1000

@@ -131,8 +131,11 @@ class Device:
 
         def final() -> ModelAckMessage | None:
             with self._lock:
-                done = [a for a in self.acks if a.rollout_id == rollout
-                        and a.status in ("failed", "applied")]  # fmt: skip
+                done = [
+                    a
+                    for a in self.acks
+                    if a.rollout_id == rollout and a.status in ("failed", "applied")
+                ]
             return done[0] if done else None
 
         assert wait_until(lambda: final() is not None, timeout=30), self.acks

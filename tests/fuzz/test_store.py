@@ -95,9 +95,11 @@ def test_every_accepted_message_is_stored(
                     )
                     assert stored == len(set(ids))
                 elif table is not None:
-                    key = message.last.msg_id if isinstance(message, TelemetryRollupMessage) else (
-                        message.msg_id
-                    )  # fmt: skip
+                    key = (
+                        message.last.msg_id
+                        if isinstance(message, TelemetryRollupMessage)
+                        else (message.msg_id)
+                    )
                     column = table.__table__.c.msg_id
                     assert conn.scalar(select(column).where(column == key))
 

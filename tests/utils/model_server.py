@@ -30,13 +30,20 @@ def manifest_for(
     image = cv2.imread(str(png_path), cv2.IMREAD_UNCHANGED)
     assert image is not None
     index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
-    golden = golden_case(png_path.read_bytes(), int(golden_override.get("index", index)),
-                         float(golden_override.get("score", score)))  # fmt: skip
+    golden = golden_case(
+        png_path.read_bytes(),
+        int(golden_override.get("index", index)),
+        float(golden_override.get("score", score)),
+    )
     manifest = build_manifest(
-        content, name="fashion-cloud", version="2.0.0", labels=card.labels,
+        content,
+        name="fashion-cloud",
+        version="2.0.0",
+        labels=card.labels,
         card=card.model_dump(mode="json", include={"preprocess", "output"}),
-        golden=[golden], chunk_size=64 * 1024,
-    )  # fmt: skip
+        golden=[golden],
+        chunk_size=64 * 1024,
+    )
     return sign_manifest(manifest, key) if key is not None else manifest
 
 

@@ -90,8 +90,14 @@ def _at(payload: dict[str, Any], path: str) -> float | None:
     while rest:
         if not isinstance(node, dict):
             return None
-        key = next((k for k in sorted(node, key=len, reverse=True)
-                    if rest == k or rest.startswith(k + ".")), None)  # fmt: skip
+        key = next(
+            (
+                k
+                for k in sorted(node, key=len, reverse=True)
+                if rest == k or rest.startswith(k + ".")
+            ),
+            None,
+        )
         if key is None:
             return None
         node, rest = node[key], rest[len(key) + 1 :]
