@@ -59,7 +59,7 @@ class GatingSettings(Section):
 
 
 class EscalationSettings(Section):
-    """When a frame goes to the cloud, and what is sent (README: Escalation policy)."""
+    """When a frame goes to the cloud, and what is sent (docs/COMPONENTS.md: Escalation policy)."""
 
     mode: Literal["max_prob", "margin", "entropy", "any", "always"] = Field(
         "max_prob",

@@ -235,7 +235,7 @@ def summarize(
     final: dict[str, Any],
     seconds: float,
 ) -> dict[str, Any]:
-    """The figures the README quotes."""
+    """The figures docs/RELIABILITY.md quotes."""
     results = sum(f.get("queued.result", 0) for f in accepted.values())
     escalations = sum(f.get("queued.escalation", 0) for f in accepted.values())
     stored_results = sum(final["result"].values())
