@@ -27,7 +27,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 
 class Kind(StrEnum):
-    """The message kinds of ARCHITECTURE.md; the value is the topic level."""
+    """The message kinds (docs/ARCHITECTURE.md); the value is the topic level."""
 
     STATE = "state"
     RESULT = "result"
