@@ -1,9 +1,10 @@
 """The device agent: read a frame, classify it, queue the result, maybe escalate, repeat.
 
-Start-up reads top to bottom in :meth:`Agent.run`: load the model, open the source, open the
-outbox, connect, loop until the stop event, drain, say goodbye. The camera loop never waits for the
-network: results and escalations are committed to the disk outbox and a sender thread publishes
-them whenever the broker is reachable.
+Start-up reads top to bottom in ``Agent.__init__``: load the model, open the source, the frame
+feed, the outbox and the link, build the sender, the policy and the model rollout
+(:mod:`edge_agent.wiring`). ``Agent.run`` only starts them, loops until the stop event, drains
+and says goodbye. The camera loop never waits for the network: results and escalations are
+committed to the disk outbox and a sender thread publishes them whenever the broker is reachable.
 """
 
 from __future__ import annotations
@@ -21,22 +22,18 @@ from typing import TYPE_CHECKING
 import psutil
 
 from edge_agent.escalation import escalation_payload
-from edge_agent.feed import Emitter, FrameFeed, Prepared
-from edge_agent.gating import SceneGate
+from edge_agent.feed import Emitter, Prepared
 from edge_agent.policy import EscalationPolicy
-from edge_agent.rollout import RolloutClient
 from edge_agent.settings import AgentSettings
 from edge_agent.slots import ModelSlots
 from edge_agent.sources import Frame, FrameSource, open_source
 from edge_agent.telemetry import StageTimer, read_temperature
 from edge_agent.verdicts import VerdictBook
+from edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from shared.codec import Decoded, decode, encode
 from shared.errors import ContractError
-from shared.manifest import load_public_key
 from shared.messages import (
-    ModelAckMessage,
     ModelChunkHeader,
-    ModelChunkRequestMessage,
     ModelOfferMessage,
     ModelRef,
     Prediction,
@@ -45,8 +42,8 @@ from shared.messages import (
     TelemetryMessage,
     VerdictMessage,
 )
-from shared.mqtt import MqttLink, Outgoing, Received
-from shared.outbox import Outbox, OutboxSender
+from shared.mqtt import Outgoing, Received
+from shared.outbox import OutboxSender
 from shared.runtime.runtime import ModelRuntime
 from shared.systemd import Notifier
 from shared.topics import Kind, Topic, topic
@@ -57,6 +54,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-agent/0.1.0"
+
+
+def model_ref(runtime: ModelRuntime) -> ModelRef:
+    """What the agent says it runs (in its state, telemetry and every result)."""
+    return ModelRef(name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256)
 
 
 @dataclass
@@ -77,29 +79,42 @@ class AgentStats:
 
 
 class Agent:
+    """One device's agent, every part built here; :meth:`run` starts them, loops and stops them."""
+
     def __init__(self, settings: AgentSettings, source: FrameSource | None = None) -> None:
         self.settings = settings
-        self._source = source
+        s = settings
         self.stats = AgentStats()
         self.timer = StageTimer()
         self.session = int(time.time() * 1000)
-        self._model_ref: ModelRef | None = None
         self.gateway_online = threading.Event()
         self.notifier = Notifier()
-        self._source_status = "starting"
         self.loop_seconds = 0.0
-        self._next_runtime: ModelRuntime | None = None
+        self._source_status = "starting"
+        self._next_runtime: ModelRuntime | None = None  # verified by the rollout, not yet running
         self._fps_mark = (time.monotonic(), 0)
         self._inferred = 0
-        self._skipped: Callable[[], int] = lambda: 0
-        self._link: MqttLink | None = None
-        self._feed: FrameFeed | None = None
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
             Kind.VERDICT: self._on_verdict,
             Kind.MODEL: self._on_model,
         }
+        slots = ModelSlots(s.data_dir / "slots")
+        self.runtime = slots.load(s.model, s.threads)
+        self._model_ref = model_ref(self.runtime)
+        self.source, self.live = (source, False) if source else open_source(s.source)
+        self.feed = open_feed(s, self.source, self.runtime, live=self.live)
+        self.outbox = open_outbox(s)
+        self.link = open_link(s, self._on_message, self._state)
+        ready = self.gateway_online.is_set if s.gateway_id is not None else None
+        self.sender = OutboxSender(self.outbox, self.link, ready=ready)
+        self.policy = EscalationPolicy(s.escalation, self.runtime.labels)
+        self.verdicts = VerdictBook()
+        self.rollout = open_rollout(s, slots, self.link, self.outbox, self._switch)
+        self.emitter: Emitter[tuple[Prepared, Classification, ModelRef]] = Emitter(
+            lambda item: self._emit(*item)
+        )
 
     # -- topics and messages ---------------------------------------------------------------------
     def _topic(self, kind: Kind) -> str:
@@ -120,122 +135,67 @@ class Agent:
 
     # -- main ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> AgentStats:
+        """Start every part, classify until ``stop`` or the source ends, then stop them."""
+        self._start()
+        loop_started = time.perf_counter()
+        try:
+            self._loop(stop)
+        finally:
+            self.emitter.close()  # every classified frame reaches the outbox before shutdown
+            self.loop_seconds = time.perf_counter() - loop_started
+            self._stop()
+        return self.stats
+
+    def _start(self) -> None:
         s = self.settings
-        slots = ModelSlots(s.data_dir / "slots")
-        runtime = slots.load(s.model, s.threads)
-        self._set_model(runtime)
-        source, live = (self._source, False) if self._source else open_source(s.source)
-        self._feed = FrameFeed(
-            source,
-            runtime,
-            maxsize=s.source.queue_size if live else 2,
-            newest_wins=live,  # replay sources lose nothing; live cameras keep the newest frame
-            gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
-        )
-        self._skipped = lambda: int(getattr(source, "skipped", 0))
-        outbox = Outbox(
-            s.data_dir / "outbox.db",
-            quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
-            replay_window_s=s.outbox_replay_s,
-        )
-        link = MqttLink(
-            s.mqtt,
-            f"{s.site}.{s.device}",
-            on_message=self._on_message,
-            will=self._state("offline"),
-            birth=lambda: self._state("online"),
-        )
-        self._link = link
-        ready = None
-        if s.gateway_id is not None:
-            link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
-            ready = self.gateway_online.is_set
-        sender = OutboxSender(outbox, link, ready=ready)
-        policy = EscalationPolicy(s.escalation, runtime.labels)
-        self.verdicts = VerdictBook()
-        link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
-        self._rollout = self._start_rollout(slots, link, outbox)
-        link.start()
-        sender.start()
-        self.notifier.ready(f"{s.site}/{s.device} running {runtime.card.name}")
+        self.feed.start()
+        self.rollout.start()
+        self.link.start()
+        self.sender.start()
+        self.emitter.start()
+        self.notifier.ready(f"{s.site}/{s.device} running {self.runtime.card.name}")
         logger.info(
             "agent %s/%s: model %s %s, %d queued from before",
             s.site,
             s.device,
-            runtime.card.name,
-            runtime.sha256[:12],
-            sum(outbox.depth().values()),
-        )
-        loop_started = time.perf_counter()
-        emitter: Emitter[tuple[Prepared, Classification, ModelRef]] = Emitter(
-            lambda item: self._emit(*item, outbox, policy)
-        )
-        try:
-            self._loop(stop, runtime, self._feed, emitter, outbox)
-        finally:
-            emitter.close()  # every classified frame reaches the outbox before shutdown
-            self.loop_seconds = time.perf_counter() - loop_started
-            self.notifier.stopping()
-            self._count_frames(self._feed)
-            self.stats.skipped = getattr(source, "skipped", 0)
-            self.stats.over_budget = policy.over_budget
-            self.stats.cooled_down = policy.cooled_down
-            self._rollout.stop()
-            self._publish_telemetry(outbox)
-            self._drain(outbox)
-            sender.stop()
-            link.stop(farewell=self._state("offline"))
-            self.stats.outbox_depth = sum(outbox.depth().values())
-            self.stats.dropped = sum(
-                v for k, v in outbox.counters().items() if k.startswith(("dropped.", "expired."))
-            )
-            outbox.close()
-            self._feed.close()
-            self.stats.capture_drops = self._feed.dropped if live else 0
-            self.stats.verdicts = self.verdicts.counts["verdicts.received"]
-            self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
-            self._write_stats()
-        return self.stats
-
-    def _set_model(self, runtime: ModelRuntime) -> None:
-        self._model_ref = ModelRef(
-            name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
+            self.runtime.card.name,
+            self.runtime.sha256[:12],
+            sum(self.outbox.depth().values()),
         )
 
-    def _start_rollout(self, slots: ModelSlots, link: MqttLink, outbox: Outbox) -> RolloutClient:
-        """Model offers and chunks in, requests and acks out; the switch happens between frames."""
-        s = self.settings
-        key = load_public_key(s.model_public_key) if s.model_public_key else None
-        prefix = s.mqtt.prefix
-
-        def ack(message: ModelAckMessage) -> None:
-            wire = topic(s.site, s.device, Kind.MODEL, "ack", prefix=prefix)
-            outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
-
-        def request(message: ModelChunkRequestMessage) -> None:
-            link.publish(
-                Outgoing(
-                    topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix), encode(message)
-                )
-            )
-
-        def switch(runtime: ModelRuntime) -> None:
-            self._next_runtime = runtime
-
-        for sub in ("offer", "chunk"):
-            link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
-        client = RolloutClient(
-            slots, key, ack=ack, request=request, switch=switch, threads=s.threads
+    def _stop(self) -> None:
+        """Report, drain the outbox while the link is up, then close the disk and the source."""
+        self.notifier.stopping()
+        self._count_frames()
+        self.stats.skipped = self.source.skipped
+        self.stats.over_budget = self.policy.over_budget
+        self.stats.cooled_down = self.policy.cooled_down
+        self.rollout.stop()
+        self._publish_telemetry()
+        self._drain()
+        self.sender.stop()
+        self.link.stop(farewell=self._state("offline"))
+        self.stats.outbox_depth = sum(self.outbox.depth().values())
+        self.stats.dropped = sum(
+            v for k, v in self.outbox.counters().items() if k.startswith(("dropped.", "expired."))
         )
-        client.start()
-        return client
+        self.outbox.close()
+        self.feed.close()
+        self.stats.capture_drops = self.feed.dropped if self.live else 0
+        self.stats.verdicts = self.verdicts.counts["verdicts.received"]
+        self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
+        self._write_stats()
+
+    def _switch(self, runtime: ModelRuntime) -> None:
+        """A new model was verified (the rollout's thread): the loop switches between frames."""
+        self._next_runtime = runtime
 
     def _on_model(self, topic_: Topic, decoded: Decoded) -> None:
         message = decoded.message
         if isinstance(message, ModelOfferMessage):
-            self._rollout.offer(message)
+            self.rollout.offer(message)
         elif isinstance(message, ModelChunkHeader):
-            self._rollout.chunk(message, decoded.body)
+            self.rollout.chunk(message, decoded.body)
 
     def _on_message(self, message: Received) -> None:
         """Messages to the device (paho's thread): validated, then dispatched by kind."""
@@ -263,48 +223,42 @@ class Agent:
             logger.info("site gateway is %s", decoded.message.status)
         (self.gateway_online.set if online else self.gateway_online.clear)()
 
-    def _loop(
-        self,
-        stop: threading.Event,
-        runtime: ModelRuntime,
-        feed: FrameFeed,
-        emitter: Emitter[tuple[Prepared, Classification, ModelRef]],
-        outbox: Outbox,
-    ) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         """Stage 2 of the pipeline (see :mod:`edge_agent.feed`): invoke, then hand on."""
         s = self.settings
+        feed = self.feed
         period = 1.0 / s.source.fps
         next_due = time.monotonic()
         next_telemetry = time.monotonic() + s.telemetry_interval_s
         while not stop.is_set():
             self.notifier.watchdog()
             if self._next_runtime is not None:  # a new model was verified: switch between frames
-                runtime, self._next_runtime = self._next_runtime, None
-                feed.runtime = runtime
-                self._set_model(runtime)
-                if self._link is not None:
-                    self._link.publish(self._state("online"))
-            self._count_frames(feed)
+                self.runtime, self._next_runtime = self._next_runtime, None
+                feed.runtime = self.runtime
+                self._model_ref = model_ref(self.runtime)
+                self.link.publish(self._state("online"))
+            self._count_frames()
             if s.source.max_frames is not None and self.stats.frames >= s.source.max_frames:
                 break
             item = feed.get(timeout=0.5)
-            self._report_source(feed.source)
+            self._report_source()
             if item is None:
                 if not feed.exhausted:
                     continue  # a live source with nothing new yet (or reconnecting)
                 logger.info("source exhausted after %d frames", self.stats.frames)
                 break
             self._inferred += 1
+            runtime = self.runtime
             tensor, preprocess_ms = item.tensor, item.preprocess_ms
             if item.runtime is not runtime:  # prepared for the model we just switched from
                 t0 = time.perf_counter()
                 tensor = runtime.preprocess(item.frame.image)
                 preprocess_ms = (time.perf_counter() - t0) * 1000
-            assert self._model_ref is not None
-            emitter.put((item, runtime.classify_tensor(tensor, preprocess_ms), self._model_ref))
+            result = runtime.classify_tensor(tensor, preprocess_ms)
+            self.emitter.put((item, result, self._model_ref))
             if time.monotonic() >= next_telemetry:
-                self._count_frames(feed)
-                self._publish_telemetry(outbox)
+                self._count_frames()
+                self._publish_telemetry()
                 next_telemetry += s.telemetry_interval_s
             next_due += period
             delay = next_due - time.monotonic()
@@ -313,27 +267,20 @@ class Agent:
             elif delay < 0:
                 next_due = time.monotonic()  # behind: do not try to catch up in a burst
 
-    def _count_frames(self, feed: FrameFeed) -> None:
+    def _count_frames(self) -> None:
         """``frames`` counts every frame taken from the source: inferred or gated."""
-        self.stats.gated = feed.gated
-        self.stats.frames = self._inferred + feed.gated
+        self.stats.gated = self.feed.gated
+        self.stats.frames = self._inferred + self.feed.gated
 
-    def _report_source(self, source: FrameSource) -> None:
+    def _report_source(self) -> None:
         """Re-publish the retained state when the source's status changes."""
-        status = getattr(source, "status", "ok")
+        status = self.source.status
         if status != self._source_status:
             self._source_status = status
-            if self._link is not None and self._link.connected:
-                self._link.publish(self._state("online"))
+            if self.link.connected:
+                self.link.publish(self._state("online"))
 
-    def _emit(
-        self,
-        item: Prepared,
-        result: Classification,
-        model: ModelRef,
-        outbox: Outbox,
-        policy: EscalationPolicy,
-    ) -> None:
+    def _emit(self, item: Prepared, result: Classification, model: ModelRef) -> None:
         """Stage 3: decide, commit the result to the outbox, escalate (the emit thread)."""
         frame = item.frame
         t0 = time.perf_counter()
@@ -341,7 +288,7 @@ class Agent:
         for stage, ms in result.timings_ms.items():
             self.timer.add(stage, ms)
         top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
-        decision = policy.decide(result.probabilities, top[0].label, frame.image)
+        decision = self.policy.decide(result.probabilities, top[0].label, frame.image)
         message = ResultMessage(
             frame_id=frame.frame_id,
             captured_at=frame.captured_at,
@@ -351,28 +298,31 @@ class Agent:
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
         )
-        outbox.put("result", Outgoing(self._topic(Kind.RESULT), encode(message)), message.msg_id)
+        wire = Outgoing(self._topic(Kind.RESULT), encode(message))
+        self.outbox.put("result", wire, message.msg_id)
         self.verdicts.remember(message)
         self.stats.results += 1
         if decision.escalate:
-            self._escalate(frame, message, decision.reason, outbox)
+            self._escalate(frame, message, decision.reason)
         self.timer.add("publish", (time.perf_counter() - t0) * 1000)
 
-    def _escalate(self, frame: Frame, result: ResultMessage, reason: str, outbox: Outbox) -> None:
+    def _escalate(self, frame: Frame, result: ResultMessage, reason: str) -> None:
         header, payload = escalation_payload(frame.image, result, reason, self.settings.escalation)
-        outbox.put("escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id)
+        self.outbox.put(
+            "escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id
+        )
         self.stats.escalations += 1
 
-    def _publish_telemetry(self, outbox: Outbox) -> None:
+    def _publish_telemetry(self) -> None:
+        outbox = self.outbox
         proc = psutil.Process()
         counters = outbox.counters()
         counters.update(
-            frames_skipped=self._skipped(),
+            frames_skipped=self.source.skipped,
             escalations=self.stats.escalations,
             gated=self.stats.gated,
         )
-        if self._feed is not None:
-            counters["drops.capture"] = self._feed.dropped
+        counters["drops.capture"] = self.feed.dropped
         counters.update(self.verdicts.counts)
         message = TelemetryMessage(
             cpu_percent=psutil.cpu_percent(interval=None),
@@ -400,7 +350,8 @@ class Agent:
         elapsed = now - last_at
         return (self.stats.frames - last_frames) / elapsed if elapsed > 0 else 0.0
 
-    def _drain(self, outbox: Outbox) -> None:
+    def _drain(self) -> None:
+        outbox = self.outbox
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while sum(outbox.depth().values()) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -39,6 +39,7 @@ class CaptureSource:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.status = "starting"
+        self.skipped = 0  # a frame OpenCV gives is always used
         self.reconnects = 0
         self._cap: Any = None
         self._closed = threading.Event()
@@ -121,6 +122,7 @@ class PicameraSource:
         self._camera.configure(self._camera.create_video_configuration(main={"format": "RGB888"}))
         self._camera.start()
         self.status = "ok"
+        self.skipped = 0
         self._index = 0
 
     def read(self) -> Frame | None:

@@ -68,6 +68,9 @@ class FrameFeed:
         self._queue: queue.Queue[Prepared] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prepare", daemon=True)
+
+    def start(self) -> None:
+        """Start reading frames (built first, started by the agent's ``run``)."""
         self._thread.start()
 
     @property
@@ -131,7 +134,8 @@ class FrameFeed:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.source.close()
 
 
@@ -142,6 +146,8 @@ class Emitter(Generic[T]):
         self._emit = emit
         self._queue: queue.Queue[T | None] = queue.Queue(maxsize=maxsize)
         self._thread = threading.Thread(target=self._run, name="emit", daemon=True)
+
+    def start(self) -> None:
         self._thread.start()
 
     def put(self, item: T) -> None:
@@ -157,4 +163,5 @@ class Emitter(Generic[T]):
     def close(self) -> None:
         """Emit everything queued, then stop."""
         self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()

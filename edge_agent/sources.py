@@ -37,6 +37,16 @@ class Frame:
 
 
 class FrameSource(Protocol):
+    """What the agent reads from a source: frames, and two facts it reports in its telemetry."""
+
+    @property
+    def status(self) -> str:
+        """``ok``, or why no frame comes (``reconnecting: <reason>``); in the retained state."""
+
+    @property
+    def skipped(self) -> int:
+        """Frames the source could not decode and passed over (``frames_skipped``)."""
+
     def read(self) -> Frame | None:
         """The next frame, or None when the source is exhausted."""
 
@@ -55,6 +65,7 @@ class FolderSource:
     root: Path
     loop: bool = False
     files: list[Path] = field(init=False)
+    status: str = field(default="ok", init=False)
     skipped: int = field(default=0, init=False)
     _index: int = field(default=0, init=False)
     _round: int = field(default=0, init=False)

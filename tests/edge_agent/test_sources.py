@@ -96,6 +96,7 @@ class SlowSource:
     """A push source producing numbered frames as fast as it can (a camera)."""
 
     status = "ok"
+    skipped = 0
 
     def __init__(self) -> None:
         self.produced = 0
@@ -113,6 +114,7 @@ class SlowSource:
 def test_newest_frame_wins_and_drops_are_counted() -> None:
     source = SlowSource()
     feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=1, newest_wins=True)
+    feed.start()
     taken = []
     for _ in range(5):
         time.sleep(0.05)  # inference much slower than capture
@@ -129,6 +131,7 @@ def test_newest_frame_wins_and_drops_are_counted() -> None:
 def test_replay_feed_blocks_instead_of_dropping() -> None:
     source = SlowSource()
     feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=2, newest_wins=False)
+    feed.start()
     taken = []
     for _ in range(20):
         time.sleep(0.01)
@@ -148,6 +151,7 @@ def test_emitter_keeps_order_and_flushes_on_close() -> None:
         seen.append(n)
 
     emitter: Emitter[int] = Emitter(slow_emit, maxsize=2)
+    emitter.start()
     for n in range(50):
         emitter.put(n)
     emitter.close()

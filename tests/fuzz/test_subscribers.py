@@ -171,7 +171,7 @@ def _gateway_under_fire(
     cloud = Collector(cloud_broker.settings, "ec/v1/site1/#", client_id="cloud-side")
     with cloud:
         thread.start()
-        assert wait_until(lambda: gateway._site_link is not None and gateway._site_link.connected)
+        assert wait_until(lambda: gateway.site_link.connected)
         sent_good: set[str] = set()
         sent_bad = 0
 

@@ -66,9 +66,7 @@ def start_gateway(
         }
         fields.update(overrides)
         gw = RunningGateway(GatewaySettings.model_validate(fields))
-        assert wait_until(
-            lambda: gw.gateway._site_link is not None and gw.gateway._site_link.connected
-        )
+        assert wait_until(lambda: gw.gateway.site_link.connected)
         running.append(gw)
         return gw
 

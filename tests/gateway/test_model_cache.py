@@ -89,10 +89,10 @@ def test_a_model_for_two_devices_is_fetched_once_and_served_from_the_cache(
         # Fetched from the cloud by the gateway alone, once; served to both devices from disk.
         assert set(server.requested_by) == {"gateway"}
         assert sorted(i for request in server.requests for i in request) == list(range(total))
-        counts = gw.gateway.cache.counts if gw.gateway.cache else {}
+        counts = gw.gateway.cache.counts
         assert counts["fetches.completed"] == 1
         assert counts["chunks.served"] >= 2 * total
-        assert gw.gateway.cache is not None and gw.gateway.cache.has(manifest.sha256)
+        assert gw.gateway.cache.has(manifest.sha256)
         # The forged offer stopped at the gateway: the devices only ever saw the signed one.
         assert [o.manifest.version for o in offers if isinstance(o, ModelOfferMessage)] == [
             manifest.version
@@ -123,7 +123,6 @@ def test_a_fetch_cut_by_a_gateway_restart_resumes_with_the_missing_chunks(
         gw = start_gateway(model_public_key=public)
         publish_all(cloud.settings, [offer], client_id="cloud-rollout")
         before = gw.gateway.cache
-        assert before is not None
         assert wait_until(lambda: before.counts["chunks.fetched"] == total - len(late), timeout=30)
         gw.close()
 
@@ -131,7 +130,6 @@ def test_a_fetch_cut_by_a_gateway_restart_resumes_with_the_missing_chunks(
         server.withhold.clear()
         gw = start_gateway(model_public_key=public)  # no new offer: it remembers the manifest
         cache = gw.gateway.cache
-        assert cache is not None
         assert wait_until(lambda: cache.has(manifest.sha256), timeout=30)
     # Only what was missing was asked for again; the cached copy is served to the devices.
     assert {i for request in server.requests for i in request} == late

@@ -1,0 +1,91 @@
+"""The agent's parts, each built by one function before anything starts.
+
+:class:`edge_agent.agent.Agent` calls these in order in its constructor (model, source, feed,
+outbox, link, sender, rollout), so every part exists for the agent's whole life and ``Agent.run``
+only starts them, loops and stops them. Nothing here starts a thread or connects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edge_agent.feed import FrameFeed
+from edge_agent.gating import SceneGate
+from edge_agent.rollout import RolloutClient
+from edge_agent.settings import AgentSettings
+from edge_agent.slots import ModelSlots
+from edge_agent.sources import FrameSource
+from shared.codec import encode
+from shared.manifest import load_public_key
+from shared.messages import ModelAckMessage, ModelChunkRequestMessage
+from shared.mqtt import MessageHandler, MqttLink, Outgoing
+from shared.outbox import Outbox
+from shared.runtime.runtime import ModelRuntime
+from shared.topics import Kind, topic
+
+StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "online"/"offline"
+
+
+def open_feed(
+    settings: AgentSettings, source: FrameSource, runtime: ModelRuntime, *, live: bool
+) -> FrameFeed:
+    """Stage 1 of the frame pipeline (:mod:`edge_agent.feed`), not reading yet."""
+    s = settings
+    return FrameFeed(
+        source,
+        runtime,
+        maxsize=s.source.queue_size if live else 2,
+        newest_wins=live,  # replay sources lose nothing; live cameras keep the newest frame
+        gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
+    )
+
+
+def open_outbox(settings: AgentSettings) -> Outbox:
+    s = settings
+    return Outbox(
+        s.data_dir / "outbox.db",
+        quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
+        replay_window_s=s.outbox_replay_s,
+    )
+
+
+def open_link(settings: AgentSettings, on_message: MessageHandler, state: StateFn) -> MqttLink:
+    """The link to the site broker (not connected yet): the site gateway's state, our verdicts."""
+    s = settings
+    link = MqttLink(
+        s.mqtt,
+        f"{s.site}.{s.device}",
+        on_message=on_message,
+        will=state("offline"),
+        birth=lambda: state("online"),
+    )
+    if s.gateway_id is not None:
+        link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
+    link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
+    return link
+
+
+def open_rollout(
+    settings: AgentSettings,
+    slots: ModelSlots,
+    link: MqttLink,
+    outbox: Outbox,
+    switch: Callable[[ModelRuntime], None],
+) -> RolloutClient:
+    """Model offers and chunks in, requests and acks out; the switch happens between frames."""
+    s = settings
+    key = load_public_key(s.model_public_key) if s.model_public_key else None
+    prefix = s.mqtt.prefix
+
+    def ack(message: ModelAckMessage) -> None:
+        wire = topic(s.site, s.device, Kind.MODEL, "ack", prefix=prefix)
+        outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
+
+    def request(message: ModelChunkRequestMessage) -> None:
+        link.publish(
+            Outgoing(topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix), encode(message))
+        )
+
+    for sub in ("offer", "chunk"):
+        link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
+    return RolloutClient(slots, key, ack=ack, request=request, switch=switch, threads=s.threads)
