@@ -8,9 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy.exc import DataError
 
-from cloud.api.errors import data_error
+from cloud.api.errors import exception_handlers
 from cloud.api.routes import (
     devices,
     escalations,
@@ -55,7 +54,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
             "models."
         ),
         lifespan=lifespan,
-        exception_handlers={DataError: data_error},
+        exception_handlers=exception_handlers(),
     )
     app.state.metrics = registry
     instrument(app, registry)

@@ -20,16 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.db.models import ApiToken
-from cloud.errors import CloudError
+from cloud.errors import TokenExists, TokenInvalid, TokenNotFound
+from shared.errors import ContractError
 from shared.topics import validate_id
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 TOKEN_PREFIX = "ec_"
-
-
-class TokenError(CloudError):
-    """A token that cannot be created or revoked as asked (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,25 +46,28 @@ def token_digest(token: str) -> str:
 
 def create_token(session: Session, name: str, role: str) -> str:
     """Store a new token named ``name`` with ``role``; returns the token (shown only now)."""
-    validate_id(name, "token name")
+    try:
+        validate_id(name, "token name")
+    except ContractError as exc:  # a name the API's pattern lets through: '.', '..'
+        raise TokenInvalid(str(exc)) from exc
     if role not in ROLES:
-        raise TokenError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        raise TokenInvalid(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(name=name, role=role, token_sha256=token_digest(token), created_at=time.time())
     )
     try:
         session.commit()
-    except IntegrityError:
+    except IntegrityError as exc:
         session.rollback()
-        raise TokenError(f"a token named {name!r} exists; revoke it or pick another name") from None
+        raise TokenExists(f"a token named {name!r} exists; revoke it or pick another name") from exc
     return token
 
 
 def revoke_token(session: Session, name: str) -> None:
     row = session.get(ApiToken, name)
     if row is None:
-        raise TokenError(f"no token named {name!r}")
+        raise TokenNotFound(f"no token named {name!r}")
     if row.revoked_at is None:
         row.revoked_at = time.time()
         session.commit()

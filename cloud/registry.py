@@ -6,7 +6,8 @@ LiteRT interpreter cannot load it, when it is not a classifier with one input an
 its labels do not match its outputs, or when its name and version (or its bytes) are registered
 already. What the interpreter reports (input and output tensors) is stored with it. A golden
 image, when given, is run through the model here and shipped in the manifest: each device runs
-it before switching to the model (the device side is :mod:`edge_agent.rollout`).
+it before switching to the model (the device side is :mod:`edge_agent.rollout`). Refusals are
+:class:`~cloud.errors.RegistryError` subclasses, one per reason the API answers differently.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from sqlalchemy.orm import Session
 from cloud.blobs import BlobStore
 from cloud.calibration import Fit, Pair, fit_temperature
 from cloud.db.models import ModelVersion, Result, Verdict
-from cloud.errors import CloudError
+from cloud.errors import (
+    ModelExists,
+    ModelNotFound,
+    ModelRejected,
+    ModelTooLarge,
+    SigningKeyUnavailable,
+    TooFewVerdicts,
+)
 from cloud.settings import CloudSettings
 from shared.errors import ContractError, ModelError
 from shared.manifest import (
@@ -35,17 +43,9 @@ from shared.manifest import (
     load_private_key,
     sign_manifest,
 )
-from shared.messages import ModelManifest
+from shared.messages import GoldenCase, ModelManifest
 from shared.runtime.card import ModelCard, Preprocess
 from shared.runtime.runtime import ModelRuntime
-
-
-class RegistryError(CloudError):
-    """An upload the registry refuses; ``status`` is the HTTP status that fits."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -63,28 +63,55 @@ class Upload:
 def signing_key(settings: CloudSettings) -> Ed25519PrivateKey:
     path = settings.signing_key_path
     if not path.exists():
-        raise RegistryError(
-            f"no manifest signing key at {path}: run `edgecascade cloud keys generate`", 503
+        raise SigningKeyUnavailable(
+            f"no manifest signing key at {path}: run `edgecascade cloud keys generate`"
         )
     try:
         return load_private_key(path)
     except ManifestError as exc:
-        raise RegistryError(str(exc), 503) from None
+        raise SigningKeyUnavailable(str(exc)) from exc
 
 
 def register(
     session: Session, settings: CloudSettings, upload: Upload, created_by: str
 ) -> ModelVersion:
     """Validate, store and sign ``upload``; the new registry row."""
+    _check_size(upload, settings)
+    key = signing_key(settings)
+    card, runtime = _load(upload)
+    _check_new(session, upload, runtime.sha256)
+    golden = _golden_cases(upload, runtime)
+    manifest = sign_manifest(_manifest(upload, settings, card, runtime, golden), key)
+    ModelStore(settings).put(runtime.sha256, upload.content)
+    row = ModelVersion(
+        name=upload.name,
+        version=upload.version,
+        sha256=runtime.sha256,
+        size_bytes=len(upload.content),
+        num_classes=runtime.num_classes,
+        input_spec=_jsonable(asdict(runtime.input_spec)),
+        output_spec=_jsonable(asdict(runtime.output_spec)),
+        manifest=manifest.model_dump(mode="json"),
+        created_at=time.time(),
+        created_by=created_by,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+def _check_size(upload: Upload, settings: CloudSettings) -> None:
     limit = int(settings.registry.max_model_mb * 1024 * 1024)
     size = len(upload.content)
     if size > limit:
-        raise RegistryError(
+        raise ModelTooLarge(
             f"model file is {size} bytes; the registry takes at most {limit} "
-            f"(registry.max_model_mb = {settings.registry.max_model_mb:g})",
-            413,
+            f"(registry.max_model_mb = {settings.registry.max_model_mb:g})"
         )
-    key = signing_key(settings)
+
+
+def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
+    """The upload's card and the model loaded by the interpreter: what it is, checked by use."""
     try:
         card = ModelCard(
             name=upload.name,
@@ -96,34 +123,51 @@ def register(
             upload.content, f"upload {upload.name} {upload.version}", card, num_threads=1
         )
     except ModelError as exc:
-        raise RegistryError(str(exc), 422) from None
+        raise ModelRejected(str(exc)) from exc
     except ValueError as exc:  # the card: a bad name, version or preprocess value
-        raise RegistryError(f"invalid model card: {exc}", 422) from None
+        raise ModelRejected(f"invalid model card: {exc}") from exc
     if not upload.labels:
-        raise RegistryError(f"no labels given; the model has {runtime.num_classes} outputs", 422)
+        raise ModelRejected(f"no labels given; the model has {runtime.num_classes} outputs")
+    return card, runtime
+
+
+def _check_new(session: Session, upload: Upload, sha256: str) -> None:
+    """Neither the name and version nor the bytes are registered yet."""
     duplicate = session.scalar(
         select(ModelVersion).where(
-            (ModelVersion.sha256 == runtime.sha256)
+            (ModelVersion.sha256 == sha256)
             | ((ModelVersion.name == upload.name) & (ModelVersion.version == upload.version))
         )
     )
     if duplicate is not None:
-        same = "this file" if duplicate.sha256 == runtime.sha256 else "another file"
-        raise RegistryError(
-            f"{same} is registered as {duplicate.name} {duplicate.version} already", 409
-        )
-    golden = []
-    if upload.golden_image is not None:
-        image = cv2.imdecode(np.frombuffer(upload.golden_image, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise RegistryError("the golden image is not a PNG or JPEG that decodes", 422)
-        index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
-        png_ok, png = cv2.imencode(".png", image)
-        if not png_ok:
-            raise RegistryError("the golden image cannot be re-encoded as PNG", 422)
-        golden.append(golden_case(png.tobytes(), index, score))
+        same = "this file" if duplicate.sha256 == sha256 else "another file"
+        raise ModelExists(f"{same} is registered as {duplicate.name} {duplicate.version} already")
+
+
+def _golden_cases(upload: Upload, runtime: ModelRuntime) -> list[GoldenCase]:
+    """The golden image (if any) as PNG with the top-1 the model gives it here."""
+    if upload.golden_image is None:
+        return []
+    image = cv2.imdecode(np.frombuffer(upload.golden_image, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ModelRejected("the golden image is not a PNG or JPEG that decodes")
+    index, _, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
+    png_ok, png = cv2.imencode(".png", image)
+    if not png_ok:
+        raise ModelRejected("the golden image cannot be re-encoded as PNG")
+    return [golden_case(png.tobytes(), index, score)]
+
+
+def _manifest(
+    upload: Upload,
+    settings: CloudSettings,
+    card: ModelCard,
+    runtime: ModelRuntime,
+    golden: list[GoldenCase],
+) -> ModelManifest:
+    """The unsigned manifest of the upload."""
     try:
-        manifest = build_manifest(
+        return build_manifest(
             upload.content,
             name=upload.name,
             version=upload.version,
@@ -133,24 +177,7 @@ def register(
             chunk_size=settings.registry.chunk_kib * 1024,
         )
     except ValueError as exc:  # pydantic: e.g. a name that is not a valid id
-        raise RegistryError(f"invalid manifest: {exc}", 422) from None
-    manifest = sign_manifest(manifest, key)
-    ModelStore(settings).put(runtime.sha256, upload.content)
-    row = ModelVersion(
-        name=upload.name,
-        version=upload.version,
-        sha256=runtime.sha256,
-        size_bytes=size,
-        num_classes=runtime.num_classes,
-        input_spec=_jsonable(asdict(runtime.input_spec)),
-        output_spec=_jsonable(asdict(runtime.output_spec)),
-        manifest=manifest.model_dump(mode="json"),
-        created_at=time.time(),
-        created_by=created_by,
-    )
-    session.add(row)
-    session.commit()
-    return row
+        raise ModelRejected(f"invalid manifest: {exc}") from exc
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +213,7 @@ def calibrate(
     with it, so the next offer of this version ships it."""
     row = session.get(ModelVersion, (name, version))
     if row is None:
-        raise RegistryError(f"no model {name} {version}", 404)
+        raise ModelNotFound(f"no model {name} {version}")
     manifest = manifest_of(row)
     index_of = {label: i for i, label in enumerate(manifest.labels)}
     stored = session.execute(
@@ -200,10 +227,9 @@ def calibrate(
         if label in index_of
     ]
     if len(pairs) < min_samples:
-        raise RegistryError(
+        raise TooFewVerdicts(
             f"{name} {version} has {len(pairs)} escalations with a cloud verdict; "
-            f"calibration needs {min_samples}",
-            422,
+            f"calibration needs {min_samples}"
         )
     fit = fit_temperature(pairs, len(manifest.labels))
     updated = manifest.model_copy(

@@ -1,7 +1,8 @@
 """Errors of the edge agent.
 
-AgentError(EdgeCascadeError)
- └── SourceError   a frame source that cannot be opened or read
+EdgeCascadeError   (shared.errors)
+ └── AgentError    anything the edge agent raises on purpose
+      └── SourceError   a frame source that cannot be opened or read
 """
 
 from __future__ import annotations

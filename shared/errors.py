@@ -1,11 +1,22 @@
-"""Errors raised by the shared contract.
+"""The root of every error EdgeCascade raises on purpose, and the errors of the shared contract.
+
+One tree: every package's errors derive from :class:`EdgeCascadeError`, so a caller (the
+``edgecascade`` CLI, a test) catches them all with one class. Each package draws its own part in
+its errors module's docstring, marked here with the module that continues it; a test
+(``tests/shared/test_errors.py``) checks that every error class is drawn under its parent.
 
 EdgeCascadeError
- ├── ConfigError        invalid or unreadable configuration (names the field and the file)
- ├── ContractError      a topic or payload that breaks the contract
- │    └── FrameCodecError  an escalation frame that cannot be decoded
- ├── ModelError         a model file or card that cannot be used (names the file)
- └── BrokerError        the MQTT broker refused or dropped us
+ ├── ConfigError          invalid or unreadable configuration (names the field and the file)
+ ├── ContractError        a topic or payload that breaks the contract
+ │    ├── FrameCodecError an escalation frame that cannot be decoded
+ │    └── ManifestError   unsigned, forged, not matching its model; a bad key (shared.manifest)
+ ├── ModelError           a model file or card that cannot be used (names the file)
+ ├── BrokerError          the MQTT broker refused or dropped us
+ ├── AgentError           the edge agent's                  -> drawn in edge_agent.errors
+ ├── CloudError           tokens, registry, rollouts, ...   -> drawn in cloud.errors
+ └── DeployError          ``edgecascade deploy``'s          -> drawn in edgecascade.deploy.errors
+
+The gateway has no error classes of its own; it raises the shared ones.
 """
 
 from __future__ import annotations

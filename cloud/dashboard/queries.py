@@ -30,64 +30,78 @@ def fleet(
 ) -> list[dict[str, Any]]:
     """Every device (or ``only`` this site and device) with its newest telemetry sample and its
     escalation rate over ``window_s``."""
-    since = time.time() - window_s
+    samples = _newest_telemetry(session, only)
+    recent = _recent_results(session, time.time() - window_s, only)
+    devices = select(Device).where(*_one(Device.site_id, Device.device_id, only))
+    return [
+        _fleet_item(
+            device,
+            samples.get((device.site_id, device.device_id)),
+            recent.get((device.site_id, device.device_id), (0, 0)),
+        )
+        for device in session.scalars(devices.order_by(Device.site_id, Device.device_id))
+    ]
+
+
+def _newest_telemetry(
+    session: Session, only: tuple[str, str] | None
+) -> dict[tuple[str, str], Telemetry]:
+    """Each device's newest telemetry sample, by (site, device)."""
     newest = (
         select(Telemetry.site_id, Telemetry.device_id, func.max(Telemetry.ts).label("ts"))
         .where(*_one(Telemetry.site_id, Telemetry.device_id, only))
         .group_by(Telemetry.site_id, Telemetry.device_id)
         .subquery()
     )
-    samples = {
-        (row.site_id, row.device_id): row
-        for row in session.scalars(
-            select(Telemetry).join(
-                newest,
-                (newest.c.site_id == Telemetry.site_id)
-                & (newest.c.device_id == Telemetry.device_id)
-                & (newest.c.ts == Telemetry.ts),
-            )
+    rows = session.scalars(
+        select(Telemetry).join(
+            newest,
+            (newest.c.site_id == Telemetry.site_id)
+            & (newest.c.device_id == Telemetry.device_id)
+            & (newest.c.ts == Telemetry.ts),
         )
+    )
+    return {(row.site_id, row.device_id): row for row in rows}
+
+
+def _recent_results(
+    session: Session, since: float, only: tuple[str, str] | None
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(results, escalated) per (site, device) since ``since``."""
+    rows = session.execute(
+        select(
+            Result.site_id,
+            Result.device_id,
+            func.count(),
+            func.sum(case((Result.escalated.is_(True), 1), else_=0)),
+        )
+        .where(Result.received_at >= since, *_one(Result.site_id, Result.device_id, only))
+        .group_by(Result.site_id, Result.device_id)
+    )
+    return {(site, device): (int(n), int(escalated or 0)) for site, device, n, escalated in rows}
+
+
+def _fleet_item(
+    device: Device, sample: Telemetry | None, recent: tuple[int, int]
+) -> dict[str, Any]:
+    n, escalated = recent
+    return {
+        "site": device.site_id,
+        "device": device.device_id,
+        "role": device.role,
+        "status": device.status,
+        "last_seen": device.last_seen,
+        "model_name": device.model_name,
+        "model_version": device.model_version,
+        "fps": sample.fps if sample is not None else None,
+        "cpu_percent": sample.cpu_percent if sample is not None else None,
+        "memory_percent": sample.memory_percent if sample is not None else None,
+        "temperature_c": sample.temperature_c if sample is not None else None,
+        "telemetry_at": sample.ts if sample is not None else None,
+        "outbox_depth": _queued(sample.payload if sample is not None else {}),
+        "results_recent": n,
+        "escalation_rate": escalated / n if n else None,
     }
-    recent = {
-        (site, device): (int(n), int(escalated or 0))
-        for site, device, n, escalated in session.execute(
-            select(
-                Result.site_id,
-                Result.device_id,
-                func.count(),
-                func.sum(case((Result.escalated.is_(True), 1), else_=0)),
-            )
-            .where(Result.received_at >= since, *_one(Result.site_id, Result.device_id, only))
-            .group_by(Result.site_id, Result.device_id)
-        )
-    }
-    devices = select(Device).where(*_one(Device.site_id, Device.device_id, only))
-    items = []
-    for device in session.scalars(devices.order_by(Device.site_id, Device.device_id)):
-        key = (device.site_id, device.device_id)
-        sample = samples.get(key)
-        n, escalated = recent.get(key, (0, 0))
-        payload = sample.payload if sample is not None else {}
-        items.append(
-            {
-                "site": device.site_id,
-                "device": device.device_id,
-                "role": device.role,
-                "status": device.status,
-                "last_seen": device.last_seen,
-                "model_name": device.model_name,
-                "model_version": device.model_version,
-                "fps": sample.fps if sample is not None else None,
-                "cpu_percent": sample.cpu_percent if sample is not None else None,
-                "memory_percent": sample.memory_percent if sample is not None else None,
-                "temperature_c": sample.temperature_c if sample is not None else None,
-                "telemetry_at": sample.ts if sample is not None else None,
-                "outbox_depth": _queued(payload),
-                "results_recent": n,
-                "escalation_rate": escalated / n if n else None,
-            }
-        )
-    return items
 
 
 def _one(
@@ -178,18 +192,6 @@ def health(
     session: Session, blobs: BlobStore, since: float, until: float, bucket_s: float
 ) -> dict[str, Any]:
     """Escalation rate, disagreement and bytes per time bucket in ``[since, until)``."""
-    bucket = _bucket(session, Result.received_at, since, bucket_s)
-    result_rows = session.execute(
-        select(bucket, func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
-        .where(Result.received_at >= since, Result.received_at < until)
-        .group_by(bucket)
-    ).all()
-    vbucket = _bucket(session, Verdict.created_at, since, bucket_s)
-    verdict_rows = session.execute(
-        select(vbucket, func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
-        .where(Verdict.created_at >= since, Verdict.created_at < until)
-        .group_by(vbucket)
-    ).all()
     escalations = session.execute(
         select(Escalation.msg_id, Escalation.received_at).where(
             Escalation.received_at >= since, Escalation.received_at < until
@@ -197,36 +199,20 @@ def health(
     ).all()
     sizes = message_sizes(session, blobs, [msg_id for msg_id, _ in escalations])
     count = max(1, int((until - since) // bucket_s) + (1 if (until - since) % bucket_s else 0))
-    points: list[dict[str, Any]] = [
-        {
-            "start": since + i * bucket_s,
-            "results": 0,
-            "escalated": 0,
-            "verdicts": 0,
-            "disagreed": 0,
-            "escalation_bytes": 0,
-        }
-        for i in range(count)
-    ]
-    for index, n, escalated in result_rows:
-        point = points[min(int(index), count - 1)]
-        point["results"] += int(n)
-        point["escalated"] += int(escalated or 0)
-    for index, n, disagreed in verdict_rows:
-        point = points[min(int(index), count - 1)]
-        point["verdicts"] += int(n)
-        point["disagreed"] += int(disagreed or 0)
+    points = [_empty_point(since + i * bucket_s) for i in range(count)]
+    for index, n, escalated in _result_buckets(session, since, until, bucket_s):
+        point = points[min(index, count - 1)]
+        point["results"] += n
+        point["escalated"] += escalated
+    for index, n, disagreed in _verdict_buckets(session, since, until, bucket_s):
+        point = points[min(index, count - 1)]
+        point["verdicts"] += n
+        point["disagreed"] += disagreed
     for msg_id, received_at in escalations:
         index = min(int((received_at - since) // bucket_s), count - 1)
         points[index]["escalation_bytes"] += sizes.frame_bytes.get(msg_id, 0)
     for point in points:
         _finish_point(point, sizes)
-    totals = {
-        key: sum(p[key] for p in points)
-        for key in ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")
-    }
-    every = [p["every_frame_bytes"] for p in points if p["every_frame_bytes"] is not None]
-    totals["every_frame_bytes"] = sum(every) if every else None
     return {
         "since": since,
         "until": until,
@@ -234,12 +220,59 @@ def health(
         "result_bytes": sizes.result,
         "escalation_bytes": sizes.escalation,
         "points": points,
-        "totals": {
-            **totals,
-            "escalation_rate": _share(totals["escalated"], totals["results"]),
-            "disagreement": _share(totals["disagreed"], totals["verdicts"]),
-            "uplink_ratio": _share(totals["uplink_bytes"], totals["every_frame_bytes"]),
-        },
+        "totals": _totals(points),
+    }
+
+
+def _empty_point(start: float) -> dict[str, Any]:
+    return {
+        "start": start,
+        "results": 0,
+        "escalated": 0,
+        "verdicts": 0,
+        "disagreed": 0,
+        "escalation_bytes": 0,
+    }
+
+
+def _result_buckets(
+    session: Session, since: float, until: float, bucket_s: float
+) -> list[tuple[int, int, int]]:
+    """(bucket index, results, escalated) of the results received in ``[since, until)``."""
+    bucket = _bucket(session, Result.received_at, since, bucket_s)
+    rows = session.execute(
+        select(bucket, func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
+        .where(Result.received_at >= since, Result.received_at < until)
+        .group_by(bucket)
+    ).all()
+    return [(int(index), int(n), int(escalated or 0)) for index, n, escalated in rows]
+
+
+def _verdict_buckets(
+    session: Session, since: float, until: float, bucket_s: float
+) -> list[tuple[int, int, int]]:
+    """(bucket index, verdicts, disagreed) of the verdicts made in ``[since, until)``."""
+    bucket = _bucket(session, Verdict.created_at, since, bucket_s)
+    rows = session.execute(
+        select(bucket, func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
+        .where(Verdict.created_at >= since, Verdict.created_at < until)
+        .group_by(bucket)
+    ).all()
+    return [(int(index), int(n), int(disagreed or 0)) for index, n, disagreed in rows]
+
+
+def _totals(points: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = {
+        key: sum(p[key] for p in points)
+        for key in ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")
+    }
+    every = [p["every_frame_bytes"] for p in points if p["every_frame_bytes"] is not None]
+    totals["every_frame_bytes"] = sum(every) if every else None
+    return {
+        **totals,
+        "escalation_rate": _share(totals["escalated"], totals["results"]),
+        "disagreement": _share(totals["disagreed"], totals["verdicts"]),
+        "uplink_ratio": _share(totals["uplink_bytes"], totals["every_frame_bytes"]),
     }
 
 

@@ -26,7 +26,6 @@ from cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
 from cloud.db.models import ModelVersion
 from cloud.registry import (
     ModelStore,
-    RegistryError,
     Upload,
     calibrate,
     register,
@@ -73,10 +72,7 @@ async def upload_model(
         preprocess=options,
         golden_image=await golden.read(8 * 1024 * 1024) if golden is not None else None,
     )
-    try:
-        row = await run_in_threadpool(register, session, settings, upload, principal.name)
-    except RegistryError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    row = await run_in_threadpool(register, session, settings, upload, principal.name)
     return ModelDetail.model_validate(row)
 
 
@@ -93,10 +89,7 @@ def public_key(settings: SettingsDep) -> Response:
     """The PEM public key for devices' and gateways' ``model_public_key``."""
     from cryptography.hazmat.primitives import serialization
 
-    try:
-        key = signing_key(settings).public_key()
-    except RegistryError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    key = signing_key(settings).public_key()
     pem = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -132,10 +125,7 @@ def calibrate_model(
 ) -> CalibrationOut:
     """Fit the model's temperature on the verdicts its escalations got; the next offer of the
     version ships it (the manifest is re-signed)."""
-    try:
-        row, fit = calibrate(session, settings, name, version, min_samples)
-    except RegistryError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    row, fit = calibrate(session, settings, name, version, min_samples)
     return CalibrationOut(
         temperature=float(row.manifest["temperature"]),
         fitted=fit.temperature,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cloud.api.deps import Operator, ServicesDep, SessionDep, require
 from cloud.api.schemas import AbortIn, PauseIn, RolloutList, RolloutOut
 from cloud.db.models import Rollout
-from cloud.rollouts import RolloutController, RolloutError, RolloutRequest, newest_acks
+from cloud.rollouts import RolloutController, RolloutRequest, newest_acks
 
 router = APIRouter(prefix="/api", tags=["rollouts"])
 viewer = [Depends(require("viewer"))]
@@ -28,11 +28,9 @@ def _controller(services: ServicesDep) -> RolloutController:
 
 
 async def _act(action: Callable[..., Rollout], *args: object) -> RolloutOut:
-    """Run a controller action off the event loop; its RolloutError is the HTTP answer."""
-    try:
-        rollout = await run_in_threadpool(action, *args)
-    except RolloutError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    """Run a controller action off the event loop (a refusal propagates: cloud/api/errors.py
+    answers it)."""
+    rollout = await run_in_threadpool(action, *args)
     return RolloutOut.model_validate(rollout)
 
 
@@ -55,10 +53,8 @@ def get_rollout(rollout_id: str, session: SessionDep) -> RolloutOut:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rollout {rollout_id!r}")
     acks = newest_acks(session, row)
-    states = dict(acks.get(row.id, {}))
-    states.update(
-        {device: f"rollback {state}" for device, state in acks.get(f"{row.id}-rb", {}).items()}
-    )
+    states = dict(acks.model)
+    states.update({device: f"rollback {state}" for device, state in acks.rollback.items()})
     out = RolloutOut.model_validate(row)
     return out.model_copy(update={"device_states": states})
 
