@@ -48,7 +48,7 @@ from cloud.settings import CloudSettings, RolloutCriteria
 from shared.codec import encode
 from shared.messages import NO_NUL, ModelManifest, ModelOfferMessage
 from shared.mqtt import Outgoing
-from shared.topics import ID_PATTERN, Kind, topic
+from shared.topics import ID_PATTERN, Kind, ModelSub, topic
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +463,11 @@ class RolloutController(PeriodicPublisher):
         for device in devices:
             offer = ModelOfferMessage(rollout_id=rollout_id, manifest=manifest)
             wire = topic(
-                rollout.site_id, device, Kind.MODEL, "offer", prefix=self.settings.mqtt.prefix
+                rollout.site_id,
+                device,
+                Kind.MODEL,
+                ModelSub.OFFER,
+                prefix=self.settings.mqtt.prefix,
             )
             infos.append(self._link.publish(Outgoing(wire, encode(offer))))
         if not all(self._link.confirm(info, CONFIRM_TIMEOUT_S) for info in infos):

@@ -31,6 +31,7 @@ from edge_agent.sources import Frame, FrameSource, open_source
 from edge_agent.telemetry import StageTimer, read_temperature
 from edge_agent.verdicts import VerdictBook
 from shared.codec import Decoded, decode, encode
+from shared.contract import spec_of
 from shared.errors import ContractError
 from shared.manifest import load_public_key
 from shared.messages import (
@@ -49,7 +50,7 @@ from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, OutboxSender
 from shared.runtime.runtime import ModelRuntime
 from shared.systemd import Notifier
-from shared.topics import Kind, Topic, topic
+from shared.topics import Kind, ModelSub, Topic, topic
 
 if TYPE_CHECKING:
     from shared.runtime.runtime import Classification
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-agent/0.1.0"
+# What the agent publishes: QoS, retain and outbox class from the contract's rows.
+STATE, RESULT, ESCALATION = spec_of(Kind.STATE), spec_of(Kind.RESULT), spec_of(Kind.ESCALATION)
+TELEMETRY, ACK = spec_of(Kind.TELEMETRY), spec_of(Kind.MODEL, ModelSub.ACK)
 
 
 @dataclass
@@ -116,7 +120,7 @@ class Agent:
             software=SOFTWARE,
             detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
         )
-        return Outgoing(self._topic(Kind.STATE), encode(state), qos=1, retain=True)
+        return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)
 
     # -- main ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> AgentStats:
@@ -209,20 +213,23 @@ class Agent:
         prefix = s.mqtt.prefix
 
         def ack(message: ModelAckMessage) -> None:
-            wire = topic(s.site, s.device, Kind.MODEL, "ack", prefix=prefix)
-            outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
+            wire = topic(s.site, s.device, Kind.MODEL, ModelSub.ACK, prefix=prefix)
+            outbox.put(
+                ACK.queue_class, Outgoing(wire, encode(message), qos=ACK.qos), message.msg_id
+            )
 
         def request(message: ModelChunkRequestMessage) -> None:
             link.publish(
                 Outgoing(
-                    topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix), encode(message)
+                    topic(s.site, s.device, Kind.MODEL, ModelSub.REQUEST, prefix=prefix),
+                    encode(message),
                 )
             )
 
         def switch(runtime: ModelRuntime) -> None:
             self._next_runtime = runtime
 
-        for sub in ("offer", "chunk"):
+        for sub in (ModelSub.OFFER, ModelSub.CHUNK):
             link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
         client = RolloutClient(
             slots, key, ack=ack, request=request, switch=switch, threads=s.threads
@@ -351,7 +358,8 @@ class Agent:
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
         )
-        outbox.put("result", Outgoing(self._topic(Kind.RESULT), encode(message)), message.msg_id)
+        wire = Outgoing(self._topic(Kind.RESULT), encode(message), qos=RESULT.qos)
+        outbox.put(RESULT.queue_class, wire, message.msg_id)
         self.verdicts.remember(message)
         self.stats.results += 1
         if decision.escalate:
@@ -360,7 +368,8 @@ class Agent:
 
     def _escalate(self, frame: Frame, result: ResultMessage, reason: str, outbox: Outbox) -> None:
         header, payload = escalation_payload(frame.image, result, reason, self.settings.escalation)
-        outbox.put("escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id)
+        wire = Outgoing(self._topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
+        outbox.put(ESCALATION.queue_class, wire, header.msg_id)
         self.stats.escalations += 1
 
     def _publish_telemetry(self, outbox: Outbox) -> None:
@@ -386,11 +395,8 @@ class Agent:
             counters=counters,
             model=self._model_ref,
         )
-        outbox.put(
-            "telemetry",
-            Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=0),
-            message.msg_id,
-        )
+        wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
+        outbox.put(TELEMETRY.queue_class, wire, message.msg_id)
 
     def _fps(self) -> float:
         """Frames per second since the previous telemetry message."""

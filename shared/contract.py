@@ -113,6 +113,13 @@ class KindSpec:
         return self.sub.value if isinstance(self.sub, ModelSub) else None
 
     @property
+    def queue_class(self) -> OutboxClass:
+        """The outbox class; :class:`ContractError` for a kind that is never queued."""
+        if self.outbox is None:
+            raise ContractError(f"{self.pattern} messages are published directly, never queued")
+        return self.outbox
+
+    @property
     def pattern(self) -> str:
         """The topic's tail as the README writes it: ``state``, ``model/offer``, ``cmd/<name>``."""
         return self.kind.value if self.sub is None else f"{self.kind.value}/{self.sub.value}"
@@ -329,15 +336,21 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
 )
 
 
-def spec_of(kind: Kind, sub: str | None = None) -> KindSpec:
-    """The row of ``kind`` with sub-level ``sub``; :class:`ContractError` if there is none."""
-    keys: list[tuple[Kind, SubLevel]] = [(kind, None)] if sub is None else [(kind, NAME)]
-    if sub in MODEL_SUBS:
-        keys.insert(0, (kind, ModelSub(sub)))
+def spec_of(kind: Kind, sub: str | FreeName | None = None) -> KindSpec:
+    """The row of ``kind`` with sub-level ``sub`` (a name, or :data:`NAME` for any);
+    :class:`ContractError` if the contract has none."""
+    keys: list[tuple[Kind, SubLevel]] = []
+    if sub is None or isinstance(sub, FreeName):
+        keys.append((kind, sub))
+    else:
+        if sub in MODEL_SUBS:
+            keys.append((kind, ModelSub(sub)))
+        keys.append((kind, NAME))
     for key in keys:
         if key in KINDS:
             return KINDS[key]
-    where = kind.value if sub is None else f"{kind.value}/{sub}"
+    level = sub.value if isinstance(sub, FreeName) else sub
+    where = kind.value if level is None else f"{kind.value}/{level}"
     raise ContractError(f"the contract has no {where!r} messages")
 
 
