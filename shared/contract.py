@@ -308,7 +308,8 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             readers={GATEWAY, CLOUD},
             outbox=OutboxClass.MODEL,
             stored=True,
-            description="how applying a model went: installed, switched, rolled back, failed",
+            description="how applying a model goes: downloading, verified, applied, committed, "
+            "rolled back or failed; the cloud stores them for the rollout",
         ),
         _row(
             Kind.CMD,
