@@ -24,7 +24,7 @@ from shared.codec import decode, encode
 from shared.errors import ContractError
 from shared.messages import ModelChunkRequestMessage, ModelManifest
 from shared.mqtt import MqttLink, Outgoing, Received
-from shared.topics import Kind, Topic, shared_filter, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ModelDistributor:
             max_inflight=1000,
         )
         self.filter = shared_filter(
-            SHARE_GROUP, topic_filter(Kind.MODEL, sub="request", prefix=settings.mqtt.prefix)
+            SHARE_GROUP, topic_filter(Kind.MODEL, sub=ModelSub.REQUEST, prefix=settings.mqtt.prefix)
         )
 
     def start(self) -> None:
@@ -82,7 +82,7 @@ class ModelDistributor:
             logger.warning("%s asked for unknown model %s", message.topic, request.sha256[:16])
             return
         path = self.settings.model_dir / f"{manifest.sha256}.tflite"
-        wire = topic(parsed.site, parsed.device, Kind.MODEL, "chunk", prefix=parsed.prefix)
+        wire = topic(parsed.site, parsed.device, Kind.MODEL, ModelSub.CHUNK, prefix=parsed.prefix)
         total = chunk_count(manifest)
         for index in request.indexes:
             if index >= total:

@@ -48,18 +48,17 @@ from sqlalchemy.exc import (
 )
 
 from cloud.settings import IngestSection
-from cloud.store import STORED_KINDS, BatchWriter, Inbound, WriteOutcome, decode_inbound
+from cloud.store import BatchWriter, Inbound, WriteOutcome, decode_inbound
 from shared.codec import limit_for
 from shared.config import MqttSettings
+from shared.contract import stored_specs
 from shared.errors import ContractError, FrameCodecError
 from shared.ids import Clock
 from shared.mqtt import MqttLink, Received
-from shared.topics import Kind, Topic, shared_filter, topic_filter
+from shared.topics import Topic, shared_filter, topic_filter
 
 logger = logging.getLogger(__name__)
 
-# Everything the store takes; of the model kind only the acks (subscribed to on their own).
-INGESTED_KINDS = tuple(sorted(STORED_KINDS - {Kind.MODEL}, key=lambda kind: kind.value))
 RETRY_MIN_S = 0.2
 IDLE_GAP_S = 0.02  # no message for this long: commit what the batch has
 RETRY_MAX_S = 5.0
@@ -114,13 +113,11 @@ class Ingestor:
             manual_ack=True,
             receive_maximum=options.batch_size,
         )
-        self._filters = [
-            shared_filter(options.share_group, topic_filter(kind, prefix=mqtt.prefix))
-            for kind in INGESTED_KINDS
-        ] + [
+        self._filters = [  # everything the store takes (the contract's rows marked stored)
             shared_filter(
-                options.share_group, topic_filter(Kind.MODEL, sub="ack", prefix=mqtt.prefix)
+                options.share_group, topic_filter(s.kind, sub=s.level, prefix=mqtt.prefix)
             )
+            for s in stored_specs()
         ]
         # Larger than the receive maximum: redeliveries after a reconnect may briefly add more.
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=4 * options.batch_size)

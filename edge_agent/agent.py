@@ -31,6 +31,7 @@ from edge_agent.telemetry import StageTimer, read_temperature
 from edge_agent.verdicts import VerdictBook
 from edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from shared.codec import Decoded, decode, encode
+from shared.contract import spec_of
 from shared.errors import ContractError
 from shared.messages import (
     ModelChunkHeader,
@@ -46,7 +47,7 @@ from shared.mqtt import Outgoing, Received
 from shared.outbox import OutboxSender
 from shared.runtime.runtime import ModelRuntime
 from shared.systemd import Notifier
-from shared.topics import Kind, Topic, topic
+from shared.topics import Kind, ModelSub, Topic, topic
 
 if TYPE_CHECKING:
     from shared.runtime.runtime import Classification
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-agent/0.1.0"
+# What the agent publishes: QoS, retain and outbox class from the contract's rows.
+STATE, RESULT, ESCALATION = spec_of(Kind.STATE), spec_of(Kind.RESULT), spec_of(Kind.ESCALATION)
+TELEMETRY = spec_of(Kind.TELEMETRY)
 
 
 def model_ref(runtime: ModelRuntime) -> ModelRef:
@@ -131,7 +135,7 @@ class Agent:
             software=SOFTWARE,
             detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
         )
-        return Outgoing(self._topic(Kind.STATE), encode(state), qos=1, retain=True)
+        return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)
 
     # -- main ------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> AgentStats:
@@ -298,8 +302,8 @@ class Agent:
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
         )
-        wire = Outgoing(self._topic(Kind.RESULT), encode(message))
-        self.outbox.put("result", wire, message.msg_id)
+        wire = Outgoing(self._topic(Kind.RESULT), encode(message), qos=RESULT.qos)
+        self.outbox.put(RESULT.queue_class, wire, message.msg_id)
         self.verdicts.remember(message)
         self.stats.results += 1
         if decision.escalate:
@@ -308,9 +312,8 @@ class Agent:
 
     def _escalate(self, frame: Frame, result: ResultMessage, reason: str) -> None:
         header, payload = escalation_payload(frame.image, result, reason, self.settings.escalation)
-        self.outbox.put(
-            "escalation", Outgoing(self._topic(Kind.ESCALATION), payload), header.msg_id
-        )
+        wire = Outgoing(self._topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
+        self.outbox.put(ESCALATION.queue_class, wire, header.msg_id)
         self.stats.escalations += 1
 
     def _publish_telemetry(self) -> None:
@@ -336,11 +339,8 @@ class Agent:
             counters=counters,
             model=self._model_ref,
         )
-        outbox.put(
-            "telemetry",
-            Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=0),
-            message.msg_id,
-        )
+        wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
+        outbox.put(TELEMETRY.queue_class, wire, message.msg_id)
 
     def _fps(self) -> float:
         """Frames per second since the previous telemetry message."""

@@ -16,13 +16,15 @@ from edge_agent.settings import AgentSettings
 from edge_agent.slots import ModelSlots
 from edge_agent.sources import FrameSource
 from shared.codec import encode
+from shared.contract import spec_of
 from shared.manifest import load_public_key
 from shared.messages import ModelAckMessage, ModelChunkRequestMessage
 from shared.mqtt import MessageHandler, MqttLink, Outgoing
 from shared.outbox import Outbox
 from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, topic
+from shared.topics import Kind, ModelSub, topic
 
+ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
 StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "online"/"offline"
 
 
@@ -78,14 +80,17 @@ def open_rollout(
     prefix = s.mqtt.prefix
 
     def ack(message: ModelAckMessage) -> None:
-        wire = topic(s.site, s.device, Kind.MODEL, "ack", prefix=prefix)
-        outbox.put("state", Outgoing(wire, encode(message)), message.msg_id)
+        wire = topic(s.site, s.device, Kind.MODEL, ModelSub.ACK, prefix=prefix)
+        outbox.put(ACK.queue_class, Outgoing(wire, encode(message), qos=ACK.qos), message.msg_id)
 
     def request(message: ModelChunkRequestMessage) -> None:
         link.publish(
-            Outgoing(topic(s.site, s.device, Kind.MODEL, "request", prefix=prefix), encode(message))
+            Outgoing(
+                topic(s.site, s.device, Kind.MODEL, ModelSub.REQUEST, prefix=prefix),
+                encode(message),
+            )
         )
 
-    for sub in ("offer", "chunk"):
+    for sub in (ModelSub.OFFER, ModelSub.CHUNK):
         link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
     return RolloutClient(slots, key, ack=ack, request=request, switch=switch, threads=s.threads)

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.demo import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
     from edgecascade.models_cli import add_parser as add_models
+    from edgecascade.topicref import add_parser as add_topic_reference
     from gateway.cli import add_parser as add_gateway
 
     parser = argparse.ArgumentParser(
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench(sub)
     add_cascade(sub)
     add_config_reference(sub)
+    add_topic_reference(sub)
     add_deploy(sub)
     return parser
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.codec import compress_batch
+from shared.contract import OutboxClass
 from shared.messages import (
     FieldStats,
     ResultBatchMessage,
@@ -59,7 +60,7 @@ class ResultBatcher:
             group, size = [], 0
 
         for row in rows:
-            if row.klass != "result":
+            if row.klass != OutboxClass.RESULT:
                 flush()
                 out.append((row.message, [row]))
                 continue
@@ -70,7 +71,7 @@ class ResultBatcher:
             size += entry
         flush()
         self.messages_out += len(out)
-        self.results_in += sum(1 for row in rows if row.klass == "result")
+        self.results_in += sum(1 for row in rows if row.klass == OutboxClass.RESULT)
         return out
 
     def _batch(self, rows: list[Row]) -> Outgoing:

@@ -18,11 +18,14 @@ from gateway.links import cloud_topic
 from gateway.modelcache import ModelCache
 from gateway.settings import GatewaySettings
 from shared.codec import decode, encode
+from shared.contract import NAME, spec_for, spec_of
 from shared.errors import ContractError
 from shared.messages import CommandMessage, ModelChunkHeader, ModelOfferMessage, ReplyMessage
 from shared.mqtt import Outgoing, Received
 from shared.outbox import Outbox
 from shared.topics import Kind, Topic, topic
+
+STATE, REPLY = spec_of(Kind.STATE), spec_of(Kind.REPLY, NAME)  # what the gateway sends up itself
 
 
 class DownlinkRouter:
@@ -63,7 +66,7 @@ class DownlinkRouter:
             return
         if isinstance(msg, ModelOfferMessage):
             self.cache.offer(msg.manifest)  # refuses a wrongly signed model before the devices
-        klass = "verdict" if parsed.kind is Kind.VERDICT else "model"
+        klass = spec_for(parsed).queue_class  # verdicts and model offers
         site_topic = topic(
             parsed.site, parsed.device, parsed.kind, parsed.sub, prefix=s.site_mqtt.prefix
         )
@@ -81,14 +84,15 @@ class DownlinkRouter:
             data = json.loads(json.dumps(handler(command)))
             reply = ReplyMessage(correlation=command.correlation, status="ok", data=data)
         wire = self._topic(Kind.REPLY, parsed.sub)
-        self.uplink.put("state", Outgoing(wire, encode(reply)), reply.msg_id)
+        self.uplink.put(REPLY.queue_class, Outgoing(wire, encode(reply)), reply.msg_id)
 
     def _resync(self, command: CommandMessage) -> dict[str, object]:
         """The whole site state; each device's state is also re-published, retained."""
         for device, state in dict(self.site_state.states).items():
             wire = self._topic(Kind.STATE, device=device)
             # A fresh outbox id: the original state message was already forwarded once.
-            self.uplink.put("state", Outgoing(wire, encode(state), retain=True), None)
+            outgoing = Outgoing(wire, encode(state), qos=STATE.qos, retain=STATE.retain)
+            self.uplink.put(STATE.queue_class, outgoing, None)
         depth = self.uplink.depth()
         return {
             "site": self.settings.site,

@@ -41,6 +41,7 @@ from gateway.links import cloud_topic, open_links, open_outboxes, open_senders
 from gateway.modelcache import ModelCache
 from gateway.settings import GatewaySettings
 from shared.codec import Decoded, decode, encode
+from shared.contract import spec_for, spec_of
 from shared.errors import ContractError
 from shared.manifest import load_public_key
 from shared.messages import (
@@ -53,18 +54,15 @@ from shared.messages import (
 from shared.mqtt import MqttLink, Outgoing, Received
 from shared.outbox import Outbox, PutOutcome
 from shared.systemd import Notifier
-from shared.topics import Kind, Topic, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-gateway/0.1.0"
-# Device -> cloud: the outbox class each kind is queued under (escalations go first).
-UPLINK = {
-    Kind.RESULT: "result",
-    Kind.ESCALATION: "escalation",
-    Kind.TELEMETRY: "telemetry",
-    Kind.STATE: "state",
-}
+# Device -> cloud, besides model acks and requests; each is queued under its row's outbox class.
+UPLINK = (Kind.RESULT, Kind.ESCALATION, Kind.TELEMETRY, Kind.STATE)
+STATE, TELEMETRY = spec_of(Kind.STATE), spec_of(Kind.TELEMETRY)
+ROLLUP, DEAD_LETTER = spec_of(Kind.TELEMETRY_ROLLUP), spec_of(Kind.DEAD_LETTER)
 PAYLOAD_HEAD = 64  # bytes of a rejected payload kept (hex) in its dead letter
 
 
@@ -101,7 +99,7 @@ class Gateway:
             s.data_dir / "models",
             key,
             lambda request: self._publish(
-                cloud, Outgoing(self._topic(Kind.MODEL, "request"), encode(request))
+                cloud, Outgoing(self._topic(Kind.MODEL, ModelSub.REQUEST), encode(request))
             ),
             quota_bytes=int(s.model_cache_mb * 1024 * 1024),
         )
@@ -122,14 +120,14 @@ class Gateway:
         s = self.settings
         for kind in UPLINK:
             site.subscribe(topic_filter(kind, site=s.site, prefix=s.site_mqtt.prefix))
-        for sub in ("ack", "request"):
+        for sub in (ModelSub.ACK, ModelSub.REQUEST):
             site.subscribe(
                 topic_filter(Kind.MODEL, site=s.site, sub=sub, prefix=s.site_mqtt.prefix)
             )
         prefix = s.cloud_mqtt.prefix
         cloud.subscribe(topic_filter(Kind.VERDICT, site=s.site, prefix=prefix))
-        cloud.subscribe(topic_filter(Kind.MODEL, site=s.site, sub="offer", prefix=prefix))
-        cloud.subscribe(self._topic(Kind.MODEL, "chunk"))
+        cloud.subscribe(topic_filter(Kind.MODEL, site=s.site, sub=ModelSub.OFFER, prefix=prefix))
+        cloud.subscribe(self._topic(Kind.MODEL, ModelSub.CHUNK))
         cloud.subscribe(topic_filter(Kind.CMD, site=s.site, device=s.gateway_id, prefix=prefix))
 
     # -- topics ------------------------------------------------------------------------------------
@@ -144,7 +142,7 @@ class Gateway:
             capabilities=["forward", "batch", "rollup", "model-cache", "resync"],
             software=SOFTWARE,
         )
-        return Outgoing(self._topic(Kind.STATE), encode(state), qos=1, retain=True)
+        return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)
 
     def telemetry(self) -> TelemetryMessage:
         """The gateway's own health: resources, queue depths and every counter it keeps."""
@@ -173,8 +171,8 @@ class Gateway:
 
     def _queue_telemetry(self) -> None:
         message = self.telemetry()
-        wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=0)
-        self.uplink.put("telemetry", wire, message.msg_id)
+        wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
+        self.uplink.put(TELEMETRY.queue_class, wire, message.msg_id)
 
     # -- main --------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -254,13 +252,14 @@ class Gateway:
 
     def _accept(self, parsed: Topic, decoded: Decoded, message: Received) -> Pending:
         """What to commit for a valid device message (and the site state it updates)."""
-        msg = decoded.message
+        msg, spec = decoded.message, spec_for(parsed)
         if parsed.kind is Kind.MODEL:
             if isinstance(msg, ModelChunkRequestMessage):
                 self._serve_chunks(parsed, msg)
                 return Pending(message)
             # acks go up to the cloud's rollout
-            return self._pending(message, "model", Outgoing(message.topic, message.payload), msg)
+            outgoing = Outgoing(message.topic, message.payload, qos=spec.qos)
+            return self._pending(message, spec.queue_class, outgoing, msg)
         if isinstance(msg, StateMessage):
             self.site_state.state(parsed.device, msg)
         if isinstance(msg, TelemetryMessage):
@@ -268,10 +267,9 @@ class Gateway:
             if self.rollup.window_s > 0:
                 self.rollup.add(parsed.device, msg, time.time())
                 return Pending(message)
-        retain = parsed.kind is Kind.STATE
-        qos = message.qos if parsed.kind is Kind.TELEMETRY else 1
-        outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=retain)
-        return self._pending(message, UPLINK[parsed.kind], outgoing, msg)
+        qos = message.qos if spec.qos == 0 else spec.qos  # best effort keeps the sender's QoS
+        outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=spec.retain)
+        return self._pending(message, spec.queue_class, outgoing, msg)
 
     def _pending(self, message: Received, klass: str, outgoing: Outgoing, msg: Message) -> Pending:
         return Pending(message, (klass, outgoing, msg.msg_id), lambda o: self._tally(klass, o))
@@ -295,19 +293,21 @@ class Gateway:
             payload_size=len(message.payload),
             payload_head=message.payload[:PAYLOAD_HEAD].hex(),
         )
-        return "deadletter", Outgoing(self._topic(Kind.DEAD_LETTER), encode(letter)), letter.msg_id
+        wire = Outgoing(self._topic(Kind.DEAD_LETTER), encode(letter), qos=DEAD_LETTER.qos)
+        return DEAD_LETTER.queue_class, wire, letter.msg_id
 
     def _flush_rollups(self, now: float, everything: bool = False) -> None:
         for device, rollup in self.rollup.due(now, everything):
             wire = self._topic(Kind.TELEMETRY_ROLLUP, device=device)
-            self._queue(self.uplink, "telemetry", Outgoing(wire, encode(rollup), qos=1), rollup)
+            outgoing = Outgoing(wire, encode(rollup), qos=ROLLUP.qos)
+            self._queue(self.uplink, ROLLUP.queue_class, outgoing, rollup)
 
     @staticmethod
     def _publish(link: MqttLink, message: Outgoing) -> None:
         link.publish(message)
 
     def _serve_chunks(self, parsed: Topic, request: ModelChunkRequestMessage) -> None:
-        wire = topic(parsed.site, parsed.device, Kind.MODEL, "chunk", prefix=parsed.prefix)
+        wire = topic(parsed.site, parsed.device, Kind.MODEL, ModelSub.CHUNK, prefix=parsed.prefix)
         for header, body in self.cache.serve(request):
             self.site_link.publish(Outgoing(wire, encode(header, body)))
 

@@ -12,17 +12,18 @@ from collections.abc import Callable
 from gateway.aggregate import ResultBatcher
 from gateway.settings import GatewaySettings
 from shared.mqtt import MessageHandler, MqttLink, Outgoing
+from shared.contract import OutboxClass
 from shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
 from shared.topics import Kind, topic
 
-UPLINK_CLASSES = {
+UPLINK_CLASSES: dict[str, ClassPolicy] = {
     **DEFAULT_CLASSES,
-    "model": ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
-    "deadletter": ClassPolicy(priority=2, ttl_s=7 * 86_400.0),
+    OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
+    OutboxClass.DEAD_LETTER: ClassPolicy(priority=2, ttl_s=7 * 86_400.0),
 }
-DOWNLINK_CLASSES = {
-    "verdict": ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    "model": ClassPolicy(priority=1, ttl_s=6 * 3600.0),
+DOWNLINK_CLASSES: dict[str, ClassPolicy] = {
+    OutboxClass.VERDICT: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
+    OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=6 * 3600.0),
 }
 
 StateFn = Callable[[str], Outgoing]  # the gateway's retained state message, "online"/"offline"

@@ -1,8 +1,9 @@
 """Encode and decode payloads by message kind, with size limits.
 
 The one place a subscriber turns bytes into a message: every component calls :func:`decode`, which
-enforces a size limit per kind and raises :class:`ContractError` with the reason, so a malformed or
-oversized payload is counted and dead-lettered rather than crashing anything. The cloud's ingest
+applies the topic's row of :data:`shared.contract.KINDS` (its model or frame-codec header, its
+size limit) and raises :class:`ContractError` with the reason, so a malformed or oversized payload
+is counted and dead-lettered rather than crashing anything. The cloud's ingest
 decodes results with :func:`decode_results` instead: the same rules, validated into the plain
 dicts of :mod:`shared.dicts` rather than into models.
 
@@ -20,30 +21,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from shared import dicts
+from shared.contract import Encoding, KindSpec, spec_for, spec_of
 from shared.errors import ContractError, FrameCodecError
 from shared.framecodec import check_image, decode_frame, encode_frame, image_size
 from shared.ids import new_message_id
-from shared.messages import (
-    CommandMessage,
-    DeadLetterMessage,
-    EscalationHeader,
-    Message,
-    ModelAckMessage,
-    ModelChunkHeader,
-    ModelChunkRequestMessage,
-    ModelOfferMessage,
-    ReplyMessage,
-    ResultBatchMessage,
-    ResultMessage,
-    StateMessage,
-    TelemetryMessage,
-    TelemetryRollupMessage,
-    VerdictMessage,
-)
+from shared.messages import EscalationHeader, Message, ResultBatchMessage, ResultMessage
 from shared.topics import Kind, Topic
-
-KIB = 1024
-MIB = 1024 * KIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,34 +37,9 @@ class Decoded:
     body: bytes = b""
 
 
-# (model, size limit, binary?) per kind; model topics are keyed by their sub-level.
-_JSON_KINDS: dict[Kind, tuple[type[Message], int]] = {
-    Kind.STATE: (StateMessage, 16 * KIB),
-    Kind.RESULT: (ResultMessage, 16 * KIB),
-    Kind.RESULT_BATCH: (ResultBatchMessage, 16 * MIB),
-    Kind.TELEMETRY: (TelemetryMessage, 64 * KIB),
-    Kind.TELEMETRY_ROLLUP: (TelemetryRollupMessage, 256 * KIB),
-    Kind.VERDICT: (VerdictMessage, 16 * KIB),
-    Kind.CMD: (CommandMessage, 256 * KIB),
-    Kind.REPLY: (ReplyMessage, 4 * MIB),
-    Kind.DEAD_LETTER: (DeadLetterMessage, 16 * KIB),
-}
-_MODEL_SUBS: dict[str, tuple[type[Message], int]] = {
-    "offer": (ModelOfferMessage, 4 * MIB),
-    "request": (ModelChunkRequestMessage, 64 * KIB),
-    "ack": (ModelAckMessage, 16 * KIB),
-}
-MAX_ESCALATION_BYTES = 4 * MIB
-MAX_CHUNK_BYTES = 1 * MIB + 64 * KIB
-
-
 def limit_for(topic: Topic) -> int:
-    """The largest payload accepted on ``topic``."""
-    if topic.kind is Kind.ESCALATION:
-        return MAX_ESCALATION_BYTES
-    if topic.kind is Kind.MODEL:
-        return MAX_CHUNK_BYTES if topic.sub == "chunk" else _MODEL_SUBS[str(topic.sub)][1]
-    return _JSON_KINDS[topic.kind][1]
+    """The largest payload accepted on ``topic`` (its row of :data:`shared.contract.KINDS`)."""
+    return spec_for(topic).limit
 
 
 ZLIB_LEAD = 0x78  # first byte of a zlib stream (deflate, 32 KiB window); never starts JSON
@@ -94,7 +52,7 @@ def compress_batch(payload: bytes, level: int = 6) -> bytes:
 
 def batch_json(payload: bytes) -> bytes:
     """A result batch's JSON, whether it travelled compressed or not (size-limited)."""
-    limit = _JSON_KINDS[Kind.RESULT_BATCH][1]
+    limit = spec_of(Kind.RESULT_BATCH).limit
     return _inflate(payload, limit) if payload[:1] == bytes([ZLIB_LEAD]) else payload
 
 
@@ -111,13 +69,12 @@ def _inflate(payload: bytes, limit: int) -> bytes:
     return data
 
 
-def _within_limit(topic: Topic, payload: bytes) -> bytes:
-    """``payload`` if it is within the topic's limit (a result batch: inflated), or raise."""
-    limit = limit_for(topic)
-    if len(payload) > limit:
-        raise ContractError(f"payload of {len(payload)} bytes exceeds the {limit}-byte limit")
-    if topic.kind is Kind.RESULT_BATCH and payload[:1] == bytes([ZLIB_LEAD]):
-        return _inflate(payload, limit)
+def _within_limit(spec: KindSpec, payload: bytes) -> bytes:
+    """``payload`` if it is within the row's limit (a result batch: inflated), or raise."""
+    if len(payload) > spec.limit:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds the {spec.limit}-byte limit")
+    if spec.kind is Kind.RESULT_BATCH and payload[:1] == bytes([ZLIB_LEAD]):
+        return _inflate(payload, spec.limit)
     return payload
 
 
@@ -131,27 +88,28 @@ def _invalid(name: str, exc: ValidationError) -> ContractError:
 
 def decode(topic: Topic, payload: bytes) -> Decoded:
     """Validate ``payload`` for ``topic``; raises :class:`ContractError` naming the problem."""
-    payload = _within_limit(topic, payload)
-    if topic.kind is Kind.ESCALATION:
-        header, body = decode_frame(payload, EscalationHeader)
-        check_image(body, header.content_type)
-        size = image_size(body, header.content_type)
-        if size != (header.width, header.height):
-            raise FrameCodecError(
-                f"{header.content_type} frame is {size[0]}x{size[1]}, its header says "
-                f"{header.width}x{header.height}"
-            )
+    spec = spec_for(topic)
+    payload = _within_limit(spec, payload)
+    if spec.encoding is Encoding.FRAME:
+        header, body = decode_frame(payload, spec.model)
+        if isinstance(header, EscalationHeader):
+            _check_frame(header, body)
         return Decoded(header, body)
-    if topic.kind is Kind.MODEL and topic.sub == "chunk":
-        chunk, body = decode_frame(payload, ModelChunkHeader)
-        return Decoded(chunk, body)
-    model = (
-        _MODEL_SUBS[str(topic.sub)][0] if topic.kind is Kind.MODEL else _JSON_KINDS[topic.kind][0]
-    )
     try:
-        return Decoded(model.model_validate_json(payload))
+        return Decoded(spec.model.model_validate_json(payload))
     except ValidationError as exc:
-        raise _invalid(model.__name__, exc) from exc
+        raise _invalid(spec.model.__name__, exc) from exc
+
+
+def _check_frame(header: EscalationHeader, body: bytes) -> None:
+    """The image is the type and size its header says."""
+    check_image(body, header.content_type)
+    size = image_size(body, header.content_type)
+    if size != (header.width, header.height):
+        raise FrameCodecError(
+            f"{header.content_type} frame is {size[0]}x{size[1]}, its header says "
+            f"{header.width}x{header.height}"
+        )
 
 
 def decode_results(topic: Topic, payload: bytes) -> list[tuple[str, dicts.ResultMessage]]:
@@ -161,7 +119,7 @@ def decode_results(topic: Topic, payload: bytes) -> list[tuple[str, dicts.Result
     TypedDicts of :mod:`shared.dicts` rather than into models: the cloud's ingest path. The
     defaults the models would fill in from a factory, ``msg_id`` and ``ts``, are filled in here.
     """
-    payload = _within_limit(topic, payload)
+    payload = _within_limit(spec_for(topic), payload)
     try:
         if topic.kind is Kind.RESULT:
             results = [(topic.device, dicts.RESULT.validate_json(payload))]

@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.config import Section
+from shared.contract import OutboxClass
 from shared.errors import BrokerError
 from shared.ids import Clock
 from shared.mqtt import MqttLink, Outgoing
@@ -70,12 +71,15 @@ class ClassPolicy(Section):
     ttl_s: float = 86_400.0
 
 
+# Keyed by the contract's outbox classes (each row of shared.contract.KINDS names its class).
 DEFAULT_CLASSES: dict[str, ClassPolicy] = {
-    "escalation": ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    "verdict": ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    "result": ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
-    "state": ClassPolicy(priority=1, ttl_s=86_400.0),
-    "telemetry": ClassPolicy(priority=2, ttl_s=3600.0),
+    OutboxClass.ESCALATION: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
+    OutboxClass.VERDICT: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
+    OutboxClass.RESULT: ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
+    OutboxClass.STATE: ClassPolicy(priority=1, ttl_s=86_400.0),
+    OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=86_400.0),
+    OutboxClass.REPLY: ClassPolicy(priority=1, ttl_s=86_400.0),
+    OutboxClass.TELEMETRY: ClassPolicy(priority=2, ttl_s=3600.0),
 }
 
 

@@ -27,7 +27,8 @@ _ID_RE = re.compile(ID_PATTERN)
 
 
 class Kind(StrEnum):
-    """The message kinds (docs/ARCHITECTURE.md); the value is the topic level."""
+    """The message kinds (docs/ARCHITECTURE.md); the value is the topic level. Each row of
+    :data:`shared.contract.KINDS` says what one kind (and sub-level) carries."""
 
     STATE = "state"
     RESULT = "result"
@@ -42,9 +43,19 @@ class Kind(StrEnum):
     DEAD_LETTER = "deadletter"
 
 
+class ModelSub(StrEnum):
+    """The sub-levels of ``model/<sub>``: the rollout flow, one message type each."""
+
+    OFFER = "offer"
+    REQUEST = "request"
+    CHUNK = "chunk"
+    ACK = "ack"
+
+
 # Kinds that need a sub-level (model/offer, cmd/<name>, ...) and those that must not have one.
+# What each (kind, sub) carries is the contract table's business (shared/contract.py).
 _NEEDS_SUB = frozenset({Kind.MODEL, Kind.CMD, Kind.REPLY})
-MODEL_SUBS = frozenset({"offer", "chunk", "ack", "request"})
+MODEL_SUBS = frozenset(ModelSub)
 
 
 def validate_id(value: str, what: str) -> str:

@@ -7,9 +7,11 @@ what it is for; provisioning an identity again replaces its line and its block, 
 
 What each identity may do (``prefix/v1/<site>/<device>/...``, the contract's topics):
 
-* a **device** publishes only its own ``state``, ``result``, ``escalation``, ``telemetry``,
-  ``model/request``, ``model/ack`` and ``reply/+``, and reads only its own ``verdict``,
-  ``model/offer``, ``model/chunk``, ``cmd/+`` and its gateway's ``state``;
+* a **device** publishes only under its own id, and only the kinds whose row in
+  :data:`shared.contract.KINDS` names a device as publisher (``state``, ``result``,
+  ``escalation``, ``telemetry``, ``model/request``, ``model/ack``, ``reply/+``); it reads only
+  the kinds sent down to it under its own id (``verdict``, ``model/offer``, ``model/chunk``,
+  ``cmd/+``) and its gateway's ``state``;
 * a **gateway** reads and writes everything of its site (on the site and the cloud broker);
 * the **cloud** services read and write every site.
 """
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from edgecascade.deploy.errors import DeployError
 from edgecascade.deploy.files import write_file
-from shared.topics import VERSION, Kind, topic, topic_filter, validate_id
+from shared.contract import KINDS, Direction, KindSpec, Role
+from shared.topics import VERSION, topic_filter, validate_id
 
 # mosquitto_passwd uses 101 iterations; the broker accepts any count and checks a password once
 # per connection, so a stronger work factor costs little.
@@ -88,31 +91,18 @@ def device_username(site: str, device: str) -> str:
 
 
 def device_acl(site: str, device: str, gateway_id: str, prefix: str = "ec") -> AclBlock:
-    """A camera: its own uplink topics to write, its own downlink topics to read."""
+    """A camera: the contract's rows a device publishes, under its own id, to write; the rows it
+    reads to read: those sent down to it under its own id, and the upward ones (state) of its
+    gateway."""
     validate_id(gateway_id, "gateway id")
 
-    def own(kind: Kind, sub: str | None = None) -> str:
-        return topic(site, device, kind, sub, prefix=prefix)
+    def level(spec: KindSpec, owner: str) -> str:
+        return topic_filter(spec.kind, site=site, device=owner, sub=spec.level, prefix=prefix)
 
-    def own_any(kind: Kind) -> str:
-        return topic_filter(kind, site=site, device=device, prefix=prefix)
-
-    writes = [
-        own(Kind.STATE),
-        own(Kind.RESULT),
-        own(Kind.ESCALATION),
-        own(Kind.TELEMETRY),
-        own(Kind.MODEL, "request"),
-        own(Kind.MODEL, "ack"),
-        own_any(Kind.REPLY),
-    ]
-    reads = [
-        own(Kind.VERDICT),
-        own(Kind.MODEL, "offer"),
-        own(Kind.MODEL, "chunk"),
-        own_any(Kind.CMD),
-        topic(site, gateway_id, Kind.STATE, prefix=prefix),
-    ]
+    writes = [level(spec, device) for spec in KINDS.values() if Role.DEVICE in spec.publishers]
+    read = [spec for spec in KINDS.values() if Role.DEVICE in spec.readers]
+    reads = [level(spec, device) for spec in read if spec.direction is Direction.DOWN]
+    reads += [level(spec, gateway_id) for spec in read if spec.direction is Direction.UP]
     return AclBlock(
         device_username(site, device),
         f"edgecascade device {site} {device}",

@@ -20,7 +20,7 @@ from shared.manifest import generate_keys
 from shared.messages import ModelOfferMessage
 from shared.mqtt import Outgoing
 from shared.runtime.card import load_card_for
-from shared.topics import Kind, topic
+from shared.topics import Kind, ModelSub, topic
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mqtt import publish_all, wait_until
@@ -91,7 +91,7 @@ def test_a_registered_model_travels_from_the_registry_to_a_camera(
         offer = ModelOfferMessage(rollout_id="r1", manifest=manifest)
         publish_all(
             cloud_broker.settings,
-            [Outgoing(topic("site1", "cam1", Kind.MODEL, "offer"), encode(offer))],
+            [Outgoing(topic("site1", "cam1", Kind.MODEL, ModelSub.OFFER), encode(offer))],
             client_id="rollout",
         )
         assert wait_until(lambda: "applied" in statuses(services, "cam1"), timeout=60), (

@@ -39,7 +39,7 @@ from shared.manifest import generate_keys
 from shared.messages import ModelOfferMessage
 from shared.runtime.card import load_card_for
 from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic_filter
 from tests.cloud.conftest import ApiClient, serving
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings
@@ -186,7 +186,7 @@ def served_fleet(
     offers collector is ``fleet.offers``) and both registry rows."""
     app = create_app(fleet.settings)
     replica = create_app(fleet.settings.model_copy(update={"client_id": "cloud-replica"}))
-    offer_filter = topic_filter(Kind.MODEL, sub="offer", prefix=fleet.settings.mqtt.prefix)
+    offer_filter = topic_filter(Kind.MODEL, sub=ModelSub.OFFER, prefix=fleet.settings.mqtt.prefix)
     with (
         Collector(fleet.cloud_broker.settings, offer_filter) as collector,
         serving(app) as base,
@@ -303,7 +303,7 @@ def test_offers_that_get_no_answer_are_sent_again(
     generate_keys(settings.signing_key_path.parent)
     services = open_services(settings, start_ingest=False)
     controller = RolloutController(services.engine, settings)
-    offer_filter = topic_filter(Kind.MODEL, sub="offer", prefix=settings.mqtt.prefix)
+    offer_filter = topic_filter(Kind.MODEL, sub=ModelSub.OFFER, prefix=settings.mqtt.prefix)
     try:
         baseline = register_model(services, settings, EDGE_MODEL, "1.0.0", shift=0)
         register_model(services, settings, EDGE_MODEL_FP32, "1.1.0", shift=0)

@@ -9,14 +9,16 @@ from sqlalchemy import func, inspect, select
 
 from cloud.blobs import blob_key
 from cloud.db.migrate import current_revision, head_revision, upgrade
-from cloud.db.models import Base, Device, Escalation, Result, Site, Telemetry
+from cloud.db.models import Base, Device, Escalation, ModelAck, Result, Site, Telemetry
 from cloud.services import Services
-from cloud.store import Inbound, StoreWriter, check_storable
+from cloud.store import Inbound, StoreWriter, check_storable, decode_inbound
 from gateway.aggregate import summarise
 from shared.codec import decode, encode
+from shared.contract import spec_for, stored_specs
 from shared.errors import ContractError
 from shared.topics import Kind, Topic
 from tests.cloud.conftest import ApiClient, inbound
+from tests.fuzz.strategies import SAMPLES
 from tests.utils.factories import (
     make_batch,
     make_escalation,
@@ -77,6 +79,30 @@ def test_replayed_results_are_stored_once(services: Services) -> None:
     assert (row.site_id, row.device_id, row.label, row.label_index) == ("s1", "cam-1", "cat", 0)
     assert row.top[0] == {"index": 0, "label": "cat", "score": 0.9}
     assert row.latency["invoke"] == 12.0
+
+
+def test_every_stored_row_of_the_contract_is_written_and_nothing_else(services: Services) -> None:
+    """One valid sample of each kind: the rows marked stored are taken and written (state as
+    the device's status, the rest as rows); every other kind is refused before a transaction."""
+    items = []
+    for sample in SAMPLES:
+        topic, payload = sample.topic, sample.payload()
+        if spec_for(topic).stored:
+            items.append(decode_inbound(topic, payload, 0.0))
+        else:
+            with pytest.raises(ContractError, match="does not store"):
+                decode_inbound(topic, payload, 0.0)
+    assert {spec_for(item.topic).pattern for item in items} == {
+        spec.pattern for spec in stored_specs()
+    }
+    first = writer(services).write(items)
+    again = writer(services).write(items)
+    assert (again.stored, again.duplicates) == (0, first.stored + first.duplicates)
+    for entity in (Result, Escalation, Telemetry, ModelAck):
+        assert count(services, entity) == 1, entity  # the samples share their ids
+    with services.sessions() as session:
+        device = session.get(Device, ("site1", "cam1"))
+    assert device is not None and device.status == "online"
 
 
 def test_results_decoded_to_models_are_refused_before_the_transaction() -> None:

@@ -28,7 +28,7 @@ from gateway.settings import GatewaySettings
 from shared.config import MqttSettings
 from shared.errors import BrokerError, ConfigError
 from shared.mqtt import MqttLink, Outgoing
-from shared.topics import Kind, shared_filter, topic, topic_filter
+from shared.topics import Kind, ModelSub, shared_filter, topic, topic_filter
 from tests.deploy.installed import InstalledBroker, install_broker, make_pki
 from tests.deploy.installed import settings_from_env_file as from_env
 from tests.utils.mqtt import Collector, wait_until
@@ -122,8 +122,8 @@ def test_a_device_cannot_send_what_only_the_gateway_and_cloud_send(fleet: Fleet)
     """Model offers, verdicts and commands come from upstream: a camera may not publish them,
     not even addressed to itself (a forged offer or verdict would steer it or its neighbours)."""
     downlink = [
-        topic("site1", "cam1", Kind.MODEL, "offer"),
-        topic("site1", "cam2", Kind.MODEL, "offer"),
+        topic("site1", "cam1", Kind.MODEL, ModelSub.OFFER),
+        topic("site1", "cam2", Kind.MODEL, ModelSub.OFFER),
         topic("site1", "cam1", Kind.VERDICT),
         topic("site1", "cam2", Kind.VERDICT),
         topic("site1", "cam1", Kind.CMD, "resync"),

@@ -14,9 +14,9 @@ import pytest
 from cloud.settings import CloudSettings
 from edge_agent.settings import AgentSettings
 from gateway.settings import GatewaySettings
-from shared import codec
 from shared.config import load_settings
-from shared.topics import Kind, Topic
+from shared.contract import KINDS, Role, spec_of
+from shared.topics import Kind
 from tests.deploy.installed import read_unit
 from tests.utils.paths import REPO
 
@@ -123,21 +123,14 @@ def _broker_setting(conf: str, key: str) -> int:
 
 
 def test_broker_size_limits_fit_the_contracts_messages() -> None:
-    uplink: list[tuple[Kind, str | None]] = [
-        (Kind.STATE, None),
-        (Kind.RESULT, None),
-        (Kind.ESCALATION, None),
-        (Kind.TELEMETRY, None),
-        (Kind.REPLY, "x"),
-        (Kind.MODEL, "offer"),
-        (Kind.MODEL, "chunk"),
-        (Kind.CMD, "x"),
-    ]
-    device_kinds = [Topic("s", "d", kind, sub) for kind, sub in uplink]
-    largest_device_message = max(codec.limit_for(t) for t in device_kinds)
+    # What a device sends or reads crosses the site broker; everything crosses the cloud broker.
+    device_rows = [s for s in KINDS.values() if Role.DEVICE in s.publishers | s.readers]
+    assert {s.pattern for s in device_rows} >= {"escalation", "model/offer", "reply/<name>"}
+    largest_device_message = max(s.limit for s in device_rows)
     assert _broker_setting("site.conf", "message_size_limit") >= largest_device_message
-    largest_batch = codec.limit_for(Topic("s", "gateway", Kind.RESULT_BATCH))
-    assert _broker_setting("cloud.conf", "message_size_limit") >= largest_batch
+    largest_message = max(s.limit for s in KINDS.values())
+    assert largest_message == spec_of(Kind.RESULT_BATCH).limit
+    assert _broker_setting("cloud.conf", "message_size_limit") >= largest_message
     # Bounded queues (0 messages = by bytes) and in-flight windows, never Mosquitto's defaults.
     for conf in ("site.conf", "cloud.conf"):
         assert _broker_setting(conf, "max_queued_messages") == 0

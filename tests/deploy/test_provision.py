@@ -37,6 +37,25 @@ def test_password_hashes_match_mosquitto_passwd(tmp_path: Path) -> None:
     assert check_password(hash_password("s3cret"), "s3cret")
 
 
+def test_a_devices_acl_is_derived_from_the_contract_as_written_by_hand_before() -> None:
+    """The rules come from the contract table's device rows; this is the list they replaced (a
+    row that names a new device publisher or reader must change it on purpose)."""
+    assert device_acl("site1", "cam1", "gw", prefix="p").rules == (
+        ("write", "p/v1/site1/cam1/state"),
+        ("write", "p/v1/site1/cam1/result"),
+        ("write", "p/v1/site1/cam1/escalation"),
+        ("write", "p/v1/site1/cam1/telemetry"),
+        ("write", "p/v1/site1/cam1/model/request"),
+        ("write", "p/v1/site1/cam1/model/ack"),
+        ("write", "p/v1/site1/cam1/reply/+"),
+        ("read", "p/v1/site1/cam1/verdict"),
+        ("read", "p/v1/site1/cam1/model/offer"),
+        ("read", "p/v1/site1/cam1/model/chunk"),
+        ("read", "p/v1/site1/cam1/cmd/+"),
+        ("read", "p/v1/site1/gw/state"),
+    )
+
+
 def test_provisioning_again_replaces_only_that_device(tmp_path: Path) -> None:
     broker = BrokerFiles(tmp_path / "broker")
     endpoint = Endpoint("site-broker.local", 8883, Path("/etc/edgecascade/ca.crt"))

@@ -19,7 +19,7 @@ from shared.manifest import (
 from shared.messages import ModelAckMessage, ModelManifest, ModelOfferMessage, ResultMessage
 from shared.mqtt import Outgoing
 from shared.runtime.card import load_card_for
-from shared.topics import Kind, Topic, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.model_server import ModelServer, manifest_for
 from tests.utils.mqtt import Collector, publish_all, wait_until
@@ -73,7 +73,8 @@ def latest_model(collector: Collector) -> str:
 def offer(broker: MosquittoBroker, manifest: ModelManifest, rollout: str = "r1") -> None:
     message = ModelOfferMessage(rollout_id=rollout, manifest=manifest)
     publish_all(
-        broker.settings, [Outgoing(topic(SITE, DEVICE, Kind.MODEL, "offer"), encode(message))]
+        broker.settings,
+        [Outgoing(topic(SITE, DEVICE, Kind.MODEL, ModelSub.OFFER), encode(message))],
     )
 
 
@@ -86,7 +87,7 @@ def test_signed_model_is_fetched_verified_switched_and_survives_restart(
     assert callable(start_agent)
     with (
         Collector(
-            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+            broker.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), topic_filter(Kind.RESULT)
         ) as seen,
         ModelServer(broker.settings, manifest, content) as server,
     ):
@@ -144,7 +145,7 @@ def test_rejected_models_keep_the_old_one_serving(
     assert callable(start_agent)
     with (
         Collector(
-            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+            broker.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), topic_filter(Kind.RESULT)
         ) as seen,
         ModelServer(broker.settings, manifest, served),
     ):
@@ -171,7 +172,7 @@ def test_corrupt_active_slot_falls_back_to_the_factory_model(
     assert callable(start_agent)
     with (
         Collector(
-            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+            broker.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), topic_filter(Kind.RESULT)
         ) as seen,
         ModelServer(broker.settings, manifest, content),
     ):
@@ -198,7 +199,7 @@ def test_download_resumes_after_agent_restart(
     assert total >= 6 and callable(start_agent)
     with (
         Collector(
-            broker.settings, topic_filter(Kind.MODEL, sub="ack"), topic_filter(Kind.RESULT)
+            broker.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), topic_filter(Kind.RESULT)
         ) as seen,
         ModelServer(broker.settings, manifest, content) as server,
     ):

@@ -18,9 +18,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cloud.store import STORED_KINDS
 from gateway.aggregate import summarise
 from shared.codec import encode, limit_for
+from shared.contract import spec_for
 from shared.framecodec import MAGIC
 from shared.ids import new_message_id
 from shared.manifest import build_manifest
@@ -34,7 +34,7 @@ from shared.messages import (
     ReplyMessage,
     VerdictMessage,
 )
-from shared.topics import Kind, Topic
+from shared.topics import Kind, ModelSub, Topic
 from tests.utils.factories import (
     MODEL,
     make_batch,
@@ -108,19 +108,19 @@ def samples() -> list[Sample]:
             _json(DeadLetterMessage(topic="x", reason="y", payload_size=3, payload_head="00")),
         ),
         Sample(
-            t(SITE, DEVICE, Kind.MODEL, "offer"),
+            t(SITE, DEVICE, Kind.MODEL, ModelSub.OFFER),
             _json(ModelOfferMessage(rollout_id="r1", manifest=manifest)),
         ),
         Sample(
-            t(SITE, DEVICE, Kind.MODEL, "request"),
+            t(SITE, DEVICE, Kind.MODEL, ModelSub.REQUEST),
             _json(ModelChunkRequestMessage(sha256=SHA, indexes=[0, 1])),
         ),
         Sample(
-            t(SITE, DEVICE, Kind.MODEL, "ack"),
+            t(SITE, DEVICE, Kind.MODEL, ModelSub.ACK),
             _json(ModelAckMessage(rollout_id="r1", version="1.0", sha256=SHA, status="applied")),
         ),
         Sample(
-            t(SITE, DEVICE, Kind.MODEL, "chunk"),
+            t(SITE, DEVICE, Kind.MODEL, ModelSub.CHUNK),
             _json(ModelChunkHeader(sha256=SHA, index=0, total=1)),
             b"\x00" * 100,
         ),
@@ -128,12 +128,8 @@ def samples() -> list[Sample]:
 
 
 SAMPLES = samples()
-# The samples the cloud stores: the kinds of cloud.store.STORED_KINDS, of the model kind the acks.
-CLOUD_STORED = [
-    s
-    for s in SAMPLES
-    if s.topic.kind in STORED_KINDS and (s.topic.kind is not Kind.MODEL or s.topic.sub == "ack")
-]
+# The samples the cloud stores: the contract's rows marked stored.
+CLOUD_STORED = [s for s in SAMPLES if spec_for(s.topic).stored]
 
 # Strings a hostile sender puts where text is expected: control characters, NUL, lone
 # surrogates (valid in JSON escapes, not encodable as UTF-8), topic wildcards, very long text.

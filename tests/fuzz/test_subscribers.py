@@ -41,7 +41,7 @@ from shared.messages import (
 )
 from shared.mqtt import Outgoing
 from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic_filter
 from tests.fuzz.strategies import (
     CLOUD_STORED,
     SAMPLES,
@@ -116,7 +116,7 @@ UPLINK = [
     s
     for s in SAMPLES
     if s.topic.kind in (Kind.RESULT, Kind.ESCALATION, Kind.TELEMETRY, Kind.STATE)
-    or (s.topic.kind is Kind.MODEL and s.topic.sub in ("ack", "request"))
+    or (s.topic.kind is Kind.MODEL and s.topic.sub in (ModelSub.ACK, ModelSub.REQUEST))
 ]
 
 
@@ -327,7 +327,7 @@ DOWNLINK = [
     s
     for s in SAMPLES
     if s.topic.kind is Kind.VERDICT
-    or (s.topic.kind is Kind.MODEL and s.topic.sub in ("offer", "chunk"))
+    or (s.topic.kind is Kind.MODEL and s.topic.sub in (ModelSub.OFFER, ModelSub.CHUNK))
 ]
 
 

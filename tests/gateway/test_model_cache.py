@@ -15,7 +15,7 @@ from shared.codec import decode, encode
 from shared.manifest import generate_keys, load_private_key
 from shared.messages import ModelAckMessage, ModelChunkRequestMessage, ModelOfferMessage
 from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.gateway.conftest import SITE, StartGateway
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.model_server import ModelServer, manifest_for
@@ -67,14 +67,18 @@ def test_a_model_for_two_devices_is_fetched_once_and_served_from_the_cache(
     try:
         with (
             ModelServer(cloud.settings, manifest, content) as server,
-            Collector(cloud.settings, topic_filter(Kind.MODEL, sub="ack"), client_id="acks") as up,
-            Collector(site.settings, topic_filter(Kind.MODEL, sub="offer"), client_id="spy") as spy,
+            Collector(
+                cloud.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), client_id="acks"
+            ) as up,
+            Collector(
+                site.settings, topic_filter(Kind.MODEL, sub=ModelSub.OFFER), client_id="spy"
+            ) as spy,
         ):
             publish_all(
                 cloud.settings,
                 [
                     Outgoing(
-                        topic(SITE, device, Kind.MODEL, "offer"),
+                        topic(SITE, device, Kind.MODEL, ModelSub.OFFER),
                         encode(ModelOfferMessage(rollout_id="r1", manifest=m)),
                     )
                     for m in (forged, manifest)
@@ -115,7 +119,7 @@ def test_a_fetch_cut_by_a_gateway_restart_resumes_with_the_missing_chunks(
     total = chunk_count(manifest)
     late = set(range(total // 2, total))  # the cloud withholds these until the restart
     offer = Outgoing(
-        topic(SITE, "cam1", Kind.MODEL, "offer"),
+        topic(SITE, "cam1", Kind.MODEL, ModelSub.OFFER),
         encode(ModelOfferMessage(rollout_id="r1", manifest=manifest)),
     )
     with ModelServer(cloud.settings, manifest, content) as server:

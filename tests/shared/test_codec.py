@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from shared.codec import MAX_ESCALATION_BYTES, decode, encode, limit_for
+from shared.codec import decode, encode, limit_for
 from shared.errors import ContractError, FrameCodecError
 from shared.framecodec import decode_frame, encode_frame
 from shared.ids import message_id_time, new_message_id
@@ -68,7 +68,7 @@ def test_oversized_payload_is_refused_before_parsing() -> None:
     with pytest.raises(ContractError, match="exceeds"):
         decode(RESULT_TOPIC, b" " * (limit_for(RESULT_TOPIC) + 1))
     with pytest.raises(ContractError, match="exceeds"):
-        decode(ESC_TOPIC, b"x" * (MAX_ESCALATION_BYTES + 1))
+        decode(ESC_TOPIC, b"x" * (limit_for(ESC_TOPIC) + 1))
 
 
 def test_escalation_with_wrong_image_bytes_is_refused() -> None:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import ContractError
-from shared.topics import Kind, Topic, shared_filter, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
 
 ids = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
@@ -31,7 +31,7 @@ def test_round_trip_with_sub(site: str, device: str, name: str) -> None:
     for kind in (Kind.CMD, Kind.REPLY):
         wire = topic(site, device, kind, name)
         assert Topic.parse(wire) == Topic(site, device, kind, name)
-    assert Topic.parse(topic(site, device, Kind.MODEL, "chunk")).sub == "chunk"
+    assert Topic.parse(topic(site, device, Kind.MODEL, ModelSub.CHUNK)).sub == ModelSub.CHUNK
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelMan
 from shared.mqtt import MqttLink, Outgoing, Received
 from shared.runtime.card import load_card_for
 from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, topic, topic_filter
+from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.utils.paths import CLOUD_MODEL, EVAL_SAMPLE
 
 
@@ -58,7 +58,7 @@ class ModelServer:
         self.withhold: set[int] = set()  # never sent while in here
         self.silent = threading.Event()  # answer nothing at all
         self.link = MqttLink(settings, "model-server", on_message=self._serve, persistent=False)
-        self.link.subscribe(topic_filter(Kind.MODEL, sub="request"))
+        self.link.subscribe(topic_filter(Kind.MODEL, sub=ModelSub.REQUEST))
 
     def __enter__(self) -> ModelServer:
         self.link.connect()
@@ -78,7 +78,7 @@ class ModelServer:
             return
         size = self.manifest.chunk_size
         total = math.ceil(len(self.content) / size)
-        wire = topic(parsed.site, parsed.device, Kind.MODEL, "chunk")
+        wire = topic(parsed.site, parsed.device, Kind.MODEL, ModelSub.CHUNK)
         for index in request.indexes:
             if index in withhold:
                 continue
