@@ -47,7 +47,7 @@ from shared.mqtt import Outgoing, Received
 from shared.outbox import OutboxSender
 from shared.runtime.runtime import ModelRuntime
 from shared.systemd import Notifier
-from shared.topics import Kind, ModelSub, Topic, topic
+from shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
     from shared.runtime.runtime import Classification

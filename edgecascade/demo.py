@@ -16,11 +16,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgecascade.demo_models import register_model
 from shared.cli import SubParsers
 from shared.errors import EdgeCascadeError
 
@@ -362,40 +362,13 @@ class Demo:
 
     def _register_models(self) -> None:
         """The cameras' model (what a rollout rolls back to) and a candidate, through the API."""
-        from shared.runtime.card import load_card_for
-
         models: list[tuple[Path, str | None]] = [(self.plan.model, None)]
         if CANDIDATE_MODEL.exists() and self.plan.model != CANDIDATE_MODEL:
             models.append((CANDIDATE_MODEL, "1.1.0"))
         for path, version in models:
-            card = load_card_for(path)
-            fields = {
-                "name": card.name,
-                "version": version or card.version,
-                "preprocess": card.preprocess.model_dump_json(),
-            }
-            files = {
-                "file": (path.name, path.read_bytes()),
-                "labels": ("labels.txt", "\n".join(card.labels).encode()),
-            }
-            body, content_type = _multipart(fields, files)
-            request = urllib.request.Request(
-                self.api + "/api/models",
-                data=body,
-                headers={
-                    "Authorization": f"Bearer {self.admin_token}",
-                    "Content-Type": content_type,
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=60):
-                    pass
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")
-                if exc.code == 409:  # a work directory used before: registered then
-                    continue
-                raise EdgeCascadeError(f"registering {path.name} failed: {detail}") from None
-            self.say(f"registered model {fields['name']} {fields['version']} ({path.name})")
+            registered = register_model(self.api, self.admin_token, path, version)
+            if registered is not None:
+                self.say(f"registered model {registered} ({path.name})")
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(
@@ -423,23 +396,3 @@ class Demo:
         raise EdgeCascadeError(
             f"cloud API did not answer on {self.api}{path} within {timeout:.0f}s"
         )
-
-
-def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body (the standard library has no encoder for one)."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    for name, (filename, data) in files.items():
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

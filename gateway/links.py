@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from gateway.aggregate import ResultBatcher
 from gateway.settings import GatewaySettings
-from shared.mqtt import MessageHandler, MqttLink, Outgoing
 from shared.contract import OutboxClass
+from shared.mqtt import MessageHandler, MqttLink, Outgoing
 from shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
 from shared.topics import Kind, topic
 

@@ -212,42 +212,64 @@ def build(
         float_accuracy = train(net, train_split, test_split, epochs, lr, role)
         float_model = to_tflite(net, calibration[0])
         int8_model = quantize_int8(float_model, calibration)
-        card = ModelCard(
-            name=f"fashion-{role}",
-            version="1.0.0",
-            labels=LABELS,
-            output="logits",
-            preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
-            source=SOURCE,
-            license=LICENSE,
-            build_command="edgecascade models build fashion",
-        )
         kinds = (
             {"int8": int8_model, "fp32": float_model} if role == "edge" else {"int8": int8_model}
         )
+        training = Training(parameters=params, float_accuracy=float_accuracy, epochs=epochs)
         for kind, content in kinds.items():
-            measured = litert_metrics(content, card, test_split)
-            logger.info("%s %s: test accuracy %.4f", role, kind, measured["accuracy"])
-            written = card.model_copy(
-                update={
-                    "sha256": hashlib.sha256(content).hexdigest(),
-                    "size_bytes": len(content),
-                    "metrics": ModelMetrics(
-                        accuracy=round(measured["accuracy"], 4),
-                        eval_dataset="fashion-mnist test (10000)",
-                        latency_ms_p50=round(measured["latency_ms_p50"], 4),
-                        parameters=params,
-                        float_accuracy=round(float_accuracy, 4),
-                        epochs=epochs,
-                    ),
-                }
-            )
-            path = output_dir / f"fashion_{role}_{kind}.tflite"
-            path.write_bytes(content)
-            written.save(path.with_suffix(".json"))
+            written = _write_measured(output_dir, role, kind, content, test_split, training)
             cards[f"{role}_{kind}"] = written
-            logger.info("wrote %s (%d bytes)", path, len(content))
     return cards
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the card records of a network's training."""
+
+    parameters: int
+    float_accuracy: float
+    epochs: int
+
+
+def _card(role: str) -> ModelCard:
+    return ModelCard(
+        name=f"fashion-{role}",
+        version="1.0.0",
+        labels=LABELS,
+        output="logits",
+        preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
+        source=SOURCE,
+        license=LICENSE,
+        build_command="edgecascade models build fashion",
+    )
+
+
+def _write_measured(
+    output_dir: Path, role: str, kind: str, content: bytes, test: Split, training: Training
+) -> ModelCard:
+    """Measure ``content`` with LiteRT, write it and its card next to it; returns the card."""
+    card = _card(role)
+    measured = litert_metrics(content, card, test)
+    logger.info("%s %s: test accuracy %.4f", role, kind, measured["accuracy"])
+    written = card.model_copy(
+        update={
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "size_bytes": len(content),
+            "metrics": ModelMetrics(
+                accuracy=round(measured["accuracy"], 4),
+                eval_dataset="fashion-mnist test (10000)",
+                latency_ms_p50=round(measured["latency_ms_p50"], 4),
+                parameters=training.parameters,
+                float_accuracy=round(training.float_accuracy, 4),
+                epochs=training.epochs,
+            ),
+        }
+    )
+    path = output_dir / f"fashion_{role}_{kind}.tflite"
+    path.write_bytes(content)
+    written.save(path.with_suffix(".json"))
+    logger.info("wrote %s (%d bytes)", path, len(content))
+    return written
 
 
 def write_sample(dest: Path, data_dir: Path, count: int) -> int:

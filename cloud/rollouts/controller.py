@@ -40,7 +40,7 @@ from cloud.settings import CloudSettings
 from shared.codec import encode
 from shared.messages import ModelManifest, ModelOfferMessage
 from shared.mqtt import Outgoing
-from shared.topics import Kind, topic
+from shared.topics import Kind, ModelSub, topic
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,11 @@ class RolloutController(PeriodicPublisher):
         for device in devices:
             offer = ModelOfferMessage(rollout_id=offer_id, manifest=manifest)
             wire = topic(
-                rollout.site_id, device, Kind.MODEL, "offer", prefix=self.settings.mqtt.prefix
+                rollout.site_id,
+                device,
+                Kind.MODEL,
+                ModelSub.OFFER,
+                prefix=self.settings.mqtt.prefix,
             )
             infos.append(self._link.publish(Outgoing(wire, encode(offer))))
         if not all(self._link.confirm(info, CONFIRM_TIMEOUT_S) for info in infos):

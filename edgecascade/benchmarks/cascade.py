@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecascade.benchmarks.cascade_pairs import ModelPair, frame_subset, resolve_pairs
-from edgecascade.benchmarks.cascade_score import PolicyPoint, add_ratios, score
+from edgecascade.benchmarks.cascade_score import (
+    PolicyPoint,
+    add_ratios,
+    fit_temperature_on,
+    score,
+)
 from edgecascade.benchmarks.cascade_table import format_report
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap
 from edgecascade.benchmarks.cascade_targets import judge_targets
@@ -324,7 +329,7 @@ class CascadeRun:
         if point.calibrated and self.temperature is not None:
             entry["temperature"] = self.temperature["temperature"]
         if point.family == "cloud-only":
-            self.temperature = _fit_temperature(traffic, self.pair.edge)
+            self.temperature = fit_temperature_on(traffic, self.pair.edge)
         return entry
 
     def _calibrated_model(self) -> Path:
@@ -364,27 +369,6 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return bool(predicate())
-
-
-def _fit_temperature(traffic: DeviceTraffic, edge_model: Path) -> dict[str, Any]:
-    """The cloud's calibration fit on every frame's edge top-k and the cloud's verdict on it."""
-    from cloud.calibration import Pair, fit_temperature
-    from shared.runtime.card import load_card_for
-
-    card = load_card_for(edge_model)
-    index = {label: i for i, label in enumerate(card.labels)}
-    pairs = [
-        Pair(top=answer.top, truth=index[traffic.verdicts[rid].label])
-        for rid, answer in traffic.answers.items()
-        if rid in traffic.verdicts and traffic.verdicts[rid].label in index
-    ]
-    fit = fit_temperature(pairs, len(card.labels))
-    return {
-        "temperature": round(fit.temperature * card.temperature, 4),
-        "samples": fit.samples,
-        "nll_before": fit.nll_before,
-        "nll_after": fit.nll_after,
-    }
 
 
 def _expected_seconds(frames: Path, fps: float) -> float:

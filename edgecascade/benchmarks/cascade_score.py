@@ -10,11 +10,13 @@ broker (where the device receives it), or the first answer for frames never esca
 replay's read-ahead (frames read from disk wait in a queue for their turn) is left out: a
 camera has no such wait, and it would add the same few frame periods to every policy. Bytes are
 what the gateway sent up for the device, per kind (:mod:`edgecascade.benchmarks.cascade_tap`).
+The calibrated policies' temperature is fitted on the same traffic (:func:`fit_temperature_on`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic
@@ -109,3 +111,24 @@ def add_ratios(policies: list[dict[str, Any]], cloud_only: dict[str, Any]) -> No
 
 def _ratio(value: float, reference: float) -> float | None:
     return value / reference if reference else None
+
+
+def fit_temperature_on(traffic: DeviceTraffic, edge_model: Path) -> dict[str, Any]:
+    """The cloud's calibration fit on every frame's edge top-k and the cloud's verdict on it."""
+    from cloud.calibration import Pair, fit_temperature
+    from shared.runtime.card import load_card_for
+
+    card = load_card_for(edge_model)
+    index = {label: i for i, label in enumerate(card.labels)}
+    pairs = [
+        Pair(top=answer.top, truth=index[traffic.verdicts[rid].label])
+        for rid, answer in traffic.answers.items()
+        if rid in traffic.verdicts and traffic.verdicts[rid].label in index
+    ]
+    fit = fit_temperature(pairs, len(card.labels))
+    return {
+        "temperature": round(fit.temperature * card.temperature, 4),
+        "samples": fit.samples,
+        "nll_before": fit.nll_before,
+        "nll_after": fit.nll_after,
+    }

@@ -40,40 +40,24 @@ least half the executemany rate.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
-
-from edgecascade.benchmarks.table import format_table
+from edgecascade.benchmarks.cloud_ingest import SITE, count_results, ingest
+from edgecascade.benchmarks.cloud_table import PATH_KEYS, TARGET_RATIO, table, workers_table
 from shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
-    from paho.mqtt.properties import Properties
-    from sqlalchemy import Engine
-
     from shared.messages import ResultMessage
 
-SITE = "bench"
 DEVICES = 10
 RAW_TRANSACTIONS = 4  # "a few large transactions": the database's best case, not one per row
-POLL_S = 0.05
-TARGET_RATIO = 0.5  # the project's target: ingest >= half the executemany rate
-PROBE_DEVICE = "bench-probe"
-# Messages handed to paho and not yet acknowledged. paho numbers them with 16-bit ids as they are
-# queued: past 65535 outstanding, ids repeat and the older message is silently never sent.
-PUBLISH_WINDOW = 10_000
 
 FreshDatabase = Callable[[str], AbstractContextManager[str]]
 """Given a label, a context that yields the URL of a new, empty database and removes it after."""
@@ -143,7 +127,7 @@ def _executemany(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             with engine.begin() as conn:
                 conn.execute(insert(Result), rows[first : first + chunk])
         seconds = time.perf_counter() - start
-        stored = _count_results(engine)
+        stored = count_results(engine)
     finally:
         engine.dispose()
     return {
@@ -153,220 +137,6 @@ def _executemany(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds": seconds,
         "rows_per_s": stored / seconds if seconds > 0 else 0.0,
     }
-
-
-def _count_results(engine: Engine) -> int:
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM results")).scalar_one())
-
-
-# -- ingest --------------------------------------------------------------------------------------
-class _Publisher:
-    """A plain paho QoS 1 publisher that notes when the broker acknowledged its last message."""
-
-    def __init__(self, port: int) -> None:
-        self._expected = 0
-        self._acked = 0
-        self._lock = threading.Lock()
-        self._window = threading.Semaphore(PUBLISH_WINDOW)
-        self.all_acked = threading.Event()
-        self.acked_at = 0.0
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}", protocol=paho.MQTTv5
-        )
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: object,
-        mid: int,
-        reason: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        with self._lock:
-            if not self._expected:
-                return  # a probe, before the timed run
-            self._acked += 1
-            self._window.release()
-            if self._acked >= self._expected:
-                self.acked_at = time.perf_counter()
-                self.all_acked.set()
-
-    def send(self, messages: list[tuple[str, bytes]], timeout: float) -> None:
-        """Hand every message to paho, at most :data:`PUBLISH_WINDOW` unacknowledged at a time."""
-        with self._lock:
-            self._expected, self._acked = len(messages), 0
-            self.all_acked.clear()
-        for wire, payload in messages:
-            if not self._window.acquire(timeout=timeout):
-                raise RuntimeError(f"the broker acknowledged nothing for {timeout:g} s")
-            self.client.publish(wire, payload, qos=1)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def _ingest(
-    url: str,
-    messages: list[tuple[str, bytes]],
-    rows: int,
-    work: Path,
-    timeout: float,
-    ingest: dict[str, Any],
-    backlog: bool = False,
-) -> dict[str, Any]:
-    """Rows/s through ``edgecascade cloud`` from a private broker into the database at ``url``.
-
-    Live (default): timed from the first publish until every row is stored. ``backlog``: the
-    service subscribes, stops, the messages are published while it is away (the broker queues
-    them in its persistent session), it starts again; timed from the first message it received
-    (``results.received_at``) until every row is stored: the service alone, no publisher running.
-
-    ``ingest`` (the ``[ingest]`` settings) goes to the process in its environment, overriding any
-    ``EC_CLOUD_INGEST__*`` of ours: the report names the settings that actually ran.
-    """
-    from cloud.db.engine import make_engine
-    from edgecascade.brokers import MosquittoBroker, free_port
-    from edgecascade.processes import ProcessGroup
-
-    broker = MosquittoBroker(work / "broker")
-    group = ProcessGroup(work / "logs")
-    broker.start()
-    publisher: _Publisher | None = None
-    http_port = free_port()
-    argv = [
-        "--log-level",
-        "WARNING",
-        "cloud",
-        "--database-url",
-        url,
-        "--data-dir",
-        str(work / "cloud"),
-        "--mqtt-port",
-        str(broker.port),
-        "--port",
-        str(http_port),
-    ]
-    env = {f"EC_CLOUD_INGEST__{key.upper()}": str(value) for key, value in ingest.items()}
-    try:
-        cloud = group.spawn_cli("cloud", *argv, env=env)
-
-        def check_alive() -> None:
-            if cloud.poll() is not None:
-                raise RuntimeError(
-                    f"edgecascade cloud exited with {cloud.returncode}:\n{group.log_tail('cloud')}"
-                )
-
-        publisher = _Publisher(broker.port)
-        poll = make_engine(url)
-        try:
-            _wait_ingesting(http_port, poll, publisher, check_alive, timeout)
-            start = time.perf_counter()
-            if backlog:
-                group.stop_all()  # its session and shared subscriptions stay with the broker
-                publisher.send(messages, timeout)
-                publisher.all_acked.wait(timeout)
-                cloud = group.spawn_cli("cloud", *argv, env=env)
-            else:
-                publisher.send(messages, timeout)
-            deadline = time.perf_counter() + timeout
-            while True:
-                stored = _count_results(poll)
-                now, wall = time.perf_counter(), time.time()
-                if stored >= rows or now > deadline:
-                    break
-                check_alive()
-                time.sleep(POLL_S)
-            if backlog:
-                published = publisher.acked_at - start if publisher.all_acked.is_set() else None
-                seconds = wall - _first_received(poll)
-            else:
-                publisher.all_acked.wait(max(0.0, deadline - time.perf_counter()))
-                published = publisher.acked_at - start if publisher.all_acked.is_set() else None
-                seconds = now - start
-        finally:
-            poll.dispose()
-    finally:
-        if publisher is not None:
-            publisher.close()
-        group.stop_all()
-        broker.stop()
-    return {
-        "messages": len(messages),
-        "rows": rows,
-        "stored": stored,
-        "timed_out": stored < rows,
-        "seconds": seconds,
-        "publish_seconds": published,
-        "rows_per_s": stored / seconds if seconds > 0 else 0.0,
-    }
-
-
-def _first_received(engine: Engine) -> float:
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return float(conn.execute(text("SELECT min(received_at) FROM results")).scalar_one())
-
-
-def _wait_ingesting(
-    http_port: int,
-    engine: Engine,
-    publisher: _Publisher,
-    check_alive: Callable[[], None],
-    timeout: float,
-) -> None:
-    """Until the cloud stores what is published: healthy, then a probe state message stored.
-
-    Healthy means migrated and connected to the broker; the probe (re-sent until it lands) also
-    proves the shared subscriptions are in place, so no timed result is published into the void.
-    It goes to the ``devices`` table and leaves ``results`` empty.
-    """
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from shared.codec import encode
-    from shared.messages import StateMessage
-    from shared.topics import Kind, topic
-
-    deadline = time.monotonic() + timeout
-    while not _healthy(http_port):
-        check_alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"edgecascade cloud was not healthy within {timeout:g} s")
-        time.sleep(0.1)
-    probe = text("SELECT count(*) FROM devices WHERE device_id = :device")
-    wire = topic(SITE, PROBE_DEVICE, Kind.STATE)
-    while True:
-        # Acknowledged before the timed run starts, so its PUBACK is not counted as one of those.
-        info = publisher.client.publish(wire, encode(StateMessage(status="online")), qos=1)
-        info.wait_for_publish(timeout=5)
-        time.sleep(0.2)
-        try:
-            with engine.connect() as conn:
-                if conn.execute(probe, {"device": PROBE_DEVICE}).scalar_one():
-                    return
-        except SQLAlchemyError:
-            pass  # not migrated yet
-        check_alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"edgecascade cloud stored nothing within {timeout:g} s")
-
-
-def _healthy(http_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2) as reply:
-            return bool(json.load(reply).get("mqtt"))
-    except (OSError, ValueError):  # not listening yet, 503, or not JSON yet
-        return False
 
 
 # -- databases -----------------------------------------------------------------------------------
@@ -409,22 +179,22 @@ def _measure(
     """
     from cloud.settings import IngestSection
 
-    n, ingest, timeout = len(load.rows), IngestSection().model_dump(), args.timeout
+    n, settings, timeout = len(load.rows), IngestSection().model_dump(), args.timeout
     paths: list[tuple[str, str, Callable[[str, Path], dict[str, Any]]]] = [
         (
             "ingest_batched",
             f"ingest of {n} results in {len(load.batched)} gateway batches",
-            lambda url, dir_: _ingest(url, load.batched, n, dir_, timeout, ingest),
+            lambda url, dir_: ingest(url, load.batched, n, dir_, timeout, settings),
         ),
         (
             "ingest_single",
             f"ingest of {n} results, one per message",
-            lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest),
+            lambda url, dir_: ingest(url, load.single, n, dir_, timeout, settings),
         ),
         (
             "ingest_single_backlog",
             f"ingest of {n} results, one per message, from a backlog",
-            lambda url, dir_: _ingest(url, load.single, n, dir_, timeout, ingest, backlog=True),
+            lambda url, dir_: ingest(url, load.single, n, dir_, timeout, settings, backlog=True),
         ),
     ]
     raw: list[dict[str, Any]] = []
@@ -506,7 +276,7 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
             continue
         for path, key in PATH_KEYS:
             report[f"{name}_{key}_vs_executemany_ratio"] = runs[path]["vs_executemany"]
-    table = _table(databases, args.batch_size)
+    text = table(databases, args.batch_size)
     if args.frames > 0:
         from edgecascade.benchmarks.workers import measure_workers
 
@@ -514,137 +284,9 @@ def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
         report["reinference"] = workers
         report["two_vs_one_workers_ratio"] = workers["two_vs_one_workers_ratio"]
         report["live_two_vs_one_workers_ratio"] = workers["live_two_vs_one_workers_ratio"]
-        rows = [
-            [
-                mode,
-                run["workers"],
-                run["frames"],
-                run[mode]["verdicts"],
-                run[mode]["lost"],
-                run[mode]["seconds"],
-                run[mode]["frames_per_s"],
-                run[mode]["inference_ms_p50"],
-            ]
-            for mode in ("backlog", "live")
-            for run in (workers["one_worker"], workers["two_workers"])
-        ]
-        table += "\n\n" + format_table(
-            [
-                "mode",
-                "workers",
-                "frames",
-                "verdicts",
-                "lost",
-                "seconds",
-                "frames/s",
-                "inference p50 ms",
-            ],
-            rows,
-        )
-        table += (
-            f"\n2 workers vs 1: {workers['two_vs_one_workers_ratio']:.3f} draining a backlog, "
-            f"{workers['live_two_vs_one_workers_ratio']:.3f} live, on {workers['cores']} cores "
-            "(target >= 1.7 where cores allow)"
-        )
-    report["table"] = table
+        text += "\n\n" + workers_table(workers)
+    report["table"] = text
     return report
-
-
-PATH_KEYS = (
-    ("ingest_single", "ingest"),
-    ("ingest_single_backlog", "backlog_ingest"),
-    ("ingest_batched", "batched_ingest"),
-)
-
-
-def _table(databases: dict[str, dict[str, Any]], batch_size: int) -> str:
-    rows: list[list[object]] = []
-    notes: list[str] = []
-    for name, runs in databases.items():
-        if "skipped" in runs:
-            rows.append([name, "skipped (see below)", "-", "-", "-", "-", "-", "-", "-"])
-            notes.append(f"{name} skipped: {runs['skipped']}")
-            continue
-        raw = runs["executemany"]
-        form = f"executemany, {raw['transactions']} transactions"
-        if raw["runs"] > 1:
-            form += f", median of {raw['runs']}"
-        rows.append(
-            [
-                name,
-                form,
-                "-",
-                raw["rows"],
-                raw["stored"],
-                raw["seconds"],
-                "-",
-                raw["rows_per_s"],
-                1.0,
-            ]
-        )
-        labels = {
-            "ingest_single": "ingest, 1 result/message",
-            "ingest_single_backlog": "ingest, 1 result/message, backlog",
-            "ingest_batched": f"ingest, batches of {batch_size}",
-        }
-        for path, label in labels.items():
-            run = runs[path]
-            published = "-" if run["publish_seconds"] is None else run["publish_seconds"]
-            rows.append(
-                [
-                    name,
-                    label,
-                    run["messages"],
-                    run["rows"],
-                    run["stored"],
-                    run["seconds"],
-                    published,
-                    run["rows_per_s"],
-                    run["vs_executemany"],
-                ]
-            )
-        verdicts = [
-            f"{form} {runs[path]['vs_executemany']:.3f} "
-            f"({'met' if runs[path]['vs_executemany'] >= TARGET_RATIO else 'not met'})"
-            for path, form in (
-                ("ingest_single", "single"),
-                ("ingest_single_backlog", "single from a backlog"),
-                ("ingest_batched", "batched"),
-            )
-        ]
-        notes.append(f"{name}: ingest vs executemany: {', '.join(verdicts)}")
-        if runs["ingest_batched"]["runs"] > 1:
-            rounds = "; ".join(
-                f"{form} " + ", ".join(f"{r:.3f}" for r in runs[path]["vs_executemany_runs"])
-                for path, form in (("ingest_single", "single"), ("ingest_batched", "batched"))
-            )
-            notes.append(f"{name}: each round's ratio: {rounds}")
-        notes.extend(
-            f"{name} {path}: TIMED OUT after {runs[path]['seconds']:.0f} s with "
-            f"{runs[path]['stored']} of {runs[path]['rows']} rows stored"
-            for path, _ in PATH_KEYS
-            if runs[path]["timed_out"]
-        )
-    table = format_table(
-        [
-            "database",
-            "path",
-            "messages",
-            "rows",
-            "stored",
-            "seconds",
-            "published s",
-            "rows/s",
-            "vs executemany",
-        ],
-        rows,
-    )
-    notes.append(
-        "vs executemany: an ingest run's rows/s over the mean of the executemany runs just "
-        "before and after it; a path's median run is shown"
-    )
-    notes.append(f"target: ingest >= {TARGET_RATIO:g} x executemany rows/s")
-    return table + "\n" + "\n".join(notes)
 
 
 def _progress(line: str) -> None:

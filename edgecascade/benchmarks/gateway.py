@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edgecascade.benchmarks.table import format_table
+from edgecascade.benchmarks.gateway_report import gateway_report
 
 SITE = "bench"
 PUBLISH_WINDOW = 10_000  # outstanding QoS 1 messages, well under paho's 65,535 ids
@@ -252,7 +252,7 @@ def _gateway_path(
         gateway = group.spawn_cli("gateway", *argv)
         # As a device does: publish once the gateway's retained state on the site broker says
         # online, which it sets after subscribing (on the cloud broker it is online earlier).
-        _wait_gateway_online(site_port, args.timeout)
+        wait_gateway_online(site_port, args.timeout)
         flood = _run(site_port, sub, _messages(args.results, args.devices), args.timeout)
         paced = _run(
             site_port,
@@ -294,70 +294,7 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
             site.stop()
             cloud.stop()
 
-    def ratio(phase: str) -> float:
-        base = raw[phase]["results_per_s"]
-        return float(gw[phase]["results_per_s"] / base) if base else 0.0
-
-    added: dict[str, float | None] = {}
-    for q in ("p50", "p99"):
-        through, bare = gw["paced"][f"latency_ms_{q}"], raw["paced"][f"latency_ms_{q}"]
-        added[q] = through - bare if through is not None and bare is not None else None
-    rows = [
-        [
-            name,
-            runs["flood"]["results_per_s"],
-            runs["drain"]["results_per_s"],
-            runs["flood"]["results_per_message"],
-            runs["paced"]["results_per_message"],
-            runs["paced"]["latency_ms_p50"],
-            runs["paced"]["latency_ms_p99"],
-            sum(r["lost"] for r in runs.values()),
-            sum(r["duplicates"] for r in runs.values()),
-        ]
-        for name, runs in (("raw paho -> mosquitto -> paho", raw), ("site -> gateway -> cloud", gw))
-    ]
-    table = format_table(
-        [
-            "path",
-            "flood results/s",
-            "drain results/s",
-            "per msg (flood)",
-            "per msg (paced)",
-            "paced p50 ms",
-            "paced p99 ms",
-            "lost",
-            "duplicates",
-        ],
-        rows,
-    )
-    table += (
-        f"\ngateway vs raw: flood {ratio('flood'):.3f}, drain {ratio('drain'):.3f}; latency "
-        f"added at {args.paced_rate:g} results/s: p50 {_ms(added['p50'])}, p99 "
-        f"{_ms(added['p99'])} (batch linger {args.linger_ms:g} ms)"
-    )
-    everything = [*raw.values(), *gw.values()]
-    return {
-        "results": args.results,
-        "paced_results": args.paced_results,
-        "paced_rate": args.paced_rate,
-        "devices": args.devices,
-        "linger_ms": args.linger_ms,
-        "raw": raw,
-        "gateway": gw,
-        "gateway_vs_raw_throughput_ratio": ratio("flood"),
-        "gateway_vs_raw_drain_ratio": ratio("drain"),
-        "results_per_cloud_message_flood": gw["flood"]["results_per_message"],
-        "results_per_cloud_message_paced": gw["paced"]["results_per_message"],
-        "added_latency_ms_p50": added["p50"],
-        "added_latency_ms_p99": added["p99"],
-        "lost": sum(r["lost"] for r in everything),
-        "duplicates": sum(r["duplicates"] for r in everything),
-        "table": table,
-    }
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} ms"
+    return gateway_report(args, raw, gw)
 
 
 def _progress(line: str) -> None:
@@ -365,7 +302,7 @@ def _progress(line: str) -> None:
     sys.stderr.flush()
 
 
-def _wait_gateway_online(port: int, timeout: float, site: str = SITE) -> None:
+def wait_gateway_online(port: int, timeout: float, site: str = SITE) -> None:
     """Until the gateway's retained state on the broker at ``port`` says online."""
     from shared.codec import decode
     from shared.messages import StateMessage

@@ -39,11 +39,15 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgecascade.benchmarks.table import format_table
+from edgecascade.benchmarks.load_report import load_report
 from shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
+    import subprocess
+
     from sqlalchemy import Engine
+
+    from edgecascade.processes import ProcessGroup
 
 SITE = "load"
 POLL_S = 0.2
@@ -185,7 +189,7 @@ def _wait_ready(
 ) -> None:
     """Until the cloud's ingest is connected and the gateway's state on the site broker says
     online (it subscribes first), so no step publishes into the void."""
-    from edgecascade.benchmarks.gateway import _wait_gateway_online
+    from edgecascade.benchmarks.gateway import wait_gateway_online
 
     deadline = time.monotonic() + timeout
     while True:
@@ -200,7 +204,7 @@ def _wait_ready(
         if time.monotonic() > deadline:
             raise EdgeCascadeError(f"edgecascade cloud was not healthy within {timeout:g} s")
         time.sleep(0.2)
-    _wait_gateway_online(site_port, timeout, site=SITE)
+    wait_gateway_online(site_port, timeout, site=SITE)
 
 
 def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any]]:
@@ -216,38 +220,7 @@ def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any
     engine = make_engine(url)
     try:
         http_port = free_port()
-        procs = {
-            "cloud": group.spawn_cli(
-                "cloud",
-                "--log-level",
-                "WARNING",
-                "cloud",
-                "--database-url",
-                url,
-                "--data-dir",
-                str(work / "cloud"),
-                "--mqtt-port",
-                str(cloud.port),
-                "--port",
-                str(http_port),
-            ),
-            "gateway": group.spawn_cli(
-                "gateway",
-                "--log-level",
-                "WARNING",
-                "gateway",
-                "--site",
-                SITE,
-                "--data-dir",
-                str(work / "gateway"),
-                "--site-mqtt-port",
-                str(site.port),
-                "--cloud-mqtt-port",
-                str(cloud.port),
-                "--batch-linger-ms",
-                str(args.linger_ms),
-            ),
-        }
+        procs = _spawn_path(group, args, work, url, (site.port, cloud.port, http_port))
 
         def check_alive() -> None:
             for name, proc in procs.items():
@@ -258,18 +231,7 @@ def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any
 
         _wait_ready(http_port, site.port, check_alive, args.timeout)
         devices = _Devices(site.port, args.devices)
-        steps: list[dict[str, Any]] = []
-        for n, fps in enumerate(args.fps):
-            rate = args.devices * fps
-            _progress(
-                f"step {n + 1}: {args.devices} devices x {fps:g} fps = {rate:g} results/s "
-                f"for {args.step_seconds:g} s ..."
-            )
-            steps.append(_run_step(n, fps, devices, engine, args))
-            check_alive()
-            if not steps[-1]["held"] or steps[-1]["publisher_limited"]:
-                break
-        return steps
+        return _step_up(args, devices, engine, check_alive)
     finally:
         if devices is not None:
             devices.close()
@@ -279,80 +241,52 @@ def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any
         cloud.stop()
 
 
+def _spawn_path(
+    group: ProcessGroup,
+    args: argparse.Namespace,
+    work: Path,
+    url: str,
+    ports: tuple[int, int, int],
+) -> dict[str, subprocess.Popen[bytes]]:
+    """``edgecascade cloud`` and ``edgecascade gateway`` between the brokers on ``ports``
+    (site MQTT, cloud MQTT, then the cloud's HTTP)."""
+    site_port, cloud_port, http_port = ports
+    cloud = ["cloud", "--database-url", url, "--data-dir", str(work / "cloud")]
+    cloud += ["--mqtt-port", str(cloud_port), "--port", str(http_port)]
+    gateway = ["gateway", "--site", SITE, "--data-dir", str(work / "gateway")]
+    gateway += ["--site-mqtt-port", str(site_port), "--cloud-mqtt-port", str(cloud_port)]
+    gateway += ["--batch-linger-ms", str(args.linger_ms)]
+    return {
+        "cloud": group.spawn_cli("cloud", "--log-level", "WARNING", *cloud),
+        "gateway": group.spawn_cli("gateway", "--log-level", "WARNING", *gateway),
+    }
+
+
+def _step_up(
+    args: argparse.Namespace, devices: _Devices, engine: Engine, check_alive: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """Every step of ``--fps`` in turn, until one does not hold or the publisher is the limit."""
+    steps: list[dict[str, Any]] = []
+    for n, fps in enumerate(args.fps):
+        rate = args.devices * fps
+        _progress(
+            f"step {n + 1}: {args.devices} devices x {fps:g} fps = {rate:g} results/s "
+            f"for {args.step_seconds:g} s ..."
+        )
+        steps.append(_run_step(n, fps, devices, engine, args))
+        check_alive()
+        if not steps[-1]["held"] or steps[-1]["publisher_limited"]:
+            break
+    return steps
+
+
 def bench_load(args: argparse.Namespace) -> dict[str, Any]:
     _check(args)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with _database(args, work) as url:
             steps = _steps(args, work, url)
-    held = [s for s in steps if s["held"] and not s["publisher_limited"]]
-    best = max(held, key=lambda s: s["offered_per_s"]) if held else None
-    last = steps[-1]
-    if last["publisher_limited"]:
-        stopped = (
-            f"the publisher held {last['published_per_s']:.0f} of "
-            f"{last['offered_per_s']:g} results/s: it was the limit, not the path"
-        )
-    elif not last["held"]:
-        stopped = (
-            f"{last['offered_per_s']:g} results/s broke: lost {last['lost']}, p99 "
-            f"{_ms(last['latency_ms_p99'])} (bound {args.max_p99_ms:g} ms)"
-        )
-    else:
-        stopped = "every step held; raise --fps to find the limit"
-    table = format_table(
-        [
-            "fps/device",
-            "offered/s",
-            "published/s",
-            "offered",
-            "delivered",
-            "lost",
-            "p50 ms",
-            "p99 ms",
-            "held",
-        ],
-        [
-            [
-                s["fps_per_device"],
-                s["offered_per_s"],
-                s["published_per_s"],
-                s["offered"],
-                s["delivered"],
-                s["lost"],
-                s["latency_ms_p50"],
-                s["latency_ms_p99"],
-                "yes" if s["held"] and not s["publisher_limited"] else "no",
-            ]
-            for s in steps
-        ],
-    )
-    held_text = (
-        f"{best['offered_per_s']:g} results/s ({best['fps_per_device']:g} fps x "
-        f"{args.devices} devices)"
-        if best
-        else "none"
-    )
-    table += (
-        f"\n{args.devices} simulated devices (result publishers, no model) -> site broker -> "
-        f"gateway -> cloud broker -> cloud ingest -> {args.database}"
-        f"\nhighest rate held with zero loss and p99 <= {args.max_p99_ms:g} ms: {held_text}"
-        f"\nstopped: {stopped}"
-    )
-    return {
-        "devices": args.devices,
-        "database": args.database,
-        "step_seconds": args.step_seconds,
-        "drain_seconds": args.drain_seconds,
-        "max_p99_ms": args.max_p99_ms,
-        "linger_ms": args.linger_ms,
-        "steps": steps,
-        "highest_rate_held_per_s": best["offered_per_s"] if best else 0.0,
-        "highest_fps_per_device_held": best["fps_per_device"] if best else 0.0,
-        "lost_at_highest_rate_held": best["lost"] if best else None,
-        "stopped": stopped,
-        "table": table,
-    }
+    return load_report(args, steps)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -370,10 +304,6 @@ def _check(args: argparse.Namespace) -> None:
             raise EdgeCascadeError(f"{name} must be positive, got {getattr(args, flag):g}")
     if args.linger_ms < 0:
         raise EdgeCascadeError(f"--linger-ms must not be negative, got {args.linger_ms:g}")
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} ms"
 
 
 def _progress(line: str) -> None:

@@ -7,9 +7,12 @@ import itertools
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
 from shared.cli import SubParsers
@@ -52,13 +55,7 @@ def evaluate(
     runtime: ModelRuntime, dataset: LabelledFolder, *, warmup: int = 5, progress_every: int = 500
 ) -> EvalReport:
     started = time.monotonic()
-    if dataset.items and warmup:
-        import cv2
-
-        first = cv2.imread(str(dataset.items[0][0]), cv2.IMREAD_UNCHANGED)
-        if first is not None and first.dtype == np.uint8:
-            for _ in range(warmup):
-                runtime.classify(first.astype(np.uint8, copy=False))
+    _warm_up(runtime, dataset, warmup)
     targets, predicted, confidence = [], [], []
     timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for n, (_path, image, target) in enumerate(dataset, 1):
@@ -76,36 +73,8 @@ def evaluate(
                 len(dataset),
                 float(np.mean(np.equal(targets, predicted))),
             )
-    t, p, c = np.array(targets), np.array(predicted), np.array(confidence)
-    hit = t == p
-    per_class = {}
-    for i, label in enumerate(runtime.labels):
-        mask = t == i
-        if mask.any():
-            per_class[label] = ClassScore(
-                correct=int(hit[mask].sum()),
-                total=int(mask.sum()),
-                accuracy=float(hit[mask].mean()),
-            )
-    bins = []
-    edges = np.linspace(0.0, 1.0, 11)
-    for low, high in itertools.pairwise(edges):
-        mask = (c >= low) & ((c < high) if high < 1.0 else (c <= high))
-        bins.append(
-            ConfidenceBin(
-                low=round(float(low), 2),
-                high=round(float(high), 2),
-                count=int(mask.sum()),
-                accuracy=float(hit[mask].mean()) if mask.any() else None,
-            )
-        )
-    latency = {
-        stage: {
-            "p50": float(np.percentile(values, 50)) if values else 0.0,
-            "p95": float(np.percentile(values, 95)) if values else 0.0,
-        }
-        for stage, values in timings.items()
-    }
+    t, c = np.array(targets), np.array(confidence)
+    hit = t == np.array(predicted)
     return EvalReport(
         model=runtime.card.name,
         model_path=runtime.source,
@@ -114,11 +83,67 @@ def evaluate(
         images=len(t),
         skipped=len(dataset.skipped),
         top1_accuracy=float(hit.mean()) if len(t) else 0.0,
-        per_class=per_class,
-        confidence=bins,
-        latency_ms=latency,
+        per_class=_per_class(runtime.labels, t, hit),
+        confidence=_confidence_bins(c, hit),
+        latency_ms=_latency(timings),
         wall_s=time.monotonic() - started,
     )
+
+
+def _warm_up(runtime: ModelRuntime, dataset: LabelledFolder, times: int) -> None:
+    """Classify the first image a few times: the first invocations are slow (allocation)."""
+    if not dataset.items or not times:
+        return
+    import cv2
+
+    first = cv2.imread(str(dataset.items[0][0]), cv2.IMREAD_UNCHANGED)
+    if first is not None and first.dtype == np.uint8:
+        for _ in range(times):
+            runtime.classify(first.astype(np.uint8, copy=False))
+
+
+def _per_class(
+    labels: Sequence[str], targets: npt.NDArray[Any], hit: npt.NDArray[np.bool_]
+) -> dict[str, ClassScore]:
+    per_class = {}
+    for i, label in enumerate(labels):
+        mask = targets == i
+        if mask.any():
+            per_class[label] = ClassScore(
+                correct=int(hit[mask].sum()),
+                total=int(mask.sum()),
+                accuracy=float(hit[mask].mean()),
+            )
+    return per_class
+
+
+def _confidence_bins(
+    confidence: npt.NDArray[Any], hit: npt.NDArray[np.bool_]
+) -> list[ConfidenceBin]:
+    """Accuracy per tenth of top-1 confidence (the last bin includes 1.0)."""
+    bins = []
+    edges = np.linspace(0.0, 1.0, 11)
+    for low, high in itertools.pairwise(edges):
+        mask = (confidence >= low) & ((confidence < high) if high < 1.0 else (confidence <= high))
+        bins.append(
+            ConfidenceBin(
+                low=round(float(low), 2),
+                high=round(float(high), 2),
+                count=int(mask.sum()),
+                accuracy=float(hit[mask].mean()) if mask.any() else None,
+            )
+        )
+    return bins
+
+
+def _latency(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {
+        stage: {
+            "p50": float(np.percentile(values, 50)) if values else 0.0,
+            "p95": float(np.percentile(values, 95)) if values else 0.0,
+        }
+        for stage, values in timings.items()
+    }
 
 
 def format_table(report: EvalReport) -> str:

@@ -89,18 +89,18 @@ def _break_and_repair(fault: Fault, topology: Topology) -> None:
 def _break_and_restart(fault: Fault, topology: Topology) -> None:
     if fault.target == "uplink":
         topology.uplink.cut()
-        time.sleep(fault.down_s)
+        time.sleep(fault.down_s)  # the outage lasts this long, on purpose
         topology.uplink.restore()
     elif fault.target in ("site-broker", "cloud-broker"):
         broker = topology.site_broker if fault.target == "site-broker" else topology.cloud_broker
         broker.kill()
-        time.sleep(fault.down_s)
+        time.sleep(fault.down_s)  # the outage lasts this long, on purpose
         broker.start()
     else:
         service = {s.name: s for s in topology.services()}[fault.victim]
         before = service.connections()
         service.kill()
-        time.sleep(fault.down_s)
+        time.sleep(fault.down_s)  # the outage lasts this long, on purpose
         service.start()
         if service is topology.cloud:
             topology.wait_cloud()

@@ -157,6 +157,8 @@ def test_nothing_accepted_is_lost_or_doubled_while_every_part_is_killed(
     started = time.monotonic()
     try:
         topology.start()
+        # The schedule is time on purpose: traffic flows for a while before, between and after
+        # the faults (nothing is asserted after these sleeps; the waits below are for events).
         time.sleep(WARMUP_S)
         for fault in faults:
             time.sleep(fault.pause_s)

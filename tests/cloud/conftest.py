@@ -22,6 +22,7 @@ from cloud.settings import CloudSettings
 from cloud.store import Inbound, decode_inbound
 from shared.codec import encode
 from shared.topics import Kind, Topic
+from tests.utils.mqtt import wait_until
 
 
 @pytest.fixture
@@ -53,12 +54,10 @@ def serving(app: FastAPI, timeout: float = 20.0) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("the test API server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), timeout, step=0.01)
+    if not server.started:
+        server.should_exit = True
+        raise RuntimeError("the test API server did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"

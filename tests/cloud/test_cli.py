@@ -6,7 +6,6 @@ import argparse
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ from cloud.cli import _overrides, add_parser, load, migrate
 from cloud.db.engine import make_engine
 from cloud.db.migrate import current_revision, head_revision, upgrade
 from edgecascade.brokers import MosquittoBroker, free_port
+from tests.utils.mqtt import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,17 +97,17 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        body = None
-        while time.monotonic() < deadline and proc.poll() is None:
+        bodies: list[object] = []
+
+        def healthy() -> bool:
             try:
-                body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
-                if body["mqtt"]:
-                    break
+                bodies.append(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json())
             except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        assert body == {"status": "ok", "database": True, "mqtt": True}
+                return False
+            return bodies[-1] == {"status": "ok", "database": True, "mqtt": True}
+
+        assert wait_until(lambda: proc.poll() is not None or healthy(), timeout=20)
+        assert bodies[-1:] == [{"status": "ok", "database": True, "mqtt": True}]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)
     finally:
@@ -145,7 +145,7 @@ def test_worker_refuses_an_unmigrated_database_then_serves_verdicts(
     from shared.messages import VerdictMessage
     from shared.topics import Kind, Topic, topic_filter
     from tests.cloud.test_worker import escalations
-    from tests.utils.mqtt import Collector, publish_all, wait_until
+    from tests.utils.mqtt import Collector, publish_all
 
     data = tmp_path / "cloud"
     argv = [

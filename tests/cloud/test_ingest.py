@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,20 +21,9 @@ from shared.codec import encode
 from shared.mqtt import MqttLink, Outgoing
 from shared.topics import Kind, topic
 from tests.utils.factories import make_batch, make_escalation, make_result, make_state
+from tests.utils.mqtt import wait_until
 
 OPTIONS = IngestSection(batch_size=50, flush_interval_s=0.05)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = threading.Event()
-    timer = threading.Timer(timeout, deadline.set)
-    timer.start()
-    try:
-        while not predicate():
-            if deadline.wait(0.02):
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-    finally:
-        timer.cancel()
 
 
 @pytest.fixture
@@ -93,10 +82,7 @@ def wait_subscribed(ingestor: Ingestor, publisher: MqttLink) -> None:
     """Publish probe states until one arrives: the (shared) subscription is then in place."""
     while ingestor.stats().received == 0:
         send_message(publisher, "probe", "probe", Kind.STATE, make_state())
-        try:
-            wait_until(lambda: ingestor.stats().received > 0, timeout=0.3)
-        except AssertionError:
-            continue
+        wait_until(lambda: ingestor.stats().received > 0, timeout=0.3)
 
 
 def test_each_message_stored_once_bad_ones_rejected(
@@ -111,7 +97,7 @@ def test_each_message_stored_once_bad_ones_rejected(
         send(publisher, "s1", "cam-0", Kind.RESULT, payloads[0])  # a redelivery
         send(publisher, "s1", "cam-0", Kind.RESULT, b'{"not": "a result"}')
         send(publisher, "s1", "cam-0", Kind.RESULT, b" " * (17 * 1024))  # over the 16 KiB limit
-        wait_until(lambda: ingestor.stats().duplicates == 1, what="the duplicate")
+        assert wait_until(lambda: ingestor.stats().duplicates == 1), "never saw the duplicate"
         stats = ingestor.stats()
         assert (stats.stored, stats.rejected) == (60, 2)
         assert stats.rejected_by_reason == {"invalid": 1, "too_large": 1}
@@ -123,9 +109,11 @@ def test_each_message_stored_once_bad_ones_rejected(
         batch = make_batch("s2", [("cam-7", make_result()), ("cam-8", make_result())])
         send_message(publisher, "s2", "gw", Kind.RESULT_BATCH, batch)
         send_message(publisher, "s2", "cam-7", Kind.STATE, make_state(status="offline"))
-        wait_until(lambda: rows(services, Result) == 62, what="the gateway batch")
-        wait_until(lambda: rows(services, Escalation) == 1, what="the escalation")
-        wait_until(lambda: device_status(services, "s2", "cam-7") == "offline", what="the state")
+        assert wait_until(lambda: rows(services, Result) == 62), "never saw the gateway batch"
+        assert wait_until(lambda: rows(services, Escalation) == 1), "never saw the escalation"
+        assert wait_until(lambda: device_status(services, "s2", "cam-7") == "offline"), (
+            "never saw the state"
+        )
         assert services.blobs.get(f"s1/cam-0/{header.msg_id}.jpg") == jpeg
         assert ingestor.stats().rejected == 2
     finally:
@@ -135,7 +123,7 @@ def test_each_message_stored_once_bad_ones_rejected(
     again = start_ingestor(services, broker)
     try:
         wait_subscribed(again, publisher)
-        wait_until(lambda: again.stats().queued == 0, what="the probe to be written")
+        assert wait_until(lambda: again.stats().queued == 0), "never saw the probe to be written"
         # Redeliveries would have come before the probe and been counted as duplicates.
         stats = again.stats()
         assert (stats.stored, stats.duplicates, stats.rejected) == (0, 0, 0)
@@ -167,27 +155,31 @@ def test_broker_restart_mid_stream_stores_everything_once(
     ingestor = start_ingestor(services, broker, gated)
     try:
         wait_subscribed(ingestor, publisher)
-        wait_until(lambda: ingestor.stats().queued == 0, what="the probe to be written")
+        assert wait_until(lambda: ingestor.stats().queued == 0), "never saw the probe to be written"
         received_before = ingestor.stats().received
 
         gated.open.clear()  # received but not stored, so not acknowledged
         first = [make_result("s1", "cam-1") for _ in range(30)]
         for msg in first:
             send_message(publisher, "s1", "cam-1", Kind.RESULT, msg)
-        wait_until(lambda: ingestor.stats().received == received_before + 30, what="delivery")
+        assert wait_until(lambda: ingestor.stats().received == received_before + 30), (
+            "never saw delivery"
+        )
         assert gated.waiting.wait(10)
 
         broker.restart()  # clean restart: the broker keeps the session and its in-flight messages
         gated.open.set()
-        wait_until(lambda: ingestor.connected and publisher.connected, what="reconnects")
+        assert wait_until(lambda: ingestor.connected and publisher.connected), (
+            "never saw reconnects"
+        )
         second = [make_result("s1", "cam-2") for _ in range(30)]
         for msg in second:
             send_message(publisher, "s1", "cam-2", Kind.RESULT, msg)
 
-        wait_until(lambda: rows(services, Result) == 60, what="all 60 results")
+        assert wait_until(lambda: rows(services, Result) == 60), "never saw all 60 results"
         # The unacknowledged first half was delivered again and stored as duplicates.
 
-        wait_until(lambda: ingestor.stats().duplicates >= 30, what="redelivery")
+        assert wait_until(lambda: ingestor.stats().duplicates >= 30), "never saw redelivery"
         with services.sessions() as session:
             stored = set(session.scalars(select(Result.msg_id)))
         assert stored == {m.msg_id for m in first + second}
@@ -221,14 +213,14 @@ def test_database_errors_retry_and_poison_is_isolated(
     ingestor = start_ingestor(services, broker, flaky)
     try:
         wait_subscribed(ingestor, publisher)
-        wait_until(lambda: ingestor.stats().queued == 0, what="the probe to be written")
+        assert wait_until(lambda: ingestor.stats().queued == 0), "never saw the probe to be written"
         flaky.transient_failures = 2  # the next two writes fail: retried, not acknowledged
         good = [make_result("s1", "cam-1") for _ in range(10)]
         poison = make_result("s1", "cam-1", label="poison")
         for msg in [*good[:5], poison, *good[5:]]:
             send_message(publisher, "s1", "cam-1", Kind.RESULT, msg)
-        wait_until(lambda: ingestor.stats().rejected == 1, what="the poison message")
-        wait_until(lambda: rows(services, Result) == 10, what="the good messages")
+        assert wait_until(lambda: ingestor.stats().rejected == 1), "never saw the poison message"
+        assert wait_until(lambda: rows(services, Result) == 10), "never saw the good messages"
         assert flaky.transient_failures == 0
         assert ingestor.stats().rejected_by_reason == {"store": 1}
         with services.sessions() as session:
@@ -239,7 +231,7 @@ def test_database_errors_retry_and_poison_is_isolated(
     again = start_ingestor(services, broker)
     try:
         wait_subscribed(again, publisher)
-        wait_until(lambda: again.stats().queued == 0, what="the probe to be written")
+        assert wait_until(lambda: again.stats().queued == 0), "never saw the probe to be written"
         assert (again.stats().duplicates, again.stats().rejected) == (0, 0)
         assert rows(services, Result) == 10
     finally:

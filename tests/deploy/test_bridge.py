@@ -9,7 +9,6 @@ outage is delivered once the cloud is back (held in the site broker's queue, as 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -91,7 +90,8 @@ def exercise_the_bridge(cloud: MosquittoBroker, site: MosquittoBroker) -> None:
     down = Collector(site.port, "cam1", "ec/v1/site1/cam1/cmd/#")
     pub_site, pub_cloud = publisher(site.port), publisher(cloud.port)
     try:
-        assert wait_until(lambda: _bridge_up(pub_site, up), timeout=20), "the bridge is not up"
+        bridge_up = wait_until(lambda: _crossed(pub_site, up, "probe", timeout=0.2), timeout=20)
+        assert bridge_up, "the bridge is not up"
 
         # Up: a retained state and results from site1; nothing from another site.
         state = encode(make_state())
@@ -100,7 +100,8 @@ def exercise_the_bridge(cloud: MosquittoBroker, site: MosquittoBroker) -> None:
         for _ in range(20):
             pub_site.publish(results, result(), qos=1)
         pub_site.publish(topic("site2", "cam9", Kind.RESULT), result(), qos=1)
-        assert wait_until(lambda: up.topics().count(results) == 20, timeout=10)
+        assert _crossed(pub_site, up, "after-site2")  # what was sent before it crossed before it
+        assert up.topics().count(results) == 20
         late = Collector(cloud.port, "late", topic("site1", "cam1", Kind.STATE))  # retained there
         assert wait_until(lambda: [r for _, r, _ in late.received] == [True], timeout=10)
         late.close()
@@ -119,7 +120,7 @@ def exercise_the_bridge(cloud: MosquittoBroker, site: MosquittoBroker) -> None:
             info.wait_for_publish(timeout=10)
         cloud.start()
         assert wait_until(lambda: up.topics().count(results) == 70, timeout=30)
-        time.sleep(1.0)
+        assert _crossed(pub_site, up, "after-outage")  # a copy would have crossed before it
         assert up.topics().count(results) == 70  # and no more: each exactly once here
     finally:
         for client in (pub_site, pub_cloud):
@@ -129,9 +130,9 @@ def exercise_the_bridge(cloud: MosquittoBroker, site: MosquittoBroker) -> None:
         down.close()
 
 
-def _bridge_up(pub: paho.Client, up: Collector) -> bool:
-    """Probe the bridge with a (not retained) state message until one crosses."""
-    probe = topic("site1", "probe", Kind.STATE)
+def _crossed(pub: paho.Client, up: Collector, device: str, timeout: float = 10.0) -> bool:
+    """Send a (not retained) state message from ``device`` through the bridge; True once it
+    crossed. Messages travel the bridge in order, so what was sent before it crossed before it."""
+    probe = topic("site1", device, Kind.STATE)
     pub.publish(probe, encode(make_state()), qos=1)
-    time.sleep(0.2)
-    return probe in up.topics()
+    return wait_until(lambda: probe in up.topics(), timeout=timeout)

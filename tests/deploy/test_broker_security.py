@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +110,9 @@ def test_a_device_publishes_only_under_its_own_topics(fleet: Fleet) -> None:
         refused = publish(
             fleet.cams["cam1"], "cam1", (forged, b"forged"), (forged_state, b"x"), (own, b"own")
         )
-        # The forged ones were refused (PUBACK) before "own" was sent: dropped, not delayed.
-        assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"own"], timeout=10)
-        time.sleep(0.3)
+        # The forged ones were refused (PUBACK) before "own" was sent, on the same path: once
+        # "own" is here, a forged one would have come before it. Dropped, not delayed.
+        assert wait_until(lambda: b"own" in [m.payload for m in gateway.messages], timeout=10)
         assert [m.topic for m in gateway.messages] == [own]
     assert len(refused) == 2 and all("Not authorized" in r for r in refused), refused
 
@@ -134,8 +133,8 @@ def test_a_device_cannot_send_what_only_the_gateway_and_cloud_send(fleet: Fleet)
         refused = publish(
             fleet.cams["cam1"], "cam1", *[(t, b"forged") for t in downlink], (own, b"own")
         )
-        assert wait_until(lambda: [m.payload for m in gateway.messages] == [b"own"], timeout=10)
-        time.sleep(0.3)
+        # "own" went last: any forged one would have arrived before it.
+        assert wait_until(lambda: b"own" in [m.payload for m in gateway.messages], timeout=10)
         assert [m.topic for m in gateway.messages] == [own]
     assert len(refused) == len(downlink) and all("Not authorized" in r for r in refused), refused
 
@@ -155,8 +154,9 @@ def test_a_device_reads_only_its_own_commands_and_verdicts(fleet: Fleet) -> None
         ) as cam2,
     ):
         cam1.link.subscribe(topic_filter(Kind.CMD, site="site1", device="cam1"))
-        cam1.link.subscribe(topic("site1", "cam1", Kind.VERDICT))
-        time.sleep(0.3)
+        verdict1 = topic("site1", "cam1", Kind.VERDICT)
+        cam1.link.subscribe(verdict1)
+        probe_until_received(fleet.gateway_site, cam1, verdict1)  # the nosy filters are active
         for_cam2 = topic("site1", "cam2", Kind.CMD, "resync")
         for_cam1 = topic("site1", "cam1", Kind.CMD, "resync")
         verdict2 = topic("site1", "cam2", Kind.VERDICT)
@@ -165,10 +165,10 @@ def test_a_device_reads_only_its_own_commands_and_verdicts(fleet: Fleet) -> None
         )
         assert refused == []
         assert wait_until(lambda: [m.topic for m in cam2.messages] == [for_cam2], timeout=10)
+        # for_cam1 went last: what cam1 must not read would have arrived before it.
         assert wait_until(lambda: any(m.topic == for_cam1 for m in cam1.messages), timeout=10)
-        time.sleep(0.3)
         # (its own once per matching subscription: "ec/v1/#" and its own cmd/+)
-        assert {m.topic for m in cam1.messages} == {for_cam1}
+        assert {m.topic for m in cam1.messages} == {verdict1, for_cam1}
 
 
 def test_a_device_cannot_take_over_another_devices_session(fleet: Fleet) -> None:
@@ -176,11 +176,25 @@ def test_a_device_cannot_take_over_another_devices_session(fleet: Fleet) -> None
     try:
         # cam1 asks for cam2's client id; the broker uses cam1's user name instead.
         impostor = link(fleet.cams["cam1"], "site1.cam2")
-        time.sleep(1.0)
-        assert cam2.connected and cam2.connects == 1 and impostor.connected
+        # A takeover happens when the broker takes the impostor's CONNECT, before its CONNACK.
+        # A PUBACK asked for afterwards on each connection shows both are still the first ones.
+        for device, client in (("cam2", cam2), ("cam1", impostor)):
+            own = Outgoing(topic("site1", device, Kind.STATE), b"still here")
+            assert client.confirm(client.publish(own), 10), device
+        assert cam2.connected and cam2.connects == 1
+        assert impostor.connected and impostor.connects == 1
         impostor.stop()
     finally:
         cam2.stop()
+
+
+def probe_until_received(settings: MqttSettings, collector: Collector, probe: str) -> None:
+    """Publish on ``probe`` until ``collector`` receives it: its subscriptions are then active."""
+    for _ in range(20):
+        publish(settings, "prober", (probe, b"probe"))
+        if wait_until(lambda: any(m.topic == probe for m in collector.messages), timeout=0.5):
+            return
+    raise AssertionError(f"no probe on {probe} arrived")
 
 
 def test_a_gateway_sees_only_its_site_on_the_cloud_broker(fleet: Fleet) -> None:

@@ -6,8 +6,9 @@ committed configurations (TLS, passwords, ACLs); the example configs from deploy
 installed; then each systemd unit's ExecStart runs with the unit's Environment= and
 EnvironmentFile= and a notify socket, as systemd would start it (no systemd runs here). The
 database is PostgreSQL, as in production. Deviations, all about this machine: paths under the
-temporary root, free ports, the model and frames from the repository, and a higher escalation
-threshold so that the short run certainly escalates some frames.
+temporary root, free ports, the model and frames from the repository, a higher escalation
+threshold so that the short run certainly escalates some frames, and telemetry sent often and
+forwarded sample by sample so that the test sees the camera count its verdicts.
 
 It passes when frames from the camera are stored in the cloud through gateway and brokers,
 escalations come back as verdicts at the camera, every notify unit reports READY=1 and pings the
@@ -23,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -200,7 +200,12 @@ def test_the_deployment_guide_runs_here(tmp_path: Path, pg_server_url: str) -> N
     }
     extras = {
         "edgecascade-worker@.service": cloud_env,
-        "edgecascade-agent.service": {"EC_AGENT_ESCALATION__THRESHOLD": "0.9"},
+        # Telemetry often and forwarded sample by sample: the test waits for a verdict in it.
+        "edgecascade-agent.service": {
+            "EC_AGENT_ESCALATION__THRESHOLD": "0.9",
+            "EC_AGENT_TELEMETRY_INTERVAL_S": "0.5",
+        },
+        "edgecascade-gateway.service": {"EC_GATEWAY_TELEMETRY_WINDOW_S": "0"},
     }
     group = ProcessGroup(tmp_path / "logs")
     services: list[Service] = []
@@ -274,4 +279,15 @@ def check_the_fleet(group: ProcessGroup, services: list[Service], api: str, toke
         if service.unit != "edgecascade-cloud.service":
             assert wait_until(service.said("WATCHDOG=1"), timeout=10), service.unit
         assert service.proc.poll() is None, f"{service.unit}:\n{group.log_tail(service.unit)}"
-    time.sleep(3.0)  # verdicts on their way down to the camera
+    # A verdict reached the camera: its telemetry counts it (read back through the API).
+    assert wait_until(lambda: verdicts_received(api, token) >= 1, timeout=60), group.log_tail(
+        "edgecascade-agent.service"
+    )
+
+
+def verdicts_received(api: str, token: str) -> float:
+    field = "counters.verdicts.received"
+    data = api_get(f"{api}/api/telemetry?site=site1&device=cam1&field={field}", token)
+    points = data["points"] if data else []
+    assert isinstance(points, list)
+    return float(max((point["fields"][field] or 0 for point in points), default=0))

@@ -102,7 +102,7 @@ class SlowSource:
         self.produced = 0
 
     def read(self) -> Frame | None:
-        time.sleep(0.001)
+        time.sleep(0.001)  # a camera's frame interval, on purpose
         self.produced += 1
         image = np.full((8, 8), self.produced % 256, dtype=np.uint8)
         return Frame(str(self.produced), image, time.time())
@@ -134,7 +134,7 @@ def test_replay_feed_blocks_instead_of_dropping() -> None:
     feed.start()
     taken = []
     for _ in range(20):
-        time.sleep(0.01)
+        time.sleep(0.01)  # a consumer slower than the source: the bounded queue fills
         item = feed.get(timeout=1)
         assert item is not None
         taken.append(int(item.frame.frame_id))
@@ -147,7 +147,7 @@ def test_emitter_keeps_order_and_flushes_on_close() -> None:
     seen: list[int] = []
 
     def slow_emit(n: int) -> None:
-        time.sleep(0.002)
+        time.sleep(0.002)  # a slow sink, on purpose: the emitter's queue fills
         seen.append(n)
 
     emitter: Emitter[int] = Emitter(slow_emit, maxsize=2)

@@ -17,7 +17,7 @@ from shared.messages import ResultBatchMessage
 from shared.mqtt import Outgoing
 from shared.topics import Kind, Topic, topic
 from tests.utils.factories import make_result
-from tests.utils.mqtt import Collector, wait_until
+from tests.utils.mqtt import Collector, publish_all, wait_until
 
 SITE = "site1"
 
@@ -95,4 +95,19 @@ def forwarded_ids(collector: Collector, kind: Kind = Kind.RESULT) -> list[str]:
             ids.extend(entry.result.msg_id for entry in batch.results)
         elif parsed.kind is kind:
             ids.append(decode(parsed, message.payload).message.msg_id)
+    return ids
+
+
+def forwarded_before_sentinel(site: MosquittoBroker, collector: Collector) -> list[str]:
+    """Send one more result and wait until it is forwarded; returns the ids forwarded before it.
+
+    The gateway forwards results in the order they arrive, so a message that was going to be
+    forwarded earlier (a duplicate, say) has reached the cloud broker by then: a negative check
+    needs no waiting period.
+    """
+    ((sentinel, message),) = results(1, device="sentinel")
+    publish_all(site.settings, [message], client_id="pub-sentinel")
+    assert wait_until(lambda: sentinel in forwarded_ids(collector), timeout=15), "no sentinel"
+    ids = forwarded_ids(collector)
+    ids.remove(sentinel)
     return ids

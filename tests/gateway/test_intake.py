@@ -4,7 +4,6 @@ and a full queue holds the network thread back instead of growing."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,17 +49,22 @@ def test_a_full_queue_blocks_the_network_thread(tmp_path: Path) -> None:
     acked: list[int] = []
     intake = Intake(box, lambda m: acked.append(m.mid), max_pending=5)
     submitted = threading.Event()
+    committing = threading.Event()
+    returned: list[bool] = []  # per submit: had the intake started when it returned?
 
     def network_thread() -> None:
         for mid in range(10):
             intake.submit(Pending(received(mid), ("result", Outgoing("t", b"r"), None)))
+            returned.append(committing.is_set())
         submitted.set()
 
     thread = threading.Thread(target=network_thread, daemon=True)
     thread.start()
-    time.sleep(0.3)
-    assert not submitted.is_set()  # waiting: 5 queued and nobody committing
+    assert wait_until(lambda: len(returned) >= 5, timeout=5)  # the five that fit
+    committing.set()
     intake.start()
     assert wait_until(submitted.is_set, timeout=5)
+    # The sixth submit returned only once the intake took from the queue: it waited.
+    assert returned == [False] * 5 + [True] * 5
     intake.stop()
     assert acked == list(range(10))

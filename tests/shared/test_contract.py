@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.forwarder import DOWNLINK_CLASSES, UPLINK_CLASSES
+from gateway.links import DOWNLINK_CLASSES, UPLINK_CLASSES
 from shared.codec import decode, encode
 from shared.contract import (
     KINDS,

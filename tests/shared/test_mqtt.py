@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 from edgecascade.brokers import MosquittoBroker, free_port
 from shared.config import MqttSettings
 from shared.mqtt import MqttLink, Outgoing, Received
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+from tests.utils.mqtt import wait_until
 
 
 class Inbox:

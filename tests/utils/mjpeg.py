@@ -40,7 +40,7 @@ class MjpegCamera:
                             + b"\r\n"
                         )
                         i += 1
-                        time.sleep(1 / camera.fps)
+                        time.sleep(1 / camera.fps)  # a camera's frame rate
                 except (BrokenPipeError, ConnectionResetError):
                     return
 

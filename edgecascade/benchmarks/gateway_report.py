@@ -1,0 +1,80 @@
+"""What ``edgecascade bench gateway`` reports: the raw broker path and the gateway path side by
+side, the gateway's throughput against the raw path's and the latency it adds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edgecascade.benchmarks.table import format_table
+
+HEADERS = [
+    "path",
+    "flood results/s",
+    "drain results/s",
+    "per msg (flood)",
+    "per msg (paced)",
+    "paced p50 ms",
+    "paced p99 ms",
+    "lost",
+    "duplicates",
+]
+
+
+def gateway_report(
+    args: argparse.Namespace, raw: dict[str, dict[str, Any]], gw: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    def ratio(phase: str) -> float:
+        base = raw[phase]["results_per_s"]
+        return float(gw[phase]["results_per_s"] / base) if base else 0.0
+
+    added: dict[str, float | None] = {}
+    for q in ("p50", "p99"):
+        through, bare = gw["paced"][f"latency_ms_{q}"], raw["paced"][f"latency_ms_{q}"]
+        added[q] = through - bare if through is not None and bare is not None else None
+    table = _table(raw, gw) + (
+        f"\ngateway vs raw: flood {ratio('flood'):.3f}, drain {ratio('drain'):.3f}; latency "
+        f"added at {args.paced_rate:g} results/s: p50 {_ms(added['p50'])}, p99 "
+        f"{_ms(added['p99'])} (batch linger {args.linger_ms:g} ms)"
+    )
+    everything = [*raw.values(), *gw.values()]
+    return {
+        "results": args.results,
+        "paced_results": args.paced_results,
+        "paced_rate": args.paced_rate,
+        "devices": args.devices,
+        "linger_ms": args.linger_ms,
+        "raw": raw,
+        "gateway": gw,
+        "gateway_vs_raw_throughput_ratio": ratio("flood"),
+        "gateway_vs_raw_drain_ratio": ratio("drain"),
+        "results_per_cloud_message_flood": gw["flood"]["results_per_message"],
+        "results_per_cloud_message_paced": gw["paced"]["results_per_message"],
+        "added_latency_ms_p50": added["p50"],
+        "added_latency_ms_p99": added["p99"],
+        "lost": sum(r["lost"] for r in everything),
+        "duplicates": sum(r["duplicates"] for r in everything),
+        "table": table,
+    }
+
+
+def _table(raw: dict[str, dict[str, Any]], gw: dict[str, dict[str, Any]]) -> str:
+    rows = [
+        [
+            name,
+            runs["flood"]["results_per_s"],
+            runs["drain"]["results_per_s"],
+            runs["flood"]["results_per_message"],
+            runs["paced"]["results_per_message"],
+            runs["paced"]["latency_ms_p50"],
+            runs["paced"]["latency_ms_p99"],
+            sum(r["lost"] for r in runs.values()),
+            sum(r["duplicates"] for r in runs.values()),
+        ]
+        for name, runs in (("raw paho -> mosquitto -> paho", raw), ("site -> gateway -> cloud", gw))
+    ]
+    return format_table(HEADERS, rows)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"

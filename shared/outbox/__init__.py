@@ -1,0 +1,40 @@
+"""The durable outbox: an on-disk priority queue in SQLite (WAL) used by the agent and the gateway.
+
+A message is *accepted* once :meth:`Outbox.put` returns: it is committed to disk and survives a
+SIGKILL of the process. :class:`OutboxSender` publishes rows in priority order (lower number first;
+within one class in the order they were put) and deletes a row only after the broker's PUBACK, so a
+crash between publish and delete sends the row again: at-least-once, de-duplicated downstream by
+``msg_id``. Rows past their class's TTL expire; when the disk quota is full the lowest-priority,
+oldest rows make room. Every expiry and drop is counted in the ``counters`` table, never silent.
+
+A broker acknowledges a message before it is on its disk (Mosquitto saves every
+``autosave_interval``), so a SIGKILLed broker can lose what it acknowledged last. With
+``replay_window_s`` > 0 an acknowledged row is kept that long, marked sent, and after every new
+connection the sender publishes the rows sent within the window again (counted as
+``replayed.<class>``); the receivers de-duplicate them by ``msg_id``. Set the window above the
+broker's autosave interval. The chaos suite (``tests/chaos``) found the loss this closes.
+"""
+
+from shared.outbox.sender import OutboxSender
+from shared.outbox.store import (
+    DEFAULT_CLASSES,
+    ClassPolicy,
+    Coalesce,
+    Outbox,
+    PutOutcome,
+    ReplaySeconds,
+    Row,
+    one_by_one,
+)
+
+__all__ = [
+    "DEFAULT_CLASSES",
+    "ClassPolicy",
+    "Coalesce",
+    "Outbox",
+    "OutboxSender",
+    "PutOutcome",
+    "ReplaySeconds",
+    "Row",
+    "one_by_one",
+]

@@ -1,0 +1,106 @@
+"""The outbox's sender: publishes queued rows while the link is up and deletes (or, with a replay
+window, marks) each one only after the broker's PUBACK."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from shared.errors import BrokerError
+from shared.mqtt import MqttLink
+from shared.outbox.store import Coalesce, Outbox, Row, one_by_one
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxSender(threading.Thread):
+    """Publishes outbox rows while the link is up (and ``ready()``, when given); deletes each row
+    after its PUBACK."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        link: MqttLink,
+        *,
+        batch: int = 200,
+        ack_timeout: float = 10.0,
+        ready: Callable[[], bool] | None = None,
+        coalesce: Coalesce = one_by_one,
+        linger_s: float = 0.0,
+    ) -> None:
+        """``coalesce`` groups rows into the messages sent; ``linger_s`` waits up to that long
+        after the oldest queued row for ``batch`` rows to gather (fewer, bigger messages)."""
+        super().__init__(name=f"outbox-sender-{link.client_id}", daemon=True)
+        self.outbox = outbox
+        self.link = link
+        self.batch = batch
+        self.ack_timeout = ack_timeout
+        self._ready = ready
+        self._coalesce = coalesce
+        self._linger_s = linger_s
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self.outbox.not_empty:
+            self.outbox.not_empty.notify_all()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        replayed_on = 0  # the connection whose replay was sent
+        while not self._stopping.is_set():
+            if not self.link.wait_connected(0.5):
+                continue
+            if self._ready is not None and not self._ready():
+                self._stopping.wait(0.2)  # e.g. no consumer on the broker yet: hold the rows
+                continue
+            connection = self.link.connects
+            if connection != replayed_on and self._replay():
+                replayed_on = connection
+            rows = self.outbox.peek(self.batch)
+            if not rows:
+                self.outbox.wait(0.5)
+                continue
+            if len(rows) < self.batch and self._linger_s > 0:
+                wait = rows[0].created + self._linger_s - time.time()
+                if wait > 0.001:
+                    self._stopping.wait(wait)  # let a batch gather
+                    rows = self.outbox.peek(self.batch)
+            self._send(rows)
+
+    def _replay(self) -> bool:
+        """After a new connection, send the rows acknowledged within the replay window again:
+        the broker may have died before saving them. True once all were acknowledged again."""
+        rows = self.outbox.replayable()
+        if rows:
+            logger.info("outbox: sending %d recently acknowledged row(s) again", len(rows))
+        for start in range(0, len(rows), self.batch):
+            pending = [
+                self.link.publish(m) for m, _ in self._coalesce(rows[start : start + self.batch])
+            ]
+            for info in pending:
+                try:
+                    if not self.link.confirm(info, self.ack_timeout):
+                        return False  # link dropped: replayed again on the next connection
+                except BrokerError:
+                    continue  # refused now as before; it was counted when first sent
+        return True
+
+    def _send(self, rows: list[Row]) -> None:
+        pending = [(rows, self.link.publish(msg)) for msg, rows in self._coalesce(rows)]
+        delivered: list[Row] = []
+        rejected: list[Row] = []
+        for group, info in pending:
+            try:
+                if not self.link.confirm(info, self.ack_timeout):
+                    break  # link dropped: the rest is sent again after reconnect
+            except BrokerError as exc:
+                first = group[0]
+                logger.error("outbox: %s refused on %s: %s", first.klass, first.message.topic, exc)
+                rejected.extend(group)
+                continue
+            delivered.extend(group)
+        self.outbox.ack(delivered)
+        self.outbox.ack(rejected, outcome="rejected")
