@@ -5,7 +5,10 @@ EdgeCascadeError
  ├── ContractError      a topic or payload that breaks the contract
  │    └── FrameCodecError  an escalation frame that cannot be decoded
  ├── ModelError         a model file or card that cannot be used (names the file)
- └── BrokerError        the MQTT broker refused or dropped us
+ ├── BrokerError        the MQTT broker refused or dropped us
+ └── CommitError        a batch of received messages could not be committed (shared.consumer)
+      ├── TransientCommitError  the store is unavailable: the batch is committed again later
+      └── PermanentCommitError  the data cannot be stored: committed message by message
 """
 
 from __future__ import annotations
@@ -33,3 +36,15 @@ class ModelError(EdgeCascadeError):
 
 class BrokerError(EdgeCascadeError):
     """The MQTT broker could not be reached or refused the connection."""
+
+
+class CommitError(EdgeCascadeError):
+    """A batch of received messages could not be committed; none of it is acknowledged."""
+
+
+class TransientCommitError(CommitError):
+    """The store failed for a reason that passes (connection lost, disk full): retry later."""
+
+
+class PermanentCommitError(CommitError):
+    """The store refused the data itself: retrying the same batch cannot succeed."""
