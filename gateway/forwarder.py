@@ -184,7 +184,7 @@ class Gateway:
             birth=lambda: self._state("online"),
         )
         self._site_link, self._cloud_link = site, cloud
-        self.intake = Intake(uplink, site.ack)
+        self.intake = Intake(uplink, site)
         key = load_public_key(s.model_public_key) if s.model_public_key else None
         self.cache = ModelCache(
             s.data_dir / "models",
@@ -244,7 +244,7 @@ class Gateway:
         finally:
             notifier.stopping()
             # Drain the intake while the site link can still carry its acknowledgements; what
-            # arrives after that is committed and acknowledged on the network thread itself.
+            # arrives after that is left unacknowledged: the broker delivers it to the next session.
             self.intake.stop()
             site.stop(farewell=self._state("offline"))
             self._flush_rollups(uplink, time.time(), everything=True)
