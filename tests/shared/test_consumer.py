@@ -29,7 +29,7 @@ def received(mid: int) -> Received:
 
 class Store:
     """A commit callback that records batches, with the acks seen at each call; it can be held
-    inside a commit (``hold``) and made to fail by ``fail(batch)``."""
+    inside a commit (``hold``), made to fail by ``fail(batch)`` and answer ``answer``."""
 
     def __init__(self, link: AckRecorder) -> None:
         self.link = link
@@ -39,6 +39,7 @@ class Store:
         self.release = threading.Event()
         self.release.set()
         self.fail: Callable[[list[int]], Exception | None] = lambda batch: None
+        self.answer = Ack.ALL
 
     def hold(self) -> None:
         self.release.clear()
@@ -51,7 +52,7 @@ class Store:
         error = self.fail(batch)
         if error is not None:
             raise error
-        return Ack.ALL
+        return self.answer
 
 
 def as_is(item: int) -> int | None:
@@ -100,14 +101,19 @@ def make(link: AckRecorder, store: Store) -> Iterator[Make]:
         consumer.stop()
 
 
-def test_a_message_is_acknowledged_only_after_its_commit(
-    make: Make, link: AckRecorder, store: Store
-) -> None:
-    consumer = make()
+def holding_the_first(consumer: CommitConsumer[int, int], store: Store) -> CommitConsumer[int, int]:
+    """``consumer`` started, with message 1 inside a commit held until ``store.release``."""
     store.hold()
     consumer.start()
     consumer.submit(received(1), 1)
     assert store.entered.wait(TIMEOUT)
+    return consumer
+
+
+def test_a_message_is_acknowledged_only_after_its_commit(
+    make: Make, link: AckRecorder, store: Store
+) -> None:
+    consumer = holding_the_first(make(), store)
     assert link.acked == []  # inside the commit: nothing acknowledged yet
     assert consumer.queued == 1  # taken, not settled
     store.release.set()
@@ -135,11 +141,7 @@ def test_acknowledgements_follow_arrival_order_including_messages_with_nothing_t
 def test_a_full_queue_holds_the_network_thread_back(
     make: Make, link: AckRecorder, store: Store
 ) -> None:
-    consumer = make(max_queued=2)
-    store.hold()
-    consumer.start()
-    consumer.submit(received(1), 1)
-    assert store.entered.wait(TIMEOUT)  # 1 is being committed; the queue is empty
+    consumer = holding_the_first(make(max_queued=2), store)  # the queue is empty
     consumer.submit(received(2), 2)
     consumer.submit(received(3), 3)  # the queue is full
     submitted = threading.Event()
@@ -245,11 +247,7 @@ def test_a_transient_failure_while_stopping_is_left_to_the_broker(
 def test_a_message_from_an_earlier_connection_is_not_acknowledged(
     make: Make, link: AckRecorder, store: Store
 ) -> None:
-    consumer = make()
-    store.hold()
-    consumer.start()
-    consumer.submit(received(1), 1)
-    assert store.entered.wait(TIMEOUT)
+    consumer = holding_the_first(make(), store)
     link.reconnect()  # 1 comes again on the resumed session; its packet id is stale
     consumer.submit(received(2), 2)
     store.release.set()
@@ -260,19 +258,13 @@ def test_a_message_from_an_earlier_connection_is_not_acknowledged(
 
 
 def test_a_commit_that_returns_ack_none_is_left_unacknowledged(
-    link: AckRecorder,
+    make: Make, link: AckRecorder, store: Store
 ) -> None:
-    committed = threading.Event()
-
-    def unconfirmed(batch: list[int]) -> Ack:
-        committed.set()
-        return Ack.NONE
-
-    consumer: CommitConsumer[int, int] = CommitConsumer(
-        "test", link, unconfirmed, as_is, max_queued=10, max_batch=10
-    )
+    store.answer = Ack.NONE  # e.g. the link that carries its results dropped: nothing to retry
+    consumer = make()
     consumer.submit(received(1), 1)
     consumer.start()
-    assert committed.wait(TIMEOUT)
+    assert store.entered.wait(TIMEOUT)
     consumer.stop()
+    assert store.batches == [[1]]
     assert link.acked == []
