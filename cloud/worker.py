@@ -12,6 +12,8 @@ each message to one member of the group. For a group of escalations a worker
    and waits for the broker's PUBACKs;
 5. only then acknowledges the escalations.
 
+Steps 2 to 5 run on the thread of a :class:`shared.consumer.CommitConsumer`, which retries a
+failed transaction with backoff and acknowledges in arrival order on the delivering connection.
 A worker killed between any two steps gets its unacknowledged escalations again (persistent
 session, stable client id); step 3 then finds the stored verdict and step 4 sends it again with
 the same message id, which gateways and devices de-duplicate. Nothing is handled twice in effect.
@@ -22,8 +24,6 @@ never wait for each other.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -39,7 +39,8 @@ from cloud.db.upsert import dialect_insert
 from cloud.settings import WorkerSection
 from shared.codec import decode
 from shared.config import MqttSettings
-from shared.errors import ContractError
+from shared.consumer import Ack, CommitConsumer
+from shared.errors import ContractError, TransientCommitError
 from shared.ids import new_message_id
 from shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
 from shared.mqtt import MqttLink, Outgoing, Received
@@ -48,18 +49,21 @@ from shared.topics import Kind, Topic, shared_filter, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 
-RETRY_MIN_S = 0.2
-RETRY_MAX_S = 5.0
 CONFIRM_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    received: Received
+    wire_topic: str
     topic: Topic
     header: EscalationHeader
     image: np.ndarray[Any, Any]
-    connection: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    job: _Job
+    row: dict[str, Any]  # the verdict row to store
 
 
 class ReinferenceWorker:
@@ -77,7 +81,7 @@ class ReinferenceWorker:
         self.runtime = runtime
         self.options = options
         self.worker_id = options.worker_id
-        self.counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
         self._model = ModelRef(
             name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256
         )
@@ -92,14 +96,31 @@ class ReinferenceWorker:
             options.share_group, topic_filter(Kind.ESCALATION, prefix=mqtt.prefix)
         )
         self._prefix = mqtt.prefix
-        self._jobs: queue.Queue[_Job] = queue.Queue()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{self.worker_id}", daemon=True)
+        # Whatever is already here is judged and stored in one transaction. The broker sends at
+        # most ``prefetch`` unacknowledged per connection; the bound holds many reconnects'
+        # redeliveries, as a full queue would hold up the network thread that confirms verdicts.
+        queued = 16 * options.prefetch
+        self._consumer: CommitConsumer[_Job, _Judged] = CommitConsumer(
+            self.worker_id,
+            self._link,
+            self._commit,
+            self._judge,
+            max_queued=queued,
+            max_batch=queued,
+        )
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Counted since start: handled, rejected, verdicts.new/.again, errors."""
+        counts = Counter(self._counts)
+        if self._consumer.errors:
+            counts["errors"] = self._consumer.errors
+        return counts
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self._link.subscribe(self.filter, qos=1)
-        self._thread.start()
+        self._consumer.start()
         self._link.start()
         logger.info(
             "worker %s: %s %s on %s",
@@ -114,8 +135,7 @@ class ReinferenceWorker:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the jobs taken in (stored, published, acknowledged), then disconnect."""
-        self._stopping.set()
-        self._thread.join(timeout)
+        self._consumer.stop(timeout)
         self._link.stop()
 
     # -- paho network thread ---------------------------------------------------------------------
@@ -131,77 +151,37 @@ class ReinferenceWorker:
                     f"{header.content_type} frame of {header.frame_id!r} does not decode"
                 )
         except ContractError as exc:
-            self.counts["rejected"] += 1
+            self._counts["rejected"] += 1
             logger.warning(
                 "worker %s: rejected escalation on %s: %s", self.worker_id, msg.topic, exc
             )
-            self._link.ack(msg)
+            self._consumer.submit(msg)  # acknowledged in its turn, never judged
             return
-        self._jobs.put(_Job(msg, parsed, header, image, self._link.connects))
+        self._consumer.submit(msg, _Job(msg.topic, parsed, header, image))
 
     # -- worker thread ---------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            try:
-                jobs = [self._jobs.get(timeout=0.2)]
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return
-                continue
-            while True:  # whatever else is already here: one transaction for all
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._handle(jobs)
-            except Exception:  # a bug must not silently stop the worker; these come again
-                self.counts["errors"] += 1
-                logger.exception(
-                    "worker %s: handling %d escalations failed", self.worker_id, len(jobs)
-                )
+    def _judge(self, job: _Job) -> _Judged | None:
+        """The cloud model's verdict row; None (rejected, acknowledged) if the model fails."""
+        try:
+            return _Judged(job, self._infer(job))
+        except Exception:  # a frame the model cannot take: never kill the worker on it
+            self._counts["rejected"] += 1
+            logger.exception(
+                "worker %s: the model failed on frame %r of %s",
+                self.worker_id,
+                job.header.frame_id,
+                job.wire_topic,
+            )
+            return None
 
-    def _handle(self, taken: list[_Job]) -> None:
-        jobs, rows = [], []
-        for job in taken:
-            try:
-                rows.append(self._infer(job))
-                jobs.append(job)
-            except Exception:  # a frame the model cannot take: never kill the worker on it
-                self.counts["rejected"] += 1
-                logger.exception(
-                    "worker %s: the model failed on frame %r of %s",
-                    self.worker_id,
-                    job.header.frame_id,
-                    job.received.topic,
-                )
-                self._link.ack(job.received)
-        if not jobs:
-            return
-        delay = RETRY_MIN_S
-        while True:
-            try:
-                stored = self._store(rows)
-                break
-            except SQLAlchemyError as exc:
-                if self._stopping.is_set():
-                    logger.warning(
-                        "worker %s: stopping with %d unstored verdicts (redelivered later): %s",
-                        self.worker_id,
-                        len(rows),
-                        exc,
-                    )
-                    return
-                logger.warning(
-                    "worker %s: storing verdicts failed, retry in %.1fs: %s",
-                    self.worker_id,
-                    delay,
-                    exc,
-                )
-                self._stopping.wait(delay)
-                delay = min(2 * delay, RETRY_MAX_S)
+    def _commit(self, judged: list[_Judged]) -> Ack:
+        """Store the verdicts, send them, and have the escalations acknowledged once confirmed."""
+        try:
+            stored = self._store([j.row for j in judged])
+        except SQLAlchemyError as exc:
+            raise TransientCommitError(f"storing {len(judged)} verdicts failed: {exc}") from exc
         infos = []
-        for job in jobs:
+        for job in (j.job for j in judged):
             verdict = stored[job.header.msg_id]
             wire = topic(job.topic.site, job.topic.device, Kind.VERDICT, prefix=self._prefix)
             infos.append(self._link.publish(Outgoing(wire, verdict.model_dump_json().encode())))
@@ -211,18 +191,15 @@ class ReinferenceWorker:
                 "escalations come again",
                 self.worker_id,
             )
-            return
-        connection = self._link.connects
-        for job in jobs:
-            if job.connection == connection:  # an old packet id may mean another message now
-                self._link.ack(job.received)
-        self.counts["handled"] += len(jobs)
+            return Ack.NONE
+        self._counts["handled"] += len(judged)
+        return Ack.ALL
 
     def _confirmed(self, info: Any) -> bool:
         """Wait for a PUBACK as long as the connection that carries it lasts (a busy broker is
         slow, not lost); False once it dropped: the escalations are then delivered again."""
         while not self._link.confirm(info, CONFIRM_TIMEOUT_S):
-            if not self._link.connected or info.rc != 0 or self._stopping.is_set():
+            if not self._link.connected or info.rc != 0 or self._consumer.stopping:
                 return False
         return True
 
@@ -270,8 +247,8 @@ class ReinferenceWorker:
             table = Verdict.__table__
             stored = conn.execute(select(table).where(table.c.escalation_id.in_(ids))).mappings()
             verdicts = {row["escalation_id"]: verdict_message(row) for row in stored}
-        self.counts["verdicts.new"] += len(new)
-        self.counts["verdicts.again"] += len(rows) - len(new)
+        self._counts["verdicts.new"] += len(new)
+        self._counts["verdicts.again"] += len(rows) - len(new)
         return verdicts
 
 

@@ -94,7 +94,7 @@ class Gateway:
         )
         self.uplink, self.downlink = uplink, downlink
         self.site_link, self.cloud_link = site, cloud
-        self.intake = Intake(uplink, site.ack)
+        self.intake = Intake(uplink, site)
         self.cache = ModelCache(
             s.data_dir / "models",
             key,
@@ -214,7 +214,7 @@ class Gateway:
         """The site side first, then what forwards to the cloud, then the disk."""
         self.notifier.stopping()
         # Drain the intake while the site link can still carry its acknowledgements; what
-        # arrives after that is committed and acknowledged on the network thread itself.
+        # arrives after that is left unacknowledged: the broker delivers it to the next session.
         self.intake.stop()
         self.site_link.stop(farewell=self._state("offline"))
         self._flush_rollups(time.time(), everything=True)

@@ -7,22 +7,20 @@ whatever arrived meanwhile in one transaction (:meth:`shared.outbox.Outbox.put_m
 acknowledges the group in arrival order (MQTT wants PUBACKs in the order the PUBLISHes came).
 The queue between them is bounded: when it is full the network thread waits, the broker stops
 sending (its in-flight window fills) and the backlog stays in the broker, not in our memory.
+The queue, the thread and the acknowledgements are :class:`shared.consumer.CommitConsumer`'s.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.consumer import Ack, AckLink, CommitConsumer
 from shared.mqtt import Outgoing, Received
 from shared.outbox import Outbox, PutOutcome
 
-logger = logging.getLogger(__name__)
-
 Entry = tuple[str, Outgoing, str | None]  # (outbox class, message, msg_id)
+OutcomeHandler = Callable[[PutOutcome], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,75 +29,71 @@ class Pending:
 
     message: Received
     entry: Entry | None = None
-    on_outcome: Callable[[PutOutcome], None] | None = None
+    on_outcome: OutcomeHandler | None = None
 
 
-class Intake(threading.Thread):
+@dataclass(frozen=True, slots=True)
+class _Put:
+    entry: Entry
+    on_outcome: OutcomeHandler | None
+
+
+class Intake:
+    """Commits what the site broker delivers to the outbox in groups, then acknowledges it;
+    :meth:`start`, :meth:`submit` (network thread), :meth:`stop`."""
+
     def __init__(
         self,
         outbox: Outbox,
-        ack: Callable[[Received], None],
+        link: AckLink,
         *,
         max_pending: int = 2000,
         max_group: int = 500,
     ) -> None:
-        super().__init__(name="intake", daemon=True)
         self.outbox = outbox
         self.max_pending = max_pending
         self.max_group = max_group
-        self.groups = 0
-        self.errors = 0
-        self._ack = ack
-        self._pending: deque[Pending] = deque()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._done = False  # the thread has committed everything it took in and left
+        # An outbox that cannot commit leaves the group unacknowledged (counted in ``errors``):
+        # the broker delivers it again (the session is persistent).
+        self._consumer: CommitConsumer[_Put, _Put] = CommitConsumer(
+            "intake",
+            link,
+            self._commit,
+            _as_is,
+            max_queued=max_pending,
+            max_batch=max_group,
+        )
+
+    @property
+    def groups(self) -> int:
+        """Groups committed."""
+        return self._consumer.groups
+
+    @property
+    def errors(self) -> int:
+        """Groups the outbox could not commit (left unacknowledged)."""
+        return self._consumer.errors
+
+    def start(self) -> None:
+        self._consumer.start()
 
     def submit(self, pending: Pending) -> None:
-        """Queue a message (the network thread); waits while the queue is full."""
-        with self._cond:
-            while len(self._pending) >= self.max_pending and not self._stopping:
-                self._cond.wait(0.5)
-            if self._done:
-                self._commit([pending])  # after stop(): committed here, in order
-                return
-            self._pending.append(pending)
-            self._cond.notify_all()
-
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait(0.5)
-                if not self._pending:
-                    self._done = True  # stopping, and everything taken in was committed
-                    return
-                group = [
-                    self._pending.popleft() for _ in range(min(self.max_group, len(self._pending)))
-                ]
-                self._cond.notify_all()
-            self._commit(group)
-
-    def _commit(self, group: list[Pending]) -> None:
-        entries = [p.entry for p in group if p.entry is not None]
-        try:
-            outcomes = iter(self.outbox.put_many(entries))
-        except Exception:
-            # Not acknowledged: the broker delivers these again (the session is persistent).
-            self.errors += 1
-            logger.exception("intake: could not commit %d message(s) to the outbox", len(entries))
-            return
-        self.groups += 1
-        for pending in group:
-            if pending.entry is not None:
-                outcome = next(outcomes)
-                if pending.on_outcome is not None:
-                    pending.on_outcome(outcome)
-            self._ack(pending.message)
+        """Queue a message (the network thread); waits while the queue is full. After
+        :meth:`stop` it is left unacknowledged: the broker delivers it to the next session."""
+        put = None if pending.entry is None else _Put(pending.entry, pending.on_outcome)
+        self._consumer.submit(pending.message, put)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and acknowledge what is queued, then stop."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self.join(timeout)
+        self._consumer.stop(timeout)
+
+    def _commit(self, group: list[_Put]) -> Ack:
+        outcomes = self.outbox.put_many([put.entry for put in group])
+        for put, outcome in zip(group, outcomes, strict=True):
+            if put.on_outcome is not None:
+                put.on_outcome(outcome)
+        return Ack.ALL
+
+
+def _as_is(put: _Put) -> _Put:
+    return put

@@ -12,6 +12,9 @@ EdgeCascadeError
  │    └── ManifestError   unsigned, forged, not matching its model; a bad key (shared.manifest)
  ├── ModelError           a model file or card that cannot be used (names the file)
  ├── BrokerError          the MQTT broker refused or dropped us
+ ├── CommitError          received messages that could not be committed (shared.consumer)
+ │    ├── TransientCommitError  the store is unavailable: the batch is committed again later
+ │    └── PermanentCommitError  the data cannot be stored: committed message by message
  ├── AgentError           the edge agent's                  -> drawn in edge_agent.errors
  ├── CloudError           tokens, registry, rollouts, ...   -> drawn in cloud.errors
  └── DeployError          ``edgecascade deploy``'s          -> drawn in edgecascade.deploy.errors
@@ -44,3 +47,15 @@ class ModelError(EdgeCascadeError):
 
 class BrokerError(EdgeCascadeError):
     """The MQTT broker could not be reached or refused the connection."""
+
+
+class CommitError(EdgeCascadeError):
+    """A batch of received messages could not be committed; none of it is acknowledged."""
+
+
+class TransientCommitError(CommitError):
+    """The store failed for a reason that passes (connection lost, disk full): retry later."""
+
+
+class PermanentCommitError(CommitError):
+    """The store refused the data itself: retrying the same batch cannot succeed."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from gateway.intake import Intake, Pending
 from shared.mqtt import Outgoing, Received
 from shared.outbox import Outbox, PutOutcome
+from tests.utils.links import AckRecorder
 from tests.utils.mqtt import wait_until
 
 
@@ -21,7 +22,7 @@ def test_commits_in_groups_then_acknowledges_in_arrival_order(tmp_path: Path) ->
     box = Outbox(tmp_path / "o.db", dedup_window_s=60)
     acked: list[tuple[int, int]] = []  # (mid, rows on disk when it was acknowledged)
     outcomes: dict[int, PutOutcome] = {}
-    intake = Intake(box, lambda m: acked.append((m.mid, sum(box.depth().values()))))
+    intake = Intake(box, AckRecorder(lambda m: acked.append((m.mid, sum(box.depth().values())))))
 
     def record(mid: int) -> Callable[[PutOutcome], None]:
         return lambda outcome: outcomes.__setitem__(mid, outcome)
@@ -47,7 +48,7 @@ def test_commits_in_groups_then_acknowledges_in_arrival_order(tmp_path: Path) ->
 def test_a_full_queue_blocks_the_network_thread(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     acked: list[int] = []
-    intake = Intake(box, lambda m: acked.append(m.mid), max_pending=5)
+    intake = Intake(box, AckRecorder(lambda m: acked.append(m.mid)), max_pending=5)
     submitted = threading.Event()
     committing = threading.Event()
     returned: list[bool] = []  # per submit: had the intake started when it returned?
