@@ -66,7 +66,6 @@ from shared.topics import Topic, shared_filter, topic_filter
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class IngestStats:
     """Counters since start. ``stored``/``duplicates`` count rows (a gateway batch is many)."""

@@ -11,8 +11,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.utils.paths import REPO
 
 PACKAGES = ("shared", "edge_agent", "gateway", "cloud", "edgecascade", "modelzoo")
