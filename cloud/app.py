@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from cloud.api.errors import exception_handlers
-from cloud.api.routes import (
+from edgecascade.cloud.api.errors import exception_handlers
+from edgecascade.cloud.api.routes import (
     devices,
     escalations,
     health,
@@ -21,12 +21,12 @@ from cloud.api.routes import (
     sites,
     tokens,
 )
-from cloud.dashboard import api as dashboard_api
-from cloud.dashboard import events as dashboard_events
-from cloud.dashboard import pages as dashboard_pages
-from cloud.metrics import IngestCollector, instrument
-from cloud.services import open_services
-from cloud.settings import CloudSettings
+from edgecascade.cloud.dashboard import api as dashboard_api
+from edgecascade.cloud.dashboard import events as dashboard_events
+from edgecascade.cloud.dashboard import pages as dashboard_pages
+from edgecascade.cloud.metrics import IngestCollector, instrument
+from edgecascade.cloud.services import open_services
+from edgecascade.cloud.settings import CloudSettings
 
 
 def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI:

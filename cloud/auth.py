@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.db.models import ApiToken
-from cloud.errors import TokenExists, TokenInvalid, TokenNotFound
-from shared.errors import ContractError
-from shared.topics import validate_id
+from edgecascade.cloud.db.models import ApiToken
+from edgecascade.cloud.errors import TokenExists, TokenInvalid, TokenNotFound
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.topics import validate_id
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from shared.errors import ContractError
+from edgecascade.shared.errors import ContractError
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cloud.settings import CloudSettings
+    from edgecascade.cloud.settings import CloudSettings
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +185,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace) -> CloudSettings:
-    from cloud.settings import CloudSettings
-    from shared.config import load_settings
+    from edgecascade.cloud.settings import CloudSettings
+    from edgecascade.shared.config import load_settings
 
     return load_settings(CloudSettings, getattr(args, "config", None), _overrides(args))
 
 
 def migrate(args: argparse.Namespace) -> int:
     """``edgecascade cloud migrate``."""
-    from cloud.db.migrate import upgrade
+    from edgecascade.cloud.db.migrate import upgrade
 
     settings = load(args)
     upgrade(settings.db_url)
@@ -201,8 +201,8 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def _token_sessions(args: argparse.Namespace) -> Any:
-    from cloud.db.engine import make_engine, make_session_factory
-    from cloud.db.migrate import upgrade_engine
+    from edgecascade.cloud.db.engine import make_engine, make_session_factory
+    from edgecascade.cloud.db.migrate import upgrade_engine
 
     engine = make_engine(load(args).db_url)
     upgrade_engine(engine)
@@ -211,8 +211,8 @@ def _token_sessions(args: argparse.Namespace) -> Any:
 
 def keys_generate(args: argparse.Namespace) -> int:
     """``edgecascade cloud keys generate``: print the public key's path and PEM."""
-    from cloud.errors import CloudError
-    from shared.manifest import generate_keys
+    from edgecascade.cloud.errors import CloudError
+    from edgecascade.shared.manifest import generate_keys
 
     settings = load(args)
     private = settings.signing_key_path
@@ -228,7 +228,7 @@ def keys_generate(args: argparse.Namespace) -> int:
 
 def token_create(args: argparse.Namespace) -> int:
     """``edgecascade cloud token create``: the token on stdout, alone, for scripts."""
-    from cloud.auth import create_token
+    from edgecascade.cloud.auth import create_token
 
     with _token_sessions(args)() as session:
         token = create_token(session, args.name, args.role)
@@ -237,7 +237,7 @@ def token_create(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
-    from cloud.auth import list_tokens
+    from edgecascade.cloud.auth import list_tokens
 
     with _token_sessions(args)() as session:
         for row in list_tokens(session):
@@ -247,7 +247,7 @@ def token_list(args: argparse.Namespace) -> int:
 
 
 def token_revoke(args: argparse.Namespace) -> int:
-    from cloud.auth import revoke_token
+    from edgecascade.cloud.auth import revoke_token
 
     with _token_sessions(args)() as session:
         revoke_token(session, args.name)
@@ -256,13 +256,13 @@ def token_revoke(args: argparse.Namespace) -> int:
 
 def work(args: argparse.Namespace) -> int:
     """``edgecascade cloud worker``: run until SIGINT/SIGTERM, finishing the frames taken in."""
-    from cloud.db.engine import make_engine
-    from cloud.db.migrate import current_revision, head_revision
-    from cloud.errors import StoreError
-    from cloud.worker import ReinferenceWorker
-    from shared.cli import stop_on_signals
-    from shared.runtime.runtime import ModelRuntime
-    from shared.systemd import Notifier
+    from edgecascade.cloud.db.engine import make_engine
+    from edgecascade.cloud.db.migrate import current_revision, head_revision
+    from edgecascade.cloud.errors import StoreError
+    from edgecascade.cloud.worker import ReinferenceWorker
+    from edgecascade.shared.cli import stop_on_signals
+    from edgecascade.shared.runtime.runtime import ModelRuntime
+    from edgecascade.shared.systemd import Notifier
 
     settings = load(args)
     options = settings.worker
@@ -308,7 +308,7 @@ def serve(args: argparse.Namespace) -> int:
     """``edgecascade cloud``: run until SIGINT/SIGTERM (uvicorn handles both gracefully)."""
     import uvicorn
 
-    from cloud.app import create_app
+    from edgecascade.cloud.app import create_app
 
     settings = load(args)
     app = create_app(settings)

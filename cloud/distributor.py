@@ -16,15 +16,15 @@ from collections import Counter
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cloud.db.models import ModelVersion
-from cloud.registry import manifest_of
-from cloud.settings import CloudSettings
-from shared.chunks import chunk_count, read_chunk
-from shared.codec import decode, encode
-from shared.errors import ContractError
-from shared.messages import ModelChunkRequestMessage, ModelManifest
-from shared.mqtt import MqttLink, Outgoing, Received
-from shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
+from edgecascade.cloud.db.models import ModelVersion
+from edgecascade.cloud.registry import manifest_of
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.chunks import chunk_count, read_chunk
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 

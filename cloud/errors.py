@@ -28,7 +28,7 @@ EdgeCascadeError                  (shared.errors)
 
 from __future__ import annotations
 
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 
 class CloudError(EdgeCascadeError):

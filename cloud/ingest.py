@@ -47,21 +47,21 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
-from cloud.settings import IngestSection
-from cloud.store import BatchWriter, Inbound, decode_inbound
-from shared.codec import limit_for
-from shared.config import MqttSettings
-from shared.consumer import Ack, CommitConsumer
-from shared.contract import stored_specs
-from shared.errors import (
+from edgecascade.cloud.settings import IngestSection
+from edgecascade.cloud.store import BatchWriter, Inbound, decode_inbound
+from edgecascade.shared.codec import limit_for
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.consumer import Ack, CommitConsumer
+from edgecascade.shared.contract import stored_specs
+from edgecascade.shared.errors import (
     ContractError,
     FrameCodecError,
     PermanentCommitError,
     TransientCommitError,
 )
-from shared.ids import Clock
-from shared.mqtt import MqttLink, Received
-from shared.topics import Topic, shared_filter, topic_filter
+from edgecascade.shared.ids import Clock
+from edgecascade.shared.mqtt import MqttLink, Received
+from edgecascade.shared.topics import Topic, shared_filter, topic_filter
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import logging
 import threading
 from collections import Counter
 
-from cloud.settings import CloudSettings
-from shared.mqtt import MqttLink
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.mqtt import MqttLink
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.blobs import BlobStore
-from cloud.calibration import Fit, Pair, fit_temperature
-from cloud.db.models import ModelVersion, Result, Verdict
-from cloud.errors import (
+from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.calibration import Fit, Pair, fit_temperature
+from edgecascade.cloud.db.models import ModelVersion, Result, Verdict
+from edgecascade.cloud.errors import (
     ModelExists,
     ModelNotFound,
     ModelRejected,
@@ -34,18 +34,18 @@ from cloud.errors import (
     SigningKeyUnavailable,
     TooFewVerdicts,
 )
-from cloud.settings import CloudSettings
-from shared.errors import ContractError, ModelError
-from shared.manifest import (
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.errors import ContractError, ModelError
+from edgecascade.shared.manifest import (
     ManifestError,
     build_manifest,
     golden_case,
     load_private_key,
     sign_manifest,
 )
-from shared.messages import GoldenCase, ModelManifest
-from shared.runtime.card import ModelCard, Preprocess
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.messages import GoldenCase, ModelManifest
+from edgecascade.shared.runtime.card import ModelCard, Preprocess
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 
 @dataclass(frozen=True)

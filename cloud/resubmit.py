@@ -21,14 +21,14 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from cloud.blobs import BlobStore
-from cloud.db.models import Escalation, Result, Verdict
-from cloud.periodic import PeriodicPublisher
-from cloud.settings import CloudSettings
-from shared.codec import encode
-from shared.messages import EscalationHeader, ModelRef, Prediction
-from shared.mqtt import Outgoing
-from shared.topics import Kind, topic
+from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.db.models import Escalation, Result, Verdict
+from edgecascade.cloud.periodic import PeriodicPublisher
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.codec import encode
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, topic
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.blobs import BlobStore
-from cloud.db.engine import make_engine, make_session_factory
-from cloud.db.migrate import upgrade_engine
-from cloud.distributor import ModelDistributor
-from cloud.ingest import Ingestor
-from cloud.resubmit import EscalationResubmitter
-from cloud.rollouts import RolloutController
-from cloud.settings import CloudSettings
-from cloud.store import StoreWriter
+from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.db.engine import make_engine, make_session_factory
+from edgecascade.cloud.db.migrate import upgrade_engine
+from edgecascade.cloud.distributor import ModelDistributor
+from edgecascade.cloud.ingest import Ingestor
+from edgecascade.cloud.resubmit import EscalationResubmitter
+from edgecascade.cloud.rollouts import RolloutController
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import ComponentSettings, MqttSettings, Section
-from shared.topics import ID_PATTERN
+from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
+from edgecascade.shared.topics import ID_PATTERN
 
 
 class HttpSection(Section):

@@ -16,9 +16,9 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from cloud.blobs import BlobStore, blob_key
-from cloud.db.models import Base, Escalation, ModelAck, Result, Telemetry
-from cloud.db.rows import (
+from edgecascade.cloud.blobs import BlobStore, blob_key
+from edgecascade.cloud.db.models import Base, Escalation, ModelAck, Result, Telemetry
+from edgecascade.cloud.db.rows import (
     Row,
     escalation_row,
     model_ack_row,
@@ -26,12 +26,12 @@ from cloud.db.rows import (
     state_row,
     telemetry_row,
 )
-from cloud.db.upsert import apply_state, insert_new, touch
-from shared import dicts
-from shared.codec import Decoded, decode, decode_results
-from shared.contract import spec_for
-from shared.errors import ContractError
-from shared.messages import (
+from edgecascade.cloud.db.upsert import apply_state, insert_new, touch
+from edgecascade.shared import dicts
+from edgecascade.shared.codec import Decoded, decode, decode_results
+from edgecascade.shared.contract import spec_for
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import (
     EscalationHeader,
     Message,
     ModelAckMessage,
@@ -39,7 +39,7 @@ from shared.messages import (
     TelemetryMessage,
     TelemetryRollupMessage,
 )
-from shared.topics import Kind, Topic
+from edgecascade.shared.topics import Kind, Topic
 
 logger = logging.getLogger(__name__)
 

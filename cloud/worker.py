@@ -34,18 +34,18 @@ import numpy as np
 from sqlalchemy import Engine, RowMapping, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.db.models import Verdict
-from cloud.db.upsert import dialect_insert
-from cloud.settings import WorkerSection
-from shared.codec import decode
-from shared.config import MqttSettings
-from shared.consumer import Ack, CommitConsumer
-from shared.errors import ContractError, TransientCommitError
-from shared.ids import new_message_id
-from shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
-from shared.mqtt import MqttLink, Outgoing, Received
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, shared_filter, topic, topic_filter
+from edgecascade.cloud.db.models import Verdict
+from edgecascade.cloud.db.upsert import dialect_insert
+from edgecascade.cloud.settings import WorkerSection
+from edgecascade.shared.codec import decode
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.consumer import Ack, CommitConsumer
+from edgecascade.shared.errors import ContractError, TransientCommitError
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, Topic, shared_filter, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from edge_agent.escalation import escalation_payload
-from edge_agent.feed import Emitter, Prepared
-from edge_agent.policy import EscalationPolicy
-from edge_agent.settings import AgentSettings
-from edge_agent.slots import ModelSlots
-from edge_agent.sources import Frame, FrameSource, open_source
-from edge_agent.telemetry import StageTimer, read_temperature
-from edge_agent.verdicts import VerdictBook
-from edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
-from shared.codec import Decoded, decode, encode
-from shared.contract import spec_of
-from shared.errors import ContractError
-from shared.messages import (
+from edgecascade.edge_agent.escalation import escalation_payload
+from edgecascade.edge_agent.feed import Emitter, Prepared
+from edgecascade.edge_agent.policy import EscalationPolicy
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.edge_agent.slots import ModelSlots
+from edgecascade.edge_agent.sources import Frame, FrameSource, open_source
+from edgecascade.edge_agent.telemetry import StageTimer, read_temperature
+from edgecascade.edge_agent.verdicts import VerdictBook
+from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
+from edgecascade.shared.codec import Decoded, decode, encode
+from edgecascade.shared.contract import spec_of
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import (
     ModelChunkHeader,
     ModelOfferMessage,
     ModelRef,
@@ -43,14 +43,14 @@ from shared.messages import (
     TelemetryMessage,
     VerdictMessage,
 )
-from shared.mqtt import Outgoing, Received
-from shared.outbox import OutboxSender
-from shared.runtime.runtime import ModelRuntime
-from shared.systemd import Notifier
-from shared.topics import Kind, Topic, topic
+from edgecascade.shared.mqtt import Outgoing, Received
+from edgecascade.shared.outbox import OutboxSender
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.systemd import Notifier
+from edgecascade.shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
-    from shared.runtime.runtime import Classification
+    from edgecascade.shared.runtime.runtime import Classification
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.sources import Frame
+from edgecascade.edge_agent.sources import Frame
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared.cli import SubParsers, add_config_flag, add_mqtt_flags, given, mqtt_overrides
+from edgecascade.shared.cli import (
+    SubParsers,
+    add_config_flag,
+    add_mqtt_flags,
+    given,
+    mqtt_overrides,
+)
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
@@ -52,10 +58,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_agent.agent import Agent
-    from edge_agent.settings import AgentSettings
-    from shared.cli import stop_on_signals
-    from shared.config import load_settings
+    from edgecascade.edge_agent.agent import Agent
+    from edgecascade.edge_agent.settings import AgentSettings
+    from edgecascade.shared.cli import stop_on_signals
+    from edgecascade.shared.config import load_settings
 
     overrides = given(
         site=args.site,

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_agent.settings import EscalationSettings
-from shared.codec import encode
-from shared.messages import EscalationHeader, ResultMessage
+from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.shared.codec import encode
+from edgecascade.shared.messages import EscalationHeader, ResultMessage
 
 if TYPE_CHECKING:
     import numpy.typing as npt

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from edge_agent.gating import SceneGate
-from edge_agent.sources import Frame, FrameSource
+from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.sources import Frame, FrameSource
 
 if TYPE_CHECKING:
-    from shared.runtime.preprocess import Array
-    from shared.runtime.runtime import ModelRuntime
+    from edgecascade.shared.runtime.preprocess import Array
+    from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 

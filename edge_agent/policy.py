@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_agent.settings import EscalationSettings
-from shared.errors import ConfigError
-from shared.ids import Clock
-from shared.runtime.scores import normalized_entropy, top2_margin
+from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.shared.errors import ConfigError
+from edgecascade.shared.ids import Clock
+from edgecascade.shared.runtime.scores import normalized_entropy, top2_margin
 
 if TYPE_CHECKING:
     import numpy.typing as npt

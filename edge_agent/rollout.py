@@ -20,19 +20,19 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from edge_agent.slots import ModelSlots
-from shared.chunks import Download
-from shared.errors import ContractError, ModelError
-from shared.manifest import verify_content, verify_manifest
-from shared.messages import (
+from edgecascade.edge_agent.slots import ModelSlots
+from edgecascade.shared.chunks import Download
+from edgecascade.shared.errors import ContractError, ModelError
+from edgecascade.shared.manifest import verify_content, verify_manifest
+from edgecascade.shared.messages import (
     ModelAckMessage,
     ModelChunkHeader,
     ModelChunkRequestMessage,
     ModelManifest,
     ModelOfferMessage,
 )
-from shared.runtime.card import ModelCard
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.card import ModelCard
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import ComponentSettings, MqttSettings, Section
-from shared.outbox import ReplaySeconds
-from shared.topics import ID_PATTERN
+from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
+from edgecascade.shared.outbox import ReplaySeconds
+from edgecascade.shared.topics import ID_PATTERN
 
 
 class SourceSettings(Section):

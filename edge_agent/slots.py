@@ -16,10 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import ModelError
-from shared.messages import ModelManifest
-from shared.runtime.card import ModelCard
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.runtime.card import ModelCard
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from edge_agent.errors import SourceError
-from edge_agent.settings import SourceSettings
+from edgecascade.edge_agent.errors import SourceError
+from edgecascade.edge_agent.settings import SourceSettings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -113,7 +113,7 @@ class FolderSource:
 
 def open_source(settings: SourceSettings) -> tuple[FrameSource, bool]:
     """The configured source and whether it is live (frames may be dropped, newest wins)."""
-    from edge_agent.capture import CaptureSource, PicameraSource
+    from edgecascade.edge_agent.capture import CaptureSource, PicameraSource
 
     backoff = settings.backoff_max_s
     if settings.kind == "folder":

@@ -7,7 +7,7 @@ from collections import deque
 
 import psutil
 
-from shared.messages import Percentiles
+from edgecascade.shared.messages import Percentiles
 
 
 class StageTimer:

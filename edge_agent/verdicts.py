@@ -12,7 +12,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from shared.messages import ResultMessage, VerdictMessage
+from edgecascade.shared.messages import ResultMessage, VerdictMessage
 
 
 @dataclass

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge_agent.feed import FrameFeed
-from edge_agent.gating import SceneGate
-from edge_agent.rollout import RolloutClient
-from edge_agent.settings import AgentSettings
-from edge_agent.slots import ModelSlots
-from edge_agent.sources import FrameSource
-from shared.codec import encode
-from shared.contract import spec_of
-from shared.manifest import load_public_key
-from shared.messages import ModelAckMessage, ModelChunkRequestMessage
-from shared.mqtt import MessageHandler, MqttLink, Outgoing
-from shared.outbox import Outbox
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, ModelSub, topic
+from edgecascade.edge_agent.feed import FrameFeed
+from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.rollout import RolloutClient
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.edge_agent.slots import ModelSlots
+from edgecascade.edge_agent.sources import FrameSource
+from edgecascade.shared.codec import encode
+from edgecascade.shared.contract import spec_of
+from edgecascade.shared.manifest import load_public_key
+from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
+from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
+from edgecascade.shared.outbox import Outbox
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, ModelSub, topic
 
 ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
 StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "online"/"offline"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.cli import SubParsers
+from edgecascade.shared.cli import SubParsers
 
 BenchFn = Callable[[argparse.Namespace], dict[str, Any]]
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from edgecascade.processes import die_with_parent
-from shared.config import MqttSettings
-from shared.errors import BrokerError
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.errors import BrokerError
 
 
 def free_port() -> int:

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.cli import SubParsers
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.errors import EdgeCascadeError
 
 REFERENCES = frozenset({"edge-only", "cloud-only"})
 

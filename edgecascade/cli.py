@@ -13,20 +13,20 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cloud.cli import add_parser as add_cloud
-    from edge_agent.cli import add_parser as add_agent
     from edgecascade.bench import add_parser as add_bench
     from edgecascade.cascade_pick import add_parser as add_cascade
+    from edgecascade.cloud.cli import add_parser as add_cloud
     from edgecascade.configref import add_parser as add_config_reference
     from edgecascade.demo import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
+    from edgecascade.edge_agent.cli import add_parser as add_agent
+    from edgecascade.gateway.cli import add_parser as add_gateway
     from edgecascade.models_cli import add_parser as add_models
     from edgecascade.topicref import add_parser as add_topic_reference
-    from gateway.cli import add_parser as add_gateway
 
     parser = argparse.ArgumentParser(
         prog="edgecascade",

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from shared.cli import SubParsers
+from edgecascade.shared.cli import SubParsers
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def reference() -> str:
-    from cloud.settings import CloudSettings
-    from edge_agent.settings import AgentSettings
-    from gateway.settings import GatewaySettings
+    from edgecascade.cloud.settings import CloudSettings
+    from edgecascade.edge_agent.settings import AgentSettings
+    from edgecascade.gateway.settings import GatewaySettings
 
     parts = []
     for title, command, cls in (

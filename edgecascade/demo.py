@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecascade.demo_models import register_model
-from shared.cli import SubParsers
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
     from edgecascade.brokers import MosquittoBroker

@@ -8,13 +8,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 
 def register_model(api: str, admin_token: str, path: Path, version: str | None) -> str | None:
     """Upload the model at ``path`` (``version`` overrides its card's); returns "name version",
     or None when it was registered before (a work directory used before)."""
-    from shared.runtime.card import load_card_for
+    from edgecascade.shared.runtime.card import load_card_for
 
     card = load_card_for(path)
     fields = {

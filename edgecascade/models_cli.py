@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.cli import SubParsers
+from edgecascade.shared.cli import SubParsers
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     try:
-        from modelzoo.cli import add_build_parser
-        from shared.runtime.evaluate import add_eval_parser
+        from edgecascade.modelzoo.cli import add_build_parser
+        from edgecascade.shared.runtime.evaluate import add_eval_parser
     except ImportError as exc:  # a gateway or admin install: no numpy/LiteRT, no models command
         _add_unavailable(subparsers, exc)
         return
@@ -49,7 +49,7 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def write_dataset(args: argparse.Namespace) -> int:
-    from modelzoo.fashion import write_sample
+    from edgecascade.modelzoo.fashion import write_sample
 
     written = write_sample(args.dest, args.data_dir, args.count)
     sys.stdout.write(f"wrote {written} images to {args.dest}\n")
@@ -58,7 +58,7 @@ def write_dataset(args: argparse.Namespace) -> int:
 
 def _add_unavailable(subparsers: SubParsers[argparse.ArgumentParser], exc: ImportError) -> None:
     """``models`` on an install without the edge extra: says what is missing when used."""
-    from shared.errors import EdgeCascadeError
+    from edgecascade.shared.errors import EdgeCascadeError
 
     def unavailable(args: argparse.Namespace) -> int:
         raise EdgeCascadeError(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from edgecascade.brokers import free_port
 from edgecascade.processes import die_with_parent
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

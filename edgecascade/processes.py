@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 logger = logging.getLogger(__name__)
 

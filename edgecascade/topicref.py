@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.cli import SubParsers
-from shared.contract import KINDS, Encoding, KindSpec, Role
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.contract import KINDS, Encoding, KindSpec, Role
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:

@@ -13,18 +13,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.codec import compress_batch
-from shared.contract import OutboxClass
-from shared.messages import (
+from edgecascade.shared.codec import compress_batch
+from edgecascade.shared.contract import OutboxClass
+from edgecascade.shared.messages import (
     FieldStats,
     ResultBatchMessage,
     StateMessage,
     TelemetryMessage,
     TelemetryRollupMessage,
 )
-from shared.mqtt import Outgoing
-from shared.outbox import Row
-from shared.topics import Kind, topic
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.outbox import Row
+from edgecascade.shared.topics import Kind, topic
 
 ENTRY_OVERHEAD = 96  # bytes around each result in a batch: {"device":"<id>","result":...},
 

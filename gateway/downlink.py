@@ -13,17 +13,22 @@ import json
 from collections import Counter
 from collections.abc import Callable
 
-from gateway.aggregate import SiteState
-from gateway.links import cloud_topic
-from gateway.modelcache import ModelCache
-from gateway.settings import GatewaySettings
-from shared.codec import decode, encode
-from shared.contract import NAME, spec_for, spec_of
-from shared.errors import ContractError
-from shared.messages import CommandMessage, ModelChunkHeader, ModelOfferMessage, ReplyMessage
-from shared.mqtt import Outgoing, Received
-from shared.outbox import Outbox
-from shared.topics import Kind, Topic, topic
+from edgecascade.gateway.aggregate import SiteState
+from edgecascade.gateway.links import cloud_topic
+from edgecascade.gateway.modelcache import ModelCache
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.contract import NAME, spec_for, spec_of
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import (
+    CommandMessage,
+    ModelChunkHeader,
+    ModelOfferMessage,
+    ReplyMessage,
+)
+from edgecascade.shared.mqtt import Outgoing, Received
+from edgecascade.shared.outbox import Outbox
+from edgecascade.shared.topics import Kind, Topic, topic
 
 STATE, REPLY = spec_of(Kind.STATE), spec_of(Kind.REPLY, NAME)  # what the gateway sends up itself
 

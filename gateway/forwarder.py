@@ -34,27 +34,27 @@ from collections import Counter
 
 import psutil
 
-from gateway.aggregate import ResultBatcher, SiteState, TelemetryRollup
-from gateway.downlink import DownlinkRouter
-from gateway.intake import Entry, Intake, Pending
-from gateway.links import cloud_topic, open_links, open_outboxes, open_senders
-from gateway.modelcache import ModelCache
-from gateway.settings import GatewaySettings
-from shared.codec import Decoded, decode, encode
-from shared.contract import spec_for, spec_of
-from shared.errors import ContractError
-from shared.manifest import load_public_key
-from shared.messages import (
+from edgecascade.gateway.aggregate import ResultBatcher, SiteState, TelemetryRollup
+from edgecascade.gateway.downlink import DownlinkRouter
+from edgecascade.gateway.intake import Entry, Intake, Pending
+from edgecascade.gateway.links import cloud_topic, open_links, open_outboxes, open_senders
+from edgecascade.gateway.modelcache import ModelCache
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.codec import Decoded, decode, encode
+from edgecascade.shared.contract import spec_for, spec_of
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.manifest import load_public_key
+from edgecascade.shared.messages import (
     DeadLetterMessage,
     Message,
     ModelChunkRequestMessage,
     StateMessage,
     TelemetryMessage,
 )
-from shared.mqtt import MqttLink, Outgoing, Received
-from shared.outbox import Outbox, PutOutcome
-from shared.systemd import Notifier
-from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.outbox import Outbox, PutOutcome
+from edgecascade.shared.systemd import Notifier
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.consumer import Ack, AckLink, CommitConsumer
-from shared.mqtt import Outgoing, Received
-from shared.outbox import Outbox, PutOutcome
+from edgecascade.shared.consumer import Ack, AckLink, CommitConsumer
+from edgecascade.shared.mqtt import Outgoing, Received
+from edgecascade.shared.outbox import Outbox, PutOutcome
 
 Entry = tuple[str, Outgoing, str | None]  # (outbox class, message, msg_id)
 OutcomeHandler = Callable[[PutOutcome], None]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.aggregate import ResultBatcher
-from gateway.settings import GatewaySettings
-from shared.contract import OutboxClass
-from shared.mqtt import MessageHandler, MqttLink, Outgoing
-from shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
-from shared.topics import Kind, topic
+from edgecascade.gateway.aggregate import ResultBatcher
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.contract import OutboxClass
+from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
+from edgecascade.shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
+from edgecascade.shared.topics import Kind, topic
 
 UPLINK_CLASSES: dict[str, ClassPolicy] = {
     **DEFAULT_CLASSES,

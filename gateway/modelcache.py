@@ -22,10 +22,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.chunks import Download, chunk_count, read_chunk
-from shared.errors import ContractError
-from shared.manifest import verify_content, verify_manifest
-from shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.chunks import Download, chunk_count, read_chunk
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.manifest import verify_content, verify_manifest
+from edgecascade.shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
 
 logger = logging.getLogger(__name__)
 

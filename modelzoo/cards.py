@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.runtime.card import ModelCard
+from edgecascade.shared.runtime.card import ModelCard
 
 
 def _extra(card: ModelCard, key: str) -> str:

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from shared.cli import SubParsers
-from shared.runtime.card import ModelCard
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.runtime.card import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -72,18 +72,18 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from modelzoo.cards import render_markdown
+    from edgecascade.modelzoo.cards import render_markdown
 
     started = time.monotonic()
     if args.name == "imagenet":
-        from modelzoo import imagenet
+        from edgecascade.modelzoo import imagenet
 
         output_dir = args.output_dir or imagenet.cache_dir()
         cards = imagenet.build(output_dir)
         files = [f"imagenet_{key}.tflite" for key in cards]
         title = "ImageNet model pair (EfficientNet-Lite)"
     else:
-        from modelzoo import fashion
+        from edgecascade.modelzoo import fashion
 
         output_dir = args.output_dir or REPO / "models" / "fashion"
         fashion.build(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ModelError
+from edgecascade.shared.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelzoo.export import quantize_int8, require_training_stack, to_tflite
-from modelzoo.idx import read_idx
-from shared.errors import ModelError
-from shared.runtime.card import ModelCard, ModelMetrics, Preprocess
+from edgecascade.modelzoo.export import quantize_int8, require_training_stack, to_tflite
+from edgecascade.modelzoo.idx import read_idx
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.card import ModelCard, ModelMetrics, Preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def torch_accuracy(net: Any, split: Split) -> float:
 
 def litert_metrics(model: bytes, card: ModelCard, test: Split) -> dict[str, float]:
     """Top-1 accuracy on the whole test split and the median invoke time, via LiteRT."""
-    from shared.runtime.runtime import ModelRuntime
+    from edgecascade.shared.runtime.runtime import ModelRuntime
 
     runtime = ModelRuntime.from_bytes(model, card.name, card, num_threads=2)
     correct, invoke = 0, []

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelzoo.export import quantize_int8, require_training_stack, to_tflite
-from shared.errors import ModelError
-from shared.runtime.card import ModelCard, ModelMetrics, Preprocess
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.modelzoo.export import quantize_int8, require_training_stack, to_tflite
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.card import ModelCard, ModelMetrics, Preprocess
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 

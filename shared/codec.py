@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from shared import dicts
-from shared.contract import Encoding, KindSpec, spec_for, spec_of
-from shared.errors import ContractError, FrameCodecError
-from shared.framecodec import check_image, decode_frame, encode_frame, image_size
-from shared.ids import new_message_id
-from shared.messages import EscalationHeader, Message, ResultBatchMessage, ResultMessage
-from shared.topics import Kind, Topic
+from edgecascade.shared import dicts
+from edgecascade.shared.contract import Encoding, KindSpec, spec_for, spec_of
+from edgecascade.shared.errors import ContractError, FrameCodecError
+from edgecascade.shared.framecodec import check_image, decode_frame, encode_frame, image_size
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.messages import EscalationHeader, Message, ResultBatchMessage, ResultMessage
+from edgecascade.shared.topics import Kind, Topic
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from shared.errors import ConfigError
-from shared.topics import ID_PATTERN
+from edgecascade.shared.errors import ConfigError
+from edgecascade.shared.topics import ID_PATTERN
 
 S = TypeVar("S", bound="ComponentSettings")
 

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
-from shared.backoff import Backoff
-from shared.errors import PermanentCommitError, TransientCommitError
-from shared.mqtt import Received
+from edgecascade.shared.backoff import Backoff
+from edgecascade.shared.errors import PermanentCommitError, TransientCommitError
+from edgecascade.shared.mqtt import Received
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from shared.errors import ContractError
-from shared.messages import (
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import (
     CommandMessage,
     DeadLetterMessage,
     EscalationHeader,
@@ -36,7 +36,7 @@ from shared.messages import (
     TelemetryRollupMessage,
     VerdictMessage,
 )
-from shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
+from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
-from shared.messages import (
+from edgecascade.shared.messages import (
     INT32_MAX,
     FrameId,
     Ident,

@@ -15,9 +15,9 @@ EdgeCascadeError
  ├── CommitError          received messages that could not be committed (shared.consumer)
  │    ├── TransientCommitError  the store is unavailable: the batch is committed again later
  │    └── PermanentCommitError  the data cannot be stored: committed message by message
- ├── AgentError           the edge agent's                  -> drawn in edge_agent.errors
- ├── CloudError           tokens, registry, rollouts, ...   -> drawn in cloud.errors
- └── DeployError          ``edgecascade deploy``'s          -> drawn in edgecascade.deploy.errors
+ ├── AgentError           the edge agent's          -> drawn in edgecascade.edge_agent.errors
+ ├── CloudError           tokens, registry, rollouts -> drawn in edgecascade.cloud.errors
+ └── DeployError          ``edgecascade deploy``'s  -> drawn in edgecascade.deploy.errors
 
 The gateway has no error classes of its own; it raises the shared ones.
 """

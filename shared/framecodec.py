@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import FrameCodecError
+from edgecascade.shared.errors import FrameCodecError
 
 MAGIC = b"ECF1"
 _PREFIX = struct.Struct(">4sI")

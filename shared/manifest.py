@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.errors import ContractError
-from shared.messages import GoldenCase, ModelManifest
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import GoldenCase, ModelManifest
 
 
 class ManifestError(ContractError):

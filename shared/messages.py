@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.ids import new_message_id
-from shared.topics import ID_PATTERN
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
 # Every model refuses NaN and infinities, and every stored text refuses NUL: the JSON parser

@@ -33,8 +33,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from shared.config import MqttSettings
-from shared.errors import BrokerError, ConfigError
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.errors import BrokerError, ConfigError
 
 logger = logging.getLogger(__name__)
 

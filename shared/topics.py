@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.errors import ContractError
+from edgecascade.shared.errors import ContractError
 
 VERSION = "v1"
 DEFAULT_PREFIX = "ec"

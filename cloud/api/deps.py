@@ -15,11 +15,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from cloud.auth import Principal, Role, authenticate
-from cloud.services import Services
-from cloud.settings import CloudSettings
-from shared.messages import MESSAGE_ID_PATTERN, NO_NUL
-from shared.topics import ID_PATTERN
+from edgecascade.cloud.auth import Principal, Role, authenticate
+from edgecascade.cloud.services import Services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.messages import MESSAGE_ID_PATTERN, NO_NUL
+from edgecascade.shared.topics import ID_PATTERN
 
 # Parameters that name something: an id is a safe topic level (no '/', '+', '#', NUL, at most 64
 # characters), free text has no NUL (PostgreSQL refuses it: a 500 instead of a clear 422).

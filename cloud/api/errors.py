@@ -21,7 +21,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 
-from cloud.errors import (
+from edgecascade.cloud.errors import (
     CloudError,
     ModelExists,
     ModelNotFound,

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from shared.messages import Prediction
-from shared.topics import ID_PATTERN
+from edgecascade.shared.messages import Prediction
+from edgecascade.shared.topics import ID_PATTERN
 
 
 class _FromRow(BaseModel):

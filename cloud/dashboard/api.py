@@ -16,9 +16,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import select
 
-from cloud.api.deps import ServicesDep, SessionDep, Viewer
-from cloud.dashboard import queries
-from cloud.db.models import Telemetry
+from edgecascade.cloud.api.deps import ServicesDep, SessionDep, Viewer
+from edgecascade.cloud.dashboard import queries
+from edgecascade.cloud.db.models import Telemetry
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 

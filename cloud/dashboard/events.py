@@ -23,8 +23,16 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api.deps import ServicesDep, Viewer
-from cloud.db.models import Device, Escalation, ModelVersion, Result, Rollout, Telemetry, Verdict
+from edgecascade.cloud.api.deps import ServicesDep, Viewer
+from edgecascade.cloud.db.models import (
+    Device,
+    Escalation,
+    ModelVersion,
+    Result,
+    Rollout,
+    Telemetry,
+    Verdict,
+)
 
 router = APIRouter(prefix="/api", tags=["dashboard"])
 

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from cloud.blobs import BlobStore
-from cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
-from shared.codec import encode
-from shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
+from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
+from edgecascade.shared.codec import encode
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
 
 SIZE_SAMPLE = 200  # newest rows re-encoded to size a message
 FRAME_HEADER = 8  # the frame codec's magic and header length

@@ -18,8 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.db.engine import make_engine
-from cloud.errors import MigrationError
+from edgecascade.cloud.db.engine import make_engine
+from edgecascade.cloud.errors import MigrationError
 
 logger = logging.getLogger(__name__)
 # Alembic announces each of its plugins at INFO on every run; the upgrades themselves stay.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import dicts
-from shared.messages import (
+from edgecascade.shared import dicts
+from edgecascade.shared.messages import (
     EscalationHeader,
     ModelAckMessage,
     StateMessage,

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from cloud.db.models import Base, Device, Site
-from cloud.db.rows import Row
-from cloud.errors import StoreError
+from edgecascade.cloud.db.models import Base, Device, Site
+from edgecascade.cloud.db.rows import Row
+from edgecascade.cloud.errors import StoreError
 
 Insert = postgresql.Insert | sqlite.Insert
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from cloud.db.models import Base
+from edgecascade.cloud.db.models import Base
 
 target_metadata = Base.metadata
 

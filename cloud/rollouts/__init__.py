@@ -31,11 +31,11 @@ turned into a row, ``store.py`` the SQL, ``controller.py`` the I/O around them. 
 
 from __future__ import annotations
 
-from cloud.errors import RolloutConflict, RolloutError, RolloutInvalid, RolloutNotFound
-from cloud.rollouts.controller import RolloutController
-from cloud.rollouts.decide import RolloutState, rollback_id, stage_devices
-from cloud.rollouts.plan import RolloutRequest
-from cloud.rollouts.store import newest_acks
+from edgecascade.cloud.errors import RolloutConflict, RolloutError, RolloutInvalid, RolloutNotFound
+from edgecascade.cloud.rollouts.controller import RolloutController
+from edgecascade.cloud.rollouts.decide import RolloutState, rollback_id, stage_devices
+from edgecascade.cloud.rollouts.plan import RolloutRequest
+from edgecascade.cloud.rollouts.store import newest_acks
 
 __all__ = [
     "RolloutConflict",

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 
 from sqlalchemy import Engine
 
-from cloud.db.models import Rollout
-from cloud.errors import RolloutConflict, RolloutNotFound
-from cloud.periodic import PeriodicPublisher
-from cloud.registry import manifest_of
-from cloud.rollouts import plan
-from cloud.rollouts.decide import (
+from edgecascade.cloud.db.models import Rollout
+from edgecascade.cloud.errors import RolloutConflict, RolloutNotFound
+from edgecascade.cloud.periodic import PeriodicPublisher
+from edgecascade.cloud.registry import manifest_of
+from edgecascade.cloud.rollouts import plan
+from edgecascade.cloud.rollouts.decide import (
     Acks,
     Complete,
     Decision,
@@ -34,13 +34,13 @@ from cloud.rollouts.decide import (
     rollback_id,
     rollback_settled,
 )
-from cloud.rollouts.plan import RolloutRequest
-from cloud.rollouts.store import Change, RolloutStore, view
-from cloud.settings import CloudSettings
-from shared.codec import encode
-from shared.messages import ModelManifest, ModelOfferMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, ModelSub, topic
+from edgecascade.cloud.rollouts.plan import RolloutRequest
+from edgecascade.cloud.rollouts.store import Change, RolloutStore, view
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.codec import encode
+from edgecascade.shared.messages import ModelManifest, ModelOfferMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, ModelSub, topic
 
 logger = logging.getLogger(__name__)
 

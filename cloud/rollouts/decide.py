@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from pydantic import JsonValue
 
-from cloud.settings import RolloutCriteria
+from edgecascade.cloud.settings import RolloutCriteria
 
 APPLIED = frozenset({"applied", "committed"})  # ack statuses of a device that runs the offer
 FAILED = "failed"

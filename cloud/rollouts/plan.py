@@ -15,12 +15,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from cloud.db.models import Device, ModelVersion, Rollout
-from cloud.errors import RolloutConflict, RolloutInvalid
-from cloud.rollouts.decide import RolloutState, stage_devices
-from cloud.settings import RolloutCriteria
-from shared.messages import NO_NUL
-from shared.topics import ID_PATTERN
+from edgecascade.cloud.db.models import Device, ModelVersion, Rollout
+from edgecascade.cloud.errors import RolloutConflict, RolloutInvalid
+from edgecascade.cloud.rollouts.decide import RolloutState, stage_devices
+from edgecascade.cloud.settings import RolloutCriteria
+from edgecascade.shared.messages import NO_NUL
+from edgecascade.shared.topics import ID_PATTERN
 
 
 class RolloutRequest(BaseModel):

@@ -16,8 +16,8 @@ import numpy as np
 from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.db.models import Device, ModelAck, ModelVersion, Result, Rollout, Verdict
-from cloud.rollouts.decide import (
+from edgecascade.cloud.db.models import Device, ModelAck, ModelVersion, Result, Rollout, Verdict
+from edgecascade.cloud.rollouts.decide import (
     WATCHED,
     Acks,
     Comparison,
@@ -26,7 +26,7 @@ from cloud.rollouts.decide import (
     RolloutView,
     rollback_id,
 )
-from cloud.settings import RolloutCriteria
+from edgecascade.cloud.settings import RolloutCriteria
 
 LATENCY_SAMPLES = 1000  # the newest results whose invoke times give the median
 

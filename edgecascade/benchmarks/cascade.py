@@ -37,8 +37,8 @@ from edgecascade.benchmarks.cascade_table import format_report
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap
 from edgecascade.benchmarks.cascade_targets import judge_targets
 from edgecascade.processes import environment
-from shared.cli import SubParsers
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
     from edgecascade.demo import Demo
@@ -334,7 +334,7 @@ class CascadeRun:
 
     def _calibrated_model(self) -> Path:
         """A copy of the edge model whose card carries the temperature fitted on cloud-only."""
-        from shared.runtime.card import card_path_for, load_card_for
+        from edgecascade.shared.runtime.card import card_path_for, load_card_for
 
         if self.temperature is None:
             raise EdgeCascadeError("calibrated policies need the cloud-only run before them")

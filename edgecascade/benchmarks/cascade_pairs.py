@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def frame_subset(root: Path, limit: int | None, into: Path) -> Path:
         raise EdgeCascadeError(f"frame folder {root} has no <label>/ folders of images")
     if limit is None:
         return root
-    from edge_agent.sources import IMAGE_SUFFIXES  # numpy: only when the bench runs
+    from edgecascade.edge_agent.sources import IMAGE_SUFFIXES  # numpy: only when the bench runs
 
     files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for d in classes]
     chosen: list[Path] = []

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecascade.benchmarks.cascade_targets import TARGETS
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 MARKERS = {
     "edge-only": "s",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic
-from shared.topics import Kind
+from edgecascade.shared.topics import Kind
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ def _ratio(value: float, reference: float) -> float | None:
 
 def fit_temperature_on(traffic: DeviceTraffic, edge_model: Path) -> dict[str, Any]:
     """The cloud's calibration fit on every frame's edge top-k and the cloud's verdict on it."""
-    from cloud.calibration import Pair, fit_temperature
-    from shared.runtime.card import load_card_for
+    from edgecascade.cloud.calibration import Pair, fit_temperature
+    from edgecascade.shared.runtime.card import load_card_for
 
     card = load_card_for(edge_model)
     index = {label: i for i, label in enumerate(card.labels)}

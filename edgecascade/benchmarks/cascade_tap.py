@@ -23,12 +23,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from shared.codec import batch_json, decode
-from shared.config import MqttSettings
-from shared.errors import ContractError
-from shared.messages import ResultMessage, VerdictMessage
-from shared.mqtt import MqttLink, Received
-from shared.topics import Kind, Topic, topic_filter
+from edgecascade.shared.codec import batch_json, decode
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import ResultMessage, VerdictMessage
+from edgecascade.shared.mqtt import MqttLink, Received
+from edgecascade.shared.topics import Kind, Topic, topic_filter
 
 # What crosses the site -> cloud link per frame; state and telemetry roll-ups are per device.
 # (a lone result leaves the gateway as it came, not as a batch of one).

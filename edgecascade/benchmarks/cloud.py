@@ -51,10 +51,10 @@ from typing import TYPE_CHECKING, Any
 
 from edgecascade.benchmarks.cloud_ingest import SITE, count_results, ingest
 from edgecascade.benchmarks.cloud_table import PATH_KEYS, TARGET_RATIO, table, workers_table
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
-    from shared.messages import ResultMessage
+    from edgecascade.shared.messages import ResultMessage
 
 DEVICES = 10
 RAW_TRANSACTIONS = 4  # "a few large transactions": the database's best case, not one per row
@@ -77,11 +77,11 @@ class _Workload:
 
 
 def _workload(count: int, batch_size: int) -> _Workload:
-    from cloud.db.rows import result_row
     from edgecascade.benchmarks.messages import sample_result
-    from shared.codec import encode
-    from shared.dicts import RESULT
-    from shared.topics import Kind, topic
+    from edgecascade.cloud.db.rows import result_row
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.dicts import RESULT
+    from edgecascade.shared.topics import Kind, topic
 
     results = [(f"cam{i % DEVICES + 1}", sample_result(i)) for i in range(count)]
     now = time.time()
@@ -100,9 +100,9 @@ def _workload(count: int, batch_size: int) -> _Workload:
 
 def _gateway_batch(results: list[tuple[str, ResultMessage]]) -> tuple[str, bytes]:
     """(topic, payload) of one batch as the gateway sends it: several devices, one message."""
-    from shared.codec import encode
-    from shared.messages import BatchedResult, ResultBatchMessage
-    from shared.topics import Kind, topic
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.messages import BatchedResult, ResultBatchMessage
+    from edgecascade.shared.topics import Kind, topic
 
     batch = ResultBatchMessage(
         results=[BatchedResult(device=device, result=message) for device, message in results]
@@ -114,9 +114,9 @@ def _gateway_batch(results: list[tuple[str, ResultMessage]]) -> tuple[str, bytes
 def _executemany(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     from sqlalchemy import insert
 
-    from cloud.db.engine import make_engine
-    from cloud.db.migrate import upgrade_engine
-    from cloud.db.models import Result
+    from edgecascade.cloud.db.engine import make_engine
+    from edgecascade.cloud.db.migrate import upgrade_engine
+    from edgecascade.cloud.db.models import Result
 
     engine = make_engine(url)
     try:
@@ -177,7 +177,7 @@ def _measure(
     (``vs_executemany``). Each path is reported by its run with the median such ratio; every
     run's rate and ratio are kept. Every run writes into a new database.
     """
-    from cloud.settings import IngestSection
+    from edgecascade.cloud.settings import IngestSection
 
     n, settings, timeout = len(load.rows), IngestSection().model_dump(), args.timeout
     paths: list[tuple[str, str, Callable[[str, Path], dict[str, Any]]]] = [
@@ -237,7 +237,7 @@ def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def bench_cloud(args: argparse.Namespace) -> dict[str, Any]:
-    from cloud.settings import IngestSection
+    from edgecascade.cloud.settings import IngestSection
 
     for flag, value in (
         ("--results", args.results),

@@ -138,8 +138,8 @@ def ingest(
     ``settings`` (the ``[ingest]`` section) goes to the process in its environment, overriding
     any ``EC_CLOUD_INGEST__*`` of ours: the report names the settings that actually ran.
     """
-    from cloud.db.engine import make_engine
     from edgecascade.brokers import MosquittoBroker, free_port
+    from edgecascade.cloud.db.engine import make_engine
     from edgecascade.processes import ProcessGroup
 
     broker = MosquittoBroker(work / "broker")
@@ -234,9 +234,9 @@ def _wait_ingesting(
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from shared.codec import encode
-    from shared.messages import StateMessage
-    from shared.topics import Kind, topic
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.messages import StateMessage
+    from edgecascade.shared.topics import Kind, topic
 
     deadline = time.monotonic() + timeout
     while not _healthy(http_port):

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecascade.benchmarks.table import format_table
-from shared.codec import decode, encode
-from shared.messages import EscalationHeader, ModelRef, Prediction
-from shared.topics import Kind, Topic
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
+from edgecascade.shared.topics import Kind, Topic
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "data" / "fashion-mnist-eval"
 SIZES = (28, 224, 640)

@@ -38,7 +38,7 @@ def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
     import cv2
     import numpy as np
 
-    from shared.runtime.runtime import ModelRuntime
+    from edgecascade.shared.runtime.runtime import ModelRuntime
 
     runtime = ModelRuntime.load(model, num_threads=threads)
     image = cv2.imread(str(next(frames.rglob("*.png"))), cv2.IMREAD_UNCHANGED)
@@ -55,10 +55,10 @@ def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
 
 def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int) -> dict[str, Any]:
     """The agent's own loop over ``limit`` frames, no broker (results stay in the outbox)."""
-    from edge_agent.agent import Agent
-    from edge_agent.settings import AgentSettings, SourceSettings
     from edgecascade.brokers import free_port
-    from shared.config import MqttSettings
+    from edgecascade.edge_agent.agent import Agent
+    from edgecascade.edge_agent.settings import AgentSettings, SourceSettings
+    from edgecascade.shared.config import MqttSettings
 
     settings = AgentSettings(
         model=model,
@@ -84,7 +84,7 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int
 _RSS_PROBE = """
 import resource, sys, numpy as np, cv2
 from pathlib import Path
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.runtime import ModelRuntime
 runtime = ModelRuntime.load(Path(sys.argv[1]))
 for path in sorted(Path(sys.argv[2]).rglob("*.png"))[:200]:
     runtime.classify(np.asarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), dtype=np.uint8))

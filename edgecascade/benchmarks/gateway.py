@@ -114,8 +114,8 @@ class _Subscriber:
 def _messages(count: int, devices: int) -> list[tuple[str, str, bytes]]:
     """(msg_id, topic, payload) of ``count`` realistic result messages from ``devices`` devices."""
     from edgecascade.benchmarks.messages import sample_result
-    from shared.codec import encode
-    from shared.topics import Kind, topic
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.topics import Kind, topic
 
     out = []
     for i in range(count):
@@ -211,7 +211,7 @@ def _drained(
 
 
 def _raw_path(port: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    from shared.topics import Kind, topic_filter
+    from edgecascade.shared.topics import Kind, topic_filter
 
     results = topic_filter(Kind.RESULT)
     sub = _Subscriber(port, results, "bench-raw")
@@ -304,9 +304,9 @@ def _progress(line: str) -> None:
 
 def wait_gateway_online(port: int, timeout: float, site: str = SITE) -> None:
     """Until the gateway's retained state on the broker at ``port`` says online."""
-    from shared.codec import decode
-    from shared.messages import StateMessage
-    from shared.topics import Kind, Topic, topic
+    from edgecascade.shared.codec import decode
+    from edgecascade.shared.messages import StateMessage
+    from edgecascade.shared.topics import Kind, Topic, topic
 
     online = threading.Event()
 

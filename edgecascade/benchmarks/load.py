@@ -40,7 +40,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgecascade.benchmarks.load_report import load_report
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
     import subprocess
@@ -99,8 +99,8 @@ class _Devices:
 def _step_messages(step: int, count: int, devices: int) -> list[tuple[str, str, bytes]]:
     """The step's results, built before its clock starts; device i publishes every i-th one."""
     from edgecascade.benchmarks.messages import sample_result
-    from shared.codec import encode
-    from shared.topics import Kind, topic
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.topics import Kind, topic
 
     out = []
     for n in range(count):
@@ -208,8 +208,8 @@ def _wait_ready(
 
 
 def _steps(args: argparse.Namespace, work: Path, url: str) -> list[dict[str, Any]]:
-    from cloud.db.engine import make_engine
     from edgecascade.brokers import MosquittoBroker, free_port
+    from edgecascade.cloud.db.engine import make_engine
     from edgecascade.processes import ProcessGroup
 
     site, cloud = MosquittoBroker(work / "site"), MosquittoBroker(work / "cloud")

@@ -6,12 +6,12 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.messages import ResultMessage
+    from edgecascade.shared.messages import ResultMessage
 
 
 def sample_result(i: int) -> ResultMessage:
     """The ``i``-th benchmark result: a fresh message id, frame ``frame-<i>``."""
-    from shared.messages import ModelRef, Prediction, ResultMessage
+    from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
 
     return ResultMessage(
         frame_id=f"frame-{i}",

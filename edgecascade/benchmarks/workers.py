@@ -39,10 +39,10 @@ def _escalations(count: int) -> list[tuple[str, str, bytes]]:
     import cv2
     import numpy as np
 
-    from shared.codec import encode
-    from shared.ids import new_message_id
-    from shared.messages import EscalationHeader, ModelRef, Prediction
-    from shared.topics import Kind, topic
+    from edgecascade.shared.codec import encode
+    from edgecascade.shared.ids import new_message_id
+    from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
+    from edgecascade.shared.topics import Kind, topic
 
     frames = sorted(EVAL_SAMPLE.rglob("*.png"))
     if not frames:
@@ -133,8 +133,8 @@ def _run(workers: int, frames: int, timeout: float, work: Path) -> dict[str, Any
 def _run_mode(
     mode: str, workers: int, messages: list[tuple[str, str, bytes]], timeout: float, work: Path
 ) -> dict[str, Any]:
-    from cloud.db.migrate import upgrade
     from edgecascade.brokers import MosquittoBroker
+    from edgecascade.cloud.db.migrate import upgrade
     from edgecascade.processes import ProcessGroup
 
     frames = len(messages)
@@ -193,7 +193,7 @@ def _wait_stored(url: str, frames: int, timeout: float) -> dict[str, Any]:
     time from the first stored to the last."""
     from sqlalchemy import create_engine, func, select
 
-    from cloud.db.models import Verdict
+    from edgecascade.cloud.db.models import Verdict
 
     engine = create_engine(url)
     deadline = time.monotonic() + timeout
@@ -215,7 +215,7 @@ def _median_inference_ms(url: str) -> float | None:
     import numpy as np
     from sqlalchemy import create_engine, select
 
-    from cloud.db.models import Verdict
+    from edgecascade.cloud.db.models import Verdict
 
     engine = create_engine(url)
     try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.cli import SubParsers
+from edgecascade.shared.cli import SubParsers
 
 if TYPE_CHECKING:
     from edgecascade.deploy.provision import BrokerFiles, Endpoint

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from edgecascade.deploy.errors import DeployError
 from edgecascade.deploy.files import write_file
-from shared.contract import KINDS, Direction, KindSpec, Role
-from shared.topics import VERSION, topic_filter, validate_id
+from edgecascade.shared.contract import KINDS, Direction, KindSpec, Role
+from edgecascade.shared.topics import VERSION, topic_filter, validate_id
 
 # mosquitto_passwd uses 101 iterations; the broker accepts any count and checks a password once
 # per connection, so a stronger work factor costs little.

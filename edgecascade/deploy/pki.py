@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgecascade.deploy.errors import DeployError
 from edgecascade.deploy.files import write_file
-from shared.topics import validate_id
+from edgecascade.shared.topics import validate_id
 
 CA_DAYS = 3650
 LEAF_DAYS = 825  # what public CAs and Apple platforms accept as the longest TLS leaf

@@ -83,7 +83,7 @@ def provision_device(
     prefix: str = "ec",
 ) -> Path:
     """A camera on the site broker; writes ``out/agent.env``."""
-    from edge_agent.settings import AgentSettings
+    from edgecascade.edge_agent.settings import AgentSettings
 
     block = device_acl(site, device, gateway_id, prefix)
     password = new_password()
@@ -110,7 +110,7 @@ def provision_gateway(
     prefix: str = "ec",
 ) -> Path:
     """A site gateway on both brokers (one password each); writes ``out/gateway.env``."""
-    from gateway.settings import GatewaySettings
+    from edgecascade.gateway.settings import GatewaySettings
 
     block = gateway_acl(site, gateway_id, prefix)
     site_password, cloud_password = new_password(), new_password()
@@ -135,7 +135,7 @@ def provision_cloud(
     prefix: str = "ec",
 ) -> Path:
     """The cloud services (API, ingest, workers share it); writes ``out/cloud.env``."""
-    from cloud.settings import CloudSettings
+    from edgecascade.cloud.settings import CloudSettings
 
     block = cloud_acl(username, prefix)
     password = new_password()

@@ -15,8 +15,8 @@ connection the sender publishes the rows sent within the window again (counted a
 broker's autosave interval. The chaos suite (``tests/chaos``) found the loss this closes.
 """
 
-from shared.outbox.sender import OutboxSender
-from shared.outbox.store import (
+from edgecascade.shared.outbox.sender import OutboxSender
+from edgecascade.shared.outbox.store import (
     DEFAULT_CLASSES,
     ClassPolicy,
     Coalesce,

@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.errors import BrokerError
-from shared.mqtt import MqttLink
-from shared.outbox.store import Coalesce, Outbox, Row, one_by_one
+from edgecascade.shared.errors import BrokerError
+from edgecascade.shared.mqtt import MqttLink
+from edgecascade.shared.outbox.store import Coalesce, Outbox, Row, one_by_one
 
 logger = logging.getLogger(__name__)
 

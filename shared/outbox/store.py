@@ -18,10 +18,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.config import Section
-from shared.contract import OutboxClass
-from shared.ids import Clock
-from shared.mqtt import Outgoing
+from edgecascade.shared.config import Section
+from edgecascade.shared.contract import OutboxClass
+from edgecascade.shared.ids import Clock
+from edgecascade.shared.mqtt import Outgoing
 
 logger = logging.getLogger(__name__)
 

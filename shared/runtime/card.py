@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.errors import ModelError
+from edgecascade.shared.errors import ModelError
 
 ResizeMode = Literal["stretch", "center_crop", "letterbox"]
 ColorOrder = Literal["rgb", "bgr", "gray"]

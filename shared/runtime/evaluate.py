@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from shared.cli import SubParsers
-from shared.runtime.datasets import LabelledFolder
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.cli import SubParsers
+from edgecascade.shared.runtime.datasets import LabelledFolder
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def add_eval_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from shared.runtime.card import ModelCard
+    from edgecascade.shared.runtime.card import ModelCard
 
     card = ModelCard.load(args.card) if args.card else None
     runtime = ModelRuntime.load(args.model, num_threads=args.threads, card=card)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.runtime.card import Preprocess
+from edgecascade.shared.runtime.card import Preprocess
 
 Image = npt.NDArray[np.uint8]
 Array = npt.NDArray[Any]

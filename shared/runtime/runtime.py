@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ModelError
-from shared.runtime.card import ModelCard, load_card_for
-from shared.runtime.preprocess import (
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.card import ModelCard, load_card_for
+from edgecascade.shared.runtime.preprocess import (
     Array,
     Image,
     InputSpec,
@@ -31,7 +31,7 @@ from shared.runtime.preprocess import (
     pixel_table,
     preprocess,
 )
-from shared.runtime.scores import looks_like_probabilities, sharpen, softmax
+from edgecascade.shared.runtime.scores import looks_like_probabilities, sharpen, softmax
 
 TFLITE_IDENTIFIER = b"TFL3"
 SUPPORTED_DTYPES = frozenset({"float32", "int8", "uint8"})

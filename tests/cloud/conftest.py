@@ -15,13 +15,13 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from cloud.app import create_app
-from cloud.auth import create_token
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings
-from cloud.store import Inbound, decode_inbound
-from shared.codec import encode
-from shared.topics import Kind, Topic
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.auth import create_token
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import Inbound, decode_inbound
+from edgecascade.shared.codec import encode
+from edgecascade.shared.topics import Kind, Topic
 from tests.utils.mqtt import wait_until
 
 

@@ -9,14 +9,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from cloud.app import create_app
-from cloud.db.models import ApiToken, Verdict
-from cloud.settings import CloudSettings
-from cloud.store import StoreWriter
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import encode
-from shared.mqtt import Outgoing
-from shared.topics import Kind, topic
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.db.models import ApiToken, Verdict
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter
+from edgecascade.shared.codec import encode
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, topic
 from tests.cloud.conftest import ApiClient, inbound, serving
 from tests.utils.factories import make_escalation, make_result
 from tests.utils.mqtt import publish_all, wait_until
@@ -169,7 +169,7 @@ def test_metrics_count_requests_and_the_ingest(
 
 
 def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
-    from shared.messages import Percentiles
+    from edgecascade.shared.messages import Percentiles
     from tests.utils.factories import make_state, make_telemetry
 
     services = client.services

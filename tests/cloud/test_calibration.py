@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloud.calibration import Pair, fit_temperature
+from edgecascade.cloud.calibration import Pair, fit_temperature
 
 
 def pairs_with(true_temperature: float, n: int = 3000, classes: int = 10, k: int = 3) -> list[Pair]:

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cloud.cli import _overrides, add_parser, load, migrate
-from cloud.db.engine import make_engine
-from cloud.db.migrate import current_revision, head_revision, upgrade
 from edgecascade.brokers import MosquittoBroker, free_port
+from edgecascade.cloud.cli import _overrides, add_parser, load, migrate
+from edgecascade.cloud.db.engine import make_engine
+from edgecascade.cloud.db.migrate import current_revision, head_revision, upgrade
 from tests.utils.mqtt import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(
 
 @pytest.mark.parametrize("flag", ["--port", "--mqtt-port"])
 def test_bad_port_is_a_config_error(flag: str) -> None:
-    from shared.errors import ConfigError
+    from edgecascade.shared.errors import ConfigError
 
     with pytest.raises(ConfigError, match="port"):
         load(parse("cloud", flag, "0"))
@@ -141,9 +141,9 @@ def test_help_describes_every_option(capsys: pytest.CaptureFixture[str]) -> None
 def test_worker_refuses_an_unmigrated_database_then_serves_verdicts(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
-    from shared.codec import decode
-    from shared.messages import VerdictMessage
-    from shared.topics import Kind, Topic, topic_filter
+    from edgecascade.shared.codec import decode
+    from edgecascade.shared.messages import VerdictMessage
+    from edgecascade.shared.topics import Kind, Topic, topic_filter
     from tests.cloud.test_worker import escalations
     from tests.utils.mqtt import Collector, publish_all
 

@@ -8,19 +8,19 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cloud.db.models import Device, ModelAck
-from cloud.registry import Upload, manifest_of, register
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings
-from edge_agent.settings import SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from gateway.settings import GatewaySettings
-from shared.codec import encode
-from shared.manifest import generate_keys
-from shared.messages import ModelOfferMessage
-from shared.mqtt import Outgoing
-from shared.runtime.card import load_card_for
-from shared.topics import Kind, ModelSub, topic
+from edgecascade.cloud.db.models import Device, ModelAck
+from edgecascade.cloud.registry import Upload, manifest_of, register
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.edge_agent.settings import SourceSettings
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.codec import encode
+from edgecascade.shared.manifest import generate_keys
+from edgecascade.shared.messages import ModelOfferMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.topics import Kind, ModelSub, topic
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mqtt import publish_all, wait_until

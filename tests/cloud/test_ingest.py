@@ -11,15 +11,15 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
-from cloud.db.models import Base, Device, Escalation, Result
-from cloud.ingest import Ingestor
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings, IngestSection
-from cloud.store import BatchWriter, Inbound, ResultDicts, StoreWriter, WriteOutcome
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import encode
-from shared.mqtt import MqttLink, Outgoing
-from shared.topics import Kind, topic
+from edgecascade.cloud.db.models import Base, Device, Escalation, Result
+from edgecascade.cloud.ingest import Ingestor
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings, IngestSection
+from edgecascade.cloud.store import BatchWriter, Inbound, ResultDicts, StoreWriter, WriteOutcome
+from edgecascade.shared.codec import encode
+from edgecascade.shared.mqtt import MqttLink, Outgoing
+from edgecascade.shared.topics import Kind, topic
 from tests.utils.factories import make_batch, make_escalation, make_result, make_state
 from tests.utils.mqtt import wait_until
 

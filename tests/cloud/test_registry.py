@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from cloud.app import create_app
-from cloud.settings import CloudSettings
-from shared.manifest import generate_keys, verify_manifest
-from shared.messages import ModelManifest
-from shared.runtime.card import load_card_for
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.shared.manifest import generate_keys, verify_manifest
+from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.cloud.conftest import ApiClient, serving
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
 
@@ -136,10 +136,10 @@ def test_an_oversized_upload_is_refused_before_it_is_loaded(
 def test_calibration_fits_the_temperature_from_verdicts_and_re_signs_the_manifest(
     client: ApiClient,
 ) -> None:
-    from cloud.db.models import Verdict
-    from cloud.store import StoreWriter
-    from shared.messages import ModelRef, Prediction
-    from shared.topics import Kind
+    from edgecascade.cloud.db.models import Verdict
+    from edgecascade.cloud.store import StoreWriter
+    from edgecascade.shared.messages import ModelRef, Prediction
+    from edgecascade.shared.topics import Kind
     from tests.cloud.conftest import inbound
     from tests.cloud.test_calibration import pairs_with
     from tests.utils.factories import make_result

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from cloud.rollouts.decide import (
+from edgecascade.cloud.rollouts.decide import (
     Acks,
     Comparison,
     Complete,
@@ -24,7 +24,7 @@ from cloud.rollouts.decide import (
     rollback_settled,
     stage_devices,
 )
-from cloud.settings import RolloutCriteria
+from edgecascade.cloud.settings import RolloutCriteria
 
 NOW = 10_000.0
 CRITERIA = RolloutCriteria(stage_min_s=60, min_verdicts=10, min_results=100)

@@ -24,22 +24,22 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloud.app import create_app
-from cloud.db.models import Device, ModelAck, ModelVersion
-from cloud.registry import Upload, register
-from cloud.rollouts import RolloutController, RolloutRequest
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings
-from cloud.worker import ReinferenceWorker
-from edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from gateway.settings import GatewaySettings
-from shared.codec import decode
-from shared.manifest import generate_keys
-from shared.messages import ModelOfferMessage
-from shared.runtime.card import load_card_for
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, ModelSub, Topic, topic_filter
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.db.models import Device, ModelAck, ModelVersion
+from edgecascade.cloud.registry import Upload, register
+from edgecascade.cloud.rollouts import RolloutController, RolloutRequest
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.worker import ReinferenceWorker
+from edgecascade.edge_agent.settings import EscalationSettings, SourceSettings
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.codec import decode
+from edgecascade.shared.manifest import generate_keys
+from edgecascade.shared.messages import ModelOfferMessage
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic_filter
 from tests.cloud.conftest import ApiClient, serving
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings

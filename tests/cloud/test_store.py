@@ -7,16 +7,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from cloud.blobs import blob_key
-from cloud.db.migrate import current_revision, head_revision, upgrade
-from cloud.db.models import Base, Device, Escalation, ModelAck, Result, Site, Telemetry
-from cloud.services import Services
-from cloud.store import Inbound, StoreWriter, check_storable, decode_inbound
-from gateway.aggregate import summarise
-from shared.codec import decode, encode
-from shared.contract import spec_for, stored_specs
-from shared.errors import ContractError
-from shared.topics import Kind, Topic
+from edgecascade.cloud.blobs import blob_key
+from edgecascade.cloud.db.migrate import current_revision, head_revision, upgrade
+from edgecascade.cloud.db.models import Base, Device, Escalation, ModelAck, Result, Site, Telemetry
+from edgecascade.cloud.services import Services
+from edgecascade.cloud.store import Inbound, StoreWriter, check_storable, decode_inbound
+from edgecascade.gateway.aggregate import summarise
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.contract import spec_for, stored_specs
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.topics import Kind, Topic
 from tests.cloud.conftest import ApiClient, inbound
 from tests.fuzz.strategies import SAMPLES
 from tests.utils.factories import (

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from cloud.db.models import Escalation, Verdict
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings, ResubmitSection
-from cloud.worker import ReinferenceWorker
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
-from shared.mqtt import Outgoing
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, topic, topic_filter
+from edgecascade.cloud.db.models import Escalation, Verdict
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings, ResubmitSection
+from edgecascade.cloud.worker import ReinferenceWorker
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.utils.factories import make_result
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE

@@ -10,11 +10,11 @@ import time
 import httpx
 import pytest
 
-from cloud.dashboard.events import stream
-from cloud.db.models import Verdict
-from cloud.store import Inbound, StoreWriter
-from shared.codec import encode
-from shared.topics import Kind
+from edgecascade.cloud.dashboard.events import stream
+from edgecascade.cloud.db.models import Verdict
+from edgecascade.cloud.store import Inbound, StoreWriter
+from edgecascade.shared.codec import encode
+from edgecascade.shared.topics import Kind
 from tests.cloud.conftest import ApiClient, inbound
 from tests.utils.factories import make_escalation, make_result, make_state, make_telemetry
 

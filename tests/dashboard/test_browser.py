@@ -26,7 +26,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
-from shared.runtime.card import load_card_for
+from edgecascade.shared.runtime.card import load_card_for
 from tests.dashboard.conftest import SCREENSHOTS
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE

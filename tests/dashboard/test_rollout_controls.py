@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from cloud.db.models import Rollout
-from cloud.rollouts import RolloutController
+from edgecascade.cloud.db.models import Rollout
+from edgecascade.cloud.rollouts import RolloutController
 from tests.cloud.conftest import ApiClient
 
 

@@ -16,7 +16,7 @@ from edgecascade.brokers import MosquittoBroker, free_port
 from edgecascade.deploy.pki import ensure_ca, issue
 from edgecascade.deploy.provision import BrokerFiles, Endpoint
 from edgecascade.processes import environment
-from shared.config import ComponentSettings, load_settings
+from edgecascade.shared.config import ComponentSettings, load_settings
 from tests.utils.paths import REPO
 
 S = TypeVar("S", bound=ComponentSettings)

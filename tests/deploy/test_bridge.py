@@ -17,9 +17,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import encode
-from shared.messages import CommandMessage, ResultMessage
-from shared.topics import Kind, topic
+from edgecascade.shared.codec import encode
+from edgecascade.shared.messages import CommandMessage, ResultMessage
+from edgecascade.shared.topics import Kind, topic
 from tests.utils.factories import make_result, make_state
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import REPO

@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cloud.settings import CloudSettings
-from edge_agent.settings import AgentSettings
 from edgecascade.cli import main
+from edgecascade.cloud.settings import CloudSettings
 from edgecascade.deploy.pki import ensure_ca
 from edgecascade.deploy.provision import provision_cloud, provision_device, provision_gateway
-from gateway.settings import GatewaySettings
-from shared.config import MqttSettings
-from shared.errors import BrokerError, ConfigError
-from shared.mqtt import MqttLink, Outgoing
-from shared.topics import Kind, ModelSub, shared_filter, topic, topic_filter
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.errors import BrokerError, ConfigError
+from edgecascade.shared.mqtt import MqttLink, Outgoing
+from edgecascade.shared.topics import Kind, ModelSub, shared_filter, topic, topic_filter
 from tests.deploy.installed import InstalledBroker, install_broker, make_pki
 from tests.deploy.installed import settings_from_env_file as from_env
 from tests.utils.mqtt import Collector, wait_until

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from cloud.settings import CloudSettings
-from edge_agent.settings import AgentSettings
 from edgecascade.cli import build_parser
+from edgecascade.cloud.settings import CloudSettings
 from edgecascade.demo import Demo, DemoPlan
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.processes import environment
-from gateway.settings import GatewaySettings
-from shared.config import ComponentSettings, load_settings
+from edgecascade.shared.config import ComponentSettings, load_settings
 from tests.utils.paths import REPO
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from cloud.settings import CloudSettings
-from edge_agent.settings import AgentSettings
-from gateway.settings import GatewaySettings
-from shared.config import load_settings
-from shared.contract import KINDS, Role, spec_of
-from shared.topics import Kind
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.config import load_settings
+from edgecascade.shared.contract import KINDS, Role, spec_of
+from edgecascade.shared.topics import Kind
 from tests.deploy.installed import read_unit
 from tests.utils.paths import REPO
 

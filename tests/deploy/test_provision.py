@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from edge_agent.settings import AgentSettings
 from edgecascade.cli import main
 from edgecascade.deploy.errors import DeployError
 from edgecascade.deploy.mosquitto import (
@@ -22,7 +21,8 @@ from edgecascade.deploy.mosquitto import (
 )
 from edgecascade.deploy.pki import ensure_ca, issue
 from edgecascade.deploy.provision import BrokerFiles, Endpoint, provision_device
-from shared.errors import ContractError
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.shared.errors import ContractError
 from tests.deploy.installed import settings_from_env_file
 
 

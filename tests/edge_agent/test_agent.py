@@ -9,13 +9,13 @@ import sys
 import threading
 from pathlib import Path
 
-from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.messages import EscalationHeader, Message, ResultMessage, StateMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic, topic_filter
+from edgecascade.edge_agent.agent import Agent
+from edgecascade.edge_agent.settings import AgentSettings, EscalationSettings, SourceSettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import EscalationHeader, Message, ResultMessage, StateMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.utils.agents import agent_settings
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import EDGE_MODEL, REPO, sample_subset

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode
-from shared.messages import StateMessage
-from shared.topics import Kind, Topic, topic, topic_filter
+from edgecascade.shared.codec import decode
+from edgecascade.shared.messages import StateMessage
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.utils.mqtt import Collector, wait_until
 from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
 

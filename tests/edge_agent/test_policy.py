@@ -6,14 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.escalation import escalation_payload
-from edge_agent.policy import EscalationPolicy, dhash, hamming
-from edge_agent.settings import EscalationSettings
-from shared.codec import decode
-from shared.errors import ConfigError
-from shared.runtime.datasets import LabelledFolder
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic
+from edgecascade.edge_agent.escalation import escalation_payload
+from edgecascade.edge_agent.policy import EscalationPolicy, dhash, hamming
+from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.shared.codec import decode
+from edgecascade.shared.errors import ConfigError
+from edgecascade.shared.runtime.datasets import LabelledFolder
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_result
 from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
 

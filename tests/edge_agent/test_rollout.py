@@ -9,17 +9,22 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.settings import SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.manifest import (
+from edgecascade.edge_agent.settings import SourceSettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.manifest import (
     generate_keys,
     load_private_key,
 )
-from shared.messages import ModelAckMessage, ModelManifest, ModelOfferMessage, ResultMessage
-from shared.mqtt import Outgoing
-from shared.runtime.card import load_card_for
-from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
+from edgecascade.shared.messages import (
+    ModelAckMessage,
+    ModelManifest,
+    ModelOfferMessage,
+    ResultMessage,
+)
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.model_server import ModelServer, manifest_for
 from tests.utils.mqtt import Collector, publish_all, wait_until

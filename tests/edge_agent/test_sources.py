@@ -10,16 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.errors import SourceError
-from edge_agent.feed import Emitter, FrameFeed
-from edge_agent.gating import SceneGate
-from edge_agent.settings import GatingSettings, SourceSettings
-from edge_agent.sources import Frame, open_source
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode
-from shared.messages import StateMessage
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, Topic, topic
+from edgecascade.edge_agent.errors import SourceError
+from edgecascade.edge_agent.feed import Emitter, FrameFeed
+from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
+from edgecascade.edge_agent.sources import Frame, open_source
+from edgecascade.shared.codec import decode
+from edgecascade.shared.messages import StateMessage
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, Topic, topic
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mjpeg import MjpegCamera
 from tests.utils.mqtt import Collector, wait_until

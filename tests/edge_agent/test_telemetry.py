@@ -7,13 +7,13 @@ from pathlib import Path
 
 import cv2
 
-from edge_agent.agent import Agent
-from edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode
-from shared.messages import TelemetryMessage
-from shared.runtime.card import load_card_for
-from shared.topics import Kind, Topic, topic_filter
+from edgecascade.edge_agent.agent import Agent
+from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
+from edgecascade.shared.codec import decode
+from edgecascade.shared.messages import TelemetryMessage
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.topics import Kind, Topic, topic_filter
 from tests.utils.agents import agent_settings
 from tests.utils.mqtt import Collector, wait_until
 from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE

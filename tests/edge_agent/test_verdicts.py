@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.messages import Prediction, ResultMessage, VerdictMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic, topic_filter
+from edgecascade.edge_agent.settings import EscalationSettings, SourceSettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import Prediction, ResultMessage, VerdictMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.mqtt import Collector, publish_all, wait_until
 from tests.utils.paths import sample_subset
@@ -72,7 +72,7 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
 
 
 def test_verdict_book_keeps_only_the_newest(tmp_path: Path) -> None:
-    from edge_agent.verdicts import VerdictBook
+    from edgecascade.edge_agent.verdicts import VerdictBook
     from tests.utils.factories import make_result
 
     book = VerdictBook(capacity=20)

@@ -10,7 +10,7 @@ import pytest
 
 from edgecascade.benchmarks.cascade_pairs import frame_subset, resolve_pairs
 from edgecascade.cli import main
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 FRAMES = 30
 

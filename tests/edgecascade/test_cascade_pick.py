@@ -10,7 +10,7 @@ import pytest
 
 from edgecascade.cascade_pick import describe, load_policies, pick_by_accuracy, pick_by_bytes
 from edgecascade.cli import main
-from shared.errors import EdgeCascadeError
+from edgecascade.shared.errors import EdgeCascadeError
 
 
 def _policy(name: str, family: str, accuracy: float, bytes_ratio: float) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgecascade.cli import main
+from edgecascade.shared.contract import KINDS
 from edgecascade.topicref import reference
-from shared.contract import KINDS
 from tests.utils.paths import REPO
 
 

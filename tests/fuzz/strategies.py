@@ -18,13 +18,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from gateway.aggregate import summarise
-from shared.codec import encode, limit_for
-from shared.contract import spec_for
-from shared.framecodec import MAGIC
-from shared.ids import new_message_id
-from shared.manifest import build_manifest
-from shared.messages import (
+from edgecascade.gateway.aggregate import summarise
+from edgecascade.shared.codec import encode, limit_for
+from edgecascade.shared.contract import spec_for
+from edgecascade.shared.framecodec import MAGIC
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.manifest import build_manifest
+from edgecascade.shared.messages import (
     CommandMessage,
     DeadLetterMessage,
     ModelAckMessage,
@@ -34,7 +34,7 @@ from shared.messages import (
     ReplyMessage,
     VerdictMessage,
 )
-from shared.topics import Kind, ModelSub, Topic
+from edgecascade.shared.topics import Kind, ModelSub, Topic
 from tests.utils.factories import (
     MODEL,
     make_batch,

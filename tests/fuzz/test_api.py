@@ -22,15 +22,15 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python.asgi import get_client, shutdown_lifespans
 
-from cloud.app import create_app
-from cloud.auth import create_token
-from cloud.services import Services
-from cloud.settings import CloudSettings
-from cloud.store import StoreWriter, decode_inbound
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import encode
-from shared.manifest import generate_keys
-from shared.topics import Kind, Topic
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.auth import create_token
+from edgecascade.cloud.services import Services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter, decode_inbound
+from edgecascade.shared.codec import encode
+from edgecascade.shared.manifest import generate_keys
+from edgecascade.shared.topics import Kind, Topic
 from tests.fuzz.strategies import SCALE
 from tests.utils.factories import make_escalation, make_result, make_state
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cloud.settings import CloudSettings
-from edge_agent.settings import AgentSettings
-from gateway.settings import GatewaySettings
-from shared.config import ComponentSettings, load_settings
-from shared.errors import ConfigError
-from shared.topics import validate_id
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.config import ComponentSettings, load_settings
+from edgecascade.shared.errors import ConfigError
+from edgecascade.shared.topics import validate_id
 from tests.fuzz.strategies import SCALE
 
 HOSTILE = ["cam/1", "+", "#", "cam\x00", "x" * 65, ".", "..", "", "cam 1", "ca\u0301m", "$SYS"]

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.aggregate import summarise
-from shared.chunks import Download
-from shared.codec import decode, decode_results, encode
-from shared.errors import ContractError, FrameCodecError
-from shared.framecodec import (
+from edgecascade.gateway.aggregate import summarise
+from edgecascade.shared.chunks import Download
+from edgecascade.shared.codec import decode, decode_results, encode
+from edgecascade.shared.errors import ContractError, FrameCodecError
+from edgecascade.shared.framecodec import (
     JPEG_MAGIC,
     MAGIC,
     PNG_MAGIC,
@@ -33,8 +33,13 @@ from shared.framecodec import (
     encode_frame,
     image_size,
 )
-from shared.manifest import ManifestError, build_manifest, sign_manifest, verify_manifest
-from shared.messages import (
+from edgecascade.shared.manifest import (
+    ManifestError,
+    build_manifest,
+    sign_manifest,
+    verify_manifest,
+)
+from edgecascade.shared.messages import (
     EscalationHeader,
     Message,
     ModelChunkHeader,
@@ -42,7 +47,7 @@ from shared.messages import (
     ResultBatchMessage,
     ResultMessage,
 )
-from shared.topics import Kind, Topic, topic, topic_filter, validate_id
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter, validate_id
 from tests.fuzz.strategies import (
     SAMPLES,
     SCALE,

@@ -20,19 +20,19 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.app import create_app
-from cloud.settings import CloudSettings
-from edge_agent.rollout import RolloutClient
-from edge_agent.slots import ModelSlots
-from shared.chunks import read_chunk
-from shared.manifest import generate_keys, sign_manifest
-from shared.messages import (
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.edge_agent.rollout import RolloutClient
+from edgecascade.edge_agent.slots import ModelSlots
+from edgecascade.shared.chunks import read_chunk
+from edgecascade.shared.manifest import generate_keys, sign_manifest
+from edgecascade.shared.messages import (
     ModelAckMessage,
     ModelChunkRequestMessage,
     ModelManifest,
     ModelOfferMessage,
 )
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.cloud.conftest import ApiClient, serving
 from tests.cloud.test_registry import LABELS, PREPROCESS, upload
 from tests.utils.model_server import manifest_for

@@ -16,15 +16,20 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from sqlalchemy import func, select
 
-from cloud.db.models import Escalation, ModelAck, Result, Telemetry
-from cloud.services import open_services
-from cloud.settings import CloudSettings
-from cloud.store import StoreWriter, decode_inbound
-from shared.codec import decode, encode
-from shared.errors import ContractError
-from shared.ids import new_message_id
-from shared.messages import BatchedResult, Message, ResultBatchMessage, TelemetryRollupMessage
-from shared.topics import Kind, Topic
+from edgecascade.cloud.db.models import Escalation, ModelAck, Result, Telemetry
+from edgecascade.cloud.services import open_services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter, decode_inbound
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.messages import (
+    BatchedResult,
+    Message,
+    ResultBatchMessage,
+    TelemetryRollupMessage,
+)
+from edgecascade.shared.topics import Kind, Topic
 from tests.fuzz.strategies import CLOUD_STORED, SCALE, Sample, mutated_document
 from tests.utils.factories import make_result
 

@@ -19,29 +19,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.db.models import Result, Verdict
-from cloud.ingest import Ingestor
-from cloud.services import Services, open_services
-from cloud.settings import CloudSettings, IngestSection
-from cloud.store import StoreWriter
-from cloud.worker import ReinferenceWorker
-from edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from gateway.forwarder import Gateway
-from gateway.settings import BatchSettings, GatewaySettings
-from shared.codec import decode, encode
-from shared.errors import ContractError
-from shared.ids import new_message_id
-from shared.messages import (
+from edgecascade.cloud.db.models import Result, Verdict
+from edgecascade.cloud.ingest import Ingestor
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings, IngestSection
+from edgecascade.cloud.store import StoreWriter
+from edgecascade.cloud.worker import ReinferenceWorker
+from edgecascade.edge_agent.settings import EscalationSettings, SourceSettings
+from edgecascade.gateway.forwarder import Gateway
+from edgecascade.gateway.settings import BatchSettings, GatewaySettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.messages import (
     DeadLetterMessage,
     EscalationHeader,
     ResultBatchMessage,
     ResultMessage,
     VerdictMessage,
 )
-from shared.mqtt import Outgoing
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, ModelSub, Topic, topic_filter
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic_filter
 from tests.fuzz.strategies import (
     CLOUD_STORED,
     SAMPLES,

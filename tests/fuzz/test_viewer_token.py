@@ -12,13 +12,13 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select, table
 
-from cloud.app import create_app
-from cloud.services import Services
-from cloud.settings import CloudSettings
-from cloud.store import StoreWriter, decode_inbound
-from shared.codec import encode
-from shared.manifest import generate_keys
-from shared.topics import Kind, Topic
+from edgecascade.cloud.app import create_app
+from edgecascade.cloud.services import Services
+from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter, decode_inbound
+from edgecascade.shared.codec import encode
+from edgecascade.shared.manifest import generate_keys
+from edgecascade.shared.topics import Kind, Topic
 from tests.cloud.conftest import ApiClient, serving
 from tests.utils.factories import make_escalation, make_result, make_state
 

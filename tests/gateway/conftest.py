@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from edgecascade.brokers import MosquittoBroker
-from gateway.forwarder import Gateway
-from gateway.settings import GatewaySettings
-from shared.codec import decode, encode
-from shared.messages import ResultBatchMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic
+from edgecascade.gateway.forwarder import Gateway
+from edgecascade.gateway.settings import GatewaySettings
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import ResultBatchMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, Topic, topic
 from tests.utils.factories import make_result
 from tests.utils.mqtt import Collector, publish_all, wait_until
 

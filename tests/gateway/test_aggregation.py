@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.messages import (
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import (
     CommandMessage,
     Message,
     ReplyMessage,
     TelemetryRollupMessage,
     VerdictMessage,
 )
-from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, Topic, topic
 from tests.gateway.conftest import (
     SITE,
     StartGateway,

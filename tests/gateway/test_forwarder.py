@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from edgecascade.brokers import MosquittoBroker
-from shared.codec import decode, encode
-from shared.messages import DeadLetterMessage, TelemetryMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, Topic, topic, topic_filter
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.messages import DeadLetterMessage, TelemetryMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.gateway.conftest import (
     SITE,
     StartGateway,

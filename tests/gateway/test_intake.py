@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.intake import Intake, Pending
-from shared.mqtt import Outgoing, Received
-from shared.outbox import Outbox, PutOutcome
+from edgecascade.gateway.intake import Intake, Pending
+from edgecascade.shared.mqtt import Outgoing, Received
+from edgecascade.shared.outbox import Outbox, PutOutcome
 from tests.utils.links import AckRecorder
 from tests.utils.mqtt import wait_until
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.settings import SourceSettings
 from edgecascade.brokers import MosquittoBroker
-from shared.chunks import chunk_count
-from shared.codec import decode, encode
-from shared.manifest import generate_keys, load_private_key
-from shared.messages import ModelAckMessage, ModelChunkRequestMessage, ModelOfferMessage
-from shared.mqtt import Outgoing
-from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
+from edgecascade.edge_agent.settings import SourceSettings
+from edgecascade.shared.chunks import chunk_count
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.manifest import generate_keys, load_private_key
+from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage, ModelOfferMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.gateway.conftest import SITE, StartGateway
 from tests.utils.agents import RunningAgent, agent_settings
 from tests.utils.model_server import ModelServer, manifest_for

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from edgecascade.cli import main
-from modelzoo.fashion import DATA_DIR
-from shared.runtime.card import load_card_for
+from edgecascade.modelzoo.fashion import DATA_DIR
+from edgecascade.shared.runtime.card import load_card_for
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32
 
 pytestmark = pytest.mark.skipif(

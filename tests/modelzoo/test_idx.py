@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelzoo.idx import parse_idx, read_idx
-from shared.errors import ModelError
+from edgecascade.modelzoo.idx import parse_idx, read_idx
+from edgecascade.shared.errors import ModelError
 
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelzoo.export import widen_output_range
-from modelzoo.imagenet import KNOWN, cache_dir
-from shared.errors import ModelError
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.modelzoo.export import widen_output_range
+from edgecascade.modelzoo.imagenet import KNOWN, cache_dir
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.runtime import ModelRuntime
 
 
 def test_widen_output_range_only_ever_widens() -> None:

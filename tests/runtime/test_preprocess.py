@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.runtime.card import Preprocess
-from shared.runtime.preprocess import (
+from edgecascade.shared.runtime.card import Preprocess
+from edgecascade.shared.runtime.preprocess import (
     InputSpec,
     TensorSpec,
     dequantize,
@@ -15,7 +15,7 @@ from shared.runtime.preprocess import (
     quantize,
     to_channels,
 )
-from shared.runtime.scores import (
+from edgecascade.shared.runtime.scores import (
     looks_like_probabilities,
     normalized_entropy,
     sharpen,

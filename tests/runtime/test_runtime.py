@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from shared.errors import ModelError
-from shared.runtime.card import ModelCard, load_card_for
-from shared.runtime.datasets import LabelledFolder
-from shared.runtime.evaluate import evaluate, format_table
-from shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.card import ModelCard, load_card_for
+from edgecascade.shared.runtime.datasets import LabelledFolder
+from edgecascade.shared.runtime.evaluate import evaluate, format_table
+from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32, EVAL_SAMPLE, sample_subset
 
 

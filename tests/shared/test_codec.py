@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from shared.codec import decode, encode, limit_for
-from shared.errors import ContractError, FrameCodecError
-from shared.framecodec import decode_frame, encode_frame
-from shared.ids import message_id_time, new_message_id
-from shared.messages import EscalationHeader, ResultMessage, StateMessage
-from shared.topics import Kind, Topic
+from edgecascade.shared.codec import decode, encode, limit_for
+from edgecascade.shared.errors import ContractError, FrameCodecError
+from edgecascade.shared.framecodec import decode_frame, encode_frame
+from edgecascade.shared.ids import message_id_time, new_message_id
+from edgecascade.shared.messages import EscalationHeader, ResultMessage, StateMessage
+from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_batch, make_escalation, make_result
 
 RESULT_TOPIC = Topic("site1", "cam1", Kind.RESULT)
@@ -110,7 +110,7 @@ def test_result_rejects_out_of_range_scores() -> None:
 
 
 def test_a_compressed_result_batch_decodes_like_the_plain_one() -> None:
-    from shared.codec import batch_json, compress_batch
+    from edgecascade.shared.codec import batch_json, compress_batch
 
     batch = make_batch("s1", [("cam1", make_result("s1", "cam1")) for _ in range(20)])
     plain = encode(batch)
@@ -124,7 +124,7 @@ def test_a_compressed_result_batch_decodes_like_the_plain_one() -> None:
 def test_broken_or_oversized_compressed_batches_are_refused() -> None:
     import zlib
 
-    from shared.codec import compress_batch
+    from edgecascade.shared.codec import compress_batch
 
     wire = Topic("s1", "gateway", Kind.RESULT_BATCH)
     packed = compress_batch(encode(make_batch("s1", [("cam1", make_result("s1", "cam1"))])))

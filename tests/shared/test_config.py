@@ -6,8 +6,8 @@ import pytest
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.config import ComponentSettings, MqttSettings, load_settings
-from shared.errors import ConfigError
+from edgecascade.shared.config import ComponentSettings, MqttSettings, load_settings
+from edgecascade.shared.errors import ConfigError
 
 
 class DemoSettings(ComponentSettings):

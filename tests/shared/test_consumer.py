@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shared.backoff import Backoff
-from shared.consumer import Ack, CommitConsumer
-from shared.errors import PermanentCommitError, TransientCommitError
-from shared.mqtt import Received
+from edgecascade.shared.backoff import Backoff
+from edgecascade.shared.consumer import Ack, CommitConsumer
+from edgecascade.shared.errors import PermanentCommitError, TransientCommitError
+from edgecascade.shared.mqtt import Received
 from tests.utils.links import AckRecorder
 from tests.utils.mqtt import wait_until
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.links import DOWNLINK_CLASSES, UPLINK_CLASSES
-from shared.codec import decode, encode
-from shared.contract import (
+from edgecascade.gateway.links import DOWNLINK_CLASSES, UPLINK_CLASSES
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.contract import (
     KINDS,
     NAME,
     Direction,
@@ -18,10 +18,10 @@ from shared.contract import (
     spec_for,
     spec_of,
 )
-from shared.errors import ContractError
-from shared.messages import EscalationHeader, ModelChunkHeader
-from shared.outbox import DEFAULT_CLASSES
-from shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import EscalationHeader, ModelChunkHeader
+from edgecascade.shared.outbox import DEFAULT_CLASSES
+from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 from tests.fuzz.strategies import SAMPLES
 
 SPECS = list(KINDS.values())

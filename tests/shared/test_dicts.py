@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from shared import dicts
-from shared.codec import compress_batch, decode, decode_results, encode
-from shared.errors import ContractError
-from shared.messages import ResultBatchMessage, ResultMessage
-from shared.topics import Kind, Topic
+from edgecascade.shared import dicts
+from edgecascade.shared.codec import compress_batch, decode, decode_results, encode
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.messages import ResultBatchMessage, ResultMessage
+from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_batch, make_result
 
 RESULT_TOPIC = Topic("site1", "cam1", Kind.RESULT)

@@ -9,8 +9,8 @@ import importlib
 import re
 from pathlib import Path
 
-import shared.errors
-from shared.errors import EdgeCascadeError
+from edgecascade.shared import errors as shared_errors
+from edgecascade.shared.errors import EdgeCascadeError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "edge_agent", "gateway", "cloud", "edgecascade", "modelzoo")
@@ -24,6 +24,8 @@ def error_classes() -> dict[str, type[BaseException]]:
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if package != "edgecascade":  # installed under the namespace (pyproject.toml)
+                module = f"edgecascade.{module}"
             for node in ast.parse(path.read_text()).body:
                 if isinstance(node, ast.ClassDef):
                     bases[(module.removesuffix(".__init__"), node.name)] = [
@@ -82,6 +84,6 @@ def test_every_error_derives_from_the_root_and_is_drawn_under_its_parent() -> No
 def test_the_shared_tree_names_every_module_that_draws_a_part() -> None:
     classes = error_classes()
     drawing = {cls.__module__ for cls in classes.values() if cls.__module__.endswith("errors")}
-    root_doc = shared.errors.__doc__ or ""
-    for module in sorted(drawing - {"shared.errors"}):
+    root_doc = shared_errors.__doc__ or ""
+    for module in sorted(drawing - {shared_errors.__name__}):
         assert f"drawn in {module}" in root_doc, module

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.manifest import (
+from edgecascade.shared.manifest import (
     ManifestError,
     build_manifest,
     canonical_bytes,

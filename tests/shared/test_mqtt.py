@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from edgecascade.brokers import MosquittoBroker, free_port
-from shared.config import MqttSettings
-from shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 from tests.utils.mqtt import wait_until
 
 

@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.mqtt import Outgoing
-from shared.outbox import ClassPolicy, Outbox
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.outbox import ClassPolicy, Outbox
 
 
 def msg(n: int, size: int = 10) -> Outgoing:
@@ -155,8 +155,8 @@ def _deliver_then_crash_the_broker(tmp_path: Path, replay_window_s: float) -> in
     """Results acknowledged by a broker that is SIGKILLed before it saves them, for a subscriber
     that is away: how many reach the subscriber once everything is back."""
     from edgecascade.brokers import MosquittoBroker
-    from shared.mqtt import MqttLink
-    from shared.outbox import OutboxSender
+    from edgecascade.shared.mqtt import MqttLink
+    from edgecascade.shared.outbox import OutboxSender
     from tests.utils.mqtt import Collector, wait_until
 
     # Never saved on its own: only a clean stop writes the persistence file.

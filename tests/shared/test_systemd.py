@@ -4,7 +4,7 @@ import os
 import socket
 from pathlib import Path
 
-from shared.systemd import Notifier
+from edgecascade.shared.systemd import Notifier
 
 
 def test_notifications_reach_the_socket(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import ContractError
-from shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
+from edgecascade.shared.errors import ContractError
+from edgecascade.shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
 
 ids = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",

@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, SourceSettings
 from edgecascade.brokers import MosquittoBroker
+from edgecascade.edge_agent.agent import Agent
+from edgecascade.edge_agent.settings import AgentSettings, SourceSettings
 from tests.utils.paths import EDGE_MODEL
 
 

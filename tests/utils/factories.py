@@ -11,7 +11,7 @@ import itertools
 import time
 from typing import Any
 
-from shared.messages import (
+from edgecascade.shared.messages import (
     BatchedResult,
     EscalationHeader,
     ModelRef,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from shared.mqtt import Received
+from edgecascade.shared.mqtt import Received
 
 
 class AckRecorder:

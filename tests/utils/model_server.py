@@ -10,14 +10,14 @@ import cv2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.codec import decode, encode
-from shared.config import MqttSettings
-from shared.manifest import build_manifest, golden_case, sign_manifest
-from shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
-from shared.mqtt import MqttLink, Outgoing, Received
-from shared.runtime.card import load_card_for
-from shared.runtime.runtime import ModelRuntime
-from shared.topics import Kind, ModelSub, Topic, topic, topic_filter
+from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.manifest import build_manifest, golden_case, sign_manifest
+from edgecascade.shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.runtime.card import load_card_for
+from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.utils.paths import CLOUD_MODEL, EVAL_SAMPLE
 
 

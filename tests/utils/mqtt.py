@@ -6,8 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.config import MqttSettings
-from shared.mqtt import MqttLink, Outgoing, Received
+from edgecascade.shared.config import MqttSettings
+from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, step: float = 0.02) -> bool:

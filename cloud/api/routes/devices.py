@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from cloud.api.deps import ID, SessionDep, require
-from cloud.api.schemas import DeviceList, DeviceOut
-from cloud.db.models import Device, Result
+from edgecascade.cloud.api.deps import ID, SessionDep, require
+from edgecascade.cloud.api.schemas import DeviceList, DeviceOut
+from edgecascade.cloud.db.models import Device, Result
 
 router = APIRouter(prefix="/api", tags=["devices"], dependencies=[Depends(require("viewer"))])
 

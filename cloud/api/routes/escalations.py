@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy import func, select
 
-from cloud.api.deps import (
+from edgecascade.cloud.api.deps import (
     ID,
     MAX_OFFSET,
     MESSAGE_ID,
@@ -16,8 +16,8 @@ from cloud.api.deps import (
     require,
     scope_filters,
 )
-from cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
-from cloud.db.models import Escalation, Verdict
+from edgecascade.cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
+from edgecascade.cloud.db.models import Escalation, Verdict
 
 router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(require("viewer"))])
 

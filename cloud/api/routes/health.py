@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.api.deps import ServicesDep
-from cloud.api.schemas import Health
+from edgecascade.cloud.api.deps import ServicesDep
+from edgecascade.cloud.api.schemas import Health
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

@@ -21,10 +21,10 @@ from fastapi import (
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from cloud.api.deps import ID, TEXT, Admin, SessionDep, SettingsDep, require
-from cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
-from cloud.db.models import ModelVersion
-from cloud.registry import (
+from edgecascade.cloud.api.deps import ID, TEXT, Admin, SessionDep, SettingsDep, require
+from edgecascade.cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
+from edgecascade.cloud.db.models import ModelVersion
+from edgecascade.cloud.registry import (
     ModelStore,
     Upload,
     calibrate,

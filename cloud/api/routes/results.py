@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require, scope_filters
-from cloud.api.schemas import ResultOut, ResultPage
-from cloud.db.models import Result
+from edgecascade.cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require, scope_filters
+from edgecascade.cloud.api.schemas import ResultOut, ResultPage
+from edgecascade.cloud.db.models import Result
 
 router = APIRouter(prefix="/api", tags=["results"], dependencies=[Depends(require("viewer"))])
 

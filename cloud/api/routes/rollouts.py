@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from cloud.api.deps import Operator, ServicesDep, SessionDep, require
-from cloud.api.schemas import AbortIn, PauseIn, RolloutList, RolloutOut
-from cloud.db.models import Rollout
-from cloud.rollouts import RolloutController, RolloutRequest, newest_acks
+from edgecascade.cloud.api.deps import Operator, ServicesDep, SessionDep, require
+from edgecascade.cloud.api.schemas import AbortIn, PauseIn, RolloutList, RolloutOut
+from edgecascade.cloud.db.models import Rollout
+from edgecascade.cloud.rollouts import RolloutController, RolloutRequest, newest_acks
 
 router = APIRouter(prefix="/api", tags=["rollouts"])
 viewer = [Depends(require("viewer"))]

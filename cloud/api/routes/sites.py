@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import case, func, select
 
-from cloud.api.deps import ID, SessionDep, require
-from cloud.api.schemas import SiteList, SiteOut, TelemetryPoint, TelemetrySeries
-from cloud.db.models import Device, Result, Site, Telemetry
+from edgecascade.cloud.api.deps import ID, SessionDep, require
+from edgecascade.cloud.api.schemas import SiteList, SiteOut, TelemetryPoint, TelemetrySeries
+from edgecascade.cloud.db.models import Device, Result, Site, Telemetry
 
 router = APIRouter(prefix="/api", tags=["sites"], dependencies=[Depends(require("viewer"))])
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from cloud.api.deps import ID, SessionDep, require
-from cloud.api.schemas import TokenCreated, TokenIn, TokenList, TokenOut
-from cloud.auth import create_token, list_tokens, revoke_token
-from cloud.db.models import ApiToken
+from edgecascade.cloud.api.deps import ID, SessionDep, require
+from edgecascade.cloud.api.schemas import TokenCreated, TokenIn, TokenList, TokenOut
+from edgecascade.cloud.auth import create_token, list_tokens, revoke_token
+from edgecascade.cloud.db.models import ApiToken
 
 router = APIRouter(prefix="/api", tags=["tokens"], dependencies=[Depends(require("admin"))])
 
