@@ -80,7 +80,9 @@ class DatasetManifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["edgecascade-dataset/1"] = Field(DATASET_FORMAT, description="Format id.")
+    format: Literal["edgecascade-dataset/1"] = Field(
+        "edgecascade-dataset/1", description="Format id (DATASET_FORMAT)."
+    )
     snapshot_id: str = Field(min_length=1, description="Stable id of this export.")
     created_at: float = Field(description="When it was exported (epoch seconds).")
     labels: list[str] = Field(min_length=1, description="The edge model's labels, index order.")

@@ -9,7 +9,9 @@ that failed:
 3. the child loses at most ``max_regression_points`` on the original evaluation set, so it has
    not forgotten the distribution it was first trained on.
 
-No torch, no I/O: the cloud calls it on the figures a training run reports.
+No torch, no I/O: the cloud calls it on the figures a training run reports. The run's report
+(``report.json`` of ``edgecascade cloud train``) is typed here too, so the cloud reads it without
+the train extra.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.runtime.card import LineageMetrics
+
+
+class TrainingResult(BaseModel):
+    """Figures of one fine-tuning run: what the card's lineage and the report carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    before: LineageMetrics = Field(description="The parent, through LiteRT.")
+    after: LineageMetrics = Field(description="The child (int8), through LiteRT.")
+    train_samples: int = Field(ge=0, description="Dataset samples trained on.")
+    holdout_samples: int = Field(ge=0, description="Dataset samples evaluated on.")
+    replay_samples_seen: int = Field(ge=0, description="Original training frames replayed.")
+    original_eval_dataset: str = Field(description="What original_accuracy was measured on.")
+    epochs: int = Field(ge=1, description="Passes over the train samples.")
+    seconds: float = Field(ge=0.0, description="Wall time of training and evaluation.")
 
 
 class ShipDecision(BaseModel):
@@ -74,3 +91,16 @@ def decide_ship(
     return ShipDecision(
         ship=True, reason=f"all gates passed: {holdout_figures}; {original_figures}"
     )
+
+
+class TrainReport(BaseModel):
+    """``report.json`` of ``edgecascade cloud train``: the run's figures and the gates' decision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="The child as name@version.")
+    parent: str = Field(description="The parent as name@version.")
+    dataset_snapshot_id: str = Field(description="The dataset trained on.")
+    result: TrainingResult
+    decision: ShipDecision
+    files: list[str] = Field(description="What the run wrote into its output folder.")

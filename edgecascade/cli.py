@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.demo import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
     from edgecascade.models_cli import add_parser as add_models
+    from edgecascade.train_cli import add_train_parser
     from gateway.cli import add_parser as add_gateway
 
     parser = argparse.ArgumentParser(
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_agent(sub)
     add_gateway(sub)
-    add_cloud(sub)
+    add_cloud(sub, extra_actions=[add_train_parser])
     add_demo(sub)
     add_models(sub)
     add_bench(sub)

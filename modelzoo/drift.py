@@ -50,18 +50,21 @@ def apply_drift(image: Image, spec: DriftSpec, rng: np.random.Generator) -> Imag
 
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError(f"expected a uint8 HxW or HxWxC image, got {image.dtype} {image.shape}")
-    out = image.astype(np.float32)
+    out: npt.NDArray[np.float32] = image.astype(np.float32)
     if spec.rotation_degrees:
         angle = float(rng.uniform(-spec.rotation_degrees, spec.rotation_degrees))
         h, w = image.shape[:2]
         matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
-        out = cv2.warpAffine(
+        turned = cv2.warpAffine(
             out, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        out = out.reshape(image.shape)
+        out = np.asarray(turned, dtype=np.float32).reshape(image.shape)
     if spec.blur_sigma:
-        out = cv2.GaussianBlur(out, (0, 0), spec.blur_sigma).reshape(image.shape)
-    out = (out - 128.0) * spec.contrast + 128.0 + spec.brightness
+        blurred = cv2.GaussianBlur(out, (0, 0), spec.blur_sigma)
+        out = np.asarray(blurred, dtype=np.float32).reshape(image.shape)
+    out = (out - np.float32(128.0)) * np.float32(spec.contrast) + np.float32(
+        128.0 + spec.brightness
+    )
     if spec.noise_std:
         out = out + rng.normal(0.0, spec.noise_std, size=out.shape).astype(np.float32)
     drifted: Image = np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,7 +1,9 @@
-"""Verdict datasets for tests: ``make_sample`` and ``write_image_dataset``."""
+"""Verdict datasets for tests: ``make_sample``, ``fashion_drift_dataset`` and ``trainable_copy``."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from cloud.dataset import (
     split_for,
     write_dataset,
 )
+from shared.runtime.card import ModelCard, TrainableSource
 
 
 def make_sample(sample_id: str, label: str, labels: Sequence[str], **overrides: Any) -> Sample:
@@ -44,15 +47,58 @@ def make_sample(sample_id: str, label: str, labels: Sequence[str], **overrides: 
     return Sample.model_validate(fields)
 
 
-def write_image_dataset(
-    dest: Path,
-    labels: Sequence[str],
-    frames: Sequence[tuple[str, bytes, list[float] | None]],
-    **overrides: Any,
-) -> DatasetManifest:
-    """A dataset of PNG ``frames`` given as (label, encoded image, soft or None)."""
+def fashion_drift_dataset(dest: Path, count: int, first: int = 2000) -> DatasetManifest:
+    """``count`` Fashion-MNIST test images from index ``first`` (past the committed eval
+    sample), under the default drift, as verdicts of a cloud model that stays right under the
+    drift: soft = 0.8 * one-hot(true label) + 0.2 * the committed cloud model's distribution.
+    Every fifth sample is labelled by a person. Needs Debian's dataset-fashion-mnist."""
+    import cv2
+    import numpy as np
+
+    from modelzoo.drift import DEFAULT_DRIFT, apply_drift
+    from modelzoo.fashion import DATA_DIR, LABELS, load_split
+    from shared.runtime.runtime import ModelRuntime
+    from tests.utils.paths import CLOUD_MODEL
+
+    test = load_split(DATA_DIR, "test")
+    cloud = ModelRuntime.load(CLOUD_MODEL)
+    rng = np.random.default_rng(1)
     items = []
-    for n, (label, content, soft) in enumerate(frames):
-        sample = make_sample(f"msg-{n:05d}", label, labels, captured_at=1_700_000_000.0 + n)
-        items.append((sample.model_copy(update={"soft": soft, **overrides}), content))
-    return write_dataset(dest, labels=labels, items=items, snapshot_id="snap-test")
+    for n in range(first, first + count):
+        image = apply_drift(test.images[n], DEFAULT_DRIFT, rng)
+        truth = int(test.labels[n])
+        soft = 0.2 * cloud.classify(image).probabilities.astype(np.float64)
+        soft[truth] += 0.8
+        label = LABELS[truth]
+        sample = make_sample(
+            f"frame-{n:05d}",
+            label,
+            LABELS,
+            soft=[float(p) for p in soft / soft.sum()],
+            label_source=LabelSource.HUMAN if n % 5 == 0 else LabelSource.CLOUD,
+            captured_at=1_700_000_000.0 + n,
+        )
+        ok, png = cv2.imencode(".png", image)
+        assert ok
+        items.append((sample, png.tobytes()))
+    return write_dataset(dest, labels=LABELS, items=items, snapshot_id=f"drift{first}x{count}")
+
+
+def trainable_copy(model: Path, dest: Path, weights: bytes) -> Path:
+    """A copy of ``model`` and its card in ``dest`` whose card names ``weights`` (written beside
+    it) as its trainable source: for tests that stop before the weights are loaded."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copy = dest / model.name
+    shutil.copyfile(model, copy)
+    (dest / "weights.pt").write_bytes(weights)
+    card = ModelCard.load(model.with_suffix(".json")).model_copy(
+        update={
+            "trainable": TrainableSource(
+                architecture="fashion-edge-cnn",
+                weights="weights.pt",
+                weights_sha256=hashlib.sha256(weights).hexdigest(),
+            )
+        }
+    )
+    card.save(copy.with_suffix(".json"))
+    return copy

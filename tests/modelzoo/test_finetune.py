@@ -1,0 +1,136 @@
+"""The trainer with torch: the loss, determinism, a real fine-tune of the committed edge model on
+drifted verdicts through ``edgecascade cloud train``, and a SIGKILLed run that leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_quantizer")
+
+from cloud.dataset import read_dataset  # noqa: E402
+from edgecascade.cli import main  # noqa: E402
+from modelzoo.architectures import ARCHITECTURES  # noqa: E402
+from modelzoo.fashion import DATA_DIR  # noqa: E402
+from modelzoo.finetune import FinetuneOptions, load_parent, sample_loss, train_loop  # noqa: E402
+from shared.runtime.card import ModelCard  # noqa: E402
+from shared.runtime.runtime import ModelRuntime  # noqa: E402
+from tests.utils.paths import EDGE_MODEL, REPO  # noqa: E402
+from tests.utils.verdicts import fashion_drift_dataset  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not (DATA_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="needs Debian's dataset-fashion-mnist (the replay data)",
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("verdicts") / "dataset"
+    fashion_drift_dataset(dest, 500)
+    return dest
+
+
+def test_loss_is_distillation_for_cloud_labels_and_ce_for_the_rest() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.2, 0.1]])
+    labels = torch.tensor([0, 2])
+    soft = torch.softmax(logits, dim=1)  # the teacher agrees with the student exactly
+    options = FinetuneOptions(alpha=1.0, temperature=1.0)
+    distilled = sample_loss(logits, labels, soft, torch.tensor([True, True]), options)
+    assert torch.allclose(distilled, torch.zeros(2), atol=1e-6)
+    plain = sample_loss(logits, labels, soft, torch.tensor([False, False]), options)
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert torch.allclose(plain, ce)
+    half = sample_loss(
+        logits, labels, soft, torch.tensor([True, False]), options.model_copy(update={"alpha": 0.5})
+    )
+    assert torch.allclose(half, torch.stack([0.5 * ce[0], ce[1]]), atol=1e-6)
+
+
+def test_training_is_deterministic_with_a_seed(dataset: Path) -> None:
+    _, samples = read_dataset(dataset, check_images=False)
+    samples = samples[:64]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    replay_x = rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8)
+    replay_y = rng.integers(0, 10, 200).astype(np.int64)
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = ARCHITECTURES["fashion-edge-cnn"].build()
+        train_loop(net, x, samples, replay_x, replay_y, FinetuneOptions(epochs=1, batch_size=16))
+        weights.append(net.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_committed_edge_model_is_trainable() -> None:
+    parent = load_parent(EDGE_MODEL)
+    net = parent.architecture.build()
+    net.load_state_dict(torch.load(parent.weights, weights_only=True))
+    assert sum(p.numel() for p in net.parameters()) == 9098
+
+
+def test_cloud_train_beats_the_parent_on_drifted_verdicts(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "child"
+    argv = ["cloud", "train", "--dataset", str(dataset), "--parent", str(EDGE_MODEL)]
+    assert main([*argv, "--out", str(out), "--epochs", "4", "--lr", "2e-3"]) == 0
+    printed = capsys.readouterr().out
+    with capsys.disabled():
+        sys.stdout.write("\n" + printed)
+    card = ModelCard.load(out / "fashion_edge_int8.json")
+    parent = ModelCard.load(EDGE_MODEL.with_suffix(".json"))
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(report["files"])
+    assert card.version == "1.1.0-ft.drift200"
+    assert card.lineage is not None and card.trainable is not None
+    assert card.lineage.parent == "fashion-edge@1.0.0"
+    assert card.lineage.parent_sha256 == parent.sha256
+    assert (card.lineage.dataset_snapshot_id, card.lineage.dataset_size) == ("drift2000x500", 500)
+    assert card.lineage.train_samples + card.lineage.holdout_samples == 500
+    assert "cloud train" in card.lineage.command
+    runtime = ModelRuntime.load(out / "fashion_edge_int8.tflite")
+    assert runtime.sha256 == card.sha256 and runtime.input_spec.tensor.dtype == "int8"
+    before, after = card.lineage.before, card.lineage.after
+    assert before.holdout_accuracy is not None and after.holdout_accuracy is not None
+    assert after.holdout_accuracy > before.holdout_accuracy + 0.05
+    assert after.original_accuracy > before.original_accuracy - 0.015
+    assert report["result"]["after"] == after.model_dump()
+
+
+def test_sigkill_mid_epoch_leaves_no_model_and_the_next_run_completes(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "child"
+    argv = [sys.executable, "-m", "edgecascade", "cloud", "train", "--dataset", str(dataset)]
+    argv += ["--parent", str(EDGE_MODEL), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [*argv, "--epochs", "500"], stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "epoch 1/500" in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not out.exists()
+    assert len(list(tmp_path.glob(".child.partial-*"))) == 1  # what the killed run left
+    finished = subprocess.run(
+        [*argv, "--epochs", "1"], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "left by a run that did not finish" in finished.stderr
+    assert (out / "fashion_edge_int8.tflite").exists() and (out / "report.json").exists()
+    assert list(tmp_path.glob(".child.partial-*")) == []
