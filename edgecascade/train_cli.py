@@ -172,7 +172,7 @@ def write_child(
     weights_path = folder / parent.trainable.weights
     model_path.write_bytes(child.int8_model)
     weights_path.write_bytes(child.weights)
-    command = shlex.join(["edgecascade", *sys.argv[1:]]) if sys.argv else "edgecascade cloud train"
+    command = command_line(args)
     card = parent.model_copy(
         update={
             "version": child_version(parent.version, manifest.snapshot_id),
@@ -224,6 +224,34 @@ def write_child(
     )
     (folder / REPORT).write_text(report.model_dump_json(indent=2) + "\n")
     return report
+
+
+TRAIN_FLAGS = (
+    "dataset",
+    "parent",
+    "out",
+    "epochs",
+    "batch_size",
+    "lr",
+    "alpha",
+    "temperature",
+    "replay_fraction",
+    "seed",
+    "replay_dir",
+    "max_regression_points",
+    "min_holdout",
+    "min_improvement_points",
+)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The run as a command with every option spelled out (defaults included): repeatable."""
+    words = ["edgecascade", "cloud", "train"]
+    for name in TRAIN_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 def format_table(report: TrainReport) -> str:

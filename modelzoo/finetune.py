@@ -202,7 +202,7 @@ def train_loop(
             optimizer.zero_grad()
             loss.mean().backward()
             optimizer.step()
-            total += float(loss.sum())
+            total += float(loss.detach().sum())
             count += len(loss)
             hits += int((own.argmax(1) == targets[idx]).sum())
             seen += n_replay

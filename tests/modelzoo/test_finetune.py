@@ -3,14 +3,17 @@ drifted verdicts through ``edgecascade cloud train``, and a SIGKILLed run that l
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -22,15 +25,24 @@ from edgecascade.cli import main  # noqa: E402
 from modelzoo.architectures import ARCHITECTURES  # noqa: E402
 from modelzoo.fashion import DATA_DIR  # noqa: E402
 from modelzoo.finetune import FinetuneOptions, load_parent, sample_loss, train_loop  # noqa: E402
+from modelzoo.recover import fashion_edge_state_dict  # noqa: E402
 from shared.runtime.card import ModelCard  # noqa: E402
+from shared.runtime.datasets import LabelledFolder  # noqa: E402
 from shared.runtime.runtime import ModelRuntime  # noqa: E402
-from tests.utils.paths import EDGE_MODEL, REPO  # noqa: E402
+from tests.utils.paths import EDGE_MODEL, EDGE_MODEL_FP32, EVAL_SAMPLE, REPO  # noqa: E402
 from tests.utils.verdicts import fashion_drift_dataset  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not (DATA_DIR / "train-images-idx3-ubyte.gz").exists(),
-    reason="needs Debian's dataset-fashion-mnist (the replay data)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (DATA_DIR / "train-images-idx3-ubyte.gz").exists(),
+        reason="needs Debian's dataset-fashion-mnist (the replay data)",
+    ),
+    # the converters' own deprecations, not ours
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:ai_edge_litert.*"),
+    pytest.mark.filterwarnings("ignore::UserWarning:torch.*"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +84,27 @@ def test_training_is_deterministic_with_a_seed(dataset: Path) -> None:
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_committed_edge_model_is_trainable() -> None:
+def test_committed_edge_weights_are_the_committed_model() -> None:
+    """fashion_edge.pt holds the weights of the committed fp32 file: same tensors as read back
+    from it, and the torch module computes the same logits as the file through LiteRT."""
     parent = load_parent(EDGE_MODEL)
+    state = torch.load(parent.weights, weights_only=True)
+    recovered = fashion_edge_state_dict(EDGE_MODEL_FP32)
+    assert all(torch.equal(state[k], recovered[k]) for k in recovered)
     net = parent.architecture.build()
-    net.load_state_dict(torch.load(parent.weights, weights_only=True))
+    net.load_state_dict(state)
     assert sum(p.numel() for p in net.parameters()) == 9098
+    fp32 = ModelRuntime.load(EDGE_MODEL_FP32)
+    images = [image for image, _ in itertools.islice(eval_frames(fp32.labels), 100)]
+    with torch.no_grad():
+        logits = net(torch.from_numpy(np.stack(images).astype(np.float32)[..., None])).numpy()
+    litert = np.stack([fp32.invoke_raw(fp32.preprocess(image)) for image in images])
+    assert np.abs(logits - litert).max() < 1e-3
+
+
+def eval_frames(labels: list[str]) -> Iterator[tuple[npt.NDArray[np.uint8], int]]:
+    for _, image, target in LabelledFolder(EVAL_SAMPLE, labels):
+        yield image, target
 
 
 def test_cloud_train_beats_the_parent_on_drifted_verdicts(
@@ -115,15 +143,15 @@ def test_sigkill_mid_epoch_leaves_no_model_and_the_next_run_completes(
     argv = [sys.executable, "-m", "edgecascade", "cloud", "train", "--dataset", str(dataset)]
     argv += ["--parent", str(EDGE_MODEL), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [*argv, "--epochs", "500"], stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if "epoch 1/500" in line:
-            break
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "epoch 1/500" in line:
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     assert not out.exists()
     assert len(list(tmp_path.glob(".child.partial-*"))) == 1  # what the killed run left
