@@ -166,17 +166,55 @@ def write_child(
     child: Child,
     args: argparse.Namespace,
 ) -> TrainReport:
+    """The child's model, weights, card and report.json, into ``folder``."""
     assert parent.trainable is not None  # load_parent refused it otherwise
     result = child.result
     model_path = folder / parent_path.name
     weights_path = folder / parent.trainable.weights
     model_path.write_bytes(child.int8_model)
     weights_path.write_bytes(child.weights)
-    command = command_line(args)
-    card = parent.model_copy(
+    lineage = Lineage(
+        parent=f"{parent.name}@{parent.version}",
+        parent_sha256=hashlib.sha256(parent_path.read_bytes()).hexdigest(),
+        dataset_snapshot_id=manifest.snapshot_id,
+        dataset_size=manifest.count,
+        train_samples=result.train_samples,
+        holdout_samples=result.holdout_samples,
+        original_eval_dataset=result.original_eval_dataset,
+        before=result.before,
+        after=result.after,
+        command=command_line(args),
+    )
+    card = child_card(parent, child, weights_path.name, lineage)
+    card.save(model_path.with_suffix(".json"))
+    decision = decide_ship(
+        result.before,
+        result.after,
+        args.max_regression_points,
+        args.min_holdout,
+        holdout_samples=result.holdout_samples,
+        min_improvement_points=args.min_improvement_points,
+    )
+    report = TrainReport(
+        model=f"{card.name}@{card.version}",
+        parent=lineage.parent,
+        dataset_snapshot_id=manifest.snapshot_id,
+        result=result,
+        decision=decision,
+        files=[model_path.name, model_path.with_suffix(".json").name, weights_path.name, REPORT],
+    )
+    (folder / REPORT).write_text(report.model_dump_json(indent=2) + "\n")
+    return report
+
+
+def child_card(parent: ModelCard, child: Child, weights: str, lineage: Lineage) -> ModelCard:
+    """The parent's card with the child's version, file, figures, weights and lineage."""
+    assert parent.trainable is not None
+    result = child.result
+    return parent.model_copy(
         update={
-            "version": child_version(parent.version, manifest.snapshot_id),
-            "build_command": command,
+            "version": child_version(parent.version, lineage.dataset_snapshot_id),
+            "build_command": lineage.command,
             "sha256": hashlib.sha256(child.int8_model).hexdigest(),
             "size_bytes": len(child.int8_model),
             "metrics": ModelMetrics(
@@ -187,43 +225,12 @@ def write_child(
             ),
             "trainable": TrainableSource(
                 architecture=parent.trainable.architecture,
-                weights=weights_path.name,
+                weights=weights,
                 weights_sha256=hashlib.sha256(child.weights).hexdigest(),
             ),
-            "lineage": Lineage(
-                parent=f"{parent.name}@{parent.version}",
-                parent_sha256=hashlib.sha256(parent_path.read_bytes()).hexdigest(),
-                dataset_snapshot_id=manifest.snapshot_id,
-                dataset_size=manifest.count,
-                train_samples=result.train_samples,
-                holdout_samples=result.holdout_samples,
-                original_eval_dataset=result.original_eval_dataset,
-                before=result.before,
-                after=result.after,
-                command=command,
-            ),
+            "lineage": lineage,
         }
     )
-    card.save(model_path.with_suffix(".json"))
-    decision = decide_ship(
-        result.before,
-        result.after,
-        args.max_regression_points,
-        args.min_holdout,
-        holdout_samples=result.holdout_samples,
-        min_improvement_points=args.min_improvement_points,
-    )
-    files = [model_path.name, model_path.with_suffix(".json").name, weights_path.name, REPORT]
-    report = TrainReport(
-        model=f"{card.name}@{card.version}",
-        parent=f"{parent.name}@{parent.version}",
-        dataset_snapshot_id=manifest.snapshot_id,
-        result=result,
-        decision=decision,
-        files=files,
-    )
-    (folder / REPORT).write_text(report.model_dump_json(indent=2) + "\n")
-    return report
 
 
 TRAIN_FLAGS = (

@@ -118,7 +118,7 @@ def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         accuracy = torch_accuracy(net, test)
         logger.info(
             "%s epoch %d/%d: loss %.4f, test accuracy %.4f (%.0fs)",
@@ -204,29 +204,35 @@ def build(
         kinds = (
             {"int8": int8_model, "fp32": float_model} if role == "edge" else {"int8": int8_model}
         )
+        extra = {"parameters": params, "float_accuracy": round(float_accuracy, 4), "epochs": epochs}
         for kind, content in kinds.items():
-            measured = litert_metrics(content, card, test_split)
-            logger.info("%s %s: test accuracy %.4f", role, kind, measured["accuracy"])
-            written = card.model_copy(
-                update={
-                    "sha256": hashlib.sha256(content).hexdigest(),
-                    "size_bytes": len(content),
-                    "metrics": ModelMetrics(
-                        accuracy=round(measured["accuracy"], 4),
-                        eval_dataset="fashion-mnist test (10000)",
-                        latency_ms_p50=round(measured["latency_ms_p50"], 4),
-                        parameters=params,
-                        float_accuracy=round(float_accuracy, 4),
-                        epochs=epochs,
-                    ),
-                }
-            )
             path = output_dir / f"fashion_{role}_{kind}.tflite"
-            path.write_bytes(content)
-            written.save(path.with_suffix(".json"))
-            cards[f"{role}_{kind}"] = written
-            logger.info("wrote %s (%d bytes)", path, len(content))
+            cards[f"{role}_{kind}"] = write_model(path, content, card, test_split, extra)
     return cards
+
+
+def write_model(
+    path: Path, content: bytes, card: ModelCard, test: Split, extra: dict[str, Any]
+) -> ModelCard:
+    """Measure one exported model through LiteRT and write it with its card."""
+    measured = litert_metrics(content, card, test)
+    logger.info("%s: test accuracy %.4f", path.name, measured["accuracy"])
+    written = card.model_copy(
+        update={
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "size_bytes": len(content),
+            "metrics": ModelMetrics(
+                accuracy=round(measured["accuracy"], 4),
+                eval_dataset="fashion-mnist test (10000)",
+                latency_ms_p50=round(measured["latency_ms_p50"], 4),
+                **extra,
+            ),
+        }
+    )
+    path.write_bytes(content)
+    written.save(path.with_suffix(".json"))
+    logger.info("wrote %s (%d bytes)", path, len(content))
+    return written
 
 
 def write_sample(dest: Path, data_dir: Path, count: int) -> int:

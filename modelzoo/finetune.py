@@ -140,8 +140,8 @@ def finetune(parent_path: Path, dataset_dir: Path, options: FinetuneOptions) -> 
     x = frames(dataset_dir, train, parent.architecture, parent.card)
     seen = train_loop(net, x, train, replay_x, replay_y, options)
     rng = np.random.default_rng(options.seed)
-    calibration = [*x[rng.permutation(len(x))[: options.calibration_frames * 2 // 3]]]
-    calibration += [*replay_x[rng.choice(len(replay_x), options.calibration_frames // 3)]]
+    calibration = [*x[rng.permutation(len(x))[: options.calibration_frames // 2]]]
+    calibration += [*replay_x[rng.choice(len(replay_x), options.calibration_frames // 2)]]
     float_model = to_tflite(net, calibration[0].astype(np.float32)[None])
     child = quantize_int8(float_model, [f.astype(np.float32)[None] for f in calibration])
     buffer = io.BytesIO()

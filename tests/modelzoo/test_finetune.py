@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,7 @@ def test_committed_edge_weights_are_the_committed_model() -> None:
     assert np.abs(logits - litert).max() < 1e-3
 
 
-def eval_frames(labels: list[str]) -> Iterator[tuple[npt.NDArray[np.uint8], int]]:
+def eval_frames(labels: Sequence[str]) -> Iterator[tuple[npt.NDArray[np.uint8], int]]:
     for _, image, target in LabelledFolder(EVAL_SAMPLE, labels):
         yield image, target
 
@@ -112,7 +112,8 @@ def test_cloud_train_beats_the_parent_on_drifted_verdicts(
 ) -> None:
     out = tmp_path / "child"
     argv = ["cloud", "train", "--dataset", str(dataset), "--parent", str(EDGE_MODEL)]
-    assert main([*argv, "--out", str(out), "--epochs", "4", "--lr", "2e-3"]) == 0
+    options = ["--epochs", "8", "--replay-fraction", "0.75"]
+    assert main([*argv, "--out", str(out), *options]) == 0
     printed = capsys.readouterr().out
     with capsys.disabled():
         sys.stdout.write("\n" + printed)
@@ -132,7 +133,7 @@ def test_cloud_train_beats_the_parent_on_drifted_verdicts(
     before, after = card.lineage.before, card.lineage.after
     assert before.holdout_accuracy is not None and after.holdout_accuracy is not None
     assert after.holdout_accuracy > before.holdout_accuracy + 0.05
-    assert after.original_accuracy > before.original_accuracy - 0.015
+    assert after.original_accuracy > before.original_accuracy - 0.01
     assert report["result"]["after"] == after.model_dump()
 
 
@@ -162,3 +163,15 @@ def test_sigkill_mid_epoch_leaves_no_model_and_the_next_run_completes(
     assert "left by a run that did not finish" in finished.stderr
     assert (out / "fashion_edge_int8.tflite").exists() and (out / "report.json").exists()
     assert list(tmp_path.glob(".child.partial-*")) == []
+
+
+def test_build_writes_the_edge_weights_and_the_trainable_entry(tmp_path: Path) -> None:
+    from modelzoo.fashion import build
+
+    cards = build(tmp_path, DATA_DIR, epochs_edge=1, epochs_cloud=1, roles=("edge",))
+    assert sorted(cards) == ["edge_fp32", "edge_int8"]
+    assert cards["edge_int8"].trainable == cards["edge_fp32"].trainable
+    parent = load_parent(tmp_path / "fashion_edge_int8.tflite")  # checks weights_sha256
+    assert parent.weights == tmp_path / "fashion_edge.pt"
+    assert parent.architecture.id == "fashion-edge-cnn"
+    assert ModelCard.load(tmp_path / "fashion_edge_int8.json").trainable is not None
