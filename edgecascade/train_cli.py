@@ -16,6 +16,7 @@ Whether the child ships is the cloud's call; the report carries the decision of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import re
@@ -145,7 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     staging = prepare_out(args.out)
     try:
-        child = finetune(args.parent, args.dataset, options)
+        with contextlib.redirect_stdout(sys.stderr):  # the converters' progress lines
+            child = finetune(args.parent, args.dataset, options)
         report = write_child(staging, parent.path, parent.card, manifest, child, args)
         if args.out.exists():
             args.out.rmdir()

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.dataset import DatasetManifest, Sample, SampleSplit, read_dataset
+from cloud.dataset import DatasetManifest, LabelSource, Sample, SampleSplit, read_dataset
 from cloud.training_gates import TrainingResult
 from modelzoo.architectures import Architecture, architecture
 from modelzoo.export import quantize_int8, require_training_stack, to_tflite
@@ -178,7 +178,9 @@ def train_loop(
     soft = torch.tensor(
         [s.soft if s.soft is not None else [1.0 / n_labels] * n_labels for s in samples]
     )
-    distil = torch.tensor([s.soft is not None and s.label_source == "cloud" for s in samples])
+    distil = torch.tensor(
+        [s.soft is not None and s.label_source is LabelSource.CLOUD for s in samples]
+    )
     inputs = torch.from_numpy(x.astype(np.float32))
     replay = torch.from_numpy(replay_x.astype(np.float32)), torch.from_numpy(replay_y)
     per_batch = max(1, round(options.batch_size * (1.0 - options.replay_fraction)))
