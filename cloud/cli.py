@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,14 @@ _WORKER_FLAGS: list[tuple[str, tuple[str, ...], type, str]] = [
 _ALL_FLAGS = _STORE_FLAGS + _SERVE_FLAGS + _WORKER_FLAGS
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``cloud`` (and ``cloud migrate``) on the top-level parser."""
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    extra_actions: Sequence[
+        Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+    ] = (),
+) -> None:
+    """Register ``cloud`` (and its actions) on the top-level parser; ``extra_actions`` add
+    actions whose code lives outside the cloud package (``train``, which needs torch)."""
     parser = subparsers.add_parser(
         "cloud",
         help="run the cloud service: HTTP API and MQTT ingest",
@@ -72,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate | worker | token | keys]",
+        metavar="[migrate | worker | token | keys | train]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(
@@ -147,6 +154,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     keys.add_argument("--force", action="store_true", help="replace an existing key")
     _add_common(keys, _STORE_FLAGS, suppress=True)
     keys.set_defaults(func=keys_generate)
+    for add_action in extra_actions:
+        add_action(actions)
 
 
 def _add_common(

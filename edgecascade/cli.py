@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.gateway.cli import add_parser as add_gateway
     from edgecascade.models_cli import add_parser as add_models
     from edgecascade.topicref import add_parser as add_topic_reference
+    from edgecascade.train_cli import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="edgecascade",
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_agent(sub)
     add_gateway(sub)
-    add_cloud(sub)
+    add_cloud(sub, extra_actions=[add_train_parser])
     add_demo(sub)
     add_models(sub)
     add_bench(sub)

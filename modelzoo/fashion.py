@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgecascade.modelzoo.architectures import ARCHITECTURES, FASHION_MEAN, FASHION_STD
 from edgecascade.modelzoo.export import quantize_int8, require_training_stack, to_tflite
 from edgecascade.modelzoo.idx import read_idx
 from edgecascade.shared.errors import ModelError
-from edgecascade.shared.runtime.card import ModelCard, ModelMetrics, Preprocess
+from edgecascade.shared.runtime.card import ModelCard, ModelMetrics, Preprocess, TrainableSource
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ LABELS = [
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 SOURCE = "Fashion-MNIST (Zalando Research) via Debian package dataset-fashion-mnist"
 LICENSE = "data: MIT (Zalando SE); weights trained here: Apache-2.0"
-MEAN, STD = 0.2860, 0.3530  # of the training split, applied inside the exported graph
+MEAN, STD = FASHION_MEAN, FASHION_STD  # of the training split, applied inside the exported graph
 
 Images = npt.NDArray[np.uint8]
 Labels = npt.NDArray[np.int64]
@@ -66,53 +67,29 @@ def load_split(data_dir: Path, split: str) -> Split:
     return Split(images, labels)
 
 
+EDGE_ARCHITECTURE, CLOUD_ARCHITECTURE = "fashion-edge-cnn", "fashion-cloud-cnn"
+EDGE_WEIGHTS = "fashion_edge.pt"
+
+
 def build_networks() -> dict[str, Any]:
-    """The two networks, each taking raw NHWC pixels and returning logits."""
+    """The two networks, each taking raw NHWC pixels and returning logits (edge built first:
+    the seeded initial weights depend on the order)."""
+    return {
+        "edge": ARCHITECTURES[EDGE_ARCHITECTURE].build(),
+        "cloud": ARCHITECTURES[CLOUD_ARCHITECTURE].build(),
+    }
+
+
+def save_weights(net: Any, path: Path) -> TrainableSource:
+    """Write the network's state_dict; the card's ``trainable`` entry pointing at it."""
     import torch
-    from torch import nn
 
-    class RawPixels(nn.Module):  # type: ignore[misc]  # torch is untyped for mypy here
-        """(N, 28, 28, 1) raw 0..255 -> normalised (N, 1, 28, 28), inside the graph."""
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return (x.permute(0, 3, 1, 2) / 255.0 - MEAN) / STD
-
-    edge = nn.Sequential(
-        RawPixels(),
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 7 * 7, 10),
+    torch.save(net.state_dict(), path)
+    return TrainableSource(
+        architecture=EDGE_ARCHITECTURE,
+        weights=path.name,
+        weights_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
-    cloud = nn.Sequential(
-        RawPixels(),
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Dropout(0.1),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Dropout(0.25),
-        nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 160),
-        nn.ReLU(),
-        nn.Dropout(0.3),
-        nn.Linear(160, 10),
-    )
-    return {"edge": edge, "cloud": cloud}
 
 
 def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str) -> float:
@@ -141,7 +118,7 @@ def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         accuracy = torch_accuracy(net, test)
         logger.info(
             "%s epoch %d/%d: loss %.4f, test accuracy %.4f (%.0fs)",
@@ -210,47 +187,36 @@ def build(
         params = sum(p.numel() for p in net.parameters())
         logger.info("training %s network (%d parameters, %d epochs)", role, params, epochs)
         float_accuracy = train(net, train_split, test_split, epochs, lr, role)
+        trainable = save_weights(net, output_dir / EDGE_WEIGHTS) if role == "edge" else None
         float_model = to_tflite(net, calibration[0])
         int8_model = quantize_int8(float_model, calibration)
+        card = ModelCard(
+            name=f"fashion-{role}",
+            version="1.0.0",
+            labels=LABELS,
+            output="logits",
+            preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
+            source=SOURCE,
+            license=LICENSE,
+            build_command="edgecascade models build fashion",
+            trainable=trainable,
+        )
         kinds = (
             {"int8": int8_model, "fp32": float_model} if role == "edge" else {"int8": int8_model}
         )
-        training = Training(parameters=params, float_accuracy=float_accuracy, epochs=epochs)
+        extra = {"parameters": params, "float_accuracy": round(float_accuracy, 4), "epochs": epochs}
         for kind, content in kinds.items():
-            written = _write_measured(output_dir, role, kind, content, test_split, training)
-            cards[f"{role}_{kind}"] = written
+            path = output_dir / f"fashion_{role}_{kind}.tflite"
+            cards[f"{role}_{kind}"] = write_model(path, content, card, test_split, extra)
     return cards
 
 
-@dataclass(frozen=True)
-class Training:
-    """What the card records of a network's training."""
-
-    parameters: int
-    float_accuracy: float
-    epochs: int
-
-
-def _card(role: str) -> ModelCard:
-    return ModelCard(
-        name=f"fashion-{role}",
-        version="1.0.0",
-        labels=LABELS,
-        output="logits",
-        preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
-        source=SOURCE,
-        license=LICENSE,
-        build_command="edgecascade models build fashion",
-    )
-
-
-def _write_measured(
-    output_dir: Path, role: str, kind: str, content: bytes, test: Split, training: Training
+def write_model(
+    path: Path, content: bytes, card: ModelCard, test: Split, extra: dict[str, Any]
 ) -> ModelCard:
-    """Measure ``content`` with LiteRT, write it and its card next to it; returns the card."""
-    card = _card(role)
+    """Measure one exported model through LiteRT and write it with its card."""
     measured = litert_metrics(content, card, test)
-    logger.info("%s %s: test accuracy %.4f", role, kind, measured["accuracy"])
+    logger.info("%s: test accuracy %.4f", path.name, measured["accuracy"])
     written = card.model_copy(
         update={
             "sha256": hashlib.sha256(content).hexdigest(),
@@ -259,13 +225,10 @@ def _write_measured(
                 accuracy=round(measured["accuracy"], 4),
                 eval_dataset="fashion-mnist test (10000)",
                 latency_ms_p50=round(measured["latency_ms_p50"], 4),
-                parameters=training.parameters,
-                float_accuracy=round(training.float_accuracy, 4),
-                epochs=training.epochs,
+                **extra,
             ),
         }
     )
-    path = output_dir / f"fashion_{role}_{kind}.tflite"
     path.write_bytes(content)
     written.save(path.with_suffix(".json"))
     logger.info("wrote %s (%d bytes)", path, len(content))

@@ -45,6 +45,44 @@ class ModelMetrics(BaseModel):
     latency_ms_p50: float | None = Field(None, description="Median single-image invoke time.")
 
 
+class TrainableSource(BaseModel):
+    """What a model can be fine-tuned from: a registered architecture and its torch weights."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str = Field(description="Id in modelzoo.architectures.ARCHITECTURES.")
+    weights: str = Field(description="The state_dict file, relative to the card's folder.")
+    weights_sha256: str = Field(description="sha256 of the weights file.")
+
+
+class LineageMetrics(BaseModel):
+    """Top-1 accuracy of one model on the trainer's two evaluation sets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    holdout_accuracy: float | None = Field(
+        description="On the dataset's held-out slice (None when the slice is empty)."
+    )
+    original_accuracy: float = Field(description="On the original evaluation set.")
+
+
+class Lineage(BaseModel):
+    """Where a fine-tuned model comes from: parent, data, figures and the command."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parent: str = Field(description="The parent model as name@version.")
+    parent_sha256: str = Field(description="sha256 of the parent's .tflite.")
+    dataset_snapshot_id: str = Field(description="snapshot_id of the verdict dataset.")
+    dataset_size: int = Field(ge=0, description="Samples in the dataset (train + holdout).")
+    train_samples: int = Field(ge=0, description="Dataset samples trained on.")
+    holdout_samples: int = Field(ge=0, description="Dataset samples evaluated on.")
+    original_eval_dataset: str = Field(description="What original_accuracy was measured on.")
+    before: LineageMetrics = Field(description="The parent's figures.")
+    after: LineageMetrics = Field(description="This model's figures.")
+    command: str = Field(description="The training command line.")
+
+
 class ModelCard(BaseModel):
     """Everything about a model file that the runtime and a manifest need."""
 
@@ -65,6 +103,10 @@ class ModelCard(BaseModel):
     sha256: str = Field("", description="sha256 of the .tflite file the card describes.")
     size_bytes: int = Field(0, ge=0, description="Size of the .tflite file.")
     metrics: ModelMetrics = Field(default_factory=ModelMetrics)
+    trainable: TrainableSource | None = Field(
+        None, description="The source it can be fine-tuned from; None: not trainable."
+    )
+    lineage: Lineage | None = Field(None, description="Parent and data of a fine-tuned model.")
 
     @classmethod
     def for_bare_model(cls, model_path: Path) -> ModelCard:
@@ -86,7 +128,10 @@ class ModelCard(BaseModel):
             raise ModelError(f"{path}: invalid model card: {exc}") from exc
 
     def save(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        """Write the card; the optional sections are left out when empty, so cards written
+        before they existed stay byte-identical."""
+        empty = {key for key in ("trainable", "lineage") if getattr(self, key) is None}
+        path.write_text(self.model_dump_json(indent=2, exclude=empty) + "\n", encoding="utf-8")
 
 
 def card_path_for(model_path: Path) -> Path:
