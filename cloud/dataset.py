@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgecascade.cloud.errors import CloudError
+from edgecascade.cloud.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +36,6 @@ DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.jsonl"
 HOLDOUT_PERCENT = 20
 SOFT_SUM_TOLERANCE = 0.01
-
-
-class DatasetError(CloudError):
-    """A verdict dataset that cannot be used; the message names the file (and manifest line)."""
 
 
 class LabelSource(StrEnum):

@@ -9,6 +9,7 @@ EdgeCascadeError                  (shared.errors)
  └── CloudError                   anything the cloud service raises on purpose
       ├── StoreError              the database or blob store cannot be used as configured
       ├── MigrationError          the database schema could not be brought up to date
+      ├── DatasetError            a verdict dataset that cannot be used (cloud.dataset)
       ├── TokenError              an API token that cannot be created or revoked (cloud.auth)
       │    ├── TokenInvalid       a name that is no valid id, an unknown role      -> 422
       │    ├── TokenExists        a token of that name exists                      -> 409
@@ -33,6 +34,10 @@ from edgecascade.shared.errors import EdgeCascadeError
 
 class CloudError(EdgeCascadeError):
     """Root of the cloud service's errors."""
+
+
+class DatasetError(CloudError):
+    """A verdict dataset that cannot be used; the message names the file (and manifest line)."""
 
 
 class StoreError(CloudError):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from edgecascade.cloud.dataset import (
-    DatasetError,
     SampleSplit,
     holdout,
     read_dataset,
     write_dataset,
 )
+from edgecascade.cloud.errors import DatasetError
 from tests.utils.paths import EVAL_SAMPLE
 from tests.utils.verdicts import make_sample
 
