@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from edgecascade.cloud.api.errors import exception_handlers
 from edgecascade.cloud.api.routes import (
+    accuracy,
     devices,
     escalations,
     health,
@@ -67,6 +68,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(tokens.router)
     app.include_router(models.router)
     app.include_router(rollouts.router)
+    app.include_router(accuracy.router)
     app.include_router(dashboard_api.router)
     app.include_router(dashboard_events.router)
     dashboard_pages.mount(app)

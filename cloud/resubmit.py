@@ -133,6 +133,7 @@ class EscalationResubmitter(PeriodicPublisher):
             height=esc.height,
             roi=tuple(esc.roi) if esc.roi else None,
             ground_truth=esc.ground_truth,
+            audit=esc.audit,
         )
         wire = topic(esc.site_id, esc.device_id, Kind.ESCALATION, prefix=self.settings.mqtt.prefix)
         return Outgoing(wire, encode(header, frame))

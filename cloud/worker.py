@@ -7,7 +7,9 @@ each message to one member of the group. For a group of escalations a worker
 1. decodes each frame (one that is not the image its header says is rejected: counted, logged,
    acknowledged, never retried forever);
 2. runs the cloud model on it;
-3. stores the verdicts in one transaction, keyed by escalation id (a stored one is kept);
+3. stores the verdicts in one transaction, keyed by escalation id (a stored one is kept), each
+   with the cloud model's whole output distribution (``probs``: the soft targets a fine-tuned edge
+   model learns from) and the escalation's ``audit`` flag;
 4. publishes the stored verdicts to the devices (``verdict``; the site gateway routes them down)
    and waits for the broker's PUBACKs;
 5. only then acknowledges the escalations.
@@ -50,6 +52,7 @@ from edgecascade.shared.topics import Kind, Topic, shared_filter, topic, topic_f
 logger = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_S = 1.0
+PROBS_DECIMALS = 6  # of the stored output distribution: soft targets, not an exact replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,8 @@ class ReinferenceWorker:
             "edge_score": edge.score,
             "agrees": top[0][1] == edge.label,
             "inference_ms": inference_ms,
+            "audit": header.audit,
+            "probs": [round(float(p), PROBS_DECIMALS) for p in result.probabilities],
         }
 
     def _store(self, rows: list[dict[str, Any]]) -> dict[str, VerdictMessage]:

@@ -23,7 +23,7 @@ import psutil
 
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.feed import Emitter, Prepared
-from edgecascade.edge_agent.policy import EscalationPolicy
+from edgecascade.edge_agent.policy import AUDIT, EscalationPolicy
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.edge_agent.sources import Frame, FrameSource, open_source
@@ -31,7 +31,7 @@ from edgecascade.edge_agent.telemetry import StageTimer, read_temperature
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from edgecascade.shared.codec import Decoded, decode, encode
-from edgecascade.shared.contract import spec_of
+from edgecascade.shared.contract import queue_class_of, spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
     ModelChunkHeader,
@@ -70,6 +70,7 @@ class AgentStats:
     frames: int = 0
     results: int = 0
     escalations: int = 0
+    audits: int = 0  # random samples of sure frames, uploaded like escalations
     over_budget: int = 0
     cooled_down: int = 0
     gated: int = 0
@@ -308,13 +309,21 @@ class Agent:
         self.stats.results += 1
         if decision.escalate:
             self._escalate(frame, message, decision.reason)
+        elif self.policy.audit(decision):
+            self._escalate(frame, message, AUDIT, audit=True)
         self.timer.add("publish", (time.perf_counter() - t0) * 1000)
 
-    def _escalate(self, frame: Frame, result: ResultMessage, reason: str) -> None:
-        header, payload = escalation_payload(frame.image, result, reason, self.settings.escalation)
+    def _escalate(
+        self, frame: Frame, result: ResultMessage, reason: str, audit: bool = False
+    ) -> None:
+        settings = self.settings.escalation
+        header, payload = escalation_payload(frame.image, result, reason, settings, audit=audit)
         wire = Outgoing(self._topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
-        self.outbox.put(ESCALATION.queue_class, wire, header.msg_id)
-        self.stats.escalations += 1
+        self.outbox.put(queue_class_of(ESCALATION, header), wire, header.msg_id)
+        if audit:
+            self.stats.audits += 1
+        else:
+            self.stats.escalations += 1
 
     def _publish_telemetry(self) -> None:
         outbox = self.outbox
@@ -323,6 +332,7 @@ class Agent:
         counters.update(
             frames_skipped=self.source.skipped,
             escalations=self.stats.escalations,
+            audits=self.stats.audits,
             gated=self.stats.gated,
         )
         counters["drops.capture"] = self.feed.dropped

@@ -45,8 +45,10 @@ def escalation_payload(
     result: ResultMessage,
     reason: str,
     settings: EscalationSettings,
+    *,
+    audit: bool = False,
 ) -> tuple[EscalationHeader, bytes]:
-    """The header and the frame-codec payload of one escalation."""
+    """The header and the frame-codec payload of one escalation (or audit sample)."""
     jpeg, width, height, roi = prepare_frame(image, settings)
     header = EscalationHeader(
         result_id=result.msg_id,
@@ -59,5 +61,6 @@ def escalation_payload(
         height=height,
         roi=roi,
         ground_truth=result.ground_truth,
+        audit=audit,
     )
     return header, encode(header, jpeg)

@@ -12,12 +12,20 @@ device into a cloud-only camera (the reference ``edgecascade bench cascade`` mea
 An unsure frame is escalated unless the cooldown finds a near-duplicate (64-bit dHash within
 ``cooldown_distance`` bits) escalated in the last ``cooldown_s`` seconds, or the device's token
 bucket (``budget_per_minute``, ``burst``) is empty.
-Every refusal is counted. Temperature: the runtime's softmax already divides by the model card's
-temperature, so the rules see calibrated probabilities and apply no temperature of their own.
+Every refusal is counted.
+
+Audit sample: of the frames the model is *sure* of, a seeded-random ``audit_fraction`` is
+uploaded anyway (:meth:`EscalationPolicy.audit`), from the same token bucket, so the cloud judges
+a random sample and not only the frames the policy picked: escalated frames alone say how often
+the edge is wrong when it is unsure, which is no estimate of its accuracy.
+
+Temperature: the runtime's softmax already divides by the model card's temperature, so the rules
+see calibrated probabilities and apply no temperature of their own.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +40,10 @@ from edgecascade.shared.runtime.scores import normalized_entropy, top2_margin
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+
+
+CONFIDENT = "confident"  # the reason of a frame the model is sure of
+AUDIT = "audit"  # the reason an audit sample's header gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +106,10 @@ class EscalationPolicy:
         self.clock = clock
         self.bucket = TokenBucket(settings.budget_per_minute / 60.0, float(settings.burst), clock)
         self._recent: deque[tuple[float, int]] = deque(maxlen=256)
+        self._audit_draw = random.Random(settings.audit_seed)
         self.over_budget = 0
         self.cooled_down = 0
+        self.audits = 0
 
     def unsure(self, probabilities: npt.NDArray[np.float32], label: str) -> str | None:
         """The rule that fires (with its figures), or None when the model is sure."""
@@ -125,7 +139,7 @@ class EscalationPolicy:
     ) -> Decision:
         reason = self.unsure(probabilities, label)
         if reason is None:
-            return Decision(False, "confident")
+            return Decision(False, CONFIDENT)
         fingerprint = None
         if image is not None and self.settings.cooldown_s > 0:
             fingerprint = dhash(image)
@@ -141,3 +155,16 @@ class EscalationPolicy:
         if fingerprint is not None:
             self._recent.append((self.clock(), fingerprint))
         return Decision(True, reason)
+
+    def audit(self, decision: Decision) -> bool:
+        """Whether a frame the policy did not escalate goes up as an audit sample: only a sure
+        one (not one cooled down or over budget), drawn at ``audit_fraction``, while the token
+        bucket has a token (an audit spends it like an escalation)."""
+        if decision.escalate or decision.reason != CONFIDENT:
+            return False
+        if self._audit_draw.random() >= self.settings.audit_fraction:
+            return False
+        if not self.bucket.take():
+            return False
+        self.audits += 1
+        return True

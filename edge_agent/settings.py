@@ -88,6 +88,17 @@ class EscalationSettings(Section):
         60.0, ge=0, description="Token-bucket rate: at most this many escalations per minute."
     )
     burst: int = Field(10, ge=0, description="Token-bucket size: escalations allowed at once.")
+    audit_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Of the frames the model is sure of, upload this random fraction as audit "
+        "samples: the cloud's unbiased evidence of the edge model's accuracy. They spend the "
+        "same token bucket (none once it is empty) and go last in the outbox; 0 = off.",
+    )
+    audit_seed: int | None = Field(
+        None, description="Seed of the audit sample's random draw; none = a new one each start."
+    )
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of escalated frames.")
     max_side: int | None = Field(
         None, ge=16, description="Downscale escalated frames so the longer side is at most this."

@@ -7,7 +7,7 @@ a gateway killed at any point either still has the message on disk or gets it ag
 broker's persistent session. Messages that fail
 validation go to the dead-letter topic with the reason, counted, and are acknowledged. Results
 leave in batches (:class:`gateway.aggregate.ResultBatcher`), telemetry as per-window rollups,
-escalations first of all.
+escalations first of all, audit samples (escalations whose header says ``audit``) last.
 
 Downlink (:mod:`gateway.downlink`): verdicts and model offers from the cloud for the site's devices
 are committed to a second outbox and forwarded to the site broker the same way. Model artifacts are
@@ -41,7 +41,7 @@ from edgecascade.gateway.links import cloud_topic, open_links, open_outboxes, op
 from edgecascade.gateway.modelcache import ModelCache
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import Decoded, decode, encode
-from edgecascade.shared.contract import spec_for, spec_of
+from edgecascade.shared.contract import queue_class_of, spec_for, spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.manifest import load_public_key
 from edgecascade.shared.messages import (
@@ -269,7 +269,7 @@ class Gateway:
                 return Pending(message)
         qos = message.qos if spec.qos == 0 else spec.qos  # best effort keeps the sender's QoS
         outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=spec.retain)
-        return self._pending(message, spec.queue_class, outgoing, msg)
+        return self._pending(message, queue_class_of(spec, msg), outgoing, msg)
 
     def _pending(self, message: Received, klass: str, outgoing: Outgoing, msg: Message) -> Pending:
         return Pending(message, (klass, outgoing, msg.msg_id), lambda o: self._tally(klass, o))

@@ -87,6 +87,7 @@ class OutboxClass(StrEnum):
     MODEL = "model"  # rollout traffic: acks up, offers down
     REPLY = "reply"
     DEAD_LETTER = "deadletter"
+    AUDIT = "audit"  # an escalation that is a random audit sample: queued last, dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,8 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             outbox=OutboxClass.ESCALATION,
             stored=True,
             description="an unsure frame (JPEG or PNG bytes) and the edge result, for the "
-            "re-inference workers",
+            "re-inference workers; or a random audit sample of a sure one (header audit: "
+            "queued under the lowest outbox class, audit)",
         ),
         _row(
             Kind.TELEMETRY,
@@ -358,6 +360,14 @@ def spec_of(kind: Kind, sub: str | FreeName | None = None) -> KindSpec:
 def spec_for(topic: Topic) -> KindSpec:
     """The row of a parsed topic; :class:`ContractError` if the contract has none."""
     return spec_of(topic.kind, topic.sub)
+
+
+def queue_class_of(spec: KindSpec, message: Message) -> OutboxClass:
+    """The outbox class one message is queued under: its row's, except that an escalation that
+    is an audit sample goes under :attr:`OutboxClass.AUDIT`, the lowest priority."""
+    if isinstance(message, EscalationHeader) and message.audit:
+        return OutboxClass.AUDIT
+    return spec.queue_class
 
 
 def stored_specs() -> list[KindSpec]:

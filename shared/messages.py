@@ -155,6 +155,11 @@ class EscalationHeader(Message):
     height: int = Field(gt=0, le=16384)
     roi: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h of a crop.")
     ground_truth: Label | None = None
+    audit: bool = Field(
+        False,
+        description="A random audit sample of a frame the policy was sure of, not an unsure one: "
+        "the unbiased evidence of the edge model's accuracy.",
+    )
 
     @model_validator(mode="after")
     def _bounded_pixels(self) -> EscalationHeader:

@@ -107,6 +107,7 @@ class EscalationOut(_FromRow):
     width: int
     height: int
     ground_truth: str | None
+    audit: bool = Field(description="A random audit sample of a frame the edge was sure of.")
     frame_url: str = Field(description="The frame itself (same token).")
     verdict: VerdictOut | None
 
@@ -250,3 +251,36 @@ class TelemetrySeries(BaseModel):
     site: str
     device: str
     points: list[TelemetryPoint]
+
+
+class EscalatedDisagreement(BaseModel):
+    """How often the cloud disagreed on escalated frames: biased, always labelled so."""
+
+    verdicts: int
+    disagreeing: int
+    disagreement: float | None = Field(description="disagreeing / verdicts; null without any.")
+    biased: Literal[True] = True
+    note: str
+
+
+class AccuracyOut(BaseModel):
+    """The live accuracy of one edge model at one site, against the cloud, from audit samples."""
+
+    site: str
+    model_name: str = Field(description="The edge model.")
+    model_version: str
+    audited: int = Field(description="Audit samples with a verdict.")
+    agreeing: int = Field(description="Of those, how many the edge got right.")
+    estimate: float | None = Field(description="agreeing / audited; null without samples.")
+    low: float = Field(description="Lower end of the Wilson interval.")
+    high: float = Field(description="Upper end of the Wilson interval.")
+    escalated: EscalatedDisagreement
+
+
+class AccuracyList(BaseModel):
+    """Per site and edge model; ``confidence`` is the intervals' level."""
+
+    site: str | None
+    since: float | None
+    confidence: float
+    items: list[AccuracyOut]

@@ -251,11 +251,13 @@ def _result_buckets(
 def _verdict_buckets(
     session: Session, since: float, until: float, bucket_s: float
 ) -> list[tuple[int, int, int]]:
-    """(bucket index, verdicts, disagreed) of the verdicts made in ``[since, until)``."""
+    """(bucket index, verdicts, disagreed) of the verdicts on escalations (audit samples left
+    out) made in ``[since, until)``: biased, as only unsure frames are escalated; the unbiased
+    figure is :mod:`cloud.accuracy`'s."""
     bucket = _bucket(session, Verdict.created_at, since, bucket_s)
     rows = session.execute(
         select(bucket, func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
-        .where(Verdict.created_at >= since, Verdict.created_at < until)
+        .where(Verdict.created_at >= since, Verdict.created_at < until, Verdict.audit.is_(False))
         .group_by(bucket)
     ).all()
     return [(int(index), int(n), int(disagreed or 0)) for index, n, disagreed in rows]

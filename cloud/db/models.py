@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, Index, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Double, Index, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -119,6 +119,9 @@ class Escalation(Base):
     height: Mapped[int]
     roi: Mapped[list[Any] | None] = mapped_column(comment="[x, y, w, h] of a crop, if cropped.")
     ground_truth: Mapped[str | None] = mapped_column(LABEL)
+    audit: Mapped[bool] = mapped_column(
+        server_default=false(), comment="A random audit sample of a sure frame, not an unsure one."
+    )
 
 
 class Telemetry(Base):
@@ -142,6 +145,9 @@ class Telemetry(Base):
 
 class Verdict(Base):
     """The cloud model's answer to one escalation; ``escalation_id`` is the idempotency key.
+
+    ``audit`` copies the escalation's: only audit verdicts estimate the edge model's accuracy
+    (:mod:`cloud.accuracy`). ``probs`` are the soft targets a fine-tuned edge model learns from.
 
     ``msg_id`` is the verdict message sent back to the device: a worker that handles the same
     escalation again (redelivered after a crash) sends the stored verdict again, same id.
@@ -173,6 +179,12 @@ class Verdict(Base):
     edge_score: Mapped[float]
     agrees: Mapped[bool] = mapped_column(comment="Cloud top-1 equals the edge's top-1.")
     inference_ms: Mapped[float] = mapped_column(comment="Decode, preprocess, invoke, postprocess.")
+    audit: Mapped[bool] = mapped_column(
+        server_default=false(), comment="Of an audit sample: unbiased evidence of edge accuracy."
+    )
+    probs: Mapped[list[Any] | None] = mapped_column(
+        comment="The cloud model's whole output distribution, in the order of its labels."
+    )
 
 
 class ApiToken(Base):

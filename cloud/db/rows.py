@@ -61,6 +61,7 @@ def escalation_row(
         "height": msg.height,
         "roi": list(msg.roi) if msg.roi is not None else None,
         "ground_truth": msg.ground_truth,
+        "audit": msg.audit,
     }
 
 

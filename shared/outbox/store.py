@@ -68,6 +68,8 @@ DEFAULT_CLASSES: dict[str, ClassPolicy] = {
     OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=86_400.0),
     OutboxClass.REPLY: ClassPolicy(priority=1, ttl_s=86_400.0),
     OutboxClass.TELEMETRY: ClassPolicy(priority=2, ttl_s=3600.0),
+    # Random audit samples of sure frames: after everything else, the first dropped when full.
+    OutboxClass.AUDIT: ClassPolicy(priority=3, ttl_s=6 * 3600.0),
 }
 
 
