@@ -167,6 +167,7 @@ def figures(session: Session, site: str, name: str, version: str, since: float) 
         Verdict.edge_model_name == name,
         Verdict.edge_model_version == version,
         Verdict.created_at >= since,
+        Verdict.audit.is_(False),  # escalations: the audit samples are cloud.accuracy's
     )
     ran = (
         Result.site_id == site,

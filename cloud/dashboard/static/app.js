@@ -445,7 +445,7 @@ async function loadHealth() {
   const t = body.totals;
   $("#health-totals").replaceChildren(
     card("results", t.results, "health-results"), card("escalation rate", pct(t.escalation_rate), "health-escalation"),
-    card("cloud disagreement", pct(t.disagreement), "health-disagreement"),
+    card("cloud disagreement (escalated only, biased)", pct(t.disagreement), "health-disagreement"),
     card("uplinked", num(t.uplink_bytes, { bytes: true }), "health-uplink"),
     card("every frame would be", num(t.every_frame_bytes, { bytes: true }), "health-every-frame"),
     card("uplinked / every frame", t.uplink_ratio === null ? "-" : t.uplink_ratio.toFixed(3), "health-ratio"));
@@ -458,6 +458,7 @@ async function loadHealth() {
   window.lineChart($("#chart-bytes"), [line("uplinked", "uplink_bytes"), line("every frame", "every_frame_bytes")],
                    { bytes: true, ...span });
   window.lineChart($("#chart-results"), [line("results", "results")], span);
+  await loadAccuracy(window_s);  // accuracy.js
 }
 
 // -- wiring ---------------------------------------------------------------------------------------
