@@ -291,7 +291,9 @@ class CascadeRun:
         data_dir = self.workdir / "agents" / device
         data_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "agent.toml"
-        config.write_text(_toml({"threads": 1, "escalation": point.escalation}))
+        # Each policy measured alone: no audit samples on top of what it escalates.
+        escalation = {"audit_fraction": 0.0, **point.escalation}
+        config.write_text(_toml({"threads": 1, "escalation": escalation}))
         model = self._calibrated_model() if point.calibrated else self.pair.edge
         sys.stderr.write(f"bench cascade: {self.pair.name} {device} ...\n")
         proc = demo.group.spawn_cli(

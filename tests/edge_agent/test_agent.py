@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.agent import Agent
@@ -55,7 +57,9 @@ def test_publishes_one_result_per_frame_and_escalates_unsure_ones(
         assert wait_until(lambda: len(decoded(collector, Kind.RESULT)) == 30)
         results = [r for r in decoded(collector, Kind.RESULT) if isinstance(r, ResultMessage)]
         escalations = [
-            e for e in decoded(collector, Kind.ESCALATION) if isinstance(e, EscalationHeader)
+            e
+            for e in decoded(collector, Kind.ESCALATION)
+            if isinstance(e, EscalationHeader) and not e.audit  # random audit samples aside
         ]
     expected = {p.relative_to(tmp_path / "frames").as_posix() for p in frames}
     assert {r.frame_id for r in results} == expected
@@ -67,6 +71,48 @@ def test_publishes_one_result_per_frame_and_escalates_unsure_ones(
     assert {e.result_id for e in escalations} == unsure
     assert {r.msg_id for r in results if r.escalated} == unsure
     assert stats.escalations == len(unsure)
+
+
+def test_audits_every_sure_frame_at_fraction_one_until_the_budget_is_spent(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    sample_subset(tmp_path / "frames", per_class=3)
+
+    def run(name: str, fraction: float, burst: int) -> tuple[Any, list[Any], list[Any]]:
+        escalation = EscalationSettings(
+            threshold=0.9, budget_per_minute=0, burst=burst, cooldown_s=0, audit_fraction=fraction
+        )
+        source = SourceSettings(path=tmp_path / "frames", fps=1000)
+        settings = agent_settings(broker, tmp_path / name, source, escalation=escalation)
+        settings = settings.model_copy(update={"device": name})
+        with Collector(broker.settings, f"ec/v1/s1/{name}/#") as collector:
+            stats = Agent(settings).run(threading.Event())
+            assert wait_until(lambda: len(decoded(collector, Kind.RESULT)) == 30)
+            want = stats.escalations + stats.audits
+            assert wait_until(lambda: len(decoded(collector, Kind.ESCALATION)) == want)
+            results = decoded(collector, Kind.RESULT)
+            return stats, results, decoded(collector, Kind.ESCALATION)
+
+    # A budget for every frame: each frame is escalated (unsure) or audited (sure), none twice.
+    stats, results, ups = run("all", 1.0, 1000)
+    audits = {e.result_id for e in ups if e.audit}
+    assert all(e.reason == "audit" for e in ups if e.audit)
+    assert audits == {r.msg_id for r in results if not r.escalated}
+    assert {e.result_id for e in ups if not e.audit} == {r.msg_id for r in results if r.escalated}
+    assert stats.audits == len(audits) > 0
+    counters = sqlite3.connect(tmp_path / "all" / "outbox.db").execute(
+        "SELECT name, value FROM counters WHERE name = 'queued.audit'"
+    )
+    assert dict(counters.fetchall()) == {"queued.audit": len(audits)}
+    # Eight tokens and none after them: the first eight frames, escalated or audited, then none.
+    stats, results, ups = run("few", 1.0, 8)
+    assert stats.escalations + stats.audits == 8 == len(ups)
+    first = {r.msg_id for r in sorted(results, key=lambda r: r.captured_at)[:8]}
+    assert {e.result_id for e in ups} == first
+    # Fraction 0: no audit sample at all.
+    stats, results, ups = run("none", 0.0, 1000)
+    assert stats.audits == 0 and not any(e.audit for e in ups)
+    assert len(ups) == stats.escalations > 0
 
 
 def test_sigkill_while_broker_is_down_loses_nothing(tmp_path: Path) -> None:

@@ -130,3 +130,41 @@ def test_payload_options_roi_downscale_quality() -> None:
     assert len(better) > len(payload)
     with pytest.raises(ValueError, match="roi"):
         EscalationSettings(roi=(0, 0, 0, 10))
+
+
+def test_audit_samples_sure_frames_only_inside_the_budget() -> None:
+    now = [0.0]
+    settings = EscalationSettings(
+        threshold=0.6, budget_per_minute=60, burst=3, cooldown_s=0, audit_fraction=1.0
+    )
+    policy = EscalationPolicy(settings, clock=lambda: now[0])
+    sure = np.array([0.95, 0.05], dtype=np.float32)
+    unsure = np.array([0.5, 0.5], dtype=np.float32)
+    escalated = policy.decide(unsure, "a")
+    assert escalated.escalate and not policy.audit(escalated)  # escalated, not audited too
+    audited = [policy.audit(policy.decide(sure, "a")) for _ in range(4)]
+    assert audited == [True, True, False, False]  # the escalation spent the first token
+    assert policy.audits == 2
+    refused = policy.decide(unsure, "a")
+    assert refused.reason == "over budget" and not policy.audit(refused)  # not sure: no audit
+    now[0] += 1.0  # a token again
+    assert policy.audit(policy.decide(sure, "a"))
+
+
+def test_audit_fraction_draws_a_seeded_sample() -> None:
+    sure = np.array([0.95, 0.05], dtype=np.float32)
+
+    def draws(fraction: float, seed: int) -> list[bool]:
+        settings = EscalationSettings(
+            budget_per_minute=1e6, burst=10_000, audit_fraction=fraction, audit_seed=seed
+        )
+        policy = EscalationPolicy(settings)
+        return [policy.audit(policy.decide(sure, "a")) for _ in range(2000)]
+
+    assert not any(draws(0.0, 1))
+    assert all(draws(1.0, 1))
+    sample = draws(0.1, 7)
+    assert sample == draws(0.1, 7) != draws(0.1, 8)
+    assert 150 < sum(sample) < 250
+    with pytest.raises(ValueError, match="audit_fraction"):
+        EscalationSettings(audit_fraction=1.5)

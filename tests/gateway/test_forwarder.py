@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.shared.codec import decode, encode
-from edgecascade.shared.messages import DeadLetterMessage, TelemetryMessage
+from edgecascade.shared.messages import DeadLetterMessage, EscalationHeader, TelemetryMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.gateway.conftest import (
@@ -131,3 +131,38 @@ def test_duplicate_deliveries_are_forwarded_once(
         assert wait_until(lambda: len(forwarded_ids(collector)) >= 5)
         forwarded = forwarded_before_sentinel(site, collector)
     assert sorted(forwarded) == sorted(msg_id for msg_id, _ in sent)
+
+
+def test_an_audit_sample_goes_up_under_the_lowest_class(
+    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: StartGateway
+) -> None:
+    site, cloud = brokers
+    gw = start_gateway()
+    unsure, jpeg = make_escalation()
+    audit, _ = make_escalation(reason="audit", audit=True)
+    with Collector(cloud.settings, "ec/v1/#") as collector:
+        publish_all(
+            site.settings,
+            [
+                Outgoing(topic(SITE, "cam1", Kind.ESCALATION), encode(audit, jpeg)),
+                Outgoing(topic(SITE, "cam1", Kind.ESCALATION), encode(unsure, jpeg)),
+            ],
+        )
+        assert wait_until(
+            lambda: (
+                sorted(forwarded_ids(collector, Kind.ESCALATION))
+                == sorted([audit.msg_id, unsure.msg_id])
+            )
+        )
+    assert gw.gateway.accepted["audit"] == 1 and gw.gateway.accepted["escalation"] == 1
+    assert gw.gateway.uplink.counters()["sent.audit"] == 1
+    forwarded = [
+        decode(Topic.parse(m.topic), m.payload).message
+        for m in collector.messages
+        if Topic.parse(m.topic).kind is Kind.ESCALATION
+    ]
+    headers = [m for m in forwarded if isinstance(m, EscalationHeader)]
+    assert {m.msg_id: m.audit for m in headers} == {
+        audit.msg_id: True,
+        unsure.msg_id: False,
+    }

@@ -15,6 +15,7 @@ from edgecascade.shared.contract import (
     KindSpec,
     OutboxClass,
     Role,
+    queue_class_of,
     spec_for,
     spec_of,
 )
@@ -23,6 +24,7 @@ from edgecascade.shared.messages import EscalationHeader, ModelChunkHeader
 from edgecascade.shared.outbox import DEFAULT_CLASSES
 from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 from tests.fuzz.strategies import SAMPLES
+from tests.utils.factories import make_escalation
 
 SPECS = list(KINDS.values())
 IDS = [spec.pattern for spec in SPECS]
@@ -139,3 +141,14 @@ def test_the_cloud_stores_what_devices_and_gateways_send_up_but_no_commands() ->
         "model/ack",
     }
     assert all(spec.direction is Direction.UP for spec in SPECS if spec.stored)
+
+
+def test_an_audit_sample_is_queued_under_the_lowest_class_of_every_outbox() -> None:
+    escalation = spec_of(Kind.ESCALATION)
+    header, _ = make_escalation()
+    assert queue_class_of(escalation, header) is OutboxClass.ESCALATION
+    audit = header.model_copy(update={"audit": True})
+    assert queue_class_of(escalation, audit) is OutboxClass.AUDIT
+    for classes in (DEFAULT_CLASSES, UPLINK_CLASSES):
+        lowest = classes[OutboxClass.AUDIT].priority
+        assert all(p.priority < lowest for k, p in classes.items() if k != OutboxClass.AUDIT)

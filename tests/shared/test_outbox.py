@@ -195,3 +195,13 @@ def test_a_broker_killed_before_saving_loses_nothing_within_the_replay_window(
     # The same without the window: the broker's PUBACK was the end of the outbox's duty, and
     # the crash took all 20.
     assert _deliver_then_crash_the_broker(tmp_path / "plain", replay_window_s=0) == 0
+
+
+def test_audit_samples_go_last_and_are_dropped_first(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", quota_bytes=60)
+    box.put("audit", msg(1, 20), "a1")
+    box.put("telemetry", msg(2, 20), "t2")
+    box.put("escalation", msg(3, 20), "e3")
+    assert [r.message.topic for r in box.peek()] == ["t/3", "t/2", "t/1"]
+    assert box.put("telemetry", msg(4, 20), "t4") == "queued"  # the audit sample makes room
+    assert box.counters()["dropped.audit"] == 1
