@@ -106,15 +106,20 @@ def test_each_message_stored_once_bad_ones_rejected(
         # Still working after the rejects, for every kind it ingests.
         header, jpeg = make_escalation("s1", "cam-0")
         send_message(publisher, "s1", "cam-0", Kind.ESCALATION, header, jpeg)
+        audit, _ = make_escalation("s1", "cam-0", reason="audit", audit=True)
+        send_message(publisher, "s1", "cam-0", Kind.ESCALATION, audit, jpeg)
         batch = make_batch("s2", [("cam-7", make_result()), ("cam-8", make_result())])
         send_message(publisher, "s2", "gw", Kind.RESULT_BATCH, batch)
         send_message(publisher, "s2", "cam-7", Kind.STATE, make_state(status="offline"))
         assert wait_until(lambda: rows(services, Result) == 62), "never saw the gateway batch"
-        assert wait_until(lambda: rows(services, Escalation) == 1), "never saw the escalation"
+        assert wait_until(lambda: rows(services, Escalation) == 2), "never saw the escalations"
         assert wait_until(lambda: device_status(services, "s2", "cam-7") == "offline"), (
             "never saw the state"
         )
         assert services.blobs.get(f"s1/cam-0/{header.msg_id}.jpg") == jpeg
+        with services.sessions() as session:  # the random audit sample is stored as one
+            flags = dict(session.execute(select(Escalation.msg_id, Escalation.audit)).all())
+        assert flags == {header.msg_id: False, audit.msg_id: True}
         assert ingestor.stats().rejected == 2
     finally:
         ingestor.stop()

@@ -59,6 +59,7 @@ def escalations(count: int) -> list[tuple[Outgoing, EscalationHeader, str]]:
             content_type="image/png",
             width=image.shape[1],
             height=image.shape[0],
+            audit=n % 4 == 2,  # a random audit sample of a sure frame, judged like the others
         )
         wire = Outgoing(topic("site1", device, Kind.ESCALATION), encode(header, png))
         out.append((wire, header, cloud.classify(image).top(1)[0][1]))
@@ -122,6 +123,17 @@ def test_two_workers_split_the_frames_and_store_each_verdict_once(
             assert verdict.top[0].label == cloud_label
             assert verdict.agrees == (cloud_label == header.top[0].label)
         assert 0 < sum(row.agrees for row in rows) < len(rows)  # the edge model is not perfect
+        # Each verdict keeps the escalation's audit flag and the cloud model's whole output
+        # distribution (the soft targets), in the order of its labels.
+        labels = ModelRuntime.load(CLOUD_MODEL).labels
+        audits = {header.msg_id for _, header, _ in sent if header.audit}
+        assert {row.escalation_id for row in rows if row.audit} == audits != set()
+        for row in rows:
+            assert row.probs is not None and len(row.probs) == len(labels)
+            assert abs(sum(row.probs) - 1) < 1e-4
+            assert all(p == round(p, 6) for p in row.probs)
+            assert max(range(len(labels)), key=lambda i: row.probs[i]) == row.label_index
+            assert abs(row.probs[row.label_index] - row.score) < 1e-6
 
         # A replay (a gateway sending again after a lost PUBACK): nothing new stored; the
         # verdicts sent again are the stored ones, same message ids.
@@ -185,6 +197,14 @@ def test_escalations_no_worker_saw_are_sent_again_and_judged_once(
             assert wait_until(lambda: len(collector.messages) >= 3, timeout=10)
         with services.sessions() as session:
             judged = dict(session.execute(select(Verdict.escalation_id, Verdict.label)).all())
+            # The ingest stored the audit flag, the resubmitted copy carried it to the verdict.
+            flags = {
+                table.__tablename__: dict(session.execute(select(key, table.audit)).all())
+                for table, key in (
+                    (Escalation, Escalation.msg_id),
+                    (Verdict, Verdict.escalation_id),
+                )
+            }
         assert services.resubmitter is not None
         resubmitter = services.resubmitter
         # Counted once the broker confirmed the publishes, which may be after the verdicts.
@@ -196,4 +216,6 @@ def test_escalations_no_worker_saw_are_sent_again_and_judged_once(
         services.close()
     assert judged == {header.msg_id: cloud_label for _, header, cloud_label in sent}
     assert rows == 3  # the copies were recognised by the ingest
+    audit = {header.msg_id: header.audit for _, header, _ in sent}
+    assert flags == {"escalations": audit, "verdicts": audit} and sum(audit.values()) == 1
     assert resubmitted, resubmitter.counts
