@@ -129,11 +129,12 @@ def test_two_workers_split_the_frames_and_store_each_verdict_once(
         audits = {header.msg_id for _, header, _ in sent if header.audit}
         assert {row.escalation_id for row in rows if row.audit} == audits != set()
         for row in rows:
-            assert row.probs is not None and len(row.probs) == len(labels)
-            assert abs(sum(row.probs) - 1) < 1e-4
-            assert all(p == round(p, 6) for p in row.probs)
-            assert max(range(len(labels)), key=lambda i: row.probs[i]) == row.label_index
-            assert abs(row.probs[row.label_index] - row.score) < 1e-6
+            probs = row.probs
+            assert probs is not None and len(probs) == len(labels)
+            assert abs(sum(probs) - 1) < 1e-4
+            assert all(p == round(p, 6) for p in probs)
+            assert max(range(len(labels)), key=lambda i: probs[i]) == row.label_index
+            assert abs(probs[row.label_index] - row.score) < 1e-6
 
         # A replay (a gateway sending again after a lost PUBACK): nothing new stored; the
         # verdicts sent again are the stored ones, same message ids.
