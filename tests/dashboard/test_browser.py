@@ -26,6 +26,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
+from edgecascade.processes import environment
 from edgecascade.shared.runtime.card import load_card_for
 from tests.dashboard.conftest import SCREENSHOTS
 from tests.utils.mqtt import wait_until
@@ -57,7 +58,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     running = Demo(plan)
     running.out = io.StringIO()
     try:
-        running.start()
+        # A quarter of the sure frames go up as audit samples: the live accuracy has data soon.
+        with environment({"EC_AGENT_ESCALATION__AUDIT_FRACTION": "0.25"}):
+            running.start()
         yield running
     finally:
         running.stop()
@@ -199,7 +202,29 @@ def test_every_page_shows_the_demos_live_data(demo: Demo, page: Page, screenshot
     ratio = float(page.inner_text("#health-ratio .value"))
     assert 0 < ratio < 1
     assert int(page.get_attribute("#chart-bytes", "data-points") or 0) > 0
+    assert "biased" in page.inner_text("#health-disagreement .label")
     page.screenshot(path=screenshots / "health.png", full_page=True)
+
+
+def test_the_health_page_shows_the_live_accuracy_estimate(demo: Demo, page: Page) -> None:
+    def audited() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = api_get(demo, "/api/accuracy?site=site1")["items"]
+        return [i for i in items if i["audited"] >= 3]
+
+    assert wait_until(lambda: audited(), timeout=90), api_get(demo, "/api/accuracy")
+    log_in(page, demo, demo.token)
+    page.click("nav a[data-page=health]")
+    row = page.locator("#accuracy-table tbody tr[data-model='fashion-edge/1.0.0']")
+    page.wait_for_function(
+        "Number(document.querySelector("
+        "\"#accuracy-table tr[data-model='fashion-edge/1.0.0'] .audited\")?.textContent) >= 3"
+    )
+    estimate = row.locator(".estimate").inner_text()
+    assert estimate.endswith(" %") and 0 <= float(estimate[:-2]) <= 100
+    low, high = (float(x.strip(" %")) for x in row.locator(".interval").inner_text().split(" to "))
+    assert low <= float(estimate[:-2]) <= high
+    assert "biased" in row.locator(".biased").inner_text()
+    assert "biased" in page.inner_text("#accuracy-note")
 
 
 def rollout_state(demo: Demo, rollout_id: str) -> dict[str, Any]:

@@ -46,5 +46,5 @@ async function loadAccuracy(window_s) {
   document.getElementById("accuracy-note").textContent =
     "Accuracy: how often the cloud model agreed with the edge's answer on random audit samples of "
     + "the frames the edge was sure of (the cloud taken as right). The escalated-only disagreement "
-    + (body.items.length ? `is biased: ${body.items[0].escalated.note}.` : "is biased.");
+    + "is biased" + (body.items.length ? ` (${body.items[0].escalated.note}).` : ".");
 }
