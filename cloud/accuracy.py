@@ -10,8 +10,8 @@ The escalated frames' disagreement is kept beside it and always labelled biased:
 those frames *because* the edge was unsure, so they say how often it is wrong when unsure, not how
 often it is wrong.
 
-What counts as the right label is decided in one place, :func:`judged`: the cloud's top-1 today. A
-human label (``label_overrides``) is to win over the cloud's; it joins there.
+What counts as the right label is decided in one place, :func:`judged`: a person's label
+(``label_overrides``) where one was given, else the cloud's top-1.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from statistics import NormalDist
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.db.models import Verdict
+from edgecascade.cloud.db.models import LabelOverride, Verdict
 
 CONFIDENCE = 0.95
 BIASED_NOTE = (
@@ -73,18 +73,17 @@ def judged(site: str | None, since: float | None) -> Select[str, str, str, bool,
     """One row per verdict in scope: site, edge model name and version, audit, and whether the
     edge's top-1 is the right label.
 
-    The right label is the cloud's top-1 here. This is the seam for human labels: the
-    ``label_overrides`` table (migration 0008) outer-joins on ``escalation_id`` and the right
-    label becomes ``coalesce(label_overrides.label, verdicts.label)``.
+    The right label is a person's (``label_overrides``) where one was given, else the cloud's
+    top-1.
     """
-    right = Verdict.label
+    right = func.coalesce(LabelOverride.label, Verdict.label)
     query = select(
         Verdict.site_id,
         Verdict.edge_model_name,
         Verdict.edge_model_version,
         Verdict.audit,
         (Verdict.edge_label == right).label("agrees"),
-    )
+    ).outerjoin(LabelOverride, LabelOverride.escalation_id == Verdict.escalation_id)
     if site is not None:
         query = query.where(Verdict.site_id == site)
     if since is not None:

@@ -15,6 +15,7 @@ from edgecascade.cloud.api.routes import (
     devices,
     escalations,
     health,
+    labels,
     metrics,
     models,
     results,
@@ -65,6 +66,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(devices.router)
     app.include_router(sites.router)
     app.include_router(escalations.router)
+    app.include_router(labels.router)
     app.include_router(tokens.router)
     app.include_router(models.router)
     app.include_router(rollouts.router)

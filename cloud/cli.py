@@ -64,6 +64,8 @@ def add_parser(
 ) -> None:
     """Register ``cloud`` (and its actions) on the top-level parser; ``extra_actions`` add
     actions whose code lives outside the cloud package (``train``, which needs torch)."""
+    from edgecascade.cloud.dataset_cli import add_dataset_parser
+
     parser = subparsers.add_parser(
         "cloud",
         help="run the cloud service: HTTP API and MQTT ingest",
@@ -79,7 +81,7 @@ def add_parser(
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate | worker | token | keys | train]",
+        metavar="[migrate | worker | token | keys | dataset | train]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(
@@ -154,6 +156,7 @@ def add_parser(
     keys.add_argument("--force", action="store_true", help="replace an existing key")
     _add_common(keys, _STORE_FLAGS, suppress=True)
     keys.set_defaults(func=keys_generate)
+    add_dataset_parser(actions, lambda p: _add_common(p, _STORE_FLAGS, suppress=True))
     for add_action in extra_actions:
         add_action(actions)
 

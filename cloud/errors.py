@@ -9,7 +9,11 @@ EdgeCascadeError                  (shared.errors)
  └── CloudError                   anything the cloud service raises on purpose
       ├── StoreError              the database or blob store cannot be used as configured
       ├── MigrationError          the database schema could not be brought up to date
-      ├── DatasetError            a verdict dataset that cannot be used (cloud.dataset)
+      ├── DatasetError            a verdict dataset that cannot be used or exported (cloud.dataset,
+      │                           cloud.export: an unknown site, an empty selection)
+      ├── LabelError              a label override that cannot be set (cloud.labels)
+      │    ├── LabelRejected      not one of the edge model's labels, or those unknown -> 422
+      │    └── EscalationNotFound no such escalation (or no override to withdraw)   -> 404
       ├── TokenError              an API token that cannot be created or revoked (cloud.auth)
       │    ├── TokenInvalid       a name that is no valid id, an unknown role      -> 422
       │    ├── TokenExists        a token of that name exists                      -> 409
@@ -38,6 +42,19 @@ class CloudError(EdgeCascadeError):
 
 class DatasetError(CloudError):
     """A verdict dataset that cannot be used; the message names the file (and manifest line)."""
+
+
+class LabelError(CloudError):
+    """A label override that cannot be set or withdrawn as asked."""
+
+
+class LabelRejected(LabelError):
+    """A label that is not one of the edge model's labels (the message names it and the allowed
+    ones), or an edge model whose labels the cloud does not know."""
+
+
+class EscalationNotFound(LabelError):
+    """No escalation of that id, or no override of it to withdraw."""
 
 
 class StoreError(CloudError):

@@ -23,6 +23,8 @@ from sqlalchemy.exc import DataError
 
 from edgecascade.cloud.errors import (
     CloudError,
+    EscalationNotFound,
+    LabelRejected,
     ModelExists,
     ModelNotFound,
     ModelRejected,
@@ -53,6 +55,8 @@ STATUS: dict[type[CloudError], int] = {
     RolloutInvalid: 422,
     RolloutNotFound: 404,
     RolloutConflict: 409,
+    LabelRejected: 422,
+    EscalationNotFound: 404,
 }
 
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from edgecascade.shared.messages import Prediction
+from edgecascade.cloud.dataset import LabelSource
+from edgecascade.shared.messages import NO_NUL, Prediction
 from edgecascade.shared.topics import ID_PATTERN
 
 
@@ -110,6 +111,12 @@ class EscalationOut(_FromRow):
     audit: bool = Field(description="A random audit sample of a frame the edge was sure of.")
     frame_url: str = Field(description="The frame itself (same token).")
     verdict: VerdictOut | None
+    final_label: str | None = Field(
+        None, description="A person's label if one was given, else the cloud's top-1."
+    )
+    label_source: LabelSource | None = Field(
+        None, description="human or cloud; null without a verdict or a person's label."
+    )
 
 
 class EscalationPage(BaseModel):
@@ -119,6 +126,53 @@ class EscalationPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class LabelIn(BaseModel):
+    """A person's label for an escalated frame."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(
+        min_length=1, max_length=128, pattern=NO_NUL, description="One of the edge model's labels."
+    )
+    note: str = Field("", max_length=2000, pattern=NO_NUL, description="Why; may be empty.")
+
+
+class LabelOut(_FromRow):
+    """A person's label as stored."""
+
+    escalation_id: str
+    label: str
+    note: str
+    created_by: str = Field(description="The token that set it.")
+    created_at: float
+
+
+class LabelQueueItem(BaseModel):
+    """A disagreement waiting for a person: the frame, both answers, the labels to pick from."""
+
+    msg_id: str
+    site: str
+    device: str
+    captured_at: float
+    frame_url: str = Field(description="The frame itself (same token).")
+    edge_model: str = Field(description="name@version of the edge model.")
+    edge_label: str
+    edge_score: float
+    cloud_model: str = Field(description="name@version of the cloud model.")
+    cloud_label: str
+    cloud_score: float
+    labels: list[str] | None = Field(
+        description="The edge model's labels, the ones a person may pick; null if unknown."
+    )
+
+
+class LabelQueue(BaseModel):
+    """Disagreements without a person's label, newest first."""
+
+    items: list[LabelQueueItem]
+    total: int = Field(description="Waiting in all, beyond this page too.")
 
 
 class TokenIn(BaseModel):

@@ -272,3 +272,16 @@ class Rollout(Base):
     created_at: Mapped[float]
     updated_at: Mapped[float]
     created_by: Mapped[str] = mapped_column(IDENT)
+
+
+class LabelOverride(Base):
+    """A person's label for an escalated frame: it wins over the cloud's verdict everywhere (the
+    API's final label, the exported dataset). One per escalation; withdrawing deletes it."""
+
+    __tablename__ = "label_overrides"
+
+    escalation_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    label: Mapped[str] = mapped_column(LABEL, comment="One of the edge model's labels.")
+    created_by: Mapped[str] = mapped_column(IDENT, comment="Name of the token that set it.")
+    created_at: Mapped[float]
+    note: Mapped[str] = mapped_column(Text, comment="Why, in the operator's words; may be empty.")

@@ -211,7 +211,7 @@ def test_the_health_page_shows_the_live_accuracy_estimate(demo: Demo, page: Page
         items: list[dict[str, Any]] = api_get(demo, "/api/accuracy?site=site1")["items"]
         return [i for i in items if i["audited"] >= 3]
 
-    assert wait_until(lambda: audited(), timeout=90), api_get(demo, "/api/accuracy")
+    assert wait_until(lambda: bool(audited()), timeout=90), api_get(demo, "/api/accuracy")
     log_in(page, demo, demo.token)
     page.click("nav a[data-page=health]")
     row = page.locator("#accuracy-table tbody tr[data-model='fashion-edge/1.0.0']")

@@ -17,7 +17,8 @@ from edgecascade.cloud.api.deps import (
     scope_filters,
 )
 from edgecascade.cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
-from edgecascade.cloud.db.models import Escalation, Verdict
+from edgecascade.cloud.db.models import Escalation, LabelOverride, Verdict
+from edgecascade.cloud.labels import final_label
 
 router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(require("viewer"))])
 
@@ -48,8 +49,10 @@ def list_escalations(
         where.append(
             Verdict.escalation_id.is_not(None) if judged else Verdict.escalation_id.is_(None)
         )
-    joined = select(Escalation, Verdict).outerjoin(
-        Verdict, Verdict.escalation_id == Escalation.msg_id
+    joined = (
+        select(Escalation, Verdict, LabelOverride)
+        .outerjoin(Verdict, Verdict.escalation_id == Escalation.msg_id)
+        .outerjoin(LabelOverride, LabelOverride.escalation_id == Escalation.msg_id)
     )
     total = session.scalar(select(func.count()).select_from(joined.where(*where).subquery())) or 0
     rows = session.execute(
@@ -58,17 +61,23 @@ def list_escalations(
         .limit(limit)
         .offset(offset)
     ).all()
-    items = [
-        EscalationOut.model_validate(
-            {
-                **{c.key: getattr(escalation, c.key) for c in Escalation.__table__.columns},
-                "frame_url": f"/api/escalations/{escalation.msg_id}/frame",
-                "verdict": VerdictOut.model_validate(verdict) if verdict is not None else None,
-            }
-        )
-        for escalation, verdict in rows
-    ]
+    items = [_escalation_out(*row) for row in rows]
     return EscalationPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _escalation_out(
+    escalation: Escalation, verdict: Verdict | None, override: LabelOverride | None
+) -> EscalationOut:
+    final = final_label(verdict, override)
+    return EscalationOut.model_validate(
+        {
+            **{c.key: getattr(escalation, c.key) for c in Escalation.__table__.columns},
+            "frame_url": f"/api/escalations/{escalation.msg_id}/frame",
+            "verdict": VerdictOut.model_validate(verdict) if verdict is not None else None,
+            "final_label": final.label,
+            "label_source": final.source,
+        }
+    )
 
 
 @router.get(
