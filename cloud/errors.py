@@ -10,6 +10,10 @@ EdgeCascadeError                  (shared.errors)
       ├── StoreError              the database or blob store cannot be used as configured
       ├── MigrationError          the database schema could not be brought up to date
       ├── DatasetError            a verdict dataset that cannot be used (cloud.dataset)
+      ├── TrainingError           a training run that cannot be queued or done (cloud.training)
+      │    ├── TrainingInvalid    a run that cannot be queued (no such site)       -> 422
+      │    ├── TrainingNotFound   no such training run                             -> 404
+      │    └── TrainingFailed     a run that failed; the message is its reason
       ├── TokenError              an API token that cannot be created or revoked (cloud.auth)
       │    ├── TokenInvalid       a name that is no valid id, an unknown role      -> 422
       │    ├── TokenExists        a token of that name exists                      -> 409
@@ -38,6 +42,22 @@ class CloudError(EdgeCascadeError):
 
 class DatasetError(CloudError):
     """A verdict dataset that cannot be used; the message names the file (and manifest line)."""
+
+
+class TrainingError(CloudError):
+    """A training run that cannot be queued, found or done."""
+
+
+class TrainingInvalid(TrainingError):
+    """A run that cannot be queued: the site is not known."""
+
+
+class TrainingNotFound(TrainingError):
+    """No training run of that id."""
+
+
+class TrainingFailed(TrainingError):
+    """A run that cannot go on: no parent, no trainable source, a fine-tune that failed, ..."""
 
 
 class StoreError(CloudError):

@@ -35,6 +35,8 @@ from edgecascade.cloud.errors import (
     TokenInvalid,
     TokenNotFound,
     TooFewVerdicts,
+    TrainingInvalid,
+    TrainingNotFound,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ STATUS: dict[type[CloudError], int] = {
     RolloutInvalid: 422,
     RolloutNotFound: 404,
     RolloutConflict: 409,
+    TrainingInvalid: 422,
+    TrainingNotFound: 404,
 }
 
 
