@@ -69,6 +69,7 @@ def seed_site(session: Session, blobs: BlobStore, parent: ModelVersion, verdicts
                 site_id=SITE,
                 device_id=camera,
                 status="online",
+                role="agent",
                 model_name=parent.name,
                 model_version=parent.version,
                 model_sha256=parent.sha256,
@@ -209,5 +210,19 @@ def fake_train(argv: list[str]) -> int:
     return 0
 
 
+def serve_trainer(settings_json: str) -> int:
+    """A trainer process on these settings, with this module's exporter and fake fine-tune."""
+    import threading
+
+    from edgecascade.cloud.training.cli import run_trainer
+
+    settings = CloudSettings.model_validate_json(settings_json)
+    command = [sys.executable, "-m", "tests.utils.training"]
+    run_trainer(settings, export_verdicts, threading.Event(), trainer_id="t1", command=command)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        sys.exit(serve_trainer(sys.argv[2]))
     sys.exit(fake_train(sys.argv[1:]))
