@@ -129,9 +129,14 @@ def test_a_sigkilled_trainer_leaves_a_failed_run_and_the_next_one_completes(
         process.wait()
     second = queued(site)
     for job in trainer(site, settings):
-        failed: list[str] = []
-        assert wait_until(lambda: bool(failed.extend(job.fail_stale()) or failed), timeout=10)  # noqa: B023
-        assert failed == [first]
+        stale: list[str] = []
+
+        def collect(job: Trainer = job) -> bool:
+            stale.extend(job.fail_stale())
+            return bool(stale)
+
+        assert wait_until(collect, timeout=10)
+        assert stale == [first]
         assert job.run_next() == second
     with site.sessions() as session:
         failed = session.get_one(TrainingRun, first)
