@@ -131,7 +131,7 @@ def test_a_sigkilled_trainer_leaves_a_failed_run_and_the_next_one_completes(
     for job in trainer(site, settings):
         stale: list[str] = []
 
-        def collect(job: Trainer = job) -> bool:
+        def collect(job: Trainer = job, stale: list[str] = stale) -> bool:
             stale.extend(job.fail_stale())
             return bool(stale)
 
