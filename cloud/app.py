@@ -22,6 +22,7 @@ from edgecascade.cloud.api.routes import (
     rollouts,
     sites,
     tokens,
+    training,
 )
 from edgecascade.cloud.dashboard import api as dashboard_api
 from edgecascade.cloud.dashboard import events as dashboard_events
@@ -71,6 +72,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(models.router)
     app.include_router(rollouts.router)
     app.include_router(accuracy.router)
+    app.include_router(training.router)
     app.include_router(dashboard_api.router)
     app.include_router(dashboard_events.router)
     dashboard_pages.mount(app)

@@ -81,7 +81,7 @@ def add_parser(
     actions = parser.add_subparsers(
         dest="cloud_action",
         title="actions",
-        metavar="[migrate | worker | token | keys | dataset | train]",
+        metavar="[migrate | worker | token | keys | dataset | train | trainer]",
         description="Without an action, serve the API and the ingest until SIGINT/SIGTERM.",
     )
     migrate_parser = actions.add_parser(

@@ -14,6 +14,10 @@ EdgeCascadeError                  (shared.errors)
       ├── LabelError              a label override that cannot be set (cloud.labels)
       │    ├── LabelRejected      not one of the edge model's labels, or those unknown -> 422
       │    └── EscalationNotFound no such escalation (or no override to withdraw)   -> 404
+      ├── TrainingError           a training run that cannot be queued or done (cloud.training)
+      │    ├── TrainingInvalid    a run that cannot be queued (no such site)       -> 422
+      │    ├── TrainingNotFound   no such training run                             -> 404
+      │    └── TrainingFailed     a run that failed; the message is its reason
       ├── TokenError              an API token that cannot be created or revoked (cloud.auth)
       │    ├── TokenInvalid       a name that is no valid id, an unknown role      -> 422
       │    ├── TokenExists        a token of that name exists                      -> 409
@@ -55,6 +59,22 @@ class LabelRejected(LabelError):
 
 class EscalationNotFound(LabelError):
     """No escalation of that id, or no override of it to withdraw."""
+
+
+class TrainingError(CloudError):
+    """A training run that cannot be queued, found or done."""
+
+
+class TrainingInvalid(TrainingError):
+    """A run that cannot be queued: the site is not known."""
+
+
+class TrainingNotFound(TrainingError):
+    """No training run of that id."""
+
+
+class TrainingFailed(TrainingError):
+    """A run that cannot go on: no parent, no trainable source, a fine-tune that failed, ..."""
 
 
 class StoreError(CloudError):

@@ -29,9 +29,12 @@ class PeriodicPublisher(threading.Thread):
         self._stopping = threading.Event()
         self._link = MqttLink(settings.mqtt, f"{settings.client_id}-{name}", persistent=False)
 
-    def begin(self) -> None:
+    def begin(self, *, loop: bool = True) -> None:
+        """Connect; and run the passes unless ``loop`` is False (a process that only publishes
+        through the object's calls, e.g. the trainer starting a rollout)."""
         self._link.start()
-        self.start()
+        if loop:
+            self.start()
 
     def stop(self) -> None:
         self._stopping.set()

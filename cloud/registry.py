@@ -12,9 +12,11 @@ it before switching to the model (the device side is :mod:`edge_agent.rollout`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -44,7 +46,7 @@ from edgecascade.shared.manifest import (
     sign_manifest,
 )
 from edgecascade.shared.messages import GoldenCase, ModelManifest
-from edgecascade.shared.runtime.card import ModelCard, Preprocess
+from edgecascade.shared.runtime.card import Lineage, ModelCard, Preprocess, TrainableSource
 from edgecascade.shared.runtime.runtime import ModelRuntime
 
 
@@ -58,6 +60,9 @@ class Upload:
     labels: list[str]
     preprocess: dict[str, Any] | None = None
     golden_image: bytes | None = None  # PNG or JPEG; its top-1 goes into the manifest
+    trainable: TrainableSource | None = None  # what it can be fine-tuned from (with weights)
+    weights: bytes | None = None  # the trainable source's state_dict, kept beside the model
+    lineage: Lineage | None = None  # parent and data of a fine-tuned model
 
 
 def signing_key(settings: CloudSettings) -> Ed25519PrivateKey:
@@ -82,7 +87,10 @@ def register(
     _check_new(session, upload, runtime.sha256)
     golden = _golden_cases(upload, runtime)
     manifest = sign_manifest(_manifest(upload, settings, card, runtime, golden), key)
-    ModelStore(settings).put(runtime.sha256, upload.content)
+    models = ModelStore(settings)
+    if upload.weights is not None:
+        models.put_weights(runtime.sha256, upload.weights)
+    models.put(runtime.sha256, upload.content)
     row = ModelVersion(
         name=upload.name,
         version=upload.version,
@@ -94,6 +102,7 @@ def register(
         manifest=manifest.model_dump(mode="json"),
         created_at=time.time(),
         created_by=created_by,
+        card=card.model_dump(mode="json", exclude_none=True),
     )
     session.add(row)
     session.commit()
@@ -118,7 +127,10 @@ def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
             version=upload.version,
             labels=upload.labels,
             preprocess=Preprocess.model_validate(upload.preprocess or {}),
+            trainable=upload.trainable,
+            lineage=upload.lineage,
         )
+        _check_weights(upload)
         runtime = ModelRuntime.from_bytes(
             upload.content, f"upload {upload.name} {upload.version}", card, num_threads=1
         )
@@ -129,6 +141,19 @@ def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
     if not upload.labels:
         raise ModelRejected(f"no labels given; the model has {runtime.num_classes} outputs")
     return card, runtime
+
+
+def _check_weights(upload: Upload) -> None:
+    """A trainable source comes with its weights, and they are the ones it names."""
+    if (upload.trainable is None) != (upload.weights is None):
+        raise ModelRejected("a trainable source and its weights file come together")
+    if upload.trainable is not None and upload.weights is not None:
+        digest = hashlib.sha256(upload.weights).hexdigest()
+        if digest != upload.trainable.weights_sha256:
+            raise ModelRejected(
+                f"the weights' sha256 is {digest[:12]}, the trainable source names "
+                f"{upload.trainable.weights_sha256[:12]}"
+            )
 
 
 def _check_new(session: Session, upload: Upload, sha256: str) -> None:
@@ -204,6 +229,23 @@ class ModelStore:
 
     def get(self, sha256: str) -> bytes:
         return self._blobs.get(f"{sha256}.tflite")
+
+    def put_weights(self, sha256: str, content: bytes) -> None:
+        """The trainable source's state_dict of the model ``sha256``, ``<sha256>.pt``."""
+        self._blobs.put(f"{sha256}.pt", content)
+
+    def weights_path(self, sha256: str) -> Path:
+        return self._blobs.path(f"{sha256}.pt")
+
+
+def card_of(row: ModelVersion) -> ModelCard:
+    """The registered model's card: as uploaded when kept, else rebuilt from its manifest."""
+    if row.card is not None:
+        return ModelCard.model_validate(row.card)
+    manifest = manifest_of(row)
+    return ModelCard.model_validate(
+        {**manifest.card, "name": row.name, "version": row.version, "labels": manifest.labels}
+    )
 
 
 def calibrate(

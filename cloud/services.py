@@ -1,7 +1,8 @@
 """What a running cloud process holds, opened and closed in one place, top to bottom.
 
 :func:`open_services` migrates the database, builds the engine, the session factory and the blob
-store, and (optionally) starts the ingest, the model distributor and the rollout controller;
+store, and (optionally) starts the ingest, the model distributor, the rollout controller and the
+training trigger;
 :meth:`Services.close` stops them in reverse order. The FastAPI lifespan calls both; request
 handlers reach the parts through :mod:`cloud.api.deps`.
 """
@@ -23,6 +24,7 @@ from edgecascade.cloud.resubmit import EscalationResubmitter
 from edgecascade.cloud.rollouts import RolloutController
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.cloud.store import StoreWriter
+from edgecascade.cloud.training.trigger import TrainingScheduler, triggers_on
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,11 @@ class Services:
     distributor: ModelDistributor | None = None
     rollouts: RolloutController | None = None
     resubmitter: EscalationResubmitter | None = None
+    training: TrainingScheduler | None = None
 
     def close(self) -> None:
+        if self.training is not None:
+            self.training.stop()
         if self.resubmitter is not None:
             self.resubmitter.stop()
         if self.rollouts is not None:
@@ -77,6 +82,9 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
         if settings.resubmit.after_s > 0:
             services.resubmitter = EscalationResubmitter(engine, blobs, settings)
             services.resubmitter.begin()
+        if triggers_on(settings.train):
+            services.training = TrainingScheduler(engine, settings.train)
+            services.training.start()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

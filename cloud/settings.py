@@ -172,6 +172,65 @@ class ResubmitSection(Section):
     )
 
 
+class TrainSection(Section):
+    """The learning loop: when a site's edge model is fine-tuned on its verdicts, and when the
+    result may ship (``edgecascade cloud trainer`` runs what the triggers queue)."""
+
+    min_new_samples: int = Field(
+        0,
+        ge=0,
+        description="Queue a run once a site has this many new verdicts since its last run; "
+        "0 turns this trigger off.",
+    )
+    max_disagreement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Queue a run once the share of a site's escalations the cloud disagrees "
+        "with over window_s exceeds this (escalated frames only, so biased upwards); 0 turns "
+        "this trigger off.",
+    )
+    min_window_verdicts: int = Field(
+        100, ge=1, description="Verdicts over window_s needed before max_disagreement is judged."
+    )
+    window_s: float = Field(
+        3600.0, gt=0, description="The window the disagreement is measured over."
+    )
+    schedule_s: float = Field(
+        0.0,
+        ge=0,
+        description="Queue a run for a site when its last run is this old; 0 turns it off.",
+    )
+    check_interval_s: float = Field(
+        60.0, gt=0, description="Seconds between the cloud's looks at the triggers."
+    )
+    max_regression_points: float = Field(
+        0.5,
+        description="Gate: most points of accuracy the child may lose on the original "
+        "evaluation set.",
+    )
+    min_holdout: int = Field(
+        50, ge=0, description="Gate: held-out verdicts of the site needed to judge the child."
+    )
+    min_improvement_points: float = Field(
+        0.0,
+        description="Gate: the child must beat its parent on the held-out verdicts by more "
+        "than this many points.",
+    )
+    epochs: int = Field(5, ge=1, le=1000, description="Passes over the site's verdicts.")
+    stages: list[float] = Field(
+        [10.0, 50.0, 100.0], min_length=1, description="Rollout stages of a shipped child."
+    )
+    poll_s: float = Field(5.0, gt=0, description="How often an idle trainer looks for runs.")
+    heartbeat_s: float = Field(10.0, gt=0, description="How often a running trainer says so.")
+    stale_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="A running run whose heartbeat is older than this is failed by the next "
+        "trainer to start (its trainer stopped mid-run).",
+    )
+
+
 class CloudSettings(ComponentSettings):
     """Everything ``edgecascade cloud`` needs."""
 
@@ -200,6 +259,9 @@ class CloudSettings(ComponentSettings):
     )
     worker: WorkerSection = Field(
         default_factory=WorkerSection, description="Re-inference workers."
+    )
+    train: TrainSection = Field(
+        default_factory=TrainSection, description="The learning loop (training runs)."
     )
     client_id: str = Field(
         "cloud-ingest",

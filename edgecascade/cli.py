@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.bench import add_parser as add_bench
     from edgecascade.cascade_pick import add_parser as add_cascade
     from edgecascade.cloud.cli import add_parser as add_cloud
+    from edgecascade.cloud.training.cli import add_trainer_parser
     from edgecascade.configref import add_parser as add_config_reference
     from edgecascade.demo import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_agent(sub)
     add_gateway(sub)
-    add_cloud(sub, extra_actions=[add_train_parser])
+    add_cloud(sub, extra_actions=[add_train_parser, add_trainer_parser])
     add_demo(sub)
     add_models(sub)
     add_bench(sub)

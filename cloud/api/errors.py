@@ -37,6 +37,8 @@ from edgecascade.cloud.errors import (
     TokenInvalid,
     TokenNotFound,
     TooFewVerdicts,
+    TrainingInvalid,
+    TrainingNotFound,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ STATUS: dict[type[CloudError], int] = {
     RolloutConflict: 409,
     LabelRejected: 422,
     EscalationNotFound: 404,
+    TrainingInvalid: 422,
+    TrainingNotFound: 404,
 }
 
 

@@ -219,6 +219,9 @@ class ModelVersion(Base):
     manifest: Mapped[dict[str, Any]]
     created_at: Mapped[float]
     created_by: Mapped[str] = mapped_column(IDENT, comment="Name of the token that uploaded it.")
+    card: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="The model card as uploaded (trainable source, lineage), when there was one."
+    )
 
 
 class ModelAck(Base):
@@ -285,3 +288,35 @@ class LabelOverride(Base):
     created_by: Mapped[str] = mapped_column(IDENT, comment="Name of the token that set it.")
     created_at: Mapped[float]
     note: Mapped[str] = mapped_column(Text, comment="Why, in the operator's words; may be empty.")
+
+
+class TrainingRun(Base):
+    """A fine-tuning run of a site's edge model: queued, claimed by a trainer, decided.
+
+    ``state``: queued, running, succeeded (trained and evaluated; registered, not rolled out),
+    shipped (a rollout started: ``rollout_id``), rejected (the gates said no: ``reason``),
+    failed (``reason``). A running run's trainer moves ``heartbeat_at``; one that stops moving
+    is failed by the next trainer to start.
+    """
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index(None, "state", "created_at"), Index(None, "site_id", "created_at"))
+
+    id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IDENT)
+    state: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(Text, comment="Who or what queued it, and why.")
+    parent_name: Mapped[str | None] = mapped_column(IDENT)
+    parent_version: Mapped[str | None] = mapped_column(IDENT)
+    child_version: Mapped[str | None] = mapped_column(IDENT)
+    snapshot_id: Mapped[str | None] = mapped_column(IDENT, comment="The dataset trained on.")
+    dataset_size: Mapped[int | None]
+    metrics: Mapped[dict[str, Any]] = mapped_column(comment="report.json's result: before/after.")
+    reason: Mapped[str] = mapped_column(Text, comment="The gates' decision, or why it failed.")
+    log: Mapped[str] = mapped_column(Text, comment="The run's captured log lines.")
+    trainer_id: Mapped[str | None] = mapped_column(IDENT, comment="The trainer that claimed it.")
+    heartbeat_at: Mapped[float | None]
+    created_at: Mapped[float]
+    started_at: Mapped[float | None]
+    finished_at: Mapped[float | None]
+    rollout_id: Mapped[str | None] = mapped_column(IDENT)
