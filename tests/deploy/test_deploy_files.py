@@ -48,6 +48,7 @@ def test_every_component_has_a_unit() -> None:
         "gateway",
         "cloud",
         "cloud worker",
+        "cloud trainer",
     }
 
 
