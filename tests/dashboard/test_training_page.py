@@ -153,7 +153,7 @@ def test_runs_lineage_and_train_now(client: ApiClient, tab: Page, screenshots: P
     shipped = tab.locator("#training-runs tr[data-id='tr-shipped']")
     rejected = tab.locator("#training-runs tr[data-id='tr-rejected']")
     assert shipped.get_attribute("data-state") == "shipped"
-    assert f"{parent.name}@{parent.version} → ft-1" in shipped.inner_text()
+    assert f"{parent.name}@{parent.version} → {child.version}" in shipped.inner_text()
     assert "50.0 % → 90.0 %" in shipped.locator(".holdout").inner_text()
     assert "80.0 % → 79.0 %" in shipped.locator(".original").inner_text()
     assert "ro-1" in shipped.inner_text() and "snap-1 (120)" in shipped.inner_text()
@@ -161,7 +161,7 @@ def test_runs_lineage_and_train_now(client: ApiClient, tab: Page, screenshots: P
     assert "50.0 % → 45.0 %" in rejected.locator(".holdout").inner_text()
     assert "registered child" in tab.inner_text("#training-log")
 
-    node = tab.locator(f"#training-lineage li li .node[data-model='{parent.name}@ft-1']")
+    node = tab.locator(f"#training-lineage li li .node[data-model='{child.name}@{child.version}']")
     assert node.get_attribute("data-parent") == f"{parent.name}@{parent.version}"
     assert "dataset 120 samples" in node.inner_text() and "50.0 % → 90.0 %" in node.inner_text()
     tab.screenshot(path=screenshots / "training.png", full_page=True)
