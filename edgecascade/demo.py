@@ -306,6 +306,7 @@ class Demo:
             "stored": stored,
             "escalations": sum(s.get("escalations", 0) for s in stats),
             "escalated results stored": self._count("/api/results?limit=1&escalated=true"),
+            "audit samples": sum(s.get("audits", 0) for s in stats),
             "verdicts at the cameras": sum(s.get("verdicts", 0) for s in stats),
             "corrected by the cloud": sum(s.get("corrected", 0) for s in stats),
             "over budget": sum(s.get("over_budget", 0) for s in stats),
