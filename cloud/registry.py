@@ -4,7 +4,10 @@ manifest.
 An upload is refused, with the reason, when it is larger than ``registry.max_model_mb``, when the
 LiteRT interpreter cannot load it, when it is not a classifier with one input and one output, when
 its labels do not match its outputs, or when its name and version (or its bytes) are registered
-already. What the interpreter reports (input and output tensors) is stored with it. A golden
+already. A trainable source (the architecture the trainer rebuilds and the torch state_dict it
+fine-tunes) comes with its weights or not at all, names an architecture of
+:data:`TRAINABLE_ARCHITECTURES` and the weights' sha256; the weights are kept beside the model.
+What the interpreter reports (input and output tensors) is stored with it. A golden
 image, when given, is run through the model here and shipped in the manifest: each device runs
 it before switching to the model (the device side is :mod:`edge_agent.rollout`). Refusals are
 :class:`~cloud.errors.RegistryError` subclasses, one per reason the API answers differently.
@@ -48,6 +51,10 @@ from edgecascade.shared.manifest import (
 from edgecascade.shared.messages import GoldenCase, ModelManifest
 from edgecascade.shared.runtime.card import Lineage, ModelCard, Preprocess, TrainableSource
 from edgecascade.shared.runtime.runtime import ModelRuntime
+
+# What the trainer can rebuild: the keys of modelzoo/architectures.py::ARCHITECTURES, kept equal
+# by a test, so the cloud checks a trainable source without importing torch or the model zoo.
+TRAINABLE_ARCHITECTURES = ("fashion-cloud-cnn", "fashion-edge-cnn")
 
 
 @dataclass(frozen=True)
@@ -109,14 +116,20 @@ def register(
     return row
 
 
+def weights_file(name: str) -> str:
+    """What the state_dict of the model ``name`` is called beside it when written out."""
+    return f"{name}.pt"
+
+
 def _check_size(upload: Upload, settings: CloudSettings) -> None:
     limit = int(settings.registry.max_model_mb * 1024 * 1024)
-    size = len(upload.content)
-    if size > limit:
-        raise ModelTooLarge(
-            f"model file is {size} bytes; the registry takes at most {limit} "
-            f"(registry.max_model_mb = {settings.registry.max_model_mb:g})"
-        )
+    files = {"model file": upload.content, "weights file": upload.weights or b""}
+    for what, content in files.items():
+        if len(content) > limit:
+            raise ModelTooLarge(
+                f"{what} is {len(content)} bytes; the registry takes at most {limit} "
+                f"(registry.max_model_mb = {settings.registry.max_model_mb:g})"
+            )
 
 
 def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
@@ -144,16 +157,28 @@ def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
 
 
 def _check_weights(upload: Upload) -> None:
-    """A trainable source comes with its weights, and they are the ones it names."""
-    if (upload.trainable is None) != (upload.weights is None):
-        raise ModelRejected("a trainable source and its weights file come together")
-    if upload.trainable is not None and upload.weights is not None:
-        digest = hashlib.sha256(upload.weights).hexdigest()
-        if digest != upload.trainable.weights_sha256:
-            raise ModelRejected(
-                f"the weights' sha256 is {digest[:12]}, the trainable source names "
-                f"{upload.trainable.weights_sha256[:12]}"
-            )
+    """A trainable source comes with its weights, of an architecture the trainer knows, and
+    they are the ones it names."""
+    trainable, weights = upload.trainable, upload.weights
+    if trainable is None and weights is not None:
+        raise ModelRejected(
+            "weights without a trainable source: the architecture and weights_sha256 are missing"
+        )
+    if trainable is None:
+        return
+    if weights is None:
+        raise ModelRejected("a trainable source without its weights: the weights file is missing")
+    if trainable.architecture not in TRAINABLE_ARCHITECTURES:
+        raise ModelRejected(
+            f"unknown architecture {trainable.architecture!r}; the trainer knows "
+            f"{', '.join(TRAINABLE_ARCHITECTURES)}"
+        )
+    digest = hashlib.sha256(weights).hexdigest()
+    if digest != trainable.weights_sha256:
+        raise ModelRejected(
+            f"the weights' sha256 is {digest}, not the weights_sha256 the trainable source "
+            f"names ({trainable.weights_sha256})"
+        )
 
 
 def _check_new(session: Session, upload: Upload, sha256: str) -> None:

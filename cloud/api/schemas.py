@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from edgecascade.cloud.dataset import LabelSource
 from edgecascade.shared.messages import NO_NUL, Prediction
@@ -214,8 +214,32 @@ class ModelOut(_FromRow):
     created_by: str
 
 
+class TrainableFields(BaseModel):
+    """A trainable source as the API takes and shows it; the weights' file name is the
+    registry's business."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str = Field(max_length=64, description="The network the trainer rebuilds.")
+    weights_sha256: str = Field(
+        pattern="^[0-9a-f]{64}$", description="sha256 (hex) of the weights file, the state_dict."
+    )
+
+
+def _trainable_of(card: Any) -> Any:
+    """The stored card's trainable source, without the weights' file name (None: none)."""
+    source = card.get("trainable") if isinstance(card, dict) else None
+    if not isinstance(source, dict):
+        return source
+    return {key: source.get(key) for key in ("architecture", "weights_sha256")}
+
+
 class ModelDetail(ModelOut):
     manifest: dict[str, JsonValue] = Field(description="The signed manifest devices are sent.")
+    trainable: Annotated[TrainableFields | None, BeforeValidator(_trainable_of)] = Field(
+        validation_alias="card",
+        description="What the trainer can fine-tune it from; null: it is not trainable.",
+    )
 
 
 class ModelList(BaseModel):

@@ -1,5 +1,6 @@
 """The model registry through the served API: real models uploaded, validated by loading, signed;
-corrupt, oversized, mislabelled, duplicate and unauthorised uploads refused with the reason."""
+corrupt, oversized, mislabelled, duplicate and unauthorised uploads refused with the reason; a
+trainable source uploaded with its weights, or refused with what is wrong with it."""
 
 from __future__ import annotations
 
@@ -16,18 +17,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from edgecascade.cloud.app import create_app
+from edgecascade.cloud.db.models import ModelVersion
+from edgecascade.cloud.registry import TRAINABLE_ARCHITECTURES, ModelStore, card_of
 from edgecascade.cloud.settings import CloudSettings
+from edgecascade.modelzoo.architectures import ARCHITECTURES
 from edgecascade.shared.manifest import generate_keys, verify_manifest
 from edgecascade.shared.messages import ModelManifest
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.cloud.conftest import ApiClient, serving
-from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
+from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32, EVAL_SAMPLE
 
 CARD = load_card_for(CLOUD_MODEL)
 LABELS = "\n".join(CARD.labels) + "\n"
 PREPROCESS = json.dumps(CARD.preprocess.model_dump(mode="json"))
 GOLDEN = sorted(EVAL_SAMPLE.rglob("*.png"))[0]
+EDGE_CARD = load_card_for(EDGE_MODEL)
+assert EDGE_CARD.trainable is not None
+WEIGHTS = (EDGE_MODEL.parent / EDGE_CARD.trainable.weights).read_bytes()
+SOURCE = {"architecture": "fashion-edge-cnn", "weights_sha256": hashlib.sha256(WEIGHTS).hexdigest()}
 
 
 def upload(
@@ -63,6 +71,7 @@ def test_a_real_model_is_registered_signed_and_served(client: ApiClient) -> None
     assert body["num_classes"] == 10 and body["created_by"].startswith("test-admin")
     assert body["input_spec"]["tensor"]["shape"] == [1, 28, 28, 1]
     assert body["output_spec"]["shape"] == [1, 10]
+    assert body["trainable"] is None  # no trainable source uploaded: the trainer cannot use it
 
     # The manifest verifies with the public key the API hands out, and carries the golden
     # image with the model's own answer on it.
@@ -115,6 +124,57 @@ def test_bad_uploads_are_refused_with_the_reason(client: ApiClient) -> None:
     assert not any(client.services.settings.model_dir.glob("*.tflite"))
 
 
+def trainable_parts(source: dict[str, str] | None, weights: bytes | None) -> dict[str, Any]:
+    """The optional ``trainable`` form field and ``weights`` file of an upload."""
+    parts: dict[str, Any] = {}
+    if source is not None:
+        parts["trainable"] = (None, json.dumps(source))
+    if weights is not None:
+        parts["weights"] = ("fashion_edge.pt", weights, "application/octet-stream")
+    return parts
+
+
+def test_a_model_uploaded_with_its_weights_is_trainable(client: ApiClient) -> None:
+    admin = client.as_role("admin")
+    generate_keys(client.services.settings.signing_key_path.parent)
+    content = EDGE_MODEL.read_bytes()
+    wrong = {**SOURCE, "weights_sha256": "0" * 64}
+    cases: dict[str, tuple[dict[str, str] | None, bytes | None, str]] = {
+        "weights alone": (None, WEIGHTS, "architecture and weights_sha256 are missing"),
+        "no weights": (SOURCE, None, "the weights file is missing"),
+        "other weights": (wrong, WEIGHTS, "not the weights_sha256 the trainable source names"),
+        "unknown architecture": (
+            {**SOURCE, "architecture": "resnet-50"},
+            WEIGHTS,
+            "unknown architecture 'resnet-50'; the trainer knows fashion-cloud-cnn, fashion-edge",
+        ),
+        "not a source": ({"architecture": "fashion-edge-cnn"}, WEIGHTS, "unreadable field"),
+    }
+    for case, (source, weights, reason) in cases.items():
+        response = upload(client, admin, content, **trainable_parts(source, weights))
+        assert response.status_code == 422, (case, response.text)
+        assert reason in response.json()["detail"], (case, response.text)
+    assert client.get("/api/models").json()["items"] == []  # nothing half-registered
+    assert not any(client.services.settings.model_dir.glob("*"))
+
+    created = upload(client, admin, content, **trainable_parts(SOURCE, WEIGHTS))
+    assert created.status_code == 201, created.text
+    assert created.json()["trainable"] == SOURCE
+    detail = client.get("/api/models/fashion-cloud/2.0.0").json()
+    assert detail["trainable"] == SOURCE  # the architecture, for whoever picks a parent
+    # The registry keeps the weights by the model's sha256, as the trainer reads them.
+    with client.services.sessions() as session:
+        row = session.get(ModelVersion, ("fashion-cloud", "2.0.0"))
+        assert row is not None
+        card = card_of(row)
+    assert card.trainable is not None and card.trainable.weights == "fashion-cloud.pt"
+    assert ModelStore(client.services.settings).weights_path(row.sha256).read_bytes() == WEIGHTS
+
+
+def test_the_cloud_knows_the_architectures_the_trainer_can_rebuild() -> None:
+    assert sorted(TRAINABLE_ARCHITECTURES) == sorted(ARCHITECTURES)
+
+
 def test_an_oversized_upload_is_refused_before_it_is_loaded(
     cloud_settings: CloudSettings, tmp_path: Path
 ) -> None:
@@ -131,6 +191,14 @@ def test_an_oversized_upload_is_refused_before_it_is_loaded(
         big = upload(client, admin, CLOUD_MODEL.read_bytes(), version="3.0.0")  # 573 KB
         assert big.status_code == 413
         assert "the registry takes at most 104857" in big.json()["detail"]
+        heavy = upload(
+            client,
+            admin,
+            EDGE_MODEL_FP32.read_bytes(),
+            version="4.0.0",
+            **trainable_parts(SOURCE, WEIGHTS + b"\0" * 110_000),
+        )
+        assert heavy.status_code == 413 and "weights file is 104858 bytes" in heavy.text
 
 
 def test_calibration_fits_the_temperature_from_verdicts_and_re_signs_the_manifest(

@@ -22,15 +22,24 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from edgecascade.cloud.api.deps import ID, TEXT, Admin, SessionDep, SettingsDep, require
-from edgecascade.cloud.api.schemas import CalibrationOut, ModelDetail, ModelList, ModelOut
+from edgecascade.cloud.api.schemas import (
+    CalibrationOut,
+    ModelDetail,
+    ModelList,
+    ModelOut,
+    TrainableFields,
+)
 from edgecascade.cloud.db.models import ModelVersion
+from edgecascade.cloud.errors import ModelRejected
 from edgecascade.cloud.registry import (
     ModelStore,
     Upload,
     calibrate,
     register,
     signing_key,
+    weights_file,
 )
+from edgecascade.shared.runtime.card import TrainableSource
 
 router = APIRouter(prefix="/api", tags=["models"])
 ModelName = Annotated[str, Path(pattern=ID, description="The model's name.")]
@@ -53,17 +62,25 @@ async def upload_model(
     golden: Annotated[
         UploadFile | None, File(description="An image the device checks the model on.")
     ] = None,
+    trainable: Annotated[
+        str | None,
+        Form(
+            description='JSON, what it can be fine-tuned from, e.g. {"architecture": '
+            '"fashion-edge-cnn", "weights_sha256": "<hex>"}; needs `weights`.'
+        ),
+    ] = None,
+    weights: Annotated[
+        UploadFile | None, File(description="The trainable source's torch state_dict (.pt).")
+    ] = None,
 ) -> ModelDetail:
     limit = int(settings.registry.max_model_mb * 1024 * 1024)
     content = await file.read(limit + 1)  # one byte more tells "too large" without reading all
     try:
         label_text = (await labels.read(16 * 1024 * 1024)).decode("utf-8")
         options = json.loads(preprocess) if preprocess else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(
-            422,
-            f"unreadable field: {exc}",  # by number: Starlette renamed the constant
-        ) from None
+        source = TrainableFields.model_validate_json(trainable) if trainable else None
+    except ValueError as exc:  # not UTF-8, not JSON, not a trainable source
+        raise ModelRejected(f"unreadable field: {exc}") from None
     upload = Upload(
         content=content,
         name=name,
@@ -71,6 +88,10 @@ async def upload_model(
         labels=[line.strip() for line in label_text.splitlines() if line.strip()],
         preprocess=options,
         golden_image=await golden.read(8 * 1024 * 1024) if golden is not None else None,
+        trainable=None
+        if source is None
+        else TrainableSource(**source.model_dump(), weights=weights_file(name)),
+        weights=await weights.read(limit + 1) if weights is not None else None,
     )
     row = await run_in_threadpool(register, session, settings, upload, principal.name)
     return ModelDetail.model_validate(row)
