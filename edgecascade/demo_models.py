@@ -1,8 +1,11 @@
 """The demo's models, registered through the cloud API the way an operator uploads one: a
-multipart form with the model file, its labels and its card's name, version and preprocessing."""
+multipart form with the model file, its labels and its card's name, version and preprocessing,
+and its trainable source (architecture and state_dict) when the card has one, so the trainer can
+fine-tune the demo's edge model."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +29,11 @@ def register_model(api: str, admin_token: str, path: Path, version: str | None) 
         "file": (path.name, path.read_bytes()),
         "labels": ("labels.txt", "\n".join(card.labels).encode()),
     }
+    if card.trainable is not None:  # the registry names the weights file itself
+        source = card.trainable.model_dump(include={"architecture", "weights_sha256"})
+        fields["trainable"] = json.dumps(source)
+        weights = path.parent / card.trainable.weights
+        files["weights"] = (weights.name, weights.read_bytes())
     body, content_type = _multipart(fields, files)
     request = urllib.request.Request(
         api + "/api/models",

@@ -20,6 +20,7 @@ from edgecascade.cloud.app import create_app
 from edgecascade.cloud.db.models import ModelVersion
 from edgecascade.cloud.registry import TRAINABLE_ARCHITECTURES, ModelStore, card_of
 from edgecascade.cloud.settings import CloudSettings
+from edgecascade.demo_models import register_model
 from edgecascade.modelzoo.architectures import ARCHITECTURES
 from edgecascade.shared.manifest import generate_keys, verify_manifest
 from edgecascade.shared.messages import ModelManifest
@@ -169,6 +170,16 @@ def test_a_model_uploaded_with_its_weights_is_trainable(client: ApiClient) -> No
         card = card_of(row)
     assert card.trainable is not None and card.trainable.weights == "fashion-cloud.pt"
     assert ModelStore(client.services.settings).weights_path(row.sha256).read_bytes() == WEIGHTS
+
+
+def test_the_demo_registers_the_edge_model_with_its_trainable_source(client: ApiClient) -> None:
+    generate_keys(client.services.settings.signing_key_path.parent)
+    api = str(client.base_url).rstrip("/")
+    registered = register_model(api, client.token("admin"), EDGE_MODEL, None)
+    assert registered == f"{EDGE_CARD.name} {EDGE_CARD.version}"
+    detail = client.get(f"/api/models/{EDGE_CARD.name}/{EDGE_CARD.version}").json()
+    assert detail["trainable"] == SOURCE
+    assert register_model(api, client.token("admin"), EDGE_MODEL, None) is None  # registered
 
 
 def test_the_cloud_knows_the_architectures_the_trainer_can_rebuild() -> None:
