@@ -28,6 +28,7 @@ PATH_VALUES = {
     "name": "fashion-cloud",
     "version": "1.0.0",
     "rollout_id": "ro-0123456789ab",
+    "run_id": "tr-0123456789ab",
     "site": "site1",
     "device": "cam1",
 }
