@@ -189,33 +189,29 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
 
     workdir = tmp_path / "demo"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgecascade",
-            "demo",
-            "--devices",
-            "2",
-            "--duration",
-            "60",
-            "--workdir",
-            str(workdir),
-        ],
+    argv = ["demo", "--devices", "2", "--duration", "60", "--workdir", str(workdir)]
+
+    def interruptible() -> None:
+        # A job started in the background by a non-interactive shell ignores SIGINT, and its
+        # children inherit that: give the demo the disposition a terminal's Ctrl-C meets.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "edgecascade", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=env,
         start_new_session=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("started 2 camera"):
-            break
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 5  # two brokers, cloud, gateway, two cameras
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    assert proc.wait(timeout=60) == 130
-    proc.stdout.close()
+        preexec_fn=interruptible,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("started 2 camera"):
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 5  # two brokers, cloud, gateway, two cameras
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(timeout=60) == 130
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
