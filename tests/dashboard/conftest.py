@@ -3,13 +3,36 @@ and the browser tests' screenshot folder named in the terminal summary."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, sync_playwright
 
 from tests.cloud.conftest import client, cloud_settings, services  # noqa: F401
 
 SCREENSHOTS = pytest.StashKey[Path]()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Root in a container has no user namespaces for chromium's sandbox; /dev/shm may be tiny.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def tab() -> Iterator[Page]:
+    """A page of a fresh headless chromium against a served API; page errors fail the test."""
+    if CHROMIUM is None:
+        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+    assert not errors, errors
 
 
 def pytest_terminal_summary(

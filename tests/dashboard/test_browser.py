@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -28,16 +27,11 @@ from edgecascade.brokers import free_port
 from edgecascade.demo import Demo, DemoPlan
 from edgecascade.processes import environment
 from edgecascade.shared.runtime.card import load_card_for
-from tests.dashboard.conftest import SCREENSHOTS
+from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, TIMEOUT_MS
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EVAL_SAMPLE
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Root in a container has no user namespaces for chromium's sandbox; /dev/shm may be tiny.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
-TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")

@@ -5,31 +5,13 @@ buttons are disabled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests.cloud.conftest import ApiClient
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.utils.judged import store_judged
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def tab() -> Iterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-    assert not errors, errors
 
 
 def open_labels(page: Page, client: ApiClient, role: str) -> None:

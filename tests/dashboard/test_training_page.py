@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from edgecascade.cloud.db.models import ModelVersion, Site, TrainingRun
 from edgecascade.cloud.registry import Upload, card_of, register
@@ -21,7 +20,6 @@ from edgecascade.shared.manifest import generate_keys
 from edgecascade.shared.runtime.card import Lineage, LineageMetrics
 from tests.cloud.conftest import ApiClient
 from tests.dashboard.conftest import SCREENSHOTS
-from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.utils.paths import EDGE_MODEL_FP32
 from tests.utils.training import SITE, register_parent
 
@@ -29,21 +27,6 @@ pytestmark = pytest.mark.e2e
 
 SHIPPED_REASON = "ship: holdout accuracy 0.5000 -> 0.9000 (+40.00 points on 20 samples)"
 REJECTED_REASON = "improvement gate: holdout accuracy 0.5000 -> 0.4500 (-5.00 points)"
-
-
-@pytest.fixture
-def tab() -> Iterator[Page]:
-    if CHROMIUM is None:
-        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
-    assert not errors, errors
 
 
 @pytest.fixture(scope="module")
