@@ -11,6 +11,7 @@ from edgecascade.shared.cli import SubParsers
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     try:
+        from edgecascade.models_import import add_import_parser
         from edgecascade.modelzoo.cli import add_build_parser
         from edgecascade.shared.runtime.evaluate import add_eval_parser
     except ImportError as exc:  # a gateway or admin install: no numpy/LiteRT, no models command
@@ -19,12 +20,16 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     parser = subparsers.add_parser(
         "models",
-        help="build model pairs and evaluate models",
-        description="Build the model zoo (build) and measure any TFLite classifier (eval).",
+        help="build, import and evaluate models",
+        description=(
+            "Build the model zoo (build), bring your own TFLite classifier with a card written "
+            "for it (import) and measure any TFLite classifier (eval)."
+        ),
     )
     models = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     add_build_parser(models)
     add_eval_parser(models)
+    add_import_parser(models)
     dataset = models.add_parser(
         "dataset",
         help="write a labelled test split as an image folder",

@@ -9,10 +9,11 @@ published classifiers.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from edgecascade.shared.errors import ModelError
 
@@ -31,8 +32,47 @@ class Preprocess(BaseModel):
         0.875, gt=0.0, le=1.0, description="Fraction of the short side kept by center_crop."
     )
     color: ColorOrder = Field("rgb", description="Channel order the model expects.")
-    mean: float = Field(127.5, description="Subtracted from each 0..255 pixel value.")
-    std: float = Field(127.5, gt=0.0, description="Divides each pixel value after the mean.")
+    mean: float | list[float] = Field(
+        127.5,
+        description="Subtracted from each 0..255 pixel value: one value, or one per channel "
+        "(3 for RGB, in the model's channel order).",
+    )
+    std: float | list[float] = Field(
+        127.5,
+        description="Divides each pixel value after the mean: one value > 0, or one per channel.",
+    )
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _per_channel(cls, value: float | list[float], info: ValidationInfo) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if len(values) not in (1, 3):
+            raise ValueError(
+                f"{info.field_name} {value} has {len(values)} values; give one value or one per "
+                "channel (3 for RGB)"
+            )
+        for v in values:
+            if not math.isfinite(v) or (info.field_name == "std" and v <= 0):
+                raise ValueError(
+                    f"{info.field_name} {value} has {v}: every {info.field_name} must be finite"
+                    + (" and > 0" if info.field_name == "std" else "")
+                )
+        return value
+
+    def per_channel(self, channels: int) -> tuple[list[float], list[float]]:
+        """``(mean, std)`` with one value per input channel; ValueError naming the mismatch."""
+        out = []
+        for name, value in (("mean", self.mean), ("std", self.std)):
+            values = value if isinstance(value, list) else [value]
+            if len(values) == 1:
+                values = values * channels
+            if len(values) != channels:
+                raise ValueError(
+                    f"preprocess.{name} {value} has {len(values)} values but the model's input "
+                    f"has {channels} channel(s)"
+                )
+            out.append(values)
+        return out[0], out[1]
 
 
 class ModelMetrics(BaseModel):

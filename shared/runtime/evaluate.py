@@ -41,6 +41,7 @@ class EvalReport(BaseModel):
     model: str
     model_path: str
     sha256: str
+    description: str  # which source decided preprocessing and labels (card, metadata, ...)
     dataset: str
     images: int
     skipped: int
@@ -79,6 +80,7 @@ def evaluate(
         model=runtime.card.name,
         model_path=runtime.source,
         sha256=runtime.sha256,
+        description=runtime.description.summary(),
         dataset=str(dataset.root),
         images=len(t),
         skipped=len(dataset.skipped),
@@ -149,6 +151,7 @@ def _latency(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 def format_table(report: EvalReport) -> str:
     lines = [
         f"model     {report.model} ({report.model_path}, sha256 {report.sha256[:16]})",
+        f"card      {report.description}",
         f"dataset   {report.dataset}: {report.images} images, {report.skipped} skipped",
         f"top-1     {report.top1_accuracy:.4f}",
         "latency   "
@@ -176,7 +179,10 @@ def add_eval_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
             "Run a .tflite classifier over a labelled image folder (<dataset>/<class>/<image>, "
             "where <class> is a label from the model card or an output index) and report top-1 "
             "accuracy, per-class accuracy, a confidence histogram and latency p50/p95. Labels "
-            "and preprocessing come from the model card next to the model (<model>.json)."
+            "and preprocessing come from --card, else the model card next to the model "
+            "(<model>.json), else the model itself: its TFLite metadata (label file, "
+            "normalisation, colour space), else its int8/uint8 input quantization, else defaults "
+            "(RGB, [-1, 1]). The 'card' line of the report says which decided."
         ),
     )
     parser.add_argument("model", type=Path, help="the .tflite file")

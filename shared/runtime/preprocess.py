@@ -114,11 +114,17 @@ def dequantize(values: Array, tensor: TensorSpec) -> npt.NDArray[np.float32]:
 
 def pixel_table(spec: InputSpec, prep: Preprocess) -> Array:
     """What each of the 256 pixel values becomes in the input tensor: normalisation and
-    quantization folded into one lookup table, so a frame costs one indexing pass."""
+    quantization folded into one lookup table, so a frame costs one indexing pass. The table is
+    ``[256]`` when every channel is normalised alike, else ``[256, channels]``; ValueError when
+    the card's per-channel values do not fit the input's channels."""
     levels = np.arange(256, dtype=np.float32)
-    if not (spec.tensor.dtype == "uint8" and not spec.tensor.quantized):
-        levels = (levels - prep.mean) / prep.std
-    return quantize(levels, spec.tensor)
+    mean, std = prep.per_channel(spec.channels)
+    if spec.tensor.dtype == "uint8" and not spec.tensor.quantized:
+        return quantize(levels, spec.tensor)
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        return quantize((levels - mean[0]) / std[0], spec.tensor)
+    m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return quantize((levels[:, None] - m[None, :]) / s[None, :], spec.tensor)
 
 
 def preprocess(
@@ -129,7 +135,7 @@ def preprocess(
         raise ValueError(f"expected a uint8 HxW or HxWxC image, got {image.dtype} {image.shape}")
     pixels = fit(to_channels(image, prep.color, spec.channels), spec.height, spec.width, prep)
     lut = pixel_table(spec, prep) if table is None else table
-    tensor: Array = lut[pixels][None]
+    tensor: Array = (lut[pixels] if lut.ndim == 1 else lut[pixels, np.arange(lut.shape[1])])[None]
     if spec.layout == "NCHW":
         tensor = tensor.transpose(0, 3, 1, 2)
     return tensor

@@ -2,9 +2,10 @@
 
 It reads the model, not assumptions: input size, layout, dtype and quantization come from the
 interpreter's tensor details; outputs may be logits or probabilities, float or quantized; labels
-and preprocessing come from the model card. The interpreter is imported lazily (``ai-edge-litert``,
-else ``tflite-runtime``) so components that never run a model do not need it. XNNPACK is LiteRT's
-default CPU delegate; ``num_threads`` sets its threads.
+and preprocessing come from the model card or, without one, from what the model says about
+itself (:mod:`~edgecascade.shared.runtime.describe`). The interpreter is imported lazily
+(``ai-edge-litert``, else ``tflite-runtime``) so components that never run a model do not need
+it. XNNPACK is LiteRT's default CPU delegate; ``num_threads`` sets its threads.
 
 One :class:`ModelRuntime` is not thread-safe: hold one per thread.
 """
@@ -12,16 +13,18 @@ One :class:`ModelRuntime` is not thread-safe: hold one per thread.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edgecascade.shared.errors import ModelError
-from edgecascade.shared.runtime.card import ModelCard, load_card_for
+from edgecascade.shared.runtime.card import ModelCard, card_path_for
+from edgecascade.shared.runtime.describe import describe, from_card
 from edgecascade.shared.runtime.preprocess import (
     Array,
     Image,
@@ -32,6 +35,8 @@ from edgecascade.shared.runtime.preprocess import (
     preprocess,
 )
 from edgecascade.shared.runtime.scores import looks_like_probabilities, sharpen, softmax
+
+logger = logging.getLogger(__name__)
 
 TFLITE_IDENTIFIER = b"TFL3"
 SUPPORTED_DTYPES = frozenset({"float32", "int8", "uint8"})
@@ -77,10 +82,38 @@ def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+def _io_specs(interpreter: Any, source: str) -> tuple[InputSpec, TensorSpec]:
+    """The one image input and the one class-score output, checked."""
+    inputs = [_tensor_spec(d) for d in interpreter.get_input_details()]
+    outputs = [_tensor_spec(d) for d in interpreter.get_output_details()]
+    if len(inputs) != 1 or len(outputs) != 1:
+        names = ", ".join(repr(t.name) for t in inputs)
+        raise ModelError(
+            f"{source}: a classifier needs one image input and one output, this model has "
+            f"{len(inputs)} input(s) ({names}) and {len(outputs)} output(s)"
+        )
+    try:
+        input_spec = InputSpec.from_tensor(inputs[0])
+    except ValueError as exc:
+        raise ModelError(f"{source}: {exc}") from exc
+    for spec in (inputs[0], outputs[0]):
+        if spec.dtype not in SUPPORTED_DTYPES:
+            raise ModelError(f"{source}: tensor {spec.name!r} has unsupported dtype {spec.dtype}")
+    shape = outputs[0].shape
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)):
+        raise ModelError(f"{source}: output shape {shape} is not [N] or [1, N]")
+    return input_spec, outputs[0]
+
+
 class ModelRuntime:
-    def __init__(self, content: bytes, source: str, card: ModelCard, num_threads: int = 2) -> None:
+    """One loaded model. Without a card (``card=None``) it runs with the card
+    :func:`~edgecascade.shared.runtime.describe.describe` reads from the model itself;
+    ``description`` says which source decided."""
+
+    def __init__(
+        self, content: bytes, source: str, card: ModelCard | None, num_threads: int = 2
+    ) -> None:
         self.source = source
-        self.card = card
         self.sha256 = hashlib.sha256(content).hexdigest()
         self.size_bytes = len(content)
         if len(content) < 8:
@@ -96,53 +129,48 @@ class ModelRuntime:
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{source}: the interpreter cannot load it: {exc}") from exc
-        inputs = [_tensor_spec(d) for d in self._interpreter.get_input_details()]
-        outputs = [_tensor_spec(d) for d in self._interpreter.get_output_details()]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(
-                f"{source}: a classifier needs one input and one output, "
-                f"this model has {len(inputs)} and {len(outputs)}"
-            )
-        try:
-            self.input_spec = InputSpec.from_tensor(inputs[0])
-        except ValueError as exc:
-            raise ModelError(f"{source}: {exc}") from exc
-        self.output_spec = outputs[0]
-        for spec in (inputs[0], outputs[0]):
-            if spec.dtype not in SUPPORTED_DTYPES:
-                raise ModelError(
-                    f"{source}: tensor {spec.name!r} has unsupported dtype {spec.dtype}"
-                )
-        shape = self.output_spec.shape
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)):
-            raise ModelError(f"{source}: output shape {shape} is not [N] or [1, N]")
-        self.num_classes = shape[-1]
+        self.input_spec, self.output_spec = _io_specs(self._interpreter, source)
+        self.num_classes = self.output_spec.shape[-1]
+        if card is None:
+            stem = PurePath(source).stem or "model"
+            self.description = describe(content, source, stem, self.input_spec, self.num_classes)
+        else:
+            self.description = from_card(card)
+        self.card = card = self.description.card
         if card.labels and len(card.labels) != self.num_classes:
             raise ModelError(
                 f"{source}: model has {self.num_classes} outputs but its card lists "
                 f"{len(card.labels)} labels"
             )
         self.labels = tuple(card.labels) or tuple(str(i) for i in range(self.num_classes))
-        self._pixel_table = pixel_table(self.input_spec, card.preprocess)
+        try:
+            self._pixel_table = pixel_table(self.input_spec, card.preprocess)
+        except ValueError as exc:
+            raise ModelError(f"{source}: {exc}") from exc
+        logger.info("%s: %s", source, self.description.summary())
 
     @classmethod
     def load(
         cls, path: Path, *, num_threads: int = 2, card: ModelCard | None = None
     ) -> ModelRuntime:
-        """Load a ``.tflite`` file and its card (``<stem>.json``) or bare-model defaults."""
+        """Load a ``.tflite`` file with ``card``, else its card file (``<stem>.json``), else
+        the card read from the model (metadata, input quantization, defaults)."""
         try:
             content = path.read_bytes()
         except FileNotFoundError:
             raise ModelError(f"{path}: model file does not exist") from None
         except OSError as exc:
             raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
-        return cls(content, str(path), card or load_card_for(path), num_threads)
+        if card is None and card_path_for(path).exists():
+            card = ModelCard.load(card_path_for(path))
+        return cls(content, str(path), card, num_threads)
 
     @classmethod
     def from_bytes(
-        cls, content: bytes, name: str, card: ModelCard, *, num_threads: int = 2
+        cls, content: bytes, name: str, card: ModelCard | None, *, num_threads: int = 2
     ) -> ModelRuntime:
-        """Load a model held in memory (a downloaded artifact, before it is installed)."""
+        """Load a model held in memory (a downloaded artifact, before it is installed);
+        ``card=None`` reads the card from the model."""
         return cls(content, name, card, num_threads)
 
     def preprocess(self, image: Image) -> Array:

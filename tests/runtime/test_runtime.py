@@ -104,12 +104,15 @@ def test_missing_file_and_label_mismatch(tmp_path: Path) -> None:
         ModelRuntime.load(EDGE_MODEL, card=card)
 
 
-def test_bare_model_without_card_uses_index_labels(tmp_path: Path) -> None:
+def test_bare_float_model_without_card_uses_defaults_and_index_labels(tmp_path: Path) -> None:
     bare = tmp_path / "bare.tflite"
-    bare.write_bytes(EDGE_MODEL.read_bytes())
+    bare.write_bytes(EDGE_MODEL_FP32.read_bytes())
     runtime = ModelRuntime.load(bare)
     assert runtime.labels == tuple(str(i) for i in range(10))
-    assert runtime.card == ModelCard.for_bare_model(bare)
+    assert runtime.description.preprocess_source == "defaults"
+    assert runtime.card.preprocess == ModelCard.for_bare_model(bare).preprocess.model_copy(
+        update={"color": "gray"}  # one input channel
+    )
 
 
 def test_dataset_errors_and_skips(tmp_path: Path, edge: ModelRuntime) -> None:
