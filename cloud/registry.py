@@ -3,9 +3,11 @@ manifest.
 
 An upload is refused, with the reason, when it is larger than ``registry.max_model_mb``, when the
 LiteRT interpreter cannot load it, when it is not a classifier with one input and one output, when
-its labels do not match its outputs, or when its name and version (or its bytes) are registered
-already. A trainable source (the architecture the trainer rebuilds and the torch state_dict it
-fine-tunes) comes with its weights or not at all, names an architecture of
+its labels do not match its outputs (or none are given and its TFLite metadata carries none), or
+when its name and version (or its bytes) are registered already. Without a ``preprocess`` the
+preprocessing is read from the model (:mod:`~edgecascade.shared.runtime.describe`). A trainable
+source (the architecture the trainer rebuilds and the torch state_dict it fine-tunes) comes with
+its weights or not at all, names an architecture of
 :data:`TRAINABLE_ARCHITECTURES` and the weights' sha256; the weights are kept beside the model.
 What the interpreter reports (input and output tensors) is stored with it. A golden
 image, when given, is run through the model here and shipped in the manifest: each device runs
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +54,8 @@ from edgecascade.shared.manifest import (
 from edgecascade.shared.messages import GoldenCase, ModelManifest
 from edgecascade.shared.runtime.card import Lineage, ModelCard, Preprocess, TrainableSource
 from edgecascade.shared.runtime.runtime import ModelRuntime
+
+logger = logging.getLogger(__name__)
 
 # What the trainer can rebuild: the keys of modelzoo/architectures.py::ARCHITECTURES, kept equal
 # by a test, so the cloud checks a trainable source without importing torch or the model zoo.
@@ -133,26 +138,39 @@ def _check_size(upload: Upload, settings: CloudSettings) -> None:
 
 
 def _load(upload: Upload) -> tuple[ModelCard, ModelRuntime]:
-    """The upload's card and the model loaded by the interpreter: what it is, checked by use."""
+    """The upload's card and the model loaded by the interpreter: what it is, checked by use.
+    Without ``preprocess`` the preprocessing (and, without labels, the labels) are read from the
+    model as the runtime reads a model without a card: TFLite metadata, else input
+    quantization, else defaults."""
+    source = f"upload {upload.name} {upload.version}"
     try:
+        _check_weights(upload)
+        described = None
+        if upload.preprocess is None:
+            described = ModelRuntime.from_bytes(upload.content, source, None, num_threads=1)
         card = ModelCard(
             name=upload.name,
             version=upload.version,
-            labels=upload.labels,
-            preprocess=Preprocess.model_validate(upload.preprocess or {}),
+            labels=upload.labels or (list(described.card.labels) if described else []),
+            preprocess=described.card.preprocess
+            if described
+            else Preprocess.model_validate(upload.preprocess),
+            source=described.card.source if described else "",
+            license=described.card.license if described else "",
             trainable=upload.trainable,
             lineage=upload.lineage,
         )
-        _check_weights(upload)
-        runtime = ModelRuntime.from_bytes(
-            upload.content, f"upload {upload.name} {upload.version}", card, num_threads=1
-        )
+        runtime = ModelRuntime.from_bytes(upload.content, source, card, num_threads=1)
     except ModelError as exc:
         raise ModelRejected(str(exc)) from exc
     except ValueError as exc:  # the card: a bad name, version or preprocess value
         raise ModelRejected(f"invalid model card: {exc}") from exc
-    if not upload.labels:
-        raise ModelRejected(f"no labels given; the model has {runtime.num_classes} outputs")
+    if not card.labels:
+        raise ModelRejected(
+            f"no labels given and the model carries none; it has {runtime.num_classes} outputs"
+        )
+    if described is not None:
+        logger.info("%s: %s", source, described.description.summary())
     return card, runtime
 
 

@@ -55,9 +55,21 @@ async def upload_model(
     file: Annotated[UploadFile, File(description="The .tflite model.")],
     name: Annotated[str, Form(pattern=ID, description="Model name, e.g. fashion-edge.")],
     version: Annotated[str, Form(pattern=TEXT, max_length=64, description="Version, e.g. 1.1.0.")],
-    labels: Annotated[UploadFile, File(description="Class names, one per line, by output.")],
+    labels: Annotated[
+        UploadFile | None,
+        File(
+            description="Class names, one per line, by output; may be left out when the "
+            "model's TFLite metadata carries a label file."
+        ),
+    ] = None,
     preprocess: Annotated[
-        str | None, Form(description='JSON, e.g. {"color": "gray", "mean": 0, "std": 255}.')
+        str | None,
+        Form(
+            description='JSON, e.g. {"color": "gray", "mean": 0, "std": 255} or per channel '
+            '{"mean": [123.7, 116.3, 103.5], "std": [58.4, 57.1, 57.4]}; left out, it is read '
+            "from the model (TFLite metadata, else the int8/uint8 input's quantization, else "
+            "defaults)."
+        ),
     ] = None,
     golden: Annotated[
         UploadFile | None, File(description="An image the device checks the model on.")
@@ -76,7 +88,9 @@ async def upload_model(
     limit = int(settings.registry.max_model_mb * 1024 * 1024)
     content = await file.read(limit + 1)  # one byte more tells "too large" without reading all
     try:
-        label_text = (await labels.read(16 * 1024 * 1024)).decode("utf-8")
+        label_text = (
+            (await labels.read(16 * 1024 * 1024)).decode("utf-8") if labels is not None else ""
+        )
         options = json.loads(preprocess) if preprocess else None
         source = TrainableFields.model_validate_json(trainable) if trainable else None
     except ValueError as exc:  # not UTF-8, not JSON, not a trainable source
