@@ -51,12 +51,11 @@ class Preprocess(BaseModel):
                 f"{info.field_name} {value} has {len(values)} values; give one value or one per "
                 "channel (3 for RGB)"
             )
+        rule = "finite and > 0" if info.field_name == "std" else "finite"
         for v in values:
             if not math.isfinite(v) or (info.field_name == "std" and v <= 0):
-                raise ValueError(
-                    f"{info.field_name} {value} has {v}: every {info.field_name} must be finite"
-                    + (" and > 0" if info.field_name == "std" else "")
-                )
+                where = f"{value} has {v}" if isinstance(value, list) else f"{value}"
+                raise ValueError(f"{info.field_name} {where}: it must be {rule}")
         return value
 
     def per_channel(self, channels: int) -> tuple[list[float], list[float]]:

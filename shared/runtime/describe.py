@@ -93,7 +93,7 @@ def describe(
     color = _color(metadata, spec, source, found, assumed)
     assumed += ["resize: stretch to the input size", "output: logits or probabilities, by sum"]
     try:
-        preprocess = Preprocess(color=color, mean=mean, std=std)  # type: ignore[arg-type]
+        preprocess = Preprocess(color=color, mean=mean, std=std)
     except ValueError as exc:
         raise ModelError(f"{source}: its normalisation is unusable: {exc}") from exc
     card = ModelCard(
