@@ -88,9 +88,8 @@ async def upload_model(
     limit = int(settings.registry.max_model_mb * 1024 * 1024)
     content = await file.read(limit + 1)  # one byte more tells "too large" without reading all
     try:
-        label_text = (
-            (await labels.read(16 * 1024 * 1024)).decode("utf-8") if labels is not None else ""
-        )
+        label_bytes = await labels.read(16 * 1024 * 1024) if labels is not None else b""
+        label_text = label_bytes.decode("utf-8")
         options = json.loads(preprocess) if preprocess else None
         source = TrainableFields.model_validate_json(trainable) if trainable else None
     except ValueError as exc:  # not UTF-8, not JSON, not a trainable source
