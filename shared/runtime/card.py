@@ -2,8 +2,9 @@
 
 A card is a JSON file next to the model (``foo.tflite`` -> ``foo.json``). It holds the labels, the
 preprocessing the model was trained with and the provenance of the file. A bare ``.tflite``
-without a card still runs: :func:`ModelCard.for_bare_model` supplies defaults that fit most
-published classifiers.
+without a card still runs: the runtime reads what the model says about itself
+(:mod:`~edgecascade.shared.runtime.describe`: TFLite metadata, else input quantization), and
+:func:`ModelCard.for_bare_model` supplies the defaults for what it does not say.
 """
 
 from __future__ import annotations
