@@ -217,7 +217,14 @@ class TrainSection(Section):
         description="Gate: the child must beat its parent on the held-out verdicts by more "
         "than this many points.",
     )
-    epochs: int = Field(5, ge=1, le=1000, description="Passes over the site's verdicts.")
+    epochs: int = Field(20, ge=1, le=1000, description="Passes over the site's verdicts.")
+    replay_fraction: float = Field(
+        0.75,
+        ge=0.0,
+        lt=1.0,
+        description="Share of each training batch from the original training data, so the child "
+        "does not forget the scene it was made for.",
+    )
     stages: list[float] = Field(
         [10.0, 50.0, 100.0], min_length=1, description="Rollout stages of a shipped child."
     )

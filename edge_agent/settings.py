@@ -30,6 +30,11 @@ class SourceSettings(Section):
         5.0, gt=0, le=100_000, description="Frames per second to process at (live: at most)."
     )
     loop: bool = Field(False, description="folder or video: start again after the last frame.")
+    shuffle_seed: int | None = Field(
+        None,
+        description="folder: replay in this seed's random order rather than sorted (the classes "
+        "of a labelled test set then interleave, as in a real scene).",
+    )
     max_frames: int | None = Field(None, gt=0, description="Stop after this many frames.")
     queue_size: int = Field(
         1, ge=1, le=64, description="Live sources: frames waiting for the model; newest wins."

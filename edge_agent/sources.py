@@ -8,6 +8,7 @@ same ``FrameSource`` protocol.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class FrameSource(Protocol):
 
 @dataclass
 class FolderSource:
-    """Replays the images of a folder in sorted order.
+    """Replays the images of a folder in sorted order, or in a seeded random order.
 
     In an ImageFolder layout (``<root>/<label>/<image>``) the folder name is the frame's ground
     truth, so labelled test sets can measure accuracy. Files that are not decodable images are
@@ -64,6 +65,7 @@ class FolderSource:
 
     root: Path
     loop: bool = False
+    shuffle_seed: int | None = None
     files: list[Path] = field(init=False)
     status: str = field(default="ok", init=False)
     skipped: int = field(default=0, init=False)
@@ -80,6 +82,8 @@ class FolderSource:
             raise SourceError(
                 f"frame folder {self.root} holds no images ({sorted(IMAGE_SUFFIXES)})"
             )
+        if self.shuffle_seed is not None:
+            random.Random(self.shuffle_seed).shuffle(self.files)
         logger.info("replaying %d images from %s", len(self.files), self.root)
 
     def read(self) -> Frame | None:
@@ -117,7 +121,7 @@ def open_source(settings: SourceSettings) -> tuple[FrameSource, bool]:
 
     backoff = settings.backoff_max_s
     if settings.kind == "folder":
-        return FolderSource(settings.path, loop=settings.loop), False
+        return FolderSource(settings.path, settings.loop, settings.shuffle_seed), False
     if settings.kind == "video":
         if not settings.path.is_file():
             raise SourceError(f"video file {settings.path} does not exist")

@@ -57,6 +57,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_load_parser(benches)
     benches.choices["load"].set_defaults(func=_runner("load"))
+    from edgecascade.benchmarks.loop import add_loop_parser
+
+    add_loop_parser(benches)
+    benches.choices["loop"].set_defaults(func=_runner("loop"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

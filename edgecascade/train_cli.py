@@ -62,7 +62,7 @@ def add_train_parser(actions: SubParsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="new (or empty) output folder"
     )
-    parser.add_argument("--epochs", type=int, default=5, help="default: %(default)s")
+    parser.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam (default: %(default)s)")
     parser.add_argument(
@@ -74,7 +74,7 @@ def add_train_parser(actions: SubParsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--replay-fraction",
         type=float,
-        default=0.5,
+        default=0.75,
         help="share of each batch from the original training data (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")

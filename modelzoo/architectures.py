@@ -39,6 +39,9 @@ class Architecture:
     # The original training data (N x H x W x C raw pixels, labels), for replay; its folder.
     replay: Replay | None = None
     original_eval: Path | None = None  # ImageFolder the original accuracy is measured on
+    # Whether a left-right mirrored frame keeps its label (its training flipped frames), so a
+    # fine-tune may flip too.
+    mirror: bool = False
 
 
 def fashion_replay(data_dir: Path | None) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -111,6 +114,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         fashion_edge_cnn,
         fashion_replay,
         FASHION_EVAL,
+        mirror=True,
     ),
     "fashion-cloud-cnn": Architecture(
         "fashion-cloud-cnn",
@@ -119,6 +123,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         fashion_cloud_cnn,
         fashion_replay,
         FASHION_EVAL,
+        mirror=True,
     ),
 }
 

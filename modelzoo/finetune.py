@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -55,17 +55,20 @@ Pixels = npt.NDArray[np.uint8]  # N x H x W x C raw pixels, what the torch modul
 class FinetuneOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(5, ge=1, description="Passes over the dataset's train samples.")
+    epochs: int = Field(20, ge=1, description="Passes over the dataset's train samples.")
     batch_size: int = Field(64, ge=2, description="Frames per batch, replay included.")
     lr: float = Field(1e-3, gt=0.0, description="Adam learning rate.")
     alpha: float = Field(0.7, ge=0.0, le=1.0, description="Weight of the distillation term.")
     temperature: float = Field(2.0, gt=0.0, description="Distillation temperature T.")
     replay_fraction: float = Field(
-        0.5, ge=0.0, lt=1.0, description="Share of each batch from the original training data."
+        0.75, ge=0.0, lt=1.0, description="Share of each batch from the original training data."
     )
     seed: int = Field(0, description="Seeds torch and numpy: same inputs, same child.")
     calibration_frames: int = Field(300, ge=1, description="int8 calibration frames.")
     replay_dir: Path | None = Field(None, description="The original training data's folder.")
+    schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="The learning rate: constant, or cosine decay to 0 over the run."
+    )
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def finetune(parent_path: Path, dataset_dir: Path, options: FinetuneOptions) -> 
     net = parent.architecture.build()
     net.load_state_dict(torch.load(parent.weights, weights_only=True))
     x = frames(dataset_dir, train, parent.architecture, parent.card)
-    seen = train_loop(net, x, train, replay_x, replay_y, options)
+    seen = train_loop(net, x, train, replay_x, replay_y, options, parent.architecture.mirror)
     rng = np.random.default_rng(options.seed)
     calibration = [*x[rng.permutation(len(x))[: options.calibration_frames // 2]]]
     calibration += [*replay_x[rng.choice(len(replay_x), options.calibration_frames // 2)]]
@@ -174,25 +177,21 @@ def train_loop(
     replay_x: Pixels,
     replay_y: npt.NDArray[np.int64],
     options: FinetuneOptions,
+    mirror: bool = False,
 ) -> int:
-    """Adam over the dataset with replay mixed into every batch; returns replay frames seen."""
+    """Adam over the dataset with replay mixed into every batch; returns replay frames seen.
+    With ``mirror`` half of each batch's frames are flipped left-right (labels unchanged)."""
     import torch
     from torch.nn import functional
 
-    targets = torch.tensor([s.label_index for s in samples])
-    n_labels = len(samples[0].soft) if samples[0].soft is not None else int(targets.max()) + 1
-    soft = torch.tensor(
-        [s.soft if s.soft is not None else [1.0 / n_labels] * n_labels for s in samples]
-    )
-    distil = torch.tensor(
-        [s.soft is not None and s.label_source is LabelSource.CLOUD for s in samples]
-    )
+    targets, soft, distil = sample_targets(samples)
     inputs = torch.from_numpy(x.astype(np.float32))
     replay = torch.from_numpy(replay_x.astype(np.float32)), torch.from_numpy(replay_y)
     per_batch = max(1, round(options.batch_size * (1.0 - options.replay_fraction)))
     n_replay = options.batch_size - per_batch if options.replay_fraction else 0
     generator = torch.Generator().manual_seed(options.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=options.lr)
+    schedule = lr_schedule(optimizer, options, options.epochs * -(-len(inputs) // per_batch))
     seen = 0
     for epoch in range(options.epochs):
         net.train()
@@ -201,7 +200,8 @@ def train_loop(
         for start in range(0, len(inputs), per_batch):
             idx = order[start : start + per_batch]
             pick = torch.randint(len(replay[0]), (n_replay,), generator=generator)
-            logits = net(torch.cat([inputs[idx], replay[0][pick]]))
+            batch = torch.cat([inputs[idx], replay[0][pick]])
+            logits = net(mirrored(batch, generator) if mirror else batch)
             own, old = logits[: len(idx)], logits[len(idx) :]
             loss = sample_loss(own, targets[idx], soft[idx], distil[idx], options)
             if n_replay:
@@ -210,6 +210,8 @@ def train_loop(
             optimizer.zero_grad()
             loss.mean().backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             total += float(loss.detach().sum())
             count += len(loss)
             hits += int((own.argmax(1) == targets[idx]).sum())
@@ -225,6 +227,40 @@ def train_loop(
         )
     net.eval()
     return seen
+
+
+def sample_targets(samples: list[Sample]) -> tuple[Any, Any, Any]:
+    """Per sample: the label index, the soft targets (uniform where there are none) and whether
+    it is distilled (the cloud's soft targets) rather than trained on its label alone."""
+    import torch
+
+    targets = torch.tensor([s.label_index for s in samples])
+    n_labels = len(samples[0].soft) if samples[0].soft is not None else int(targets.max()) + 1
+    soft = torch.tensor(
+        [s.soft if s.soft is not None else [1.0 / n_labels] * n_labels for s in samples]
+    )
+    distil = torch.tensor(
+        [s.soft is not None and s.label_source is LabelSource.CLOUD for s in samples]
+    )
+    return targets, soft, distil
+
+
+def lr_schedule(optimizer: Any, options: FinetuneOptions, steps: int) -> Any:
+    """Cosine decay to 0 over ``steps``, or None for a constant rate."""
+    import torch
+
+    if options.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+
+def mirrored(batch: Any, generator: Any) -> Any:
+    """The NHWC batch with about half its frames flipped left-right."""
+    import torch
+
+    flip = torch.rand(len(batch), generator=generator) < 0.5
+    batch[flip] = batch[flip].flip(2)
+    return batch
 
 
 def sample_loss(logits: Any, labels: Any, soft: Any, distil: Any, options: FinetuneOptions) -> Any:

@@ -111,6 +111,7 @@ def train_arguments(settings: CloudSettings, dataset: Path, parent: Path, out: P
         "--parent": parent,
         "--out": out,
         "--epochs": train.epochs,
+        "--replay-fraction": train.replay_fraction,
         "--max-regression-points": train.max_regression_points,
         "--min-holdout": train.min_holdout,
         "--min-improvement-points": train.min_improvement_points,

@@ -12,6 +12,7 @@ from edgecascade.benchmarks.codec import bench_codec
 from edgecascade.benchmarks.edge import bench_edge
 from edgecascade.benchmarks.gateway import bench_gateway
 from edgecascade.benchmarks.load import bench_load
+from edgecascade.benchmarks.loop import bench_loop
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cascade": bench_cascade,
@@ -20,4 +21,5 @@ REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "edge": bench_edge,
     "gateway": bench_gateway,
     "load": bench_load,
+    "loop": bench_loop,
 }

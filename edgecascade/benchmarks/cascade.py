@@ -293,7 +293,7 @@ class CascadeRun:
         config = data_dir / "agent.toml"
         # Each policy measured alone: no audit samples on top of what it escalates.
         escalation = {"audit_fraction": 0.0, **point.escalation}
-        config.write_text(_toml({"threads": 1, "escalation": escalation}))
+        config.write_text(toml_text({"threads": 1, "escalation": escalation}))
         model = self._calibrated_model() if point.calibrated else self.pair.edge
         sys.stderr.write(f"bench cascade: {self.pair.name} {device} ...\n")
         proc = demo.group.spawn_cli(
@@ -377,7 +377,7 @@ def _expected_seconds(frames: Path, fps: float) -> float:
     return sum(1 for p in frames.rglob("*") if p.is_file()) / fps
 
 
-def _toml(settings: dict[str, Any]) -> str:
+def toml_text(settings: dict[str, Any]) -> str:
     lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items() if not isinstance(v, dict)]
     for section, values in settings.items():
         if isinstance(values, dict):

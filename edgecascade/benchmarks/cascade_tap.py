@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from edgecascade.shared.codec import batch_json, decode
@@ -49,6 +50,7 @@ class EdgeAnswer:
     escalated: bool
     compute_ms: float  # preprocess + invoke + postprocess, as the device measured them
     answered_at: float  # the result message's creation time on the device
+    model_version: str = ""  # the version of the model that produced it
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,20 @@ class WireTap:
         with self._lock:
             return self._devices[name]
 
+    def snapshot(self, names: Iterable[str]) -> dict[str, DeviceTraffic]:
+        """A copy of the named devices' traffic so far (what later arrives is not in it)."""
+        with self._lock:
+            return {
+                name: DeviceTraffic(
+                    answers=dict(self._devices[name].answers),
+                    verdicts=dict(self._devices[name].verdicts),
+                    uplink_bytes=defaultdict(float, self._devices[name].uplink_bytes),
+                    uplink_messages=defaultdict(int, self._devices[name].uplink_messages),
+                    uplinked_results=self._devices[name].uplinked_results,
+                )
+                for name in names
+            }
+
     # -- site broker: answers --------------------------------------------------------------------
     def _on_site(self, message: Received) -> None:
         arrived = time.time()
@@ -116,6 +132,7 @@ class WireTap:
                     escalated=decoded.escalated,
                     compute_ms=sum(decoded.latency_ms.values()),
                     answered_at=decoded.ts,
+                    model_version=decoded.model.version,
                 )
             elif isinstance(decoded, VerdictMessage) and decoded.result_id not in traffic.verdicts:
                 traffic.verdicts[decoded.result_id] = CloudAnswer(decoded.top[0].label, arrived)

@@ -204,3 +204,18 @@ def test_picamera2_source_when_the_module_is_there(monkeypatch: pytest.MonkeyPat
     source.close()
     assert live and frame is not None and frame.image.shape == (48, 64, 3)
     assert calls == ["configure", "start", "stop"]
+
+
+def test_a_folder_replays_sorted_or_in_a_seeded_order() -> None:
+    def replay(seed: int | None) -> list[str]:
+        source, _ = open_source(SourceSettings(path=EVAL_SAMPLE, shuffle_seed=seed))
+        ids: list[str] = []
+        while (frame := source.read()) is not None and len(ids) < 40:
+            ids.append(frame.frame_id)
+        return ids
+
+    in_order = replay(None)
+    assert in_order == sorted(in_order) and len({i.split("/")[0] for i in in_order}) == 1
+    shuffled = replay(7)
+    assert shuffled == replay(7) != replay(8)
+    assert len({i.split("/")[0] for i in shuffled}) > 5  # the classes interleave
