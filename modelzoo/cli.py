@@ -13,8 +13,8 @@ from edgecascade.shared.runtime.card import ModelCard
 
 logger = logging.getLogger(__name__)
 
-# One epoch of the cloud network with drift augmentation takes ~150 s on two quiet threads
-# (150-230 s on a shared machine): the cloud-robust role builds in ~25 minutes.
+# One epoch of the cloud network with drift augmentation took 77 s on two free cores (up to
+# 480 s on shared ones): the cloud-robust role builds in 15 to 35 minutes.
 ROBUST_EPOCHS = 9
 
 REPO = Path(__file__).resolve().parent.parent
