@@ -33,8 +33,16 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
                 for c in cards
             ],
         ),
+        (
+            "top-1 accuracy under DEFAULT_DRIFT (same split, default_rng(0))",
+            [_extra(c, "accuracy_default_drift") for c in cards],
+        ),
+        ("trained with augmentation", [_extra(c, "augmentation") for c in cards]),
         ("sha256", [f"`{c.sha256}`" for c in cards]),
     ]
+    commands = {c.build_command for c in cards}
+    if len(commands) > 1:  # a role built with options of its own: each column says how
+        rows.insert(0, ("build command", [f"`{c.build_command}`" for c in cards]))
     rows = [
         (name, values) for name, values in rows if any(v not in ("", "None", " / ") for v in values)
     ]
@@ -42,10 +50,15 @@ def render_markdown(title: str, cards: Sequence[ModelCard], files: Sequence[str]
     header += "|---|" + "---|" * len(cards) + "\n"
     body = "".join(f"| {name} | " + " | ".join(values) + " |\n" for name, values in rows)
     first = cards[0]
+    built_by = (
+        f"Built by `{first.build_command}`; every figure below was measured by that command"
+        if len(commands) == 1
+        else "Built by the command in each column's build command row; every figure below was "
+        "measured by that command"
+    )
     return (
         f"# {title}\n\n"
-        f"Built by `{first.build_command}`; every figure below was measured by that command and is "
-        "copied from the JSON card next to each model.\n\n"
+        f"{built_by} and is copied from the JSON card next to each model.\n\n"
         f"- Source: {first.source}\n- Licence: {first.license}\n"
         + (
             f"- Labels (output index order): {', '.join(first.labels)}\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgecascade.modelzoo import robust
 from edgecascade.modelzoo.architectures import ARCHITECTURES, FASHION_MEAN, FASHION_STD
+from edgecascade.modelzoo.drift import DEFAULT_DRIFT, apply_drift
 from edgecascade.modelzoo.export import quantize_int8, require_training_stack, to_tflite
 from edgecascade.modelzoo.idx import read_idx
 from edgecascade.shared.errors import ModelError
@@ -72,11 +75,12 @@ EDGE_WEIGHTS = "fashion_edge.pt"
 
 
 def build_networks() -> dict[str, Any]:
-    """The two networks, each taking raw NHWC pixels and returning logits (edge built first:
-    the seeded initial weights depend on the order)."""
+    """The networks, each taking raw NHWC pixels and returning logits (edge built first, the
+    robust cloud network last: the seeded initial weights depend on the order)."""
     return {
         "edge": ARCHITECTURES[EDGE_ARCHITECTURE].build(),
         "cloud": ARCHITECTURES[CLOUD_ARCHITECTURE].build(),
+        "cloud-robust": ARCHITECTURES[CLOUD_ARCHITECTURE].build(),
     }
 
 
@@ -92,8 +96,18 @@ def save_weights(net: Any, path: Path) -> TrainableSource:
     )
 
 
-def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str) -> float:
-    """Adam with a one-cycle schedule and horizontal flips; returns float test accuracy."""
+def train(
+    net: Any,
+    train: Split,
+    test: Split,
+    epochs: int,
+    lr: float,
+    name: str,
+    augment: Callable[[], Images] | None = None,
+) -> float:
+    """Adam with a one-cycle schedule and horizontal flips; returns float test accuracy.
+
+    ``augment``, when given, returns each epoch's copy of the training images."""
     import torch
 
     torch.manual_seed(0)
@@ -107,6 +121,8 @@ def train(net: Any, train: Split, test: Split, epochs: int, lr: float, name: str
     for epoch in range(epochs):
         net.train()
         started, total = time.monotonic(), 0.0
+        if augment is not None:
+            x = torch.from_numpy(augment().astype(np.float32))[..., None]
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), 128):
             idx = order[start : start + 128]
@@ -155,60 +171,121 @@ def litert_metrics(model: bytes, card: ModelCard, test: Split) -> dict[str, floa
     return {"accuracy": correct / len(test.labels), "latency_ms_p50": float(np.median(invoke))}
 
 
+BUILD_COMMAND = "edgecascade models build fashion"
+
+
+@dataclass(frozen=True)
+class Role:
+    """How one network of the pair is trained and written."""
+
+    lr: float
+    kinds: tuple[str, ...]  # int8 always; the edge model also as fp32 (small enough to commit)
+    augmented: bool = False  # drift augmentation (modelzoo/robust.py), drifted calibration
+
+
+ROLES = {
+    "edge": Role(3e-3, ("int8", "fp32")),
+    "cloud": Role(2e-3, ("int8",)),
+    "cloud-robust": Role(2e-3, ("int8",), augmented=True),
+}
+
+
 def build(
     output_dir: Path,
     data_dir: Path,
     epochs_edge: int,
     epochs_cloud: int,
     roles: tuple[str, ...] = ("edge", "cloud"),
+    *,
+    epochs_robust: int,
 ) -> dict[str, ModelCard]:
-    """Train, export, quantize, evaluate and write the models with their cards.
-
-    Each role is written as int8; the edge model also as fp32 (small enough to commit), so the
-    runtime's float path has a real model to be tested on.
-    """
+    """Train, export, quantize, evaluate and write the models of ``roles`` with their cards."""
     require_training_stack()
     import torch
 
     torch.set_num_threads(2)
     torch.manual_seed(0)  # before the networks are built: their initial weights are random too
     train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
-    calibration = [
-        train_split.images[i].astype(np.float32)[None, :, :, None]
-        for i in np.random.default_rng(0).choice(len(train_split.images), 500, replace=False)
-    ]
+    picked = np.random.default_rng(0).choice(len(train_split.images), 500, replace=False)
+    epochs = {"edge": epochs_edge, "cloud": epochs_cloud, "cloud-robust": epochs_robust}
     output_dir.mkdir(parents=True, exist_ok=True)
     cards = {}
     for role, net in build_networks().items():
-        if role not in roles:
-            continue
-        epochs = epochs_edge if role == "edge" else epochs_cloud
-        lr = 3e-3 if role == "edge" else 2e-3
-        params = sum(p.numel() for p in net.parameters())
-        logger.info("training %s network (%d parameters, %d epochs)", role, params, epochs)
-        float_accuracy = train(net, train_split, test_split, epochs, lr, role)
-        trainable = save_weights(net, output_dir / EDGE_WEIGHTS) if role == "edge" else None
-        float_model = to_tflite(net, calibration[0])
-        int8_model = quantize_int8(float_model, calibration)
-        card = ModelCard(
-            name=f"fashion-{role}",
-            version="1.0.0",
-            labels=LABELS,
-            output="logits",
-            preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
-            source=SOURCE,
-            license=LICENSE,
-            build_command="edgecascade models build fashion",
-            trainable=trainable,
-        )
-        kinds = (
-            {"int8": int8_model, "fp32": float_model} if role == "edge" else {"int8": int8_model}
-        )
-        extra = {"parameters": params, "float_accuracy": round(float_accuracy, 4), "epochs": epochs}
-        for kind, content in kinds.items():
-            path = output_dir / f"fashion_{role}_{kind}.tflite"
-            cards[f"{role}_{kind}"] = write_model(path, content, card, test_split, extra)
+        if role in roles:
+            built = Built(role, net, epochs[role], output_dir)
+            cards.update(build_role(built, train_split, test_split, train_split.images[picked]))
     return cards
+
+
+@dataclass(frozen=True)
+class Built:
+    """One network being built: its role, the module, its epochs and where it goes."""
+
+    role: str
+    net: Any
+    epochs: int
+    output_dir: Path
+
+
+def build_role(
+    built: Built, train_split: Split, test_split: Split, calibration: Images
+) -> dict[str, ModelCard]:
+    """Train one network, export and quantize it, measure it and write each kind with its card."""
+    role, net, settings = built.role, built.net, ROLES[built.role]
+    params = sum(p.numel() for p in net.parameters())
+    logger.info("training %s network (%d parameters, %d epochs)", role, params, built.epochs)
+    augment_rng = np.random.default_rng(0)
+    augment = (
+        (lambda: robust.augment(train_split.images, augment_rng)) if settings.augmented else None
+    )
+    float_accuracy = train(net, train_split, test_split, built.epochs, settings.lr, role, augment)
+    trainable = save_weights(net, built.output_dir / EDGE_WEIGHTS) if role == "edge" else None
+    if settings.augmented:  # the drifted frames' range too, or they clip
+        drifted = robust.augment(calibration, np.random.default_rng(1), probability=1.0)
+        calibration = np.concatenate([calibration, drifted])
+    frames = [image.astype(np.float32)[None, :, :, None] for image in calibration]
+    float_model = to_tflite(net, frames[0])
+    int8_model = quantize_int8(float_model, frames)
+    command = BUILD_COMMAND
+    if settings.augmented:
+        command += f" --roles {role} --epochs-robust {built.epochs}"
+    card = ModelCard(
+        name=f"fashion-{role}",
+        version="1.0.0",
+        labels=LABELS,
+        output="logits",
+        preprocess=Preprocess(resize="stretch", color="gray", mean=0.0, std=1.0),
+        source=SOURCE,
+        license=LICENSE,
+        build_command=command,
+        trainable=trainable,
+    )
+    kinds = {"int8": int8_model, "fp32": float_model}
+    extra = {
+        "parameters": params,
+        "float_accuracy": round(float_accuracy, 4),
+        "epochs": built.epochs,
+    }
+    if settings.augmented:
+        extra["augmentation"] = robust.AUGMENTATION
+        extra["accuracy_default_drift"] = round(drifted_accuracy(int8_model, card, test_split), 4)
+    return {
+        f"{role}_{kind}": write_model(
+            built.output_dir / f"fashion_{role.replace('-', '_')}_{kind}.tflite",
+            kinds[kind],
+            card,
+            test_split,
+            extra,
+        )
+        for kind in settings.kinds
+    }
+
+
+def drifted_accuracy(model: bytes, card: ModelCard, test: Split) -> float:
+    """Top-1 via LiteRT on the test split drifted by DEFAULT_DRIFT with ``default_rng(0)``."""
+    rng = np.random.default_rng(0)
+    images = np.stack([apply_drift(image, DEFAULT_DRIFT, rng) for image in test.images])
+    return litert_metrics(model, card, Split(images, test.labels))["accuracy"]
 
 
 def write_model(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edgecascade.modelzoo.drift import DEFAULT_DRIFT, NO_DRIFT, DriftSpec, apply_drift
-from edgecascade.shared.runtime.datasets import LabelledFolder
 from edgecascade.shared.runtime.runtime import ModelRuntime
-from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
+from tests.utils.drifted import drifted_accuracy, eval_frames
+from tests.utils.paths import EDGE_MODEL
 
 
 def test_seeded_and_pure() -> None:
@@ -45,17 +45,9 @@ def test_default_drift_costs_the_edge_model_at_least_ten_points(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     runtime = ModelRuntime.load(EDGE_MODEL)
-    frames = [(image, target) for _, image, target in LabelledFolder(EVAL_SAMPLE, runtime.labels)]
-    rng = np.random.default_rng(0)
-
-    def accuracy(spec: DriftSpec) -> float:
-        hits = [
-            runtime.classify(apply_drift(image, spec, rng)).top(1)[0][0] == target
-            for image, target in frames
-        ]
-        return float(np.mean(hits))
-
-    before, after = accuracy(NO_DRIFT), accuracy(DEFAULT_DRIFT)
+    frames = eval_frames(runtime)
+    before = drifted_accuracy(runtime, frames, NO_DRIFT, np.random.default_rng(0))
+    after = drifted_accuracy(runtime, frames, DEFAULT_DRIFT, np.random.default_rng(0))
     with capsys.disabled():
         sys.stdout.write(
             f"\nedge int8 on {len(frames)} eval frames: {before:.4f} -> {after:.4f} drifted\n"

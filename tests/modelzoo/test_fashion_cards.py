@@ -9,7 +9,7 @@ import pytest
 from edgecascade.cli import main
 from edgecascade.modelzoo.fashion import DATA_DIR
 from edgecascade.shared.runtime.card import load_card_for
-from tests.utils.paths import CLOUD_MODEL, EDGE_MODEL, EDGE_MODEL_FP32
+from tests.utils.paths import CLOUD_MODEL, CLOUD_ROBUST_MODEL, EDGE_MODEL, EDGE_MODEL_FP32
 
 pytestmark = pytest.mark.skipif(
     not (DATA_DIR / "t10k-images-idx3-ubyte.gz").exists(),
@@ -26,7 +26,9 @@ def test_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "model", [EDGE_MODEL, EDGE_MODEL_FP32, CLOUD_MODEL], ids=["edge", "edge-fp32", "cloud"]
+    "model",
+    [EDGE_MODEL, EDGE_MODEL_FP32, CLOUD_MODEL, CLOUD_ROBUST_MODEL],
+    ids=["edge", "edge-fp32", "cloud", "cloud-robust"],
 )
 def test_eval_reproduces_the_card(model: Path, test_split: Path, tmp_path: Path) -> None:
     import json

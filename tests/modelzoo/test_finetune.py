@@ -168,7 +168,9 @@ def test_sigkill_mid_epoch_leaves_no_model_and_the_next_run_completes(
 def test_build_writes_the_edge_weights_and_the_trainable_entry(tmp_path: Path) -> None:
     from edgecascade.modelzoo.fashion import build
 
-    cards = build(tmp_path, DATA_DIR, epochs_edge=1, epochs_cloud=1, roles=("edge",))
+    cards = build(
+        tmp_path, DATA_DIR, epochs_edge=1, epochs_cloud=1, roles=("edge",), epochs_robust=1
+    )
     assert sorted(cards) == ["edge_fp32", "edge_int8"]
     assert cards["edge_int8"].trainable == cards["edge_fp32"].trainable
     parent = load_parent(tmp_path / "fashion_edge_int8.tflite")  # checks weights_sha256

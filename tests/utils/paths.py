@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parents[2]
 EDGE_MODEL = REPO / "models" / "fashion" / "fashion_edge_int8.tflite"
 EDGE_MODEL_FP32 = REPO / "models" / "fashion" / "fashion_edge_fp32.tflite"
 CLOUD_MODEL = REPO / "models" / "fashion" / "fashion_cloud_int8.tflite"
+CLOUD_ROBUST_MODEL = REPO / "models" / "fashion" / "fashion_cloud_robust_int8.tflite"
 EVAL_SAMPLE = REPO / "data" / "fashion-mnist-eval"
 
 
