@@ -148,7 +148,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the converters' progress lines
             child = finetune(args.parent, args.dataset, options)
-        report = write_child(staging, parent.path, parent.card, manifest, child, args)
+        try:
+            report = write_child(staging, parent.path, parent.card, manifest, child, args)
+        except OSError as exc:  # a full disk, a read-only folder: nothing of the child is kept
+            raise ModelError(f"{args.out}: cannot write the child model: {exc}") from exc
         if args.out.exists():
             args.out.rmdir()
         staging.rename(args.out)

@@ -51,7 +51,11 @@ stamp="$venv/.edgecascade-$extras"
 if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ]; then
     say "installing edgecascade[$extras] into $venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install --quiet -e "$repo[$extras]"
+    pins=()
+    # The train extra pulls in torch; an unpinned one is a CUDA build of several GB. Pin the CPU
+    # build the model zoo is tested with.
+    case ",$extras," in *,train,*) pins=("torch==2.13.0") ;; esac
+    "$venv/bin/python" -m pip install --quiet -e "$repo[$extras]" "${pins[@]}"
     touch "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

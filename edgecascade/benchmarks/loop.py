@@ -7,9 +7,8 @@ committed fashion edge model, with one escalation policy throughout:
 - **A**: the cameras replay frames of the original distribution;
 - **B**: their scene drifts (``--drift``, one of :data:`~edgecascade.modelzoo.drift.DRIFTS`; by
   default a washed-out exposure and a soiled lens: flatter, brighter, blurred, noisy; seeded).
-  They escalate more; the worker answers with the cloud model.
-  The cloud model is the drift-robust one by default (trained with augmentation from the same
-  family of shifts, see ``models/fashion``), so that its verdicts stay right; the table says so;
+  They escalate more; the worker answers with the drift-robust cloud model by default (trained
+  with augmentation from the same family of shifts), so its verdicts stay right;
 - **the loop**: the cloud's ``train.min_new_samples`` trigger queues a training run, the trainer
   (``edgecascade cloud trainer``, started now) fine-tunes the site's model on the verdicts, the
   gates judge the child, and a shipped child goes out through the staged rollout while the
@@ -35,22 +34,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgecascade.benchmarks import loop_report as scoring
 from edgecascade.benchmarks.cascade import UNLIMITED, toml_text
 from edgecascade.benchmarks.cascade_tap import WireTap
 from edgecascade.benchmarks.loop_frames import FramePlan, PhaseFrames
-from edgecascade.benchmarks.loop_report import (
-    display,
-    edge_only,
-    format_table,
-    judge,
-    plot,
-    run_entry,
-    running_model,
-    score_phase,
-    summarise,
-    timeline,
-    window,
-)
 from edgecascade.modelzoo.architectures import FASHION_EVAL, REPO
 from edgecascade.modelzoo.drift import DRIFTS
 from edgecascade.modelzoo.fashion import DATA_DIR
@@ -128,8 +115,8 @@ def bench_loop(args: argparse.Namespace) -> dict[str, Any]:
         )
         report = LoopRun(args, workdir.resolve()).measure()
     if args.plot is not None:
-        plot(report, args.plot)
-    report["table"] = format_table(report) + (f"\nwrote {args.plot}" if args.plot else "")
+        scoring.plot(report, args.plot)
+    report["table"] = scoring.format_table(report) + (f"\nwrote {args.plot}" if args.plot else "")
     return report
 
 
@@ -149,6 +136,7 @@ class LoopRun:
         self.demo: Demo  # the running topology, once measure() has started it
         self.tap: WireTap
         self.port = 0  # the site broker's
+        self.trainer: subprocess.Popen[bytes] | None = None  # this round's
 
     def cloud_env(self) -> dict[str, str]:
         """The cloud's [train] and [rollout] settings for a run of minutes, not days."""
@@ -158,8 +146,11 @@ class LoopRun:
             "EC_CLOUD_TRAIN__POLL_S": "1",
             "EC_CLOUD_TRAIN__EPOCHS": str(self.args.epochs),
             "EC_CLOUD_TRAIN__STAGES": json.dumps([34.0, 100.0]),
-            "EC_CLOUD_ROLLOUT__INTERVAL_S": "1",
-            "EC_CLOUD_ROLLOUT__CRITERIA__STAGE_MIN_S": "10",
+            "EC_CLOUD_ROLLOUTS__INTERVAL_S": "1",
+            # The trainer that started a rollout is stopped once its run ends (one run a round);
+            # an offer it had not sent yet is sent again by the cloud after resend_s.
+            "EC_CLOUD_ROLLOUTS__RESEND_S": "5",
+            "EC_CLOUD_ROLLOUTS__CRITERIA__STAGE_MIN_S": "10",
             "EC_CLOUD_DATA_DIR": str(self.workdir / "cloud"),
         }
 
@@ -206,7 +197,7 @@ class LoopRun:
 
     def _sample(self) -> None:
         while not self.stopping.wait(1.0):
-            traffic = self.tap.snapshot([*self.cameras, "cloud-only"])
+            traffic = self.tap.snapshot(self.cameras)
             sent = sum(sum(t.uplink_bytes.values()) for t in traffic.values())
             self.uplink.append((time.time(), sent))
 
@@ -260,7 +251,7 @@ class LoopRun:
         """The phase's traffic once every result is uplinked and every escalation answered."""
         deadline = time.monotonic() + 120
         while True:
-            traffic = window(start[0], self.tap.snapshot(names), start[1])
+            traffic = scoring.window(start[0], self.tap.snapshot(names), start[1])
             escalated = [rid for rid, a in traffic.answers.items() if a.escalated]
             if (
                 len(traffic.answers) >= results
@@ -268,7 +259,7 @@ class LoopRun:
                 and all(rid in traffic.verdicts for rid in escalated)
             ):
                 time.sleep(1.0)  # a late duplicate or roll-up still counts as bytes
-                return window(start[0], self.tap.snapshot(names), start[1])
+                return scoring.window(start[0], self.tap.snapshot(names), start[1])
             if time.monotonic() > deadline:
                 raise EdgeCascadeError(
                     f"phase {phase}: {len(traffic.answers)}/{results} results seen, "
@@ -286,24 +277,28 @@ class LoopRun:
 
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self, drifted: PhaseFrames) -> list[dict[str, Any]]:
-        """Training rounds until a child is rolled out to every camera (or rounds run out)."""
+        """Training rounds until a child is rolled out to every camera (or rounds run out).
+        The trainer runs one run a round: runs the trigger queues meanwhile wait for the next."""
         runs: list[dict[str, Any]] = []
-        self.demo.group.spawn_cli("trainer", "cloud", "trainer")
         for round_ in range(1, self.args.max_rounds + 1):
             self._mark(f"loop {round_}")
+            self.trainer = self.demo.group.spawn_cli("trainer", "cloud", "trainer")
             seen = {r["id"] for r in runs}
-            run = self._await_run(seen, ("running", *FINAL))
+            run = self._await_run(("running", *FINAL), exclude=seen)
             self.demo.say(f"bench loop: round {round_}: training run {run['id']} started")
             # The cameras keep seeing the drifted scene while the trainer works and the rollout
             # widens (the rollout's gates judge the child on their traffic).
             live = {n: self._spawn(n, f, {}, True) for n, f in drifted.folders.items()}
             try:
-                run = self._await_run(seen, FINAL)
+                run = self._await_run(FINAL, run_id=run["id"])
+                self.demo.group.stop(self.trainer)
+                self.trainer = None  # stopped on purpose
                 if run["state"] == "shipped":
                     run["rollout"] = self._await_rollout(run["rollout_id"])
             finally:
-                for proc in live.values():
+                for proc in [*live.values(), *([self.trainer] if self.trainer else [])]:
                     self.demo.group.stop(proc)
+                self.trainer = None
             runs.append(run)
             self.demo.say(
                 f"bench loop: round {round_}: {run['state']} on {run['dataset_size']} verdicts: "
@@ -312,27 +307,30 @@ class LoopRun:
             if run.get("rollout", {}).get("state") == "completed":
                 break
             if round_ < self.args.max_rounds:
-                more = self.frames.take(f"B{round_ + 1}", self.args.frames_b, True)
-                self._replay(more)
+                self._replay(self.frames.take(f"B{round_ + 1}", self.args.frames_b, True))
         return runs
 
-    def _await_run(self, seen: set[str], states: tuple[str, ...]) -> dict[str, Any]:
-        """The newest training run of the site not in ``seen``, once in one of ``states``."""
+    def _await_run(
+        self, states: tuple[str, ...], run_id: str | None = None, exclude: set[str] | None = None
+    ) -> dict[str, Any]:
+        """The oldest training run of the site in one of ``states`` (the run ``run_id``, or any
+        not in ``exclude``), once there is one."""
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
             self._check()
-            runs = [
+            items = self.demo._get(f"/api/training/runs?site={SITE}")["items"]
+            found = [
                 r
-                for r in self.demo._get(f"/api/training/runs?site={SITE}")["items"]
-                if r["id"] not in seen
+                for r in reversed(items)
+                if r["state"] in states
+                and (r["id"] == run_id if run_id else r["id"] not in (exclude or set()))
             ]
-            if runs and runs[0]["state"] in states:
-                run: dict[str, Any] = runs[0]
-                return run
+            if found:
+                return dict(found[0])
             time.sleep(1.0)
         verdicts = self.demo._count(f"/api/results?limit=1&site={SITE}&escalated=true")
         raise EdgeCascadeError(
-            f"no training run reached {'/'.join(states)} within {self.args.timeout:g} s "
+            f"the training run did not get there within {self.args.timeout:g} s "
             f"(train.min_new_samples {self.args.min_new_samples}; escalated results stored: "
             f"{verdicts}):\n{self.demo.group.log_tail('trainer')}"
         )
@@ -349,48 +347,46 @@ class LoopRun:
 
     def _check(self) -> None:
         self.demo._check_services()
-        for name, proc in self.demo.group.children:
-            if name == "trainer" and proc.poll() is not None:
-                raise EdgeCascadeError(
-                    f"the trainer exited:\n{self.demo.group.log_tail('trainer')}"
-                )
+        if self.trainer is not None and self.trainer.poll() is not None:
+            tail = self.demo.group.log_tail("trainer")
+            raise EdgeCascadeError(f"the trainer exited with {self.trainer.returncode}:\n{tail}")
 
     # -- the report -------------------------------------------------------------------------------
     def _report(
         self, windows: dict[str, DeviceTraffic], runs: list[dict[str, Any]]
     ) -> dict[str, Any]:
         drifted_eval = self.frames.drifted_eval()
-        child = running_model(self.workdir / "agents" / "cam1", EDGE_MODEL)
+        child = scoring.running_model(self.workdir / "agents" / "cam1", EDGE_MODEL)
         accuracy = {
-            m: edge_only(m, FASHION_EVAL, drifted_eval)
+            m: scoring.edge_only(m, FASHION_EVAL, drifted_eval)
             for m in {EDGE_MODEL, child, self.args.cloud_model}
         }
         phases = {}
         for key, traffic in windows.items():
             model = EDGE_MODEL if key in ("A", "B") else child
-            phases[key] = score_phase(key, traffic, self.policy, accuracy[model])
-        summary = summarise(phases, runs)
+            phases[key] = scoring.score_phase(key, traffic, self.policy, accuracy[model])
+        summary = scoring.summarise(phases, runs)
         c, cloud = phases["C"], phases["cloud-only"]
-        snapshot = self.tap.snapshot([*self.cameras, "cloud-only"])
+        snapshot = self.tap.snapshot(self.cameras)  # the timeline: the site's cameras only
         return {
             **summary,
-            "targets": judge(summary),
+            "targets": scoring.judge(summary),
             "phases": phases,
-            "training_runs": [run_entry(r) for r in runs],
+            "training_runs": [scoring.run_entry(r) for r in runs],
             "after_loop_vs_cloud_only": {
                 "accuracy_vs_cloud_points": 100
                 * (c["accuracy_after_verdicts"] - cloud["accuracy_after_verdicts"]),
                 "bytes_ratio": c["uplink_bytes_per_frame"] / cloud["uplink_bytes_per_frame"],
             },
-            "cloud_model": display(self.args.cloud_model),
+            "cloud_model": scoring.display(self.args.cloud_model),
             "cloud_model_accuracy": accuracy[self.args.cloud_model],
-            "edge_model": display(EDGE_MODEL),
+            "edge_model": scoring.display(EDGE_MODEL),
             "drift": {"name": self.args.drift, **DRIFTS[self.args.drift].model_dump()},
             "settings": {
                 k: str(v) if isinstance(v, Path) else v
                 for k, v in vars(self.args).items()
                 if k not in ("func", "output", "plot", "workdir")
             },
-            "timeline": timeline(snapshot, self.uplink, self.started),
+            "timeline": scoring.timeline(snapshot, self.uplink, self.started),
             "phase_starts": self.phase_starts,
         }

@@ -218,7 +218,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for phase in report["phase_starts"]:
         for ax in axes:
             ax.axvline(phase["t"], color="grey", linestyle="--", linewidth=0.8)
-        axes[0].annotate(phase["phase"], (phase["t"], 1.0), fontsize=8, weight="bold")
+        axes[0].text(
+            phase["t"], 1.02, phase["phase"], transform=axes[0].get_xaxis_transform(), fontsize=8
+        )
     fig.suptitle("bench loop: a drifted scene, the loop, the new model")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 from pathlib import Path
@@ -93,3 +94,44 @@ def test_missing_train_extra_names_the_install_command(
     assert TRAIN_HINT in capsys.readouterr().err
     assert list(tmp_path.glob(".out.partial-*")) == []
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_fails_the_run_by_name_and_keeps_nothing(
+    dataset: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills while the child is written (fault injected at the write: the fine-tune
+    itself is replaced, so this runs without torch): a clear error, no --out, no staging."""
+    from edgecascade.cloud.training_gates import TrainingResult
+    from edgecascade.modelzoo import finetune
+    from edgecascade.shared.runtime.card import LineageMetrics
+
+    figures = LineageMetrics(holdout_accuracy=0.5, original_accuracy=0.9)
+    result = TrainingResult(
+        before=figures,
+        after=figures,
+        train_samples=16,
+        holdout_samples=4,
+        replay_samples_seen=0,
+        original_eval_dataset="eval",
+        epochs=1,
+        seconds=0.0,
+    )
+    child = finetune.Child(EDGE_MODEL.read_bytes(), b"child weights", result)
+    monkeypatch.setattr(finetune, "finetune", lambda *args: child)
+    write_bytes = Path.write_bytes
+
+    def full(path: Path, data: bytes) -> int:
+        if ".out.partial-" in str(path) and path.suffix == ".pt":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    parent = trainable_copy(EDGE_MODEL, tmp_path / "parent", b"weights")
+    assert main(train(dataset, parent, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "out: cannot write the child model" in err and "No space left on device" in err
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.glob(".out.partial-*")) == []
