@@ -6,7 +6,7 @@ committed fashion edge model, with one escalation policy throughout:
 
 - **A**: the cameras replay frames of the original distribution;
 - **B**: their scene drifts (``--drift``, one of :data:`~edgecascade.modelzoo.drift.DRIFTS`; by
-  default a washed-out exposure and a soiled lens: flatter, brighter, blurred, noisy; seeded).
+  default ``DEFAULT_DRIFT``: flatter, brighter, blurred, noisy, turned a little; seeded).
   They escalate more; the worker answers with the drift-robust cloud model by default (trained
   with augmentation from the same family of shifts), so its verdicts stay right;
 - **the loop**: the cloud's ``train.min_new_samples`` trigger queues a training run, the trainer
@@ -84,7 +84,7 @@ def add_loop_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
     arg(
         "--drift",
         choices=sorted(DRIFTS),
-        default="exposure-lens",
+        default="exposure-lens-mount",
         help="the scene's shift in B and C (modelzoo/drift.py; default: %(default)s)",
     )
     arg("--seed", type=int, default=0, help="frame order and drift (default: %(default)s)")
