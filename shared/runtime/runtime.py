@@ -27,9 +27,11 @@ from edgecascade.shared.runtime.card import ModelCard, card_path_for
 from edgecascade.shared.runtime.describe import describe, from_card
 from edgecascade.shared.runtime.preprocess import (
     Array,
+    DecodePlan,
     Image,
     InputSpec,
     TensorSpec,
+    decode_plan,
     dequantize,
     pixel_table,
     preprocess,
@@ -172,6 +174,10 @@ class ModelRuntime:
         """Load a model held in memory (a downloaded artifact, before it is installed);
         ``card=None`` reads the card from the model."""
         return cls(content, name, card, num_threads)
+
+    def decode_plan(self, height: int, width: int) -> DecodePlan:
+        """How small a ``height`` x ``width`` frame may be decoded for this model."""
+        return decode_plan(height, width, self.input_spec, self.card.preprocess)
 
     def preprocess(self, image: Image) -> Array:
         return preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)

@@ -9,6 +9,7 @@ import pytest
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.policy import EscalationPolicy, dhash, hamming
 from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.codec import decode
 from edgecascade.shared.errors import ConfigError
 from edgecascade.shared.runtime.datasets import LabelledFolder
@@ -117,7 +118,8 @@ def test_payload_options_roi_downscale_quality() -> None:
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     result = make_result()
     settings = EscalationSettings(roi=(100, 20, 300, 150), max_side=120, jpeg_quality=50)
-    header, payload = escalation_payload(bgr.astype(np.uint8), result, "test", settings)
+    frame = Frame("f", bgr.astype(np.uint8), 0.0)
+    header, payload = escalation_payload(frame, result, "test", settings)
     assert header.roi == (100, 20, 300, 150)
     assert (header.width, header.height) == (120, 60)
     assert header.result_id == result.msg_id
@@ -125,7 +127,7 @@ def test_payload_options_roi_downscale_quality() -> None:
     decoded = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None and decoded.shape == (60, 120, 3)
     _, better = escalation_payload(
-        bgr.astype(np.uint8), result, "test", settings.model_copy(update={"jpeg_quality": 95})
+        frame, result, "test", settings.model_copy(update={"jpeg_quality": 95})
     )
     assert len(better) > len(payload)
     with pytest.raises(ValueError, match="roi"):
