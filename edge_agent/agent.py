@@ -107,7 +107,7 @@ class Agent:
             Kind.MODEL: self._on_model,
         }
         slots = ModelSlots(s.data_dir / "slots")
-        self.runtime = slots.load(s.model, s.threads)
+        self.runtime = slots.load(s.model, s.threads, s.runtime.accelerator())
         self._model_ref = model_ref(self.runtime)
         self.source, self.live = (
             (source, False) if source else open_source(s.source, self._decode_plan)
@@ -310,6 +310,7 @@ class Agent:
             latency_ms=dict(result.timings_ms),
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
+            accelerator=result.accelerator,
         )
         wire = Outgoing(self._topic(Kind.RESULT), encode(message), qos=RESULT.qos)
         self.outbox.put(RESULT.queue_class, wire, message.msg_id)
@@ -356,6 +357,7 @@ class Agent:
             queues={f"outbox.{k}": v for k, v in outbox.depth().items()},
             counters=counters,
             model=self._model_ref,
+            accelerator=self.runtime.accelerator,
         )
         wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
         outbox.put(TELEMETRY.queue_class, wire, message.msg_id)
