@@ -181,6 +181,33 @@ def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float
     return 100.0 * used / seconds, rss, uss
 
 
+def _decode_ms(model: Path, frames: Path, repeat: int = 30) -> dict[str, Any]:
+    """Decode time of a folder's first JPEG at full size and as the agent decodes it for the
+    model (its DCT scale and colour, :mod:`edgecascade.edge_agent.decode`); {} without one."""
+    from edgecascade.edge_agent.decode import decode_jpeg, jpeg_size
+    from edgecascade.shared.runtime.runtime import ModelRuntime
+
+    jpegs = [] if frames.is_file() else sorted(frames.rglob("*.jp*g"))
+    data = jpegs[0].read_bytes() if jpegs else b""
+    size = jpeg_size(data)
+    if size is None:
+        return {}
+    plan = ModelRuntime.load(model, num_threads=1).decode_plan(*size)
+
+    def per_frame(reduction: int, gray: bool) -> float:
+        decode_jpeg(data, reduction, gray)
+        started = time.perf_counter()
+        for _ in range(repeat):
+            decode_jpeg(data, reduction, gray)
+        return (time.perf_counter() - started) * 1000 / repeat
+
+    return {
+        "decode_full_ms": per_frame(1, False),
+        "decode_for_model_ms": per_frame(plan.reduction, plan.gray),
+        "decode_scale": f"1/{plan.reduction}{' gray' if plan.gray else ''}",
+    }
+
+
 def _measure(
     model: Path, frames: Path, threads: int, args: argparse.Namespace, workdir: Path
 ) -> Any:
@@ -196,6 +223,7 @@ def _measure(
         "stages_ms": pipe["stages_ms"],
         "peak_rss_mb": peak_rss,
         "peak_private_mb": peak_private,
+        **_decode_ms(model, frames),
     }
 
 
@@ -211,6 +239,17 @@ def _frames_entry(frames: Path, generated: bool) -> dict[str, Any]:
     kind = "video" if frames.is_file() else "folder"
     what = "JPEG made from the Fashion-MNIST eval images" if generated else kind
     return {"path": str(frames), "kind": kind, "width": width, "height": height, "what": what}
+
+
+def _decode_cell(entry: dict[str, Any]) -> str:
+    if "decode_full_ms" not in entry:
+        return "-"
+    full, model, scale = (
+        entry["decode_full_ms"],
+        entry["decode_for_model_ms"],
+        entry["decode_scale"],
+    )
+    return f"{full:.2f} -> {model:.2f} ({scale})"
 
 
 def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,6 +278,7 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
                     *stage_p50,
                     entry["peak_rss_mb"],
                     entry["peak_private_mb"],
+                    _decode_cell(entry),
                 ]
             )
         idle, idle_rss, idle_uss = _idle_cpu_percent(
@@ -249,6 +289,7 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
     report["idle_agent_uss_mb"] = idle_uss
     headers = ["model", "threads", "invoke/s", "pipeline/s", "ratio"]
     headers += [*(f"{s} p50 ms" for s in STAGES), "peak RSS MB", "peak private MB"]
+    headers += ["JPEG decode ms: full -> for the model"]
     f = report["frames"]
     report["table"] = (
         f"frames: {f['width']}x{f['height']} {f['what']} ({f['path']})\n"

@@ -51,6 +51,8 @@ def test_bench_edge_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert entry["interpreter_threads"] in (1, 2)
         assert 0 < entry["peak_private_mb"] < entry["peak_rss_mb"]
         assert entry["pipeline_vs_raw_ratio"] > 0
+        assert entry["decode_scale"] == "1/8 gray"  # 28x28 gray models, 1280x720 frames
+        assert entry["decode_for_model_ms"] > 0 and entry["decode_full_ms"] > 0
         stem, threads = key.split(".tflite threads=")
         assert (
             report[f"{stem}_threads{threads}_pipeline_vs_raw_ratio"]
@@ -86,8 +88,10 @@ def test_bench_edge_reads_a_jpeg_folder_and_a_video_file(tmp_path: Path) -> None
         assert image is not None
         writer.write(image)
     writer.release()
-    frames = _small_bench(video, tmp_path / "video.json")["frames"]
+    report = _small_bench(video, tmp_path / "video.json")
+    frames = report["frames"]
     assert (frames["kind"], frames["width"], frames["height"]) == ("video", 160, 96)
+    assert "decode_scale" not in report["models"]["fashion_edge_int8.tflite threads=1"]
 
 
 def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
