@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+from edgecascade.benchmarks.camera_frames import write_camera_frames
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.policy import EscalationPolicy, dhash, hamming
 from edgecascade.edge_agent.settings import EscalationSettings
@@ -170,3 +173,16 @@ def test_audit_fraction_draws_a_seeded_sample() -> None:
     assert 150 < sum(sample) < 250
     with pytest.raises(ValueError, match="audit_fraction"):
         EscalationSettings(audit_fraction=1.5)
+
+
+def test_dhash_of_camera_sized_frames_holds_near_duplicates(tmp_path: Path) -> None:
+    """The cut-to-whole-cells hash of 640x360 frames: the same scene with fresh sensor noise
+    stays within the default cooldown distance (4 bits); point sampling gave 7-8 bits here."""
+    frames = write_camera_frames(EVAL_SAMPLE, tmp_path, 6, size=(640, 360))
+    rng = np.random.default_rng(1)
+    for path in sorted(frames.rglob("*.jpg")):
+        scene = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        assert scene is not None and scene.shape == (360, 640, 3)
+        noise = rng.normal(0, 4, scene.shape)
+        again = np.clip(scene.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+        assert hamming(dhash(scene.astype(np.uint8)), dhash(again)) <= 4, path.name
