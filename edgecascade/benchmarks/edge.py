@@ -291,8 +291,9 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
     headers += [*(f"{s} p50 ms" for s in STAGES), "peak RSS MB", "peak private MB"]
     headers += ["JPEG decode ms: full -> for the model"]
     f = report["frames"]
+    where = f["path"] if args.frames is not None else "made in a temporary folder"
     report["table"] = (
-        f"frames: {f['width']}x{f['height']} {f['what']} ({f['path']})\n"
+        f"frames: {f['width']}x{f['height']} {f['what']} ({where})\n"
         + format_table(headers, rows)
         + f"\nidle agent (camera sends nothing, {args.idle_seconds:g} s): "
         f"CPU {idle:.2f} %, RSS {idle_rss:.0f} MB, private (USS) {idle_uss:.0f} MB"
