@@ -50,6 +50,7 @@ from edgecascade.shared.systemd import Notifier
 from edgecascade.shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
+    from edgecascade.shared.runtime.preprocess import DecodePlan
     from edgecascade.shared.runtime.runtime import Classification
 
 logger = logging.getLogger(__name__)
@@ -106,9 +107,11 @@ class Agent:
             Kind.MODEL: self._on_model,
         }
         slots = ModelSlots(s.data_dir / "slots")
-        self.runtime = slots.load(s.model, s.threads)
+        self.runtime = slots.load(s.model, s.threads, s.runtime.accelerator())
         self._model_ref = model_ref(self.runtime)
-        self.source, self.live = (source, False) if source else open_source(s.source)
+        self.source, self.live = (
+            (source, False) if source else open_source(s.source, self._decode_plan)
+        )
         self.feed = open_feed(s, self.source, self.runtime, live=self.live)
         self.outbox = open_outbox(s)
         self.link = open_link(s, self._on_message, self._state)
@@ -120,6 +123,11 @@ class Agent:
         self.emitter: Emitter[tuple[Prepared, Classification, ModelRef]] = Emitter(
             lambda item: self._emit(*item)
         )
+
+    def _decode_plan(self, height: int, width: int) -> DecodePlan:
+        """How small the source may decode a frame: for the model running now (the feed's
+        thread; after a switch, the next frame follows the new model)."""
+        return self.runtime.decode_plan(height, width)
 
     # -- topics and messages ---------------------------------------------------------------------
     def _topic(self, kind: Kind) -> str:
@@ -302,6 +310,7 @@ class Agent:
             latency_ms=dict(result.timings_ms),
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
+            accelerator=result.accelerator,
         )
         wire = Outgoing(self._topic(Kind.RESULT), encode(message), qos=RESULT.qos)
         self.outbox.put(RESULT.queue_class, wire, message.msg_id)
@@ -317,7 +326,7 @@ class Agent:
         self, frame: Frame, result: ResultMessage, reason: str, audit: bool = False
     ) -> None:
         settings = self.settings.escalation
-        header, payload = escalation_payload(frame.image, result, reason, settings, audit=audit)
+        header, payload = escalation_payload(frame, result, reason, settings, audit=audit)
         wire = Outgoing(self._topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
         self.outbox.put(queue_class_of(ESCALATION, header), wire, header.msg_id)
         if audit:
@@ -348,6 +357,7 @@ class Agent:
             queues={f"outbox.{k}": v for k, v in outbox.depth().items()},
             counters=counters,
             model=self._model_ref,
+            accelerator=self.runtime.accelerator,
         )
         wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
         outbox.put(TELEMETRY.queue_class, wire, message.msg_id)

@@ -47,6 +47,18 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         metavar="DIFF",
         help="skip frames whose mean pixel difference to the last processed one is below DIFF",
     )
+    parser.add_argument(
+        "--delegate",
+        metavar="LIB",
+        help="run the model on this LiteRT delegate library (Edge TPU: libedgetpu.so.1; "
+        "GPU/NPU: the vendor's .so); one that fails to load stops the agent with the reason",
+    )
+    parser.add_argument(
+        "--delegate-fallback",
+        action="store_true",
+        default=None,
+        help="with --delegate: when it fails, warn and run on the CPU instead of stopping",
+    )
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="outbox directory")
     parser.add_argument(
         "--no-gateway",
@@ -80,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         gating=given(enabled=True if args.gating is not None else None, threshold=args.gating),
         escalation=given(threshold=args.threshold),
+        runtime=given(delegate=args.delegate, delegate_fallback=args.delegate_fallback),
     )
     if args.no_gateway:
         overrides["gateway_id"] = None

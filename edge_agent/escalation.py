@@ -1,4 +1,10 @@
-"""Escalation payloads: the frame as the cloud will see it (ROI crop, downscale, JPEG quality)."""
+"""Escalation payloads: the frame as the cloud will see it (ROI crop, downscale, JPEG quality).
+
+The frame the model saw may be a reduced decode made for a small input (:mod:`edge_agent.decode`).
+The escalation's size is its own setting, not the model's: :func:`escalation_image` uses the
+model's frame only when it is in colour and at least ``max_side`` large; otherwise it decodes the
+frame's bytes again at the smallest JPEG scale that still gives ``max_side`` (full size when
+``max_side`` is unset or an ``roi`` is set, whose coordinates are in full-frame pixels)."""
 
 from __future__ import annotations
 
@@ -6,12 +12,32 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgecascade.edge_agent.decode import decode_jpeg, jpeg_size
 from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.codec import encode
 from edgecascade.shared.messages import EscalationHeader, ResultMessage
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+
+
+def escalation_image(frame: Frame, settings: EscalationSettings) -> npt.NDArray[np.uint8]:
+    """The frame at the escalation's configured size (before :func:`prepare_frame`)."""
+    image = frame.image
+    size = jpeg_size(frame.encoded) if frame.encoded is not None else None
+    if frame.encoded is None or size is None:
+        return image  # not reduced: the frame as decoded
+    max_side = settings.max_side
+    if max_side is not None and settings.roi is None:
+        if image.ndim == 3 and max(image.shape[:2]) >= max_side:
+            return image  # the model's frame is in colour and big enough
+        longest = max(size)
+        reduction = next((r for r in (8, 4, 2) if -(-longest // r) >= max_side), 1)
+    else:
+        reduction = 1
+    full = decode_jpeg(frame.encoded, reduction, gray=False)
+    return image if full is None else full
 
 
 def prepare_frame(
@@ -41,7 +67,7 @@ def prepare_frame(
 
 
 def escalation_payload(
-    image: npt.NDArray[np.uint8],
+    frame: Frame,
     result: ResultMessage,
     reason: str,
     settings: EscalationSettings,
@@ -49,7 +75,7 @@ def escalation_payload(
     audit: bool = False,
 ) -> tuple[EscalationHeader, bytes]:
     """The header and the frame-codec payload of one escalation (or audit sample)."""
-    jpeg, width, height, roi = prepare_frame(image, settings)
+    jpeg, width, height, roi = prepare_frame(escalation_image(frame, settings), settings)
     header = EscalationHeader(
         result_id=result.msg_id,
         frame_id=result.frame_id,

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import Download
-from edgecascade.shared.errors import ContractError, ModelError
+from edgecascade.shared.errors import AcceleratorError, ContractError, ModelError
 from edgecascade.shared.manifest import verify_content, verify_manifest
 from edgecascade.shared.messages import (
     ModelAckMessage,
@@ -32,7 +32,7 @@ from edgecascade.shared.messages import (
     ModelOfferMessage,
 )
 from edgecascade.shared.runtime.card import ModelCard
-from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.runtime import Accelerator, ModelRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class RolloutClient(threading.Thread):
         request: RequestFn,
         switch: SwitchFn,
         threads: int = 2,
+        accelerator: Accelerator | None = None,
         chunk_timeout: float = 5.0,
         max_rounds: int = 20,
     ) -> None:
@@ -63,6 +64,7 @@ class RolloutClient(threading.Thread):
         self.public_key = public_key
         self._ack, self._request, self._switch = ack, request, switch
         self.threads = threads
+        self.accelerator = accelerator
         self.chunk_timeout = chunk_timeout
         self.max_rounds = max_rounds
         self._offers: queue.Queue[ModelOfferMessage | None] = queue.Queue()
@@ -186,9 +188,13 @@ class RolloutClient(threading.Thread):
                 }
             )
             runtime = ModelRuntime.from_bytes(
-                content, f"{m.name} {m.version}", card, num_threads=self.threads
+                content,
+                f"{m.name} {m.version}",
+                card,
+                num_threads=self.threads,
+                accelerator=self.accelerator,
             )
-        except (ValidationError, ModelError) as exc:
+        except (ValidationError, ModelError, AcceleratorError) as exc:
             raise RolloutFailed(f"model does not load: {exc}") from exc
         for i, case in enumerate(m.golden):
             png = np.frombuffer(base64.b64decode(case.image_png_b64), dtype=np.uint8)

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.outbox import ReplaySeconds
+from edgecascade.shared.runtime.runtime import Accelerator
 from edgecascade.shared.topics import ID_PATTERN
 
 
@@ -119,6 +120,41 @@ class EscalationSettings(Section):
         return self
 
 
+class RuntimeSettings(Section):
+    """Where the model runs: the CPU (XNNPACK, ``threads``) or an accelerator's delegate."""
+
+    delegate: str | None = Field(
+        None,
+        min_length=1,
+        description="LiteRT delegate library to run the model on: a path or a name the loader "
+        "finds (Edge TPU: libedgetpu.so.1; GPU/NPU: the vendor's delegate .so). A library "
+        "that fails to load is an error naming it and the reason; none = the CPU.",
+    )
+    delegate_options: dict[str, str] = Field(
+        {}, description="Options passed to the delegate (e.g. device = usb:0 for an Edge TPU)."
+    )
+    delegate_fallback: bool = Field(
+        False,
+        description="When the delegate fails to load or to take the model, log a warning and "
+        "run on the CPU instead of stopping; results and telemetry then say accelerator cpu.",
+    )
+
+    def accelerator(self) -> Accelerator | None:
+        """The delegate as the runtime takes it; None for the CPU."""
+        if self.delegate is None:
+            return None
+        options = tuple(sorted(self.delegate_options.items()))
+        return Accelerator(self.delegate, options, self.delegate_fallback)
+
+    @model_validator(mode="after")
+    def _options_need_a_delegate(self) -> RuntimeSettings:
+        if self.delegate is None and self.delegate_options:
+            raise ValueError(
+                f"runtime.delegate_options {self.delegate_options} need runtime.delegate"
+            )
+        return self
+
+
 class AgentSettings(ComponentSettings):
     """Everything a device agent needs; validated once at start-up."""
 
@@ -155,6 +191,7 @@ class AgentSettings(ComponentSettings):
     drain_timeout_s: float = Field(
         10.0, ge=0, description="On stop, wait this long for the outbox to empty."
     )
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     gating: GatingSettings = Field(default_factory=GatingSettings)

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgecascade.shared.errors import ModelError
 from edgecascade.shared.messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
-from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.runtime import Accelerator, ModelRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,11 @@ class ModelSlots:
         self._write_pointer(new, self.active)
         return new
 
-    def load(self, factory: Path, threads: int) -> ModelRuntime:
-        """The active slot's model, else the previous slot's, else the factory model."""
+    def load(
+        self, factory: Path, threads: int, accelerator: Accelerator | None = None
+    ) -> ModelRuntime:
+        """The active slot's model, else the previous slot's, else the factory model. An
+        accelerator that fails is no reason to give up a slot: its error goes to the caller."""
         pointer = self._read_pointer()
         for key in ("active", "previous"):
             chosen = pointer.get(key)
@@ -90,7 +93,9 @@ class ModelSlots:
                 if hashlib.sha256(content).hexdigest() != chosen.sha256:
                     raise ModelError(f"{path}: sha256 does not match the slot pointer")
                 card = ModelCard.load(path.with_suffix(".json"))
-                runtime = ModelRuntime.from_bytes(content, str(path), card, num_threads=threads)
+                runtime = ModelRuntime.from_bytes(
+                    content, str(path), card, num_threads=threads, accelerator=accelerator
+                )
             except (OSError, ModelError) as exc:
                 logger.error("model slot %s unusable (%s); falling back", chosen.slot, exc)
                 continue
@@ -99,4 +104,4 @@ class ModelSlots:
             return runtime
         if pointer:
             self._write_pointer(None, None)
-        return ModelRuntime.load(factory, num_threads=threads)
+        return ModelRuntime.load(factory, num_threads=threads, accelerator=accelerator)

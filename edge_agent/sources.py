@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from edgecascade.edge_agent.decode import Planner, decode_frame
 from edgecascade.edge_agent.errors import SourceError
 from edgecascade.edge_agent.settings import SourceSettings
 
@@ -29,12 +30,16 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame: ``image`` is uint8 HxW (gray) or HxWx3 (BGR), as OpenCV gives it."""
+    """One decoded frame: ``image`` is uint8 HxW (gray) or HxWx3 (BGR), as OpenCV gives it.
+
+    ``encoded`` holds the file's bytes when ``image`` is a reduced decode of them, made for the
+    model (:mod:`edge_agent.decode`); an escalation decodes them again at its own size."""
 
     frame_id: str
     image: npt.NDArray[np.uint8]
     captured_at: float
     ground_truth: str | None = None
+    encoded: bytes | None = None
 
 
 class FrameSource(Protocol):
@@ -60,12 +65,15 @@ class FolderSource:
 
     In an ImageFolder layout (``<root>/<label>/<image>``) the folder name is the frame's ground
     truth, so labelled test sets can measure accuracy. Files that are not decodable images are
-    skipped and counted in ``skipped``, never fatal.
+    skipped and counted in ``skipped``, never fatal. With ``plan`` (the model's
+    :meth:`~edgecascade.shared.runtime.runtime.ModelRuntime.decode_plan`), JPEGs are decoded at
+    the smallest scale that serves the model (:mod:`edge_agent.decode`).
     """
 
     root: Path
     loop: bool = False
     shuffle_seed: int | None = None
+    plan: Planner | None = None
     files: list[Path] = field(init=False)
     status: str = field(default="ok", init=False)
     skipped: int = field(default=0, init=False)
@@ -87,8 +95,6 @@ class FolderSource:
         logger.info("replaying %d images from %s", len(self.files), self.root)
 
     def read(self) -> Frame | None:
-        import cv2
-
         while True:
             if self._index >= len(self.files):
                 if not self.loop:
@@ -97,31 +103,37 @@ class FolderSource:
                 self._round += 1
             path = self.files[self._index]
             self._index += 1
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None or image.dtype.name != "uint8":
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            image, reduced = decode_frame(data, self.plan)
+            if image is None:
                 self.skipped += 1
                 logger.warning("skipped unreadable image %s", path)
                 continue
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
             relative = path.relative_to(self.root)
             frame_id = (
                 relative.as_posix() if self._round == 0 else f"{relative.as_posix()}#{self._round}"
             )
             label = relative.parts[0] if len(relative.parts) > 1 else None
-            return Frame(frame_id, image.astype(np.uint8, copy=False), time.time(), label)
+            encoded = data if reduced else None
+            return Frame(frame_id, image, time.time(), label, encoded)
 
     def close(self) -> None:
         """Nothing to release for a folder."""
 
 
-def open_source(settings: SourceSettings) -> tuple[FrameSource, bool]:
-    """The configured source and whether it is live (frames may be dropped, newest wins)."""
+def open_source(settings: SourceSettings, plan: Planner | None = None) -> tuple[FrameSource, bool]:
+    """The configured source and whether it is live (frames may be dropped, newest wins).
+    ``plan`` says how small a folder's JPEGs may be decoded for the model (see
+    :mod:`edge_agent.decode`); video files and cameras are decoded by their codec at full size."""
     from edgecascade.edge_agent.capture import CaptureSource, PicameraSource
 
     backoff = settings.backoff_max_s
     if settings.kind == "folder":
-        return FolderSource(settings.path, settings.loop, settings.shuffle_seed), False
+        source = FolderSource(settings.path, settings.loop, settings.shuffle_seed, plan)
+        return source, False
     if settings.kind == "video":
         if not settings.path.is_file():
             raise SourceError(f"video file {settings.path} does not exist")

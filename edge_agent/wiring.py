@@ -93,4 +93,12 @@ def open_rollout(
 
     for sub in (ModelSub.OFFER, ModelSub.CHUNK):
         link.subscribe(topic(s.site, s.device, Kind.MODEL, sub, prefix=prefix))
-    return RolloutClient(slots, key, ack=ack, request=request, switch=switch, threads=s.threads)
+    return RolloutClient(
+        slots,
+        key,
+        ack=ack,
+        request=request,
+        switch=switch,
+        threads=s.threads,
+        accelerator=s.runtime.accelerator(),
+    )

@@ -61,6 +61,7 @@ class ResultMessage(TypedDict):
     latency_ms: NotRequired[dict[Ident, Annotated[float, Field(ge=0)]]]
     escalated: NotRequired[bool]
     ground_truth: NotRequired[Label | None]
+    accelerator: NotRequired[Label]
 
 
 @with_config(_STRICT)

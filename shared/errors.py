@@ -11,6 +11,7 @@ EdgeCascadeError
  │    ├── FrameCodecError an escalation frame that cannot be decoded
  │    └── ManifestError   unsigned, forged, not matching its model; a bad key (shared.manifest)
  ├── ModelError           a model file or card that cannot be used (names the file)
+ ├── AcceleratorError     a delegate library that fails to load or to take the model
  ├── BrokerError          the MQTT broker refused or dropped us
  ├── CommitError          received messages that could not be committed (shared.consumer)
  │    ├── TransientCommitError  the store is unavailable: the batch is committed again later
@@ -43,6 +44,12 @@ class FrameCodecError(ContractError):
 
 class ModelError(EdgeCascadeError):
     """A model file or model card that cannot be loaded or run."""
+
+
+class AcceleratorError(EdgeCascadeError):
+    """An accelerator delegate (Edge TPU, GPU, NPU library) that cannot be loaded or cannot run
+    the model; the message names the library and the reason. Not a :class:`ModelError`: the
+    model is sound, the device's accelerator is not, so no model slot is given up for it."""
 
 
 class BrokerError(EdgeCascadeError):

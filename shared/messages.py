@@ -124,6 +124,9 @@ class ResultMessage(Message):
     latency_ms: dict[Ident, Annotated[float, Field(ge=0)]] = {}
     escalated: bool = False
     ground_truth: Label | None = Field(None, description="Known label of a labelled test frame.")
+    accelerator: Label = Field(
+        "cpu", description="What ran the model: cpu, or the delegate library's name."
+    )
 
 
 class BatchedResult(BaseModel):
@@ -195,6 +198,9 @@ class TelemetryMessage(Message):
         {}, description="Monotonic counters: drops, escalations, outbox sent/expired/dropped..."
     )
     model: ModelRef | None = None
+    accelerator: Label = Field(
+        "cpu", description="What runs the model: cpu, or the delegate library's name."
+    )
 
 
 class FieldStats(BaseModel):

@@ -1,10 +1,15 @@
 """``edgecascade bench edge``: the device agent's cost around the model.
 
+Frames: a folder of JPEG or PNG images, or a video file (``--frames``); by default 60 camera-sized
+1280x720 JPEG frames made from the committed Fashion-MNIST eval images
+(:mod:`~edgecascade.benchmarks.camera_frames`), the size a V4L2 or Picamera2 camera delivers.
+
 In one run, on the same model, frames and interpreter thread count: the raw ``invoke()`` rate on a
 prepared tensor; the rate of the agent's full pipeline (read + decode the frame, preprocess,
 invoke, postprocess, escalation decision, result committed to the disk outbox and the verdict
-book), whose three stages run on three threads; the per-stage breakdown; the peak RSS of a
-process with the model loaded; and the CPU an idle agent uses while its camera delivers nothing.
+book), whose three stages run on three threads, and its ratio to the raw rate; the per-stage
+breakdown; the peak RSS and peak private memory of a process that reads, decodes and classifies
+the frames as the agent does; and the CPU an idle agent uses while its camera delivers nothing.
 
 The pipeline overlaps reading and preprocessing the next frame, and committing the previous
 result, with ``invoke()`` (LiteRT releases the GIL while it runs). That needs a free core: with
@@ -31,18 +36,28 @@ DEFAULT_MODELS = [
     REPO / "models" / "fashion" / "fashion_edge_int8.tflite",
     REPO / "models" / "fashion" / "fashion_cloud_int8.tflite",
 ]
+EVAL_SAMPLE = REPO / "data" / "fashion-mnist-eval"
 STAGES = ("capture", "preprocess", "invoke", "postprocess", "publish")
 
 
-def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
-    import cv2
-    import numpy as np
+def source_settings(frames: Path, **extra: Any) -> Any:
+    """A folder of images or a video file, as the agent's source settings."""
+    from edgecascade.edge_agent.settings import SourceSettings
 
+    return SourceSettings(kind="video" if frames.is_file() else "folder", path=frames, **extra)
+
+
+def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
+    from edgecascade.edge_agent.sources import open_source
     from edgecascade.shared.runtime.runtime import ModelRuntime
 
     runtime = ModelRuntime.load(model, num_threads=threads)
-    image = cv2.imread(str(next(frames.rglob("*.png"))), cv2.IMREAD_UNCHANGED)
-    tensor = runtime.preprocess(np.asarray(image, dtype=np.uint8))
+    source, _ = open_source(source_settings(frames), runtime.decode_plan)
+    frame = source.read()
+    source.close()
+    if frame is None:
+        raise SystemExit(f"{frames}: no frame could be read")
+    tensor = runtime.preprocess(frame.image)
     for _ in range(20):
         runtime.invoke_raw(tensor)
     n, started = 0, time.perf_counter()
@@ -57,7 +72,7 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int
     """The agent's own loop over ``limit`` frames, no broker (results stay in the outbox)."""
     from edgecascade.brokers import free_port
     from edgecascade.edge_agent.agent import Agent
-    from edgecascade.edge_agent.settings import AgentSettings, SourceSettings
+    from edgecascade.edge_agent.settings import AgentSettings
     from edgecascade.shared.config import MqttSettings
 
     settings = AgentSettings(
@@ -66,7 +81,7 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int
         data_dir=workdir,
         gateway_id=None,
         mqtt=MqttSettings(port=free_port()),  # nothing listens: publishing is not measured
-        source=SourceSettings(path=frames, fps=100_000, loop=True, max_frames=limit),
+        source=source_settings(frames, fps=100_000, loop=True, max_frames=limit),
         telemetry_interval_s=3600,
         drain_timeout_s=0,
     )
@@ -81,35 +96,52 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int
     }
 
 
-_RSS_PROBE = """
-import resource, sys, numpy as np, cv2
+_MEMORY_PROBE = """
+import resource, sys, threading
 from pathlib import Path
+from edgecascade.benchmarks.edge import source_settings
+from edgecascade.edge_agent.sources import open_source
 from edgecascade.shared.runtime.runtime import ModelRuntime
-runtime = ModelRuntime.load(Path(sys.argv[1]))
-for path in sorted(Path(sys.argv[2]).rglob("*.png"))[:200]:
-    runtime.classify(np.asarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), dtype=np.uint8))
-status = open("/proc/self/status").read().splitlines()
-anon = next(int(line.split()[1]) for line in status if line.startswith("RssAnon"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, anon / 1024)
+def private_kb():
+    status = open("/proc/self/status").read().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("RssAnon"))
+peak, done = [private_kb()], threading.Event()
+def sample():
+    while not done.wait(0.002):
+        peak[0] = max(peak[0], private_kb())
+sampler = threading.Thread(target=sample)
+sampler.start()
+runtime = ModelRuntime.load(Path(sys.argv[1]), num_threads=int(sys.argv[3]))
+source, _ = open_source(source_settings(Path(sys.argv[2]), loop=True), runtime.decode_plan)
+for _ in range(200):
+    frame = source.read()
+    if frame is None:
+        break
+    runtime.classify(frame.image)
+source.close()
+done.set()
+sampler.join()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, max(peak[0], private_kb()) / 1024)
 """
 
 
-def _peak_rss_mb(model: Path, frames: Path) -> tuple[float, float]:
-    """Peak RSS and the anonymous (private) part of it, in MB, of a process classifying frames.
+def _peak_memory_mb(model: Path, frames: Path, threads: int) -> tuple[float, float]:
+    """Peak RSS and peak private (anonymous) memory, in MB, of a process that reads, decodes
+    and classifies 200 frames as the agent does (the private peak sampled every 2 ms).
 
     RSS also counts the pages of shared libraries (numpy, OpenCV, LiteRT) mapped from disk; how
     many of those are resident depends on the file system the environment lives on, not on
     EdgeCascade, so the private part is reported beside it.
     """
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, str(model), str(frames)],
+        [sys.executable, "-c", _MEMORY_PROBE, str(model), str(frames), str(threads)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
     )
-    peak, anon = out.stdout.strip().splitlines()[-1].split()
-    return float(peak), float(anon)
+    peak, private = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(private)
 
 
 def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float, float, float]:
@@ -149,38 +181,104 @@ def _idle_cpu_percent(model: Path, seconds: float, workdir: Path) -> tuple[float
     return 100.0 * used / seconds, rss, uss
 
 
+def _decode_ms(model: Path, frames: Path, repeat: int = 30) -> dict[str, Any]:
+    """Decode time of a folder's first JPEG at full size and as the agent decodes it for the
+    model (its DCT scale and colour, :mod:`edgecascade.edge_agent.decode`); {} without one."""
+    from edgecascade.edge_agent.decode import decode_jpeg, jpeg_size
+    from edgecascade.shared.runtime.runtime import ModelRuntime
+
+    jpegs = [] if frames.is_file() else sorted(frames.rglob("*.jp*g"))
+    data = jpegs[0].read_bytes() if jpegs else b""
+    size = jpeg_size(data)
+    if size is None:
+        return {}
+    plan = ModelRuntime.load(model, num_threads=1).decode_plan(*size)
+
+    def per_frame(reduction: int, gray: bool) -> float:
+        decode_jpeg(data, reduction, gray)
+        started = time.perf_counter()
+        for _ in range(repeat):
+            decode_jpeg(data, reduction, gray)
+        return (time.perf_counter() - started) * 1000 / repeat
+
+    return {
+        "decode_full_ms": per_frame(1, False),
+        "decode_for_model_ms": per_frame(plan.reduction, plan.gray),
+        "decode_scale": f"1/{plan.reduction}{' gray' if plan.gray else ''}",
+    }
+
+
+def _measure(
+    model: Path, frames: Path, threads: int, args: argparse.Namespace, workdir: Path
+) -> Any:
+    raw = _raw_rate(model, frames, args.seconds, threads)
+    pipe = _pipeline(model, frames, args.frames_limit, workdir, threads)
+    peak_rss, peak_private = _peak_memory_mb(model, frames, threads)
+    return {
+        "interpreter_threads": threads,
+        "raw_invoke_per_s": raw,
+        "pipeline_frames_per_s": pipe["rate"],
+        "pipeline_vs_raw_ratio": pipe["rate"] / raw,
+        "pipeline_frames": pipe["frames"],
+        "stages_ms": pipe["stages_ms"],
+        "peak_rss_mb": peak_rss,
+        "peak_private_mb": peak_private,
+        **_decode_ms(model, frames),
+    }
+
+
+def _frames_entry(frames: Path, generated: bool) -> dict[str, Any]:
+    from edgecascade.edge_agent.sources import open_source
+
+    source, _ = open_source(source_settings(frames))
+    first = source.read()
+    source.close()
+    if first is None:
+        raise SystemExit(f"{frames}: no frame could be read")
+    height, width = first.image.shape[:2]
+    kind = "video" if frames.is_file() else "folder"
+    what = "JPEG made from the Fashion-MNIST eval images" if generated else kind
+    return {"path": str(frames), "kind": kind, "width": width, "height": height, "what": what}
+
+
+def _decode_cell(entry: dict[str, Any]) -> str:
+    if "decode_full_ms" not in entry:
+        return "-"
+    full, model, scale = (
+        entry["decode_full_ms"],
+        entry["decode_for_model_ms"],
+        entry["decode_scale"],
+    )
+    return f"{full:.2f} -> {model:.2f} ({scale})"
+
+
 def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
-    frames = args.frames or REPO / "data" / "fashion-mnist-eval"
+    from edgecascade.benchmarks.camera_frames import write_camera_frames
+
     models = args.model or DEFAULT_MODELS
-    report: dict[str, Any] = {"frames_dir": str(frames), "models": {}}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        frames = args.frames or write_camera_frames(EVAL_SAMPLE, Path(tmp) / "camera", 60)
+        report: dict[str, Any] = {"frames": _frames_entry(frames, args.frames is None)}
+        report["models"] = {}
         for i, (model, threads) in enumerate(itertools.product(models, args.threads)):
-            raw = _raw_rate(model, frames, args.seconds, threads)
-            pipe = _pipeline(model, frames, args.frames_limit, Path(tmp) / f"p{i}", threads)
-            entry = {
-                "raw_invoke_per_s": raw,
-                "pipeline_frames_per_s": pipe["rate"],
-                "pipeline_vs_raw_ratio": pipe["rate"] / raw,
-                "pipeline_frames": pipe["frames"],
-                "stages_ms": pipe["stages_ms"],
-                **dict(
-                    zip(("peak_rss_mb", "anon_rss_mb"), _peak_rss_mb(model, frames), strict=True)
-                ),
-            }
-            entry["interpreter_threads"] = threads
+            entry = _measure(model, frames, threads, args, Path(tmp) / f"p{i}")
             report["models"][f"{model.name} threads={threads}"] = entry
+            report[f"{model.stem}_threads{threads}_pipeline_vs_raw_ratio"] = entry[
+                "pipeline_vs_raw_ratio"
+            ]
             stage_p50 = [entry["stages_ms"].get(s, {}).get("p50", 0.0) for s in STAGES]
             rows.append(
                 [
                     model.name,
                     threads,
-                    raw,
-                    pipe["rate"],
+                    entry["raw_invoke_per_s"],
+                    entry["pipeline_frames_per_s"],
                     entry["pipeline_vs_raw_ratio"],
                     *stage_p50,
                     entry["peak_rss_mb"],
-                    entry["anon_rss_mb"],
+                    entry["peak_private_mb"],
+                    _decode_cell(entry),
                 ]
             )
         idle, idle_rss, idle_uss = _idle_cpu_percent(
@@ -189,18 +287,14 @@ def bench_edge(args: argparse.Namespace) -> dict[str, Any]:
     report["idle_cpu_percent"] = idle
     report["idle_agent_rss_mb"] = idle_rss
     report["idle_agent_uss_mb"] = idle_uss
-    headers = [
-        "model",
-        "threads",
-        "invoke/s",
-        "pipeline/s",
-        "ratio",
-        *(f"{s} p50 ms" for s in STAGES),
-        "peak RSS MB",
-        "private MB",
-    ]
+    headers = ["model", "threads", "invoke/s", "pipeline/s", "ratio"]
+    headers += [*(f"{s} p50 ms" for s in STAGES), "peak RSS MB", "peak private MB"]
+    headers += ["JPEG decode ms: full -> for the model"]
+    f = report["frames"]
+    where = f["path"] if args.frames is not None else "made in a temporary folder"
     report["table"] = (
-        format_table(headers, rows)
+        f"frames: {f['width']}x{f['height']} {f['what']} ({where})\n"
+        + format_table(headers, rows)
         + f"\nidle agent (camera sends nothing, {args.idle_seconds:g} s): "
         f"CPU {idle:.2f} %, RSS {idle_rss:.0f} MB, private (USS) {idle_uss:.0f} MB"
     )
@@ -217,7 +311,12 @@ def add_edge_parser(benches: Any) -> None:
     parser.add_argument(
         "--model", type=Path, action="append", help="model (repeatable; default: fashion pair)"
     )
-    parser.add_argument("--frames", type=Path, help="image folder (default: the eval sample)")
+    parser.add_argument(
+        "--frames",
+        type=Path,
+        help="a folder of JPEG/PNG images (ImageFolder layout gives ground truth) or a video "
+        "file (default: 60 generated 1280x720 JPEG frames, see above)",
+    )
     parser.add_argument("--frames-limit", type=int, default=2000, help="pipeline frames (2000)")
     parser.add_argument("--seconds", type=float, default=3.0, help="raw invoke seconds (3)")
     parser.add_argument(

@@ -5,13 +5,16 @@ interpreter's tensor details; outputs may be logits or probabilities, float or q
 and preprocessing come from the model card or, without one, from what the model says about
 itself (:mod:`~edgecascade.shared.runtime.describe`). The interpreter is imported lazily
 (``ai-edge-litert``, else ``tflite-runtime``) so components that never run a model do not need
-it. XNNPACK is LiteRT's default CPU delegate; ``num_threads`` sets its threads.
+it. XNNPACK is LiteRT's default CPU delegate; ``num_threads`` sets its threads. An
+:class:`Accelerator` (an Edge TPU, GPU or NPU delegate library, loaded with LiteRT's
+``load_delegate``) runs the model instead; ``ModelRuntime.accelerator`` says which ran it.
 
 One :class:`ModelRuntime` is not thread-safe: hold one per thread.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import time
@@ -22,14 +25,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgecascade.shared.errors import ModelError
+from edgecascade.shared.errors import AcceleratorError, ModelError
 from edgecascade.shared.runtime.card import ModelCard, card_path_for
 from edgecascade.shared.runtime.describe import describe, from_card
 from edgecascade.shared.runtime.preprocess import (
     Array,
+    DecodePlan,
     Image,
     InputSpec,
     TensorSpec,
+    decode_plan,
     dequantize,
     pixel_table,
     preprocess,
@@ -55,6 +60,54 @@ def _interpreter_class() -> Any:
     return Interpreter
 
 
+def _load_delegate_fn() -> Any:
+    try:
+        from ai_edge_litert.interpreter import load_delegate
+    except ImportError:
+        from tflite_runtime.interpreter import load_delegate
+    return load_delegate
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerator:
+    """A LiteRT delegate library to run models on (``runtime.delegate`` of the agent): its path
+    or name (as ``dlopen`` finds it, e.g. ``libedgetpu.so.1``), its options, and whether a
+    delegate that fails falls back to the CPU (a warning) instead of stopping (an error)."""
+
+    library: str
+    options: tuple[tuple[str, str], ...] = ()
+    fallback: bool = False
+
+    @property
+    def name(self) -> str:
+        """What results and telemetry report: the library's file name."""
+        return PurePath(self.library).name
+
+    def load(self) -> Any:
+        """The loaded delegate; :class:`AcceleratorError` naming the library and the reason.
+
+        The library is opened and checked for LiteRT's delegate entry point first: LiteRT's
+        own loader, given a library without it, fails in its destructor too."""
+        try:
+            library = ctypes.CDLL(self.library)
+        except OSError as exc:
+            raise AcceleratorError(
+                f"accelerator delegate {self.library!r} failed to load: {exc}"
+            ) from exc
+        if not hasattr(library, "tflite_plugin_create_delegate"):
+            raise AcceleratorError(
+                f"accelerator delegate {self.library!r} failed to load: it is no LiteRT "
+                "delegate (no tflite_plugin_create_delegate symbol)"
+            )
+        try:
+            return _load_delegate_fn()(self.library, dict(self.options))
+        except (ValueError, RuntimeError, OSError) as exc:
+            reason = " ".join(str(exc).split())
+            raise AcceleratorError(
+                f"accelerator delegate {self.library!r} failed to load: {reason}"
+            ) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
     """Class probabilities of one image and how long each stage took."""
@@ -62,6 +115,7 @@ class Classification:
     probabilities: npt.NDArray[np.float32]
     labels: tuple[str, ...]
     timings_ms: dict[str, float]
+    accelerator: str = "cpu"  # what ran invoke(): "cpu" or the delegate library's name
 
     def top(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The ``k`` most likely classes as ``(index, label, probability)``, best first."""
@@ -105,13 +159,54 @@ def _io_specs(interpreter: Any, source: str) -> tuple[InputSpec, TensorSpec]:
     return input_spec, outputs[0]
 
 
+def _interpreter(content: bytes, source: str, num_threads: int, delegates: list[Any]) -> Any:
+    interpreter_cls = _interpreter_class()
+    try:
+        interpreter = interpreter_cls(
+            model_content=content, num_threads=num_threads, experimental_delegates=delegates
+        )
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{source}: the interpreter cannot load it: {exc}") from exc
+    return interpreter
+
+
+def _open_interpreter(
+    content: bytes, source: str, num_threads: int, accelerator: Accelerator | None
+) -> tuple[Any, str]:
+    """The interpreter and what runs it: the delegate's name, or ``cpu``; with
+    ``accelerator.fallback`` a delegate that fails to load or to take the model leaves the CPU
+    (a warning), without it that is an :class:`AcceleratorError`."""
+    if accelerator is None:
+        return _interpreter(content, source, num_threads, []), "cpu"
+    try:
+        delegate = accelerator.load()
+        try:
+            interpreter = _interpreter(content, source, num_threads, [delegate])
+        except ModelError as exc:
+            raise AcceleratorError(
+                f"accelerator delegate {accelerator.library!r} cannot run {source}: {exc}"
+            ) from exc
+    except AcceleratorError as exc:
+        if not accelerator.fallback:
+            raise
+        logger.warning("%s; running on the CPU (delegate fallback is on)", exc)
+        return _interpreter(content, source, num_threads, []), "cpu"
+    return interpreter, accelerator.name
+
+
 class ModelRuntime:
     """One loaded model. Without a card (``card=None``) it runs with the card
     :func:`~edgecascade.shared.runtime.describe.describe` reads from the model itself;
     ``description`` says which source decided."""
 
     def __init__(
-        self, content: bytes, source: str, card: ModelCard | None, num_threads: int = 2
+        self,
+        content: bytes,
+        source: str,
+        card: ModelCard | None,
+        num_threads: int = 2,
+        accelerator: Accelerator | None = None,
     ) -> None:
         self.source = source
         self.sha256 = hashlib.sha256(content).hexdigest()
@@ -123,12 +218,9 @@ class ModelRuntime:
                 f"{source}: not a TFLite model (file identifier {content[4:8]!r}, "
                 f"expected {TFLITE_IDENTIFIER!r})"
             )
-        interpreter_cls = _interpreter_class()
-        try:
-            self._interpreter = interpreter_cls(model_content=content, num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{source}: the interpreter cannot load it: {exc}") from exc
+        self._interpreter, self.accelerator = _open_interpreter(
+            content, source, num_threads, accelerator
+        )
         self.input_spec, self.output_spec = _io_specs(self._interpreter, source)
         self.num_classes = self.output_spec.shape[-1]
         if card is None:
@@ -151,7 +243,12 @@ class ModelRuntime:
 
     @classmethod
     def load(
-        cls, path: Path, *, num_threads: int = 2, card: ModelCard | None = None
+        cls,
+        path: Path,
+        *,
+        num_threads: int = 2,
+        card: ModelCard | None = None,
+        accelerator: Accelerator | None = None,
     ) -> ModelRuntime:
         """Load a ``.tflite`` file with ``card``, else its card file (``<stem>.json``), else
         the card read from the model (metadata, input quantization, defaults)."""
@@ -163,15 +260,25 @@ class ModelRuntime:
             raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
         if card is None and card_path_for(path).exists():
             card = ModelCard.load(card_path_for(path))
-        return cls(content, str(path), card, num_threads)
+        return cls(content, str(path), card, num_threads, accelerator)
 
     @classmethod
     def from_bytes(
-        cls, content: bytes, name: str, card: ModelCard | None, *, num_threads: int = 2
+        cls,
+        content: bytes,
+        name: str,
+        card: ModelCard | None,
+        *,
+        num_threads: int = 2,
+        accelerator: Accelerator | None = None,
     ) -> ModelRuntime:
         """Load a model held in memory (a downloaded artifact, before it is installed);
         ``card=None`` reads the card from the model."""
-        return cls(content, name, card, num_threads)
+        return cls(content, name, card, num_threads, accelerator)
+
+    def decode_plan(self, height: int, width: int) -> DecodePlan:
+        """How small a ``height`` x ``width`` frame may be decoded for this model."""
+        return decode_plan(height, width, self.input_spec, self.card.preprocess)
 
     def preprocess(self, image: Image) -> Array:
         return preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
@@ -213,4 +320,4 @@ class ModelRuntime:
             "invoke": (t2 - t1) * 1000,
             "postprocess": (t3 - t2) * 1000,
         }
-        return Classification(probabilities, self.labels, timings)
+        return Classification(probabilities, self.labels, timings, self.accelerator)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+from edgecascade.benchmarks.camera_frames import write_camera_frames
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.policy import EscalationPolicy, dhash, hamming
 from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.codec import decode
 from edgecascade.shared.errors import ConfigError
 from edgecascade.shared.runtime.datasets import LabelledFolder
@@ -117,7 +121,8 @@ def test_payload_options_roi_downscale_quality() -> None:
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     result = make_result()
     settings = EscalationSettings(roi=(100, 20, 300, 150), max_side=120, jpeg_quality=50)
-    header, payload = escalation_payload(bgr.astype(np.uint8), result, "test", settings)
+    frame = Frame("f", bgr.astype(np.uint8), 0.0)
+    header, payload = escalation_payload(frame, result, "test", settings)
     assert header.roi == (100, 20, 300, 150)
     assert (header.width, header.height) == (120, 60)
     assert header.result_id == result.msg_id
@@ -125,7 +130,7 @@ def test_payload_options_roi_downscale_quality() -> None:
     decoded = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None and decoded.shape == (60, 120, 3)
     _, better = escalation_payload(
-        bgr.astype(np.uint8), result, "test", settings.model_copy(update={"jpeg_quality": 95})
+        frame, result, "test", settings.model_copy(update={"jpeg_quality": 95})
     )
     assert len(better) > len(payload)
     with pytest.raises(ValueError, match="roi"):
@@ -168,3 +173,16 @@ def test_audit_fraction_draws_a_seeded_sample() -> None:
     assert 150 < sum(sample) < 250
     with pytest.raises(ValueError, match="audit_fraction"):
         EscalationSettings(audit_fraction=1.5)
+
+
+def test_dhash_of_camera_sized_frames_holds_near_duplicates(tmp_path: Path) -> None:
+    """The cut-to-whole-cells hash of 640x360 frames: the same scene with fresh sensor noise
+    stays within the default cooldown distance (4 bits); point sampling gave 7-8 bits here."""
+    frames = write_camera_frames(EVAL_SAMPLE, tmp_path, 6, size=(640, 360))
+    rng = np.random.default_rng(1)
+    for path in sorted(frames.rglob("*.jpg")):
+        scene = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        assert scene is not None and scene.shape == (360, 640, 3)
+        noise = rng.normal(0, 4, scene.shape)
+        again = np.clip(scene.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+        assert hamming(dhash(scene.astype(np.uint8)), dhash(again)) <= 4, path.name

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import cv2
 import pytest
 
+from edgecascade.benchmarks.camera_frames import write_camera_frames
 from edgecascade.cli import main
+from tests.utils.paths import EDGE_MODEL, EVAL_SAMPLE
 
 
 def test_bench_codec_writes_json(tmp_path: Path) -> None:
@@ -20,7 +24,7 @@ def test_bench_codec_writes_json(tmp_path: Path) -> None:
         assert entry["binary_bytes_mean"] > entry["jpeg_bytes_mean"]
 
 
-def test_bench_edge_writes_json(tmp_path: Path) -> None:
+def test_bench_edge_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "edge.json"
     argv = [
         "bench",
@@ -37,19 +41,57 @@ def test_bench_edge_writes_json(tmp_path: Path) -> None:
     ]
     assert main([*argv, "--output", str(out)]) == 0
     report = json.loads(out.read_text())
+    frames = report["frames"]  # the default: generated camera-sized JPEG frames
+    assert (frames["kind"], frames["width"], frames["height"]) == ("folder", 1280, 720)
     assert set(report["models"]) == {
         f"fashion_{role}_int8.tflite threads={n}" for role in ("edge", "cloud") for n in (1, 2)
     }
-    for entry in report["models"].values():
+    for key, entry in report["models"].items():
         assert entry["pipeline_frames"] == 30
         assert entry["interpreter_threads"] in (1, 2)
-        assert 0 < entry["anon_rss_mb"] < entry["peak_rss_mb"]
+        assert 0 < entry["peak_private_mb"] < entry["peak_rss_mb"]
         assert entry["pipeline_vs_raw_ratio"] > 0
+        assert entry["decode_scale"] == "1/8 gray"  # 28x28 gray models, 1280x720 frames
+        assert entry["decode_for_model_ms"] > 0 and entry["decode_full_ms"] > 0
+        stem, threads = key.split(".tflite threads=")
+        assert (
+            report[f"{stem}_threads{threads}_pipeline_vs_raw_ratio"]
+            == (entry["pipeline_vs_raw_ratio"])
+        )
         assert {"capture", "preprocess", "invoke", "postprocess", "publish"} <= set(
             entry["stages_ms"]
         )
-        assert entry["peak_rss_mb"] > 0
     assert report["idle_cpu_percent"] >= 0
+    assert "frames: 1280x720 JPEG made from the Fashion-MNIST" in capsys.readouterr().out
+
+
+def _small_bench(frames: Path, out: Path) -> dict[str, Any]:
+    argv = ["bench", "edge", "--model", str(EDGE_MODEL), "--frames", str(frames)]
+    argv += ["--frames-limit", "12", "--seconds", "0.1", "--idle-seconds", "0.2"]
+    assert main([*argv, "--threads", "1", "--output", str(out)]) == 0
+    report: dict[str, Any] = json.loads(out.read_text())
+    entry = report["models"]["fashion_edge_int8.tflite threads=1"]
+    assert entry["pipeline_frames"] == 12 and entry["raw_invoke_per_s"] > 0
+    assert report["fashion_edge_int8_threads1_pipeline_vs_raw_ratio"] > 0
+    return report
+
+
+def test_bench_edge_reads_a_jpeg_folder_and_a_video_file(tmp_path: Path) -> None:
+    jpegs = write_camera_frames(EVAL_SAMPLE, tmp_path / "jpeg", 6, size=(160, 96))
+    assert len(list(jpegs.rglob("*.jpg"))) == 6 and not list(jpegs.rglob("*.png"))
+    frames = _small_bench(jpegs, tmp_path / "jpeg.json")["frames"]
+    assert (frames["kind"], frames["width"], frames["height"]) == ("folder", 160, 96)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 10, (160, 96))
+    for path in sorted(jpegs.rglob("*.jpg")):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        assert image is not None
+        writer.write(image)
+    writer.release()
+    report = _small_bench(video, tmp_path / "video.json")
+    frames = report["frames"]
+    assert (frames["kind"], frames["width"], frames["height"]) == ("video", 160, 96)
+    assert "decode_scale" not in report["models"]["fashion_edge_int8.tflite threads=1"]
 
 
 def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:

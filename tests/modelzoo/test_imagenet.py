@@ -48,3 +48,29 @@ def test_built_pair_loads_and_int8_agrees_with_fp32(role: str, size: int) -> Non
         assert top_fp32[0] == top_int8[0]
         assert top_int8[0] in classes
         assert top_int8[2] > 0.3  # confidence did not collapse in int8
+
+
+@pytest.mark.skipif(not BUILT, reason="run: edgecascade models build imagenet")
+def test_a_camera_sized_photo_decoded_at_half_scale_keeps_the_edge_models_top1() -> None:
+    """Real photos as 1280x720 JPEG camera frames (scaled to 720 rows, centred on gray): the
+    agent's reduced decode (1/2 for the 224-px centre crop) gives the full decode's top-1."""
+    import cv2
+
+    from edgecascade.edge_agent.decode import decode_jpeg
+
+    skimage = pytest.importorskip("skimage.data")
+    int8 = ModelRuntime.load(cache_dir() / "imagenet_edge_int8.tflite")
+    plan = int8.decode_plan(720, 1280)
+    assert (plan.reduction, plan.gray) == (2, False)
+    for name, classes in KNOWN.items():
+        photo = np.ascontiguousarray(getattr(skimage, name)()[:, :, ::-1])
+        width = round(photo.shape[1] * 720 / photo.shape[0])
+        scaled = cv2.resize(photo, (width, 720), interpolation=cv2.INTER_CUBIC)
+        frame = np.full((720, 1280, 3), 128, dtype=np.uint8)
+        left = (1280 - width) // 2
+        frame[:, left : left + width] = scaled
+        jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        full, reduced = decode_jpeg(jpeg, 1, False), decode_jpeg(jpeg, 2, False)
+        assert full is not None and reduced is not None and reduced.shape == (360, 640, 3)
+        top_full, top_reduced = int8.classify(full).top(1)[0], int8.classify(reduced).top(1)[0]
+        assert top_full[0] == top_reduced[0] and top_reduced[0] in classes, (name, top_reduced)
