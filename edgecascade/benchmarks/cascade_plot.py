@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecascade.benchmarks.cascade_targets import TARGETS
-from edgecascade.shared.errors import EdgeCascadeError
+from edgecascade.benchmarks.plotting import pyplot
 
 MARKERS = {
     "edge-only": "s",
@@ -21,15 +21,7 @@ MARKERS = {
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EdgeCascadeError(
-            "--plot needs matplotlib: pip install 'edgecascade[bench]'"
-        ) from None
+    plt = pyplot()
     pairs = report["pairs"]
     fig, axes = plt.subplots(1, len(pairs), figsize=(7.5 * len(pairs), 5.2), squeeze=False)
     for ax, (name, measured) in zip(axes[0], pairs.items(), strict=True):

@@ -14,8 +14,8 @@ from typing import Any
 
 from edgecascade.benchmarks.cascade_score import PolicyPoint, score
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic
+from edgecascade.benchmarks.plotting import pyplot
 from edgecascade.modelzoo.architectures import REPO
-from edgecascade.shared.errors import EdgeCascadeError
 
 Snapshot = dict[str, DeviceTraffic]
 
@@ -190,15 +190,7 @@ def timeline(
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Accuracy, escalation rate and bytes per frame over time, the model version marked."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EdgeCascadeError(
-            "--plot needs matplotlib: pip install 'edgecascade[bench]'"
-        ) from None
+    plt = pyplot()
     points = report["timeline"]
     t = [p["t"] for p in points]
     versions = list(dict.fromkeys(p["model"] for p in points))  # in order of appearance
