@@ -69,7 +69,7 @@ def read_calibration(folder: Path, count: int) -> list[Image]:
             raise ModelError(f"{path}: cannot be decoded as an image (corrupt or not an image)")
         if image.dtype != np.uint8:
             raise ModelError(f"{path}: {image.dtype} pixels; calibration takes 8-bit images")
-        images.append(image)
+        images.append(image.astype(np.uint8, copy=False))
     return images
 
 
@@ -125,9 +125,9 @@ def convert(spec: ConvertSpec) -> list[Variant]:
     tensors = [reference.preprocess(image).astype(np.float32) for image in calibration]
     floats: dict[bool, tuple[bytes, float | None]] = {False: (float_model, None)}
     if spec.prune is not None:
-        pruned, sparsity = prune(network.module, spec.prune)
-        logger.info("pruned to sparsity %.4f", sparsity)
-        floats[True] = (float_tflite(network, pruned), sparsity)
+        pruned, share = prune(network.module, spec.prune)
+        logger.info("pruned to sparsity %.4f", share)
+        floats[True] = (float_tflite(network, pruned), share)
     variants = []
     for name in spec.variants:
         base = name.removeprefix("pruned-")
@@ -246,8 +246,9 @@ def format_table(variants: list[Variant], spec: ConvertSpec) -> str:
     )
     lines = [header]
     for v in variants:
+        gzip = (v.card.metrics.model_extra or {}).get("gzip_size_bytes", "-")
         lines.append(
-            f"{v.name:<20} {len(v.content):>9} {v.card.metrics.model_extra['gzip_size_bytes']:>9} "
+            f"{v.name:<20} {len(v.content):>9} {gzip:>9} "
             f"{_fmt(v.accuracy):>24} {_fmt(v.agreement):>9} {v.latency_ms_p50:>8.4f} "
             f"{_fmt(v.sparsity):>8}"
         )

@@ -146,7 +146,7 @@ def conversion_failure(exc: BaseException) -> str:
     text = "\n".join(str(e) for e in _chain(exc))
     parts = []
     if match := re.search(r"target=([\w.:]+)", text):
-        parts.append(f"operator {match.group(1)}")
+        parts.append(f"operator {match.group(1).removeprefix('torch.ops.')}")
     if match := re.search(r"While executing %(\w+)", text):
         parts.append(f"node %{match.group(1)}")
     if match := re.search(r"Original traceback:\s*\n\s*File .*?, in (\w+)\n\s*(.+)", text):
