@@ -98,12 +98,7 @@ def validate(args: argparse.Namespace, command: str) -> ConvertSpec:
                 f"{args.source}: expected an ExportedProgram (.pt2, torch.export.save) or a "
                 "TorchScript file (.pt or .ts, torch.jit.save)"
             )
-    for path in (args.source, args.weights, args.labels):
-        if path is not None and not path.is_file():
-            raise ModelError(f"{path}: no such file")
-    for path in (args.calibration, args.eval):
-        if path is not None and not path.is_dir():
-            raise ModelError(f"{path}: not a directory")
+    _check_paths(args)
     prune = args.prune
     if prune is not None and not 0.0 < prune < 1.0:
         raise ModelError(f"--prune {prune}: the sparsity must be between 0 and 1 (e.g. 0.5)")
@@ -143,6 +138,15 @@ def validate(args: argparse.Namespace, command: str) -> ConvertSpec:
         threads=args.threads,
         command=command,
     )
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    for path in (args.source, args.weights, args.labels):
+        if path is not None and not path.is_file():
+            raise ModelError(f"{path}: no such file")
+    for path in (args.calibration, args.eval):
+        if path is not None and not path.is_dir():
+            raise ModelError(f"{path}: not a directory")
 
 
 def _check_architecture(args: argparse.Namespace) -> None:
