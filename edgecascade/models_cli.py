@@ -13,6 +13,7 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     try:
         from edgecascade.models_import import add_import_parser
         from edgecascade.modelzoo.cli import add_build_parser
+        from edgecascade.modelzoo.convert_cli import add_convert_parser
         from edgecascade.shared.runtime.evaluate import add_eval_parser
     except ImportError as exc:  # a gateway or admin install: no numpy/LiteRT, no models command
         _add_unavailable(subparsers, exc)
@@ -23,13 +24,15 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         help="build, import and evaluate models",
         description=(
             "Build the model zoo (build), bring your own TFLite classifier with a card written "
-            "for it (import) and measure any TFLite classifier (eval)."
+            "for it (import), convert a PyTorch classifier to .tflite variants and compare them "
+            "(convert) and measure any TFLite classifier (eval)."
         ),
     )
     models = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     add_build_parser(models)
     add_eval_parser(models)
     add_import_parser(models)
+    add_convert_parser(models)
     dataset = models.add_parser(
         "dataset",
         help="write a labelled test split as an image folder",

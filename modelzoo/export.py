@@ -6,6 +6,7 @@ image (the permute and normalisation live inside the graph) and returns logits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterable
@@ -39,7 +40,8 @@ def to_tflite(module: Any, sample: npt.NDArray[np.float32]) -> bytes:
     import litert_torch
     import torch
 
-    module.eval()
+    with contextlib.suppress(NotImplementedError):  # an ExportedProgram's module: fixed mode
+        module.eval()
     edge_model = litert_torch.convert(module, (torch.from_numpy(sample),))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
