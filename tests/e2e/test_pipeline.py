@@ -17,7 +17,13 @@ import pytest
 from edgecascade.brokers import MosquittoBroker, free_port
 from edgecascade.processes import ProcessGroup
 from tests.utils.mqtt import wait_until
-from tests.utils.paths import EDGE_MODEL, REPO, sample_subset
+from tests.utils.paths import (
+    EDGE_MODEL,
+    IMAGENET_EDGE_MODEL,
+    IMAGENET_PHOTOS,
+    REPO,
+    sample_subset,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -182,6 +188,44 @@ def test_demo_runs_stores_everything_and_leaves_no_process(tmp_path: Path) -> No
         if str(workdir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+def test_imagenet_demo_runs_the_committed_pair_on_the_photos(tmp_path: Path) -> None:
+    """``--pair imagenet``: one camera on data/imagenet-photos with the EfficientNet-Lite0 int8
+    model, the Lite2 worker; every result is stored with an ImageNet label and ground truth."""
+    import sqlite3
+
+    from edgecascade.shared.runtime.card import load_card_for
+
+    workdir = tmp_path / "demo"
+    argv = ["demo", "--pair", "imagenet", "--devices", "1", "--duration", "3", "--fps", "5"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecascade", *argv, "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every result stored" in proc.stdout
+    assert "registered model imagenet-edge-int8 1.0.0" in proc.stdout
+    imagenet = set(load_card_for(IMAGENET_EDGE_MODEL).labels)
+    with sqlite3.connect(workdir / "cloud" / "cloud.db") as db:
+        results = db.execute("SELECT model_name, label, ground_truth, frame_id FROM results")
+        rows = results.fetchall()
+        verdicts = {label for (label,) in db.execute("SELECT label FROM verdicts")}
+        escalated = db.execute("SELECT count(*) FROM results WHERE escalated").fetchone()[0]
+    assert len(rows) == 15  # 3 s at 5 fps
+    assert {name for name, *_ in rows} == {"imagenet-edge-int8"}
+    assert {label for _, label, *_ in rows} <= imagenet
+    photos = {p.relative_to(IMAGENET_PHOTOS).as_posix() for p in IMAGENET_PHOTOS.rglob("*.jpg")}
+    assert {frame.split("#")[0] for *_, frame in rows} == photos  # every photo replayed
+    truths = {truth for _, _, truth, _ in rows if truth}
+    assert truths == {"tabby cat", "espresso", "military uniform"} and truths <= imagenet
+    assert ("espresso", "espresso") in {(label, truth) for _, label, truth, _ in rows}
+    # The astronaut has no class above the threshold: it escalates; the worker answers in the
+    # same label space (the cloud model's, also ImageNet's).
+    assert escalated >= 1 and verdicts <= imagenet
 
 
 def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ EDGE_MODEL_FP32 = REPO / "models" / "fashion" / "fashion_edge_fp32.tflite"
 CLOUD_MODEL = REPO / "models" / "fashion" / "fashion_cloud_int8.tflite"
 CLOUD_ROBUST_MODEL = REPO / "models" / "fashion" / "fashion_cloud_robust_int8.tflite"
 EVAL_SAMPLE = REPO / "data" / "fashion-mnist-eval"
+IMAGENET_EDGE_MODEL = REPO / "models" / "imagenet" / "imagenet_edge_int8.tflite"
+IMAGENET_PHOTOS = REPO / "data" / "imagenet-photos"
 
 
 def sample_subset(dest: Path, per_class: int) -> list[Path]:
