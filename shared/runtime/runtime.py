@@ -218,6 +218,11 @@ class ModelRuntime:
                 f"{source}: not a TFLite model (file identifier {content[4:8]!r}, "
                 f"expected {TFLITE_IDENTIFIER!r})"
             )
+        if card is not None and card.task != "classification":
+            raise ModelError(
+                f"{source}: its card says task {card.task!r}; ModelRuntime classifies, load it "
+                "with shared.runtime.detector.Detector"
+            )
         self._interpreter, self.accelerator = _open_interpreter(
             content, source, num_threads, accelerator
         )

@@ -26,3 +26,8 @@ def sample_subset(dest: Path, per_class: int) -> list[Path]:
             shutil.copyfile(image, target)
             copied.append(target)
     return copied
+
+
+FACE_SHORT = REPO / "models" / "faces" / "face_short_range.tflite"
+FACE_FULL = REPO / "models" / "faces" / "face_full_range.tflite"
+PHOTOS = REPO / "data" / "photos"
