@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from edgecascade.benchmarks.cascade import REPO
 from edgecascade.benchmarks.cascade_score import PolicyPoint, score
 from edgecascade.benchmarks.cascade_tap import DeviceTraffic
 from edgecascade.benchmarks.plotting import pyplot
-from edgecascade.modelzoo.architectures import REPO
 
 Snapshot = dict[str, DeviceTraffic]
 

@@ -43,10 +43,14 @@ class OutboxSender(threading.Thread):
         self._stopping = threading.Event()
 
     def stop(self) -> None:
+        """Stop and wait for the thread: a send in flight may wait ``ack_timeout`` for its
+        acknowledgement, and the owner closes the outbox only after this returns."""
         self._stopping.set()
         with self.outbox.not_empty:
             self.outbox.not_empty.notify_all()
-        self.join(timeout=5)
+        self.join(timeout=self.ack_timeout + 5)
+        if self.is_alive():
+            logger.warning("outbox sender %s did not stop; its rows stay queued", self.name)
 
     def run(self) -> None:
         replayed_on = 0  # the connection whose replay was sent

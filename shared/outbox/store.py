@@ -130,6 +130,7 @@ class Outbox:
         self.quota_bytes = quota_bytes
         self._clock = clock
         self._lock = threading.Lock()
+        self._closed = False
         self.not_empty = threading.Condition(self._lock)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -149,6 +150,7 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
 
     # -- producer side ---------------------------------------------------------------------------
@@ -291,6 +293,11 @@ class Outbox:
         tally: Counter[str] = Counter()
         keep = self.replay_window_s > 0 and outcome == "sent"
         with self._lock:
+            if self._closed:  # a sender that outlived its stop: the rows are sent again next time
+                logger.warning(
+                    "outbox %s is closed: %d acknowledgement(s) not recorded", self.path, len(rows)
+                )
+                return
             self._db.execute("BEGIN IMMEDIATE")
             for start in range(0, len(rows), 500):
                 seqs = [row.seq for row in rows[start : start + 500]]

@@ -103,7 +103,7 @@ def demo_processes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, 
         patch.setattr(demo, "_wait_http", lambda path, timeout: None)
         patch.setattr(demo, "create_token", lambda name, role: "")
         patch.setattr(demo, "_signing_key", lambda: Path("manifest-signing.pub"))
-        patch.setattr(demo, "_register_models", lambda: None)
+        patch.setattr("edgecascade.demo.register_models", lambda *args: None)
         patch.setattr(demo, "say", lambda text: None)
         demo._start_services(1883, 1884)
         demo._start_agents(1883)

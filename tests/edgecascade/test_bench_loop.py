@@ -167,3 +167,11 @@ def test_bad_arguments_are_refused_by_name(
 ) -> None:
     assert main(["bench", "loop", *argv]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_the_drifts_offered_are_the_zoos() -> None:
+    from edgecascade.benchmarks.loop import DRIFT_NAMES
+    from edgecascade.modelzoo.drift import DEFAULT_DRIFT, DRIFTS
+
+    assert sorted(DRIFT_NAMES) == sorted(DRIFTS)
+    assert DRIFTS[DRIFT_NAMES[0]] == DEFAULT_DRIFT  # the default is the zoo's default
