@@ -185,3 +185,32 @@ def test_per_channel_normalisation_reaches_each_channel(tmp_path: Path) -> None:
         pixel_table(one_channel, prep)
     card = ModelCard(name="m", preprocess=prep)
     assert ModelCard.model_validate_json(card.model_dump_json()) == card
+
+
+def test_a_bare_imagenet_classifier_reads_photos_as_its_card_does(tmp_path: Path) -> None:
+    """The committed EfficientNet-Lite0 int8 without its card (issue 18's case: scale 0.98, zero
+    point -128): its input quantization says mean 0, std ~1.02, and on every committed photo its
+    top-1 is among the carded model's top 3 (the card's centre crop is the only difference); on
+    the labelled ones it is right at least as often. The old default, [-1, 1], got 0 of 20."""
+    import cv2
+
+    from tests.utils.paths import IMAGENET_EDGE_MODEL, IMAGENET_PHOTOS
+
+    bare = ModelRuntime.load(bare_copy(tmp_path, IMAGENET_EDGE_MODEL))
+    carded = ModelRuntime.load(IMAGENET_EDGE_MODEL)
+    assert bare.description.preprocess_source == "input quantization"
+    assert bare.card.preprocess.mean == 0.0
+    assert bare.card.preprocess.std == pytest.approx(1.0167, abs=1e-3)
+    photos = sorted(IMAGENET_PHOTOS.rglob("*.jpg"))
+    assert len(photos) >= 5
+    right = {"bare": 0, "carded": 0}
+    for photo in photos:
+        image = np.asarray(cv2.imread(str(photo)), dtype=np.uint8)
+        top = bare.classify(image).top(1)[0][0]
+        carded_top = [index for index, *_ in carded.classify(image).top(3)]
+        assert top in carded_top, photo.name
+        truth = photo.parent.name if photo.parent != IMAGENET_PHOTOS else None
+        if truth is not None:
+            right["bare"] += carded.labels[top] == truth
+            right["carded"] += carded.labels[carded_top[0]] == truth
+    assert right["bare"] >= right["carded"] >= 1
