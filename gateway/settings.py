@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
-from edgecascade.shared.outbox import ReplaySeconds
+from edgecascade.shared.outbox import DEFAULT_REPLAY_S, ReplaySeconds
 from edgecascade.shared.topics import ID_PATTERN
 
 
@@ -27,9 +27,10 @@ class BatchSettings(Section):
         "0 sends at once. Adds at most this much latency; backlogs batch without waiting.",
     )
     compress: bool = Field(
-        False,
+        True,
         description="zlib-compress result batches (about 6x fewer uplink bytes for batches of "
-        "tens of results; costs gateway CPU). The cloud's ingest reads both forms.",
+        "tens of results; costs gateway CPU). The cloud's ingest reads both forms; false sends "
+        "plain JSON.",
     )
 
 
@@ -44,7 +45,7 @@ class GatewaySettings(ComponentSettings):
         Path("var/gateway"), description="Outboxes, de-duplication table and model cache."
     )
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
-    outbox_replay_s: ReplaySeconds = 0.0
+    outbox_replay_s: ReplaySeconds = DEFAULT_REPLAY_S
     dedup_window_s: float = Field(
         86_400.0,
         ge=0,

@@ -34,8 +34,9 @@ from edgecascade.benchmarks.cascade_score import (
     score,
 )
 from edgecascade.benchmarks.cascade_table import format_report
-from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap
+from edgecascade.benchmarks.cascade_tap import DeviceTraffic, WireTap, counted_gateway_env
 from edgecascade.benchmarks.cascade_targets import judge_targets
+from edgecascade.gateway.settings import BatchSettings
 from edgecascade.processes import environment
 from edgecascade.shared.cli import SubParsers
 from edgecascade.shared.errors import EdgeCascadeError
@@ -96,10 +97,13 @@ def add_cascade_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         default=120.0,
         help="seconds to wait for one policy's answers and bytes (default: 120)",
     )
+    compress = BatchSettings.model_fields["compress"].default
     arg(
         "--compress-batches",
-        action="store_true",
-        help="run the gateway with batch.compress: result batches go up zlib-compressed",
+        action=argparse.BooleanOptionalAction,
+        default=compress,
+        help="run the gateway with batch.compress on (result batches go up zlib-compressed) or "
+        f"off (plain JSON); default: the gateway's own ({'on' if compress else 'off'})",
     )
     arg(
         "--plot",
@@ -223,7 +227,7 @@ class CascadeRun:
         fps: float,
         timeout: float,
         workdir: Path,
-        compress: bool = False,
+        compress: bool,
     ) -> None:
         self.pair = pair
         self.frames = frames
@@ -259,9 +263,8 @@ class CascadeRun:
             site_broker.start()
             cloud_broker.start()
             # The demo's own start-up of cloud, worker and gateway; children inherit the
-            # environment, which is how the gateway gets its batch.compress.
-            compress = "true" if self.compress else "false"
-            with environment({"EC_GATEWAY_BATCH__COMPRESS": compress}):
+            # environment, which is how the gateway gets its batch.compress and no replay.
+            with environment(counted_gateway_env(self.compress)):
                 demo._start_services(site_broker.port, cloud_broker.port)  # waits for the worker
             with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                 for point in self.points:
@@ -293,7 +296,9 @@ class CascadeRun:
         config = data_dir / "agent.toml"
         # Each policy measured alone: no audit samples on top of what it escalates.
         escalation = {"audit_fraction": 0.0, **point.escalation}
-        config.write_text(toml_text({"threads": 1, "escalation": escalation}))
+        # Replay off, as for the gateway: each message counted once on the wire.
+        settings = {"threads": 1, "outbox_replay_s": 0.0, "escalation": escalation}
+        config.write_text(toml_text(settings))
         model = self._calibrated_model() if point.calibrated else self.pair.edge
         sys.stderr.write(f"bench cascade: {self.pair.name} {device} ...\n")
         proc = demo.group.spawn_cli(

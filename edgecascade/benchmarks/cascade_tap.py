@@ -39,6 +39,15 @@ UPLINK_KINDS = frozenset(
 )
 
 
+def counted_gateway_env(compress: bool) -> dict[str, str]:
+    """The gateway of a bench that counts bytes on the wire: ``batch.compress`` as named, and no
+    replay (a reconnect would send up to ``outbox_replay_s`` of results again, counted twice)."""
+    return {
+        "EC_GATEWAY_BATCH__COMPRESS": "true" if compress else "false",
+        "EC_GATEWAY_OUTBOX_REPLAY_S": "0",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeAnswer:
     """One edge result as published by the device."""

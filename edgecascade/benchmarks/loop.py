@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecascade.benchmarks import loop_report as scoring
 from edgecascade.benchmarks.cascade import REPO, UNLIMITED, toml_text
-from edgecascade.benchmarks.cascade_tap import WireTap
+from edgecascade.benchmarks.cascade_tap import WireTap, counted_gateway_env
 from edgecascade.processes import environment
 from edgecascade.shared.cli import SubParsers
 from edgecascade.shared.errors import EdgeCascadeError
@@ -175,7 +175,8 @@ class LoopRun:
         try:
             site_broker.start()
             cloud_broker.start()
-            with environment(self.cloud_env()):
+            # As docs/BENCHMARKS.md measured it: plain JSON batches (the old default), no replay.
+            with environment({**self.cloud_env(), **counted_gateway_env(compress=False)}):
                 demo._start_services(site_broker.port, cloud_broker.port)
                 with WireTap(SITE, site_broker.settings, cloud_broker.settings) as tap:
                     self.demo, self.tap, self.port = demo, tap, site_broker.port
@@ -215,7 +216,9 @@ class LoopRun:
         escalation = {**self.policy, "audit_fraction": self.args.audit_fraction, **policy}
         # A seeded order per camera: the classes interleave as in a real scene.
         source = {"shuffle_seed": self.args.seed * 1000 + len(name) + sum(map(ord, name))}
-        config.write_text(toml_text({"threads": 1, "source": source, "escalation": escalation}))
+        # No replay: the tap counts each message once (outbox_replay_s defaults to 90 s).
+        settings = {"threads": 1, "outbox_replay_s": 0.0, "source": source}
+        config.write_text(toml_text({**settings, "escalation": escalation}))
         argv = ["agent", "--config", str(config), "--site", SITE, "--device", name]
         argv += ["--model", str(EDGE_MODEL), "--frames", str(folder), "--fps", str(self.args.fps)]
         argv += ["--data-dir", str(data_dir), "--mqtt-port", str(self.port)]

@@ -12,12 +12,15 @@ A broker acknowledges a message before it is on its disk (Mosquitto saves every
 ``replay_window_s`` > 0 an acknowledged row is kept that long, marked sent, and after every new
 connection the sender publishes the rows sent within the window again (counted as
 ``replayed.<class>``); the receivers de-duplicate them by ``msg_id``. Set the window above the
-broker's autosave interval. The chaos suite (``tests/chaos``) found the loss this closes.
+broker's autosave interval; the agent's and the gateway's ``outbox_replay_s`` default to
+:data:`DEFAULT_REPLAY_S` (90 s, above the shipped brokers' 60 s). The chaos suite
+(``tests/chaos``) found the loss this closes.
 """
 
 from edgecascade.shared.outbox.sender import OutboxSender
 from edgecascade.shared.outbox.store import (
     DEFAULT_CLASSES,
+    DEFAULT_REPLAY_S,
     ClassPolicy,
     Coalesce,
     Outbox,
@@ -29,6 +32,7 @@ from edgecascade.shared.outbox.store import (
 
 __all__ = [
     "DEFAULT_CLASSES",
+    "DEFAULT_REPLAY_S",
     "ClassPolicy",
     "Coalesce",
     "Outbox",

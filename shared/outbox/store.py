@@ -75,14 +75,20 @@ DEFAULT_CLASSES: dict[str, ClassPolicy] = {
 
 PutOutcome = Literal["queued", "duplicate", "dropped"]
 
+DEFAULT_REPLAY_S = 90.0
+"""The default ``outbox_replay_s``: above the 60 s ``autosave_interval`` of the shipped brokers
+(``deploy/mosquitto``, ``deploy/docker``), so a component started from flags alone loses nothing
+when its broker is SIGKILLed (``tests/deploy/test_deploy_files.py`` keeps the two in step)."""
+
 ReplaySeconds = Annotated[
     float,
     Field(
         ge=0,
         description="Keep acknowledged outbox rows this long and publish them again after "
         "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
-        "then loses nothing; receivers drop the copies by message id. Set it above the broker's "
-        "autosave_interval. 0 deletes a row at its PUBACK.",
+        "then loses nothing; receivers drop the copies by message id. Keep it above the "
+        "broker's autosave_interval (the default is above the shipped brokers' 60 s). 0 deletes "
+        "a row at its PUBACK: a SIGKILLed broker then loses what it had not saved.",
     ),
 ]
 """The ``outbox_replay_s`` setting of every component with an outbox."""

@@ -16,6 +16,7 @@ from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.config import load_settings
 from edgecascade.shared.contract import KINDS, Role, spec_of
+from edgecascade.shared.outbox import DEFAULT_REPLAY_S
 from edgecascade.shared.topics import Kind
 from tests.deploy.installed import read_unit
 from tests.utils.paths import REPO
@@ -142,11 +143,20 @@ def test_broker_size_limits_fit_the_contracts_messages() -> None:
 
 
 def test_outboxes_replay_past_the_brokers_autosave() -> None:
-    """A broker killed between autosaves loses messages it acknowledged; the shipped configs keep
+    """A broker killed between autosaves loses messages it acknowledged; the shipped configs, and
+    the defaults a component started from flags alone runs with (docker-compose.yml), keep
     acknowledged outbox rows longer than that, so the devices and the gateway send them again."""
     agent = load_settings(AgentSettings, REPO / "deploy" / "config" / "agent.toml")
     gateway = load_settings(GatewaySettings, REPO / "deploy" / "config" / "gateway.toml")
-    # The camera publishes to the site broker; the gateway to both (uplink and downlink).
-    assert agent.outbox_replay_s > _broker_setting("site.conf", "autosave_interval")
+    assert AgentSettings().outbox_replay_s == GatewaySettings().outbox_replay_s == DEFAULT_REPLAY_S
+    demo = re.search(
+        r"^autosave_interval (\d+)$",
+        (REPO / "deploy" / "docker" / "mosquitto-demo.conf").read_text(),
+        re.MULTILINE,
+    )
+    assert demo is not None and int(demo.group(1)) < DEFAULT_REPLAY_S
+    # The camera publishes to the site broker (or the bridging one); the gateway to both.
+    for conf in ("site.conf", "site-bridge.conf"):
+        assert agent.outbox_replay_s > _broker_setting(conf, "autosave_interval")
     for conf in ("site.conf", "cloud.conf"):
         assert gateway.outbox_replay_s > _broker_setting(conf, "autosave_interval")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from edgecascade.benchmarks.cascade_pairs import frame_subset, resolve_pairs
-from edgecascade.cli import main
+from edgecascade.cli import build_parser, main
+from edgecascade.gateway.settings import BatchSettings
 from edgecascade.shared.errors import EdgeCascadeError
 
 FRAMES = 30
@@ -34,7 +35,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "threshold-0.80,calibrated-0.90",
         "--timeout",
         "60",
-        "--compress-batches",
+        "--compress-batches",  # as docs/BENCHMARKS.md ran it (also the gateway's default now)
         "--workdir",
         str(work / "run"),
         "--output",
@@ -129,3 +130,13 @@ def test_frames_are_taken_in_turn_from_each_label(tmp_path: Path) -> None:
     (tmp_path / "flat").mkdir()
     with pytest.raises(EdgeCascadeError, match="has no <label>/ folders of images"):
         frame_subset(tmp_path / "flat", 5, tmp_path / "x")
+
+
+def test_batch_compression_follows_the_gateway_unless_named() -> None:
+    """``--compress-batches`` is the gateway's own default (on); the documented uncompressed run
+    names ``--no-compress-batches``."""
+    parser = build_parser()
+    base = ["bench", "cascade"]
+    assert parser.parse_args(base).compress_batches is BatchSettings().compress is True
+    assert parser.parse_args([*base, "--compress-batches"]).compress_batches is True
+    assert parser.parse_args([*base, "--no-compress-batches"]).compress_batches is False
