@@ -68,11 +68,14 @@ def acks(collector: Collector) -> list[ModelAckMessage]:
 
 
 def latest_model(collector: Collector) -> str:
-    for m in reversed(collector.messages):
-        message = decode(Topic.parse(m.topic), m.payload).message
-        if isinstance(message, ResultMessage):
-            return message.model.sha256
-    return ""
+    """The model of the newest result made (by its creation time: after a restart the outbox
+    sends the last 90 s of results again, older ones arriving after newer)."""
+    results = [
+        message
+        for m in collector.messages
+        if isinstance(message := decode(Topic.parse(m.topic), m.payload).message, ResultMessage)
+    ]
+    return max(results, key=lambda r: r.ts).model.sha256 if results else ""
 
 
 def offer(broker: MosquittoBroker, manifest: ModelManifest, rollout: str = "r1") -> None:
