@@ -45,8 +45,9 @@ from edgecascade.shared.runtime.runtime import (
     SUPPORTED_DTYPES,
     TFLITE_IDENTIFIER,
     Accelerator,
-    _open_interpreter,
-    _tensor_spec,
+    open_interpreter,
+    read_model_file,
+    tensor_spec,
 )
 
 
@@ -114,11 +115,11 @@ class Detector:
         if card.task != "detection" or card.detection is None:
             raise ModelError(f"{source}: its card says task {card.task!r}, not 'detection'")
         self.card, self.spec = card, card.detection
-        self._interpreter, self.accelerator = _open_interpreter(
+        self._interpreter, self.accelerator = open_interpreter(
             content, source, num_threads, accelerator
         )
-        inputs = [_tensor_spec(d) for d in self._interpreter.get_input_details()]
-        outputs = [_tensor_spec(d) for d in self._interpreter.get_output_details()]
+        inputs = [tensor_spec(d) for d in self._interpreter.get_input_details()]
+        outputs = [tensor_spec(d) for d in self._interpreter.get_output_details()]
         if len(inputs) != 1:
             raise ModelError(f"{source}: a detector needs one image input, it has {len(inputs)}")
         for tensor in inputs + outputs:
@@ -146,10 +147,7 @@ class Detector:
         accelerator: Accelerator | None = None,
     ) -> Detector:
         """Load a ``.tflite`` with ``card``, else its card file (a detector needs one)."""
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
+        content = read_model_file(path)
         if card is None:
             if not card_path_for(path).exists():
                 raise ModelError(

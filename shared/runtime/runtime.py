@@ -123,7 +123,7 @@ class Classification:
         return [(int(i), self.labels[i], float(self.probabilities[i])) for i in order]
 
 
-def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
+def tensor_spec(detail: dict[str, Any]) -> TensorSpec:
     dtype = np.dtype(detail["dtype"]).name
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return TensorSpec(
@@ -138,8 +138,8 @@ def _tensor_spec(detail: dict[str, Any]) -> TensorSpec:
 
 def _io_specs(interpreter: Any, source: str) -> tuple[InputSpec, TensorSpec]:
     """The one image input and the one class-score output, checked."""
-    inputs = [_tensor_spec(d) for d in interpreter.get_input_details()]
-    outputs = [_tensor_spec(d) for d in interpreter.get_output_details()]
+    inputs = [tensor_spec(d) for d in interpreter.get_input_details()]
+    outputs = [tensor_spec(d) for d in interpreter.get_output_details()]
     if len(inputs) != 1 or len(outputs) != 1:
         names = ", ".join(repr(t.name) for t in inputs)
         raise ModelError(
@@ -171,7 +171,7 @@ def _interpreter(content: bytes, source: str, num_threads: int, delegates: list[
     return interpreter
 
 
-def _open_interpreter(
+def open_interpreter(
     content: bytes, source: str, num_threads: int, accelerator: Accelerator | None
 ) -> tuple[Any, str]:
     """The interpreter and what runs it: the delegate's name, or ``cpu``; with
@@ -193,6 +193,16 @@ def _open_interpreter(
         logger.warning("%s; running on the CPU (delegate fallback is on)", exc)
         return _interpreter(content, source, num_threads, []), "cpu"
     return interpreter, accelerator.name
+
+
+def read_model_file(path: Path) -> bytes:
+    """The bytes of a ``.tflite`` file; :class:`ModelError` naming it when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file does not exist") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
 
 
 class ModelRuntime:
@@ -223,7 +233,7 @@ class ModelRuntime:
                 f"{source}: its card says task {card.task!r}; ModelRuntime classifies, load it "
                 "with shared.runtime.detector.Detector"
             )
-        self._interpreter, self.accelerator = _open_interpreter(
+        self._interpreter, self.accelerator = open_interpreter(
             content, source, num_threads, accelerator
         )
         self.input_spec, self.output_spec = _io_specs(self._interpreter, source)
@@ -257,12 +267,7 @@ class ModelRuntime:
     ) -> ModelRuntime:
         """Load a ``.tflite`` file with ``card``, else its card file (``<stem>.json``), else
         the card read from the model (metadata, input quantization, defaults)."""
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"{path}: model file does not exist") from None
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
+        content = read_model_file(path)
         if card is None and card_path_for(path).exists():
             card = ModelCard.load(card_path_for(path))
         return cls(content, str(path), card, num_threads, accelerator)
