@@ -136,7 +136,26 @@ def decode_results(topic: Topic, payload: bytes) -> list[tuple[str, dicts.Result
             result["msg_id"] = new_message_id()
         if "ts" not in result:
             result["ts"] = time.time()
+    if not all(_answer_holds(result) for _device, result in results):
+        # What the twins cannot say, the models' validators do: they give the error, the same
+        # one :func:`decode` gives.
+        name = ResultMessage if topic.kind is Kind.RESULT else ResultBatchMessage
+        try:
+            name.model_validate_json(payload)
+        except ValidationError as exc:
+            raise _invalid(name.__name__, exc) from exc
     return results
+
+
+def _answer_holds(result: dicts.ResultMessage) -> bool:
+    """What the model's validators check: a classification result has a top-1 and no boxes,
+    every box is ordered (``x0 <= x1``, ``y0 <= y1``)."""
+    if result.get("task", "classification") == "classification":
+        return bool(result["top"]) and not result.get("detections")
+    return all(
+        found["box"][0] <= found["box"][2] and found["box"][1] <= found["box"][3]
+        for found in result.get("detections", [])
+    )
 
 
 def _short(value: object, limit: int = 60) -> str:

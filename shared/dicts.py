@@ -22,11 +22,15 @@ from typing_extensions import TypedDict
 
 from edgecascade.shared.messages import (
     INT32_MAX,
+    MAX_DETECTIONS,
+    Coordinate,
     FrameId,
     Ident,
     Label,
     MessageId,
     Sha256,
+    Side,
+    Task,
     Version,
 )
 
@@ -50,18 +54,29 @@ class Prediction(TypedDict):
 
 
 @with_config(_STRICT)
+class DetectedObject(TypedDict):
+    label: Label
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate]
+    zone: NotRequired[Ident | None]
+
+
+@with_config(_STRICT)
 class ResultMessage(TypedDict):
+    task: NotRequired[Task]
+    detections: NotRequired[Annotated[list[DetectedObject], Field(max_length=MAX_DETECTIONS)]]
     schema_version: NotRequired[Literal[1]]
     msg_id: NotRequired[MessageId]
     ts: NotRequired[_Seconds]
     frame_id: FrameId
     captured_at: _Seconds
     model: ModelRef
-    top: Annotated[list[Prediction], Field(min_length=1, max_length=10)]
+    top: Annotated[list[Prediction], Field(max_length=10)]
     latency_ms: NotRequired[dict[Ident, Annotated[float, Field(ge=0)]]]
     escalated: NotRequired[bool]
     ground_truth: NotRequired[Label | None]
     accelerator: NotRequired[Label]
+    frame_size: NotRequired[tuple[Side, Side] | None]
 
 
 @with_config(_STRICT)

@@ -97,7 +97,79 @@ class Prediction(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
 
 
-Predictions = Annotated[list[Prediction], Field(min_length=1, max_length=10)]
+Predictions = Annotated[list[Prediction], Field(max_length=10)]
+Task = Literal["classification", "detection"]
+MAX_DETECTIONS = 100  # what one result, escalation or verdict carries (16 KiB results fit 100)
+Coordinate = Annotated[float, Field(ge=0, le=16384)]
+Side = Annotated[int, Field(gt=0, le=16384)]
+
+
+class DetectedObject(BaseModel):
+    """One detection: label, score and box ``(x0, y0, x1, y1)`` in pixels of the original frame
+    (the model's letterbox or crop undone; ``x0 <= x1``, ``y0 <= y1``, inside the frame)."""
+
+    model_config = STRICT
+
+    label: Label
+    score: float = Field(ge=0.0, le=1.0)
+    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate]
+    zone: Ident | None = Field(
+        None, description="The camera's include zone the box's anchor point lies in, if any."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DetectedObject:
+        x0, y0, x1, y1 = self.box
+        if x1 < x0 or y1 < y0:
+            raise ValueError(f"box {list(self.box)} is not (x0, y0, x1, y1) with x0<=x1, y0<=y1")
+        return self
+
+
+Detections = Annotated[list[DetectedObject], Field(max_length=MAX_DETECTIONS)]
+
+
+class DetectionAgreement(BaseModel):
+    """How the edge's boxes compare with the cloud's on one frame: greedy matching by IoU
+    (same label, best score first); precision and recall of the edge against the cloud, 1.0
+    when there is nothing to get wrong (no boxes on either side)."""
+
+    model_config = STRICT
+
+    iou_threshold: float = Field(gt=0, le=1)
+    matched: int = Field(ge=0, le=MAX_DETECTIONS)
+    edge_only: int = Field(ge=0, le=MAX_DETECTIONS, description="Edge boxes the cloud has not.")
+    cloud_only: int = Field(ge=0, le=MAX_DETECTIONS, description="Cloud boxes the edge missed.")
+    precision: float = Field(ge=0, le=1)
+    recall: float = Field(ge=0, le=1)
+    mean_iou: float = Field(0.0, ge=0, le=1, description="Over the matched pairs.")
+
+
+class _Answer(BaseModel):
+    """What a classification or a detection answer carries: ``top`` (at least one class) for
+    classification; ``detections`` for detection, where ``top`` is optional (a per-label
+    summary: each label found and its best score)."""
+
+    model_config = STRICT
+
+    # The detection fields are left out of a classification message's JSON (``exclude_if``):
+    # classification messages stay byte for byte what they were.
+    task: Task = Field(
+        "classification",
+        exclude_if=lambda task: task == "classification",
+        description="classification: top carries the answer; detection: detections do.",
+    )
+    detections: Detections = Field(
+        [],
+        exclude_if=lambda boxes: not boxes,
+        description="Boxes of a detection model, best first.",
+    )
+
+    def _check_task(self, top: list[Prediction]) -> None:
+        if self.task == "classification":
+            if not top:
+                raise ValueError("a classification answer needs at least one prediction in top")
+            if self.detections:
+                raise ValueError("a classification answer carries no detections")
 
 
 class StateMessage(Message):
@@ -114,8 +186,8 @@ class StateMessage(Message):
     detail: ShortText = ""
 
 
-class ResultMessage(Message):
-    """One inference result from a device."""
+class ResultMessage(Message, _Answer):
+    """One inference result from a device: classes (``top``) or boxes (``detections``)."""
 
     frame_id: FrameId
     captured_at: float = Field(ge=0, description="When the frame was captured, Unix seconds.")
@@ -127,6 +199,16 @@ class ResultMessage(Message):
     accelerator: Label = Field(
         "cpu", description="What ran the model: cpu, or the delegate library's name."
     )
+    frame_size: tuple[Side, Side] | None = Field(
+        None,
+        exclude_if=lambda size: size is None,
+        description="(width, height) of the frame the boxes are in; detection results.",
+    )
+
+    @model_validator(mode="after")
+    def _task(self) -> ResultMessage:
+        self._check_task(self.top)
+        return self
 
 
 class BatchedResult(BaseModel):
@@ -144,8 +226,9 @@ class ResultBatchMessage(Message):
     results: Annotated[list[BatchedResult], Field(min_length=1, max_length=10_000)]
 
 
-class EscalationHeader(Message):
-    """Header of an escalated frame; the image bytes follow it in the frame codec."""
+class EscalationHeader(Message, _Answer):
+    """Header of an escalated frame; the image bytes follow it in the frame codec. A detection
+    escalation carries the edge's boxes (in pixels of this frame)."""
 
     result_id: MessageId = Field(description="msg_id of the edge result this frame belongs to.")
     frame_id: FrameId
@@ -166,6 +249,7 @@ class EscalationHeader(Message):
 
     @model_validator(mode="after")
     def _bounded_pixels(self) -> EscalationHeader:
+        self._check_task(self.top)
         # What a worker allocates to decode the frame (the codec checks that the image really is
         # this size): an 8K frame fits, a 16384 x 16384 one (a 260 KB PNG, 805 MB decoded) not.
         if self.width * self.height > MAX_FRAME_PIXELS:
@@ -231,14 +315,26 @@ class TelemetryRollupMessage(Message):
     last: TelemetryMessage
 
 
-class VerdictMessage(Message):
-    """The cloud's answer to an escalation, correlated by ``escalation_id``."""
+class VerdictMessage(Message, _Answer):
+    """The cloud's answer to an escalation, correlated by ``escalation_id``: its classes, or its
+    boxes and how the edge's compare (``agreement``)."""
 
     escalation_id: MessageId
     result_id: MessageId
     model: ModelRef
     top: Predictions
-    agrees: bool = Field(description="Whether the cloud's top-1 equals the edge's top-1.")
+    agrees: bool = Field(
+        description="Classification: the cloud's top-1 equals the edge's top-1. Detection: every "
+        "box matched both ways (precision and recall 1)."
+    )
+    agreement: DetectionAgreement | None = Field(
+        None, exclude_if=lambda agreement: agreement is None, description="Detection verdicts."
+    )
+
+    @model_validator(mode="after")
+    def _task(self) -> VerdictMessage:
+        self._check_task(self.top)
+        return self
 
 
 class GoldenCase(BaseModel):

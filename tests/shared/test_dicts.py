@@ -21,6 +21,7 @@ from tests.utils.factories import make_batch, make_result
 
 RESULT_TOPIC = Topic("site1", "cam1", Kind.RESULT)
 BATCH_TOPIC = Topic("site1", "gateway", Kind.RESULT_BATCH)
+BOX = {"label": "face", "score": 0.9, "box": [10.0, 20.0, 110.0, 140.0]}
 
 
 def _rules(schema: Any) -> Any:
@@ -73,10 +74,17 @@ def test_the_factory_defaults_are_filled_in_as_the_model_would() -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: d["results"][0]["result"].update(top=[]), "results.0.result.top"),
+        (lambda d: d["results"][0]["result"].update(top=[]), "results.0.result"),
         (lambda d: d["results"][1].update(device="cam/1"), "results.1.device"),
         (lambda d: d["results"][0]["result"].update(captured_at=float("nan")), "captured_at"),
         (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d["results"][0]["result"].update(detections=[BOX]), "results.0.result"),
+        (
+            lambda d: d["results"][0]["result"].update(
+                task="detection", top=[], detections=[{**BOX, "box": [9, 0, 1, 5]}]
+            ),
+            "is not (x0, y0, x1, y1)",
+        ),
     ],
 )
 def test_a_bad_batch_is_refused_with_the_models_error(mutate: Any, reason: str) -> None:
@@ -90,6 +98,23 @@ def test_a_bad_batch_is_refused_with_the_models_error(mutate: Any, reason: str) 
         decode(BATCH_TOPIC, payload)
     assert reason in str(twin.value)
     assert str(twin.value) == str(model.value)
+
+
+def test_a_detection_result_decodes_as_the_model_does() -> None:
+    result = ResultMessage.model_validate(
+        {
+            **make_result("site1", "cam1").model_dump(),
+            "task": "detection",
+            "top": [],
+            "detections": [BOX, {**BOX, "zone": "door"}],
+            "frame_size": (1280, 720),
+        }
+    )
+    wire = encode(result)
+    assert b'"task":"detection"' in wire
+    assert decode_results(RESULT_TOPIC, wire) == [("cam1", result.model_dump())]
+    classification = encode(make_result("site1", "cam1"))
+    assert b"detections" not in classification and b"task" not in classification
 
 
 def test_other_kinds_hold_no_results() -> None:
