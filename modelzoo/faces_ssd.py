@@ -43,9 +43,7 @@ OUTPUT_NAMES = ("detection_boxes", "detection_classes", "detection_scores", "num
 class _Graph:
     """Appends constants, tensors and operators to the first subgraph of a ``ModelT``."""
 
-    def __init__(self, model: Any) -> None:
-        from ai_edge_litert import schema_py_generated as schema
-
+    def __init__(self, schema: Any, model: Any) -> None:
         self.schema, self.model, self.graph = schema, model, model.subgraphs[0]
 
     def tensor(self, name: str, shape: tuple[int, ...], data: np.ndarray | None = None) -> int:
@@ -173,13 +171,18 @@ def _class_predictions(g: _Graph, logits: int, count: int) -> int:
 def ssd_model(content: bytes, spec: DetectionSpec) -> bytes:
     """The ``anchors``-family model ``content`` (decoded by ``spec``) with the ops that make it
     an SSD-format model appended; deterministic, so a rebuild gives the same bytes."""
-    from ai_edge_litert import schema_py_generated as schema
-    from flatbuffers import Builder
-
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+        from flatbuffers import Builder
+    except ImportError as exc:
+        raise ModelError(
+            f"building the SSD model needs the TFLite schema of ai-edge-litert and flatbuffers "
+            f"(pip install 'edgecascade[edge]'): {exc}"
+        ) from exc
     if spec.anchors is None or spec.decoding.apply_exponential_on_box_size:
         raise ModelError("an SSD model is built from an anchors-family card with linear sizes")
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    g = _Graph(model)
+    g = _Graph(schema, model)
     regressors, logits, count = _outputs(g.graph, spec)
     anchors = np.ascontiguousarray(ssd_anchors(spec.anchors)[:, [1, 0, 3, 2]])
     inputs = [
