@@ -25,10 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from edgecascade.demo import Demo, DemoPlan
+from edgecascade.demo import Demo, DemoPlan
 
 logger = logging.getLogger(__name__)
 
@@ -142,81 +140,77 @@ class ChaosMonkey:
 SERVICES = ("cloud", "worker", "gateway")
 
 
-def chaos_demo(plan: DemoPlan, seed: int, rounds: int) -> Demo:
+class ChaosDemo(Demo):
     """A :class:`~edgecascade.demo.Demo` whose parts a :class:`ChaosMonkey` kills and restarts,
     with a supervisor that restarts any service that dies on its own."""
-    from edgecascade.demo import Demo
 
-    class ChaosDemo(Demo):
-        def __init__(self) -> None:
-            super().__init__(plan)
-            self.seed, self.rounds = seed, rounds
-            self.monkey: ChaosMonkey | None = None
-            self.supervised = 0  # services restarted after dying on their own
+    def __init__(self, plan: DemoPlan, seed: int, rounds: int) -> None:
+        super().__init__(plan)
+        self.seed, self.rounds = seed, rounds
+        self.monkey: ChaosMonkey | None = None
+        self.supervised = 0  # services restarted after dying on their own
 
-        def start(self) -> list[str]:
-            agents = super().start()
-            faults = chaos_plan(self.seed, agents, self.rounds)
-            self.say(f"chaos: seed {self.seed}, {len(faults)} faults, one at a time")
-            self.monkey = ChaosMonkey(faults, self._part, self.say, self.started)
-            return agents
+    def start(self) -> list[str]:
+        agents = super().start()
+        faults = chaos_plan(self.seed, agents, self.rounds)
+        self.say(f"chaos: seed {self.seed}, {len(faults)} faults, one at a time")
+        self.monkey = ChaosMonkey(faults, self._part, self.say, self.started)
+        return agents
 
-        def _tick(self) -> None:
-            if self.monkey is not None:
-                self.monkey.tick()
+    def _tick(self) -> None:
+        if self.monkey is not None:
+            self.monkey.tick()
 
-        def _part(self, fault: Fault) -> Part:
-            if fault.target in ("site-broker", "cloud-broker"):
-                broker = self.brokers[0 if fault.target == "site-broker" else 1]
-                return Part(broker.kill, broker.start)
-            if fault.target == "agent":
-                return Part(lambda: self.group.kill(fault.victim), lambda: self._revive(fault))
-            return Part(
-                lambda: self.group.kill(fault.victim),
-                lambda: self._respawn(fault.victim),
-            )
+    def _part(self, fault: Fault) -> Part:
+        if fault.target in ("site-broker", "cloud-broker"):
+            broker = self.brokers[0 if fault.target == "site-broker" else 1]
+            return Part(broker.kill, broker.start)
+        if fault.target == "agent":
+            return Part(lambda: self.group.kill(fault.victim), lambda: self._revive(fault))
+        return Part(
+            lambda: self.group.kill(fault.victim),
+            lambda: self._respawn(fault.victim),
+        )
 
-        def _respawn(self, name: str) -> None:
-            self.group.respawn(name)
+    def _respawn(self, name: str) -> None:
+        self.group.respawn(name)
 
-        def _revive(self, fault: Fault) -> None:
-            """The camera again, owing the frames it has not accepted yet (at least one, so
-            it starts, sends what its outbox kept and leaves)."""
-            done = accepted(self.plan.workdir / "agents" / fault.victim / "outbox.db")
-            owed = max(1, self.plan.frames_per_device - done)
-            self.group.respawn(fault.victim, self._cli(self._agent_args(fault.victim, owed)))
+    def _revive(self, fault: Fault) -> None:
+        """The camera again, owing the frames it has not accepted yet (at least one, so
+        it starts, sends what its outbox kept and leaves)."""
+        done = accepted(self.plan.workdir / "agents" / fault.victim / "outbox.db")
+        owed = max(1, self.plan.frames_per_device - done)
+        self.group.respawn(fault.victim, self._cli(self._agent_args(fault.victim, owed)))
 
-        def _cli(self, args: list[str]) -> list[str]:
-            return [sys.executable, "-m", "edgecascade", *args]
+    def _cli(self, args: list[str]) -> list[str]:
+        return [sys.executable, "-m", "edgecascade", *args]
 
-        def _running(self, agent: str) -> bool:
-            held = self.monkey is not None and self.monkey.down == agent
-            return held or super()._running(agent)
+    def _running(self, agent: str) -> bool:
+        held = self.monkey is not None and self.monkey.down == agent
+        return held or super()._running(agent)
 
-        def _busy(self) -> bool:
-            return self.monkey is not None and not self.monkey.done
+    def _busy(self) -> bool:
+        return self.monkey is not None and not self.monkey.done
 
-        def _agent_failed(self, name: str, code: int) -> None:
-            if code != -signal.SIGKILL:  # the monkey's SIGKILL is the plan, not a failure
-                super()._agent_failed(name, code)
+    def _agent_failed(self, name: str, code: int) -> None:
+        if code != -signal.SIGKILL:  # the monkey's SIGKILL is the plan, not a failure
+            super()._agent_failed(name, code)
 
-        def _check_services(self) -> None:
-            """A supervisor's job: restart a service that died, unless the monkey holds it."""
-            if self.monkey is None:  # starting: a service that dies now is a real failure
-                super()._check_services()
-                return
-            for name in SERVICES:
-                proc = self.group.process(name)
-                if name != self.monkey.down and proc.poll() is not None:
-                    self.supervised += 1
-                    self.say(f"supervisor: {name} exited with {proc.returncode}; restarting it")
-                    self.group.respawn(name)
+    def _check_services(self) -> None:
+        """A supervisor's job: restart a service that died, unless the monkey holds it."""
+        if self.monkey is None:  # starting: a service that dies now is a real failure
+            super()._check_services()
+            return
+        for name in SERVICES:
+            proc = self.group.process(name)
+            if name != self.monkey.down and proc.poll() is not None:
+                self.supervised += 1
+                self.say(f"supervisor: {name} exited with {proc.returncode}; restarting it")
+                self.group.respawn(name)
 
-        def _finish(self, agents: list[str]) -> dict[str, int]:
-            summary = super()._finish(agents)
-            del summary["frames"]  # a camera's stats count its last run only
-            summary["faults injected"] = len(self.monkey.applied) if self.monkey else 0
-            summary["restarts by the supervisor"] = self.supervised
-            return summary
-
-    return ChaosDemo()
+    def _finish(self, agents: list[str]) -> dict[str, int]:
+        summary = super()._finish(agents)
+        del summary["frames"]  # a camera's stats count its last run only
+        summary["faults injected"] = len(self.monkey.applied) if self.monkey else 0
+        summary["restarts by the supervisor"] = self.supervised
+        return summary

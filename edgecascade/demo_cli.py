@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.chaos:
         return Demo(plan).run()
-    from edgecascade.demo_chaos import chaos_demo
+    from edgecascade.demo_chaos import ChaosDemo
 
     seed = args.chaos_seed if args.chaos_seed is not None else random.randrange(1 << 31)
-    return chaos_demo(plan, seed, args.chaos_rounds).run()
+    return ChaosDemo(plan, seed, args.chaos_rounds).run()
