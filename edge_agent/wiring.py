@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from edgecascade.edge_agent.feed import FrameFeed
 from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.models import EdgeModel
 from edgecascade.edge_agent.rollout import RolloutClient
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
@@ -29,7 +30,7 @@ StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "onli
 
 
 def open_feed(
-    settings: AgentSettings, source: FrameSource, runtime: ModelRuntime, *, live: bool
+    settings: AgentSettings, source: FrameSource, runtime: EdgeModel, *, live: bool
 ) -> FrameFeed:
     """Stage 1 of the frame pipeline (:mod:`edge_agent.feed`), not reading yet."""
     s = settings
