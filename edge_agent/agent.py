@@ -1,4 +1,5 @@
-"""The device agent: read a frame, classify it, queue the result, maybe escalate, repeat.
+"""The device agent: read a frame, classify it (or detect in it), queue the result, maybe
+escalate, repeat.
 
 Start-up reads top to bottom in ``Agent.__init__``: load the model, open the source, the frame
 feed, the outbox and the link, build the sender, the policy and the model rollout

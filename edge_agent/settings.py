@@ -102,8 +102,9 @@ class EscalationSettings(Section):
 
     mode: Literal["max_prob", "margin", "entropy", "any", "always"] = Field(
         "max_prob",
-        description="Which rule makes a frame unsure; any = any of the three; always = every "
-        "frame (cloud-only: the reference the cascade is measured against).",
+        description="Which rule makes a classifier's frame unsure; any = any of the three; "
+        "always = every frame, for a detector too (cloud-only: the reference the cascade is "
+        "measured against). A detector's rules are escalation.detection.rules.",
     )
     threshold: float = Field(
         0.6, ge=0, le=1, description="max_prob: escalate when the top-1 probability is below this."
