@@ -22,7 +22,6 @@ from edgecascade.shared.manifest import load_public_key
 from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
 from edgecascade.shared.outbox import Outbox
-from edgecascade.shared.runtime.runtime import ModelRuntime
 from edgecascade.shared.topics import Kind, ModelSub, topic
 
 ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
@@ -73,7 +72,7 @@ def open_rollout(
     slots: ModelSlots,
     link: MqttLink,
     outbox: Outbox,
-    switch: Callable[[ModelRuntime], None],
+    switch: Callable[[EdgeModel], None],
 ) -> RolloutClient:
     """Model offers and chunks in, requests and acks out; the switch happens between frames."""
     s = settings

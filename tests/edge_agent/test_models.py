@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 
 from edgecascade.edge_agent.models import infer, load_model
+from edgecascade.edge_agent.rollout import RolloutClient, RolloutFailed
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.errors import ModelError
+from edgecascade.shared.manifest import build_manifest, golden_case
+from edgecascade.shared.messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
 from edgecascade.shared.runtime.detect import DetectionResult
+from edgecascade.shared.runtime.detection_card import DetectionSpec
 from edgecascade.shared.runtime.detector import Detector
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.utils.paths import EDGE_MODEL, FACE_SHORT, PHOTOS
@@ -71,3 +75,34 @@ def test_nan_scores_from_the_model_give_no_detection() -> None:
     regressors = np.zeros((896, 16), dtype=np.float32)
     scores = np.full((896, 1), np.nan, dtype=np.float32)
     assert detector.decode([regressors, scores], 480, 640) == ()
+
+
+def test_a_rollout_smoke_tests_a_detector_and_refuses_anchors_that_do_not_fit(
+    tmp_path: Path,
+) -> None:
+    content = FACE_SHORT.read_bytes()
+    card = ModelCard.load(FACE_SHORT.with_suffix(".json"))
+    assert card.detection is not None and card.detection.anchors is not None
+    photo = np.asarray(cv2.imread(str(PHOTOS / "astronaut.jpg")), dtype=np.uint8)
+    png = cv2.imencode(".png", cv2.resize(photo, (128, 128)))[1].tobytes()
+    client = RolloutClient(
+        ModelSlots(tmp_path / "slots"), None, ack=print, request=print, switch=print, threads=1
+    )
+
+    def manifest(detection: DetectionSpec) -> ModelManifest:
+        fields = card.model_copy(update={"detection": detection})
+        return build_manifest(
+            content,
+            name="faces",
+            version="2",
+            labels=card.labels,
+            card=fields.model_dump(mode="json", include={"preprocess", "task", "detection"}),
+            golden=[golden_case(png, 0, 0.9)],  # top-1 fields: a classifier's check only
+        )
+
+    runtime, loaded = client._smoke_test(manifest(card.detection), content)
+    assert isinstance(runtime, Detector) and loaded.task == "detection"
+    anchors = card.detection.anchors.model_copy(update={"num_layers": 1, "strides": [16]})
+    wrong = card.detection.model_copy(update={"anchors": anchors})
+    with pytest.raises(RolloutFailed, match=r"does not load: faces 2: .*anchors"):
+        client._smoke_test(manifest(wrong), content)
