@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from edgecascade.edge_agent.policy import Decision, EscalationPolicy
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from edgecascade.edge_agent.decode import jpeg_size
 from edgecascade.edge_agent.sources import Frame
-from edgecascade.shared.messages import MAX_DETECTIONS, DetectedObject, Prediction
+from edgecascade.shared.fields import MAX_DETECTIONS, DetectedObject
+from edgecascade.shared.messages import Prediction
 from edgecascade.shared.runtime.detect import Detection
 
 Size = tuple[int, int]  # (width, height)

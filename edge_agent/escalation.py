@@ -21,7 +21,8 @@ from edgecascade.edge_agent.detections import rescale
 from edgecascade.edge_agent.settings import EscalationSettings
 from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.codec import encode
-from edgecascade.shared.messages import DetectedObject, EscalationHeader, ResultMessage
+from edgecascade.shared.fields import DetectedObject
+from edgecascade.shared.messages import EscalationHeader, ResultMessage
 
 if TYPE_CHECKING:
     import numpy.typing as npt

@@ -19,7 +19,8 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from edgecascade.shared.messages import DetectionAgreement, ResultMessage, VerdictMessage
+from edgecascade.shared.fields import DetectionAgreement
+from edgecascade.shared.messages import ResultMessage, VerdictMessage
 
 
 @dataclass

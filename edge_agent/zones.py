@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from edgecascade.edge_agent.settings import ZoneSettings
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 Point = tuple[float, float]
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from edgecascade.edge_agent.detection_policy import DetectionPolicy
 from edgecascade.edge_agent.policy import EscalationPolicy
 from edgecascade.edge_agent.settings import DetectionEscalationSettings, EscalationSettings
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 UNLIMITED = {"budget_per_minute": 1e6, "burst": 100_000, "cooldown_s": 0.0}
 

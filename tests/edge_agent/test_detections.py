@@ -16,7 +16,8 @@ from edgecascade.edge_agent.sources import Frame
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.shared.boxes import agreement
 from edgecascade.shared.codec import decode
-from edgecascade.shared.messages import DetectedObject, EscalationHeader, Prediction, VerdictMessage
+from edgecascade.shared.fields import DetectedObject
+from edgecascade.shared.messages import EscalationHeader, Prediction, VerdictMessage
 from edgecascade.shared.runtime.detect import Detection
 from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_result

@@ -11,7 +11,7 @@ from edgecascade.edge_agent.settings import AgentSettings, ZoneSettings
 from edgecascade.edge_agent.zones import ZoneFilter, inside
 from edgecascade.shared.config import load_settings
 from edgecascade.shared.errors import ConfigError
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 SQUARE = [(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]  # the top left quarter
 DOOR = ZoneSettings(name="door", kind="include", points=SQUARE)
