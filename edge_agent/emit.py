@@ -30,6 +30,7 @@ from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.outbox import Outbox
 from edgecascade.shared.runtime.detect import DetectionResult
+from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.runtime import Classification
 from edgecascade.shared.topics import Kind
 
@@ -59,6 +60,7 @@ class ResultEmitter:
         self.detection_policy = DetectionPolicy(self.policy)
         self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
         self.detected = False  # a detection answer was emitted: telemetry has its counters
+        self.faults = OutputFaults()  # what the detector dropped or clipped, all frames
 
     def emit(self, item: Emitted) -> None:
         prepared, answer, model, labels = item
@@ -108,6 +110,7 @@ class ResultEmitter:
         before = self.zones.excluded + self.zones.outside
         kept = self.zones.apply(found, *size)
         self.stats.detections_invalid += invalid
+        self.faults += result.faults
         self.stats.detections_excluded += self.zones.excluded + self.zones.outside - before
         self.stats.detections += len(kept)
         decision = self.detection_policy.decide(kept, prepared.changed, frame.image)
@@ -139,7 +142,9 @@ class ResultEmitter:
             self.stats.escalations += 1
 
     def counters(self) -> dict[str, int]:
-        """The detection counters for telemetry (none for a classifier's agent)."""
+        """The detection counters for telemetry (none for a classifier's agent): boxes sent,
+        dropped by the zones, refused by the contract, and what the detector's decoding
+        dropped or clipped (:mod:`~edgecascade.shared.runtime.detect_faults`)."""
         if not self.detected:
             return {}
         return {
@@ -147,4 +152,8 @@ class ResultEmitter:
             "detections.excluded": self.zones.excluded,
             "detections.outside_zones": self.zones.outside,
             "detections.invalid": self.stats.detections_invalid,
+            "detections.nan_scores": self.faults.nan_scores,
+            "detections.degenerate": self.faults.degenerate,
+            "detections.clipped": self.faults.clipped,
+            "detections.outside_frame": self.faults.outside,
         }

@@ -4,24 +4,36 @@ out-of-frame boxes, the per-label summary, escalation boxes rescaled; detection 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgecascade.edge_agent.decode import decode_jpeg
 from edgecascade.edge_agent.detections import label_summary, original_size, rescale, to_objects
+from edgecascade.edge_agent.emit import ResultEmitter
 from edgecascade.edge_agent.escalation import escalation_payload
-from edgecascade.edge_agent.settings import EscalationSettings
+from edgecascade.edge_agent.feed import Prepared
+from edgecascade.edge_agent.settings import (
+    AgentSettings,
+    DetectionEscalationSettings,
+    EscalationSettings,
+)
 from edgecascade.edge_agent.sources import Frame
+from edgecascade.edge_agent.stats import AgentStats
+from edgecascade.edge_agent.telemetry import StageTimer
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.shared.boxes import agreement
 from edgecascade.shared.codec import decode
 from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, Prediction, VerdictMessage
-from edgecascade.shared.runtime.detect import Detection
+from edgecascade.shared.outbox import Outbox
+from edgecascade.shared.runtime.detect import Detection, DetectionResult
+from edgecascade.shared.runtime.detect_faults import OutputFaults
+from edgecascade.shared.runtime.detector import Detector
 from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_result
-from tests.utils.paths import PHOTOS
+from tests.utils.paths import FACE_SHORT, PHOTOS
 
 FACE = DetectedObject(label="face", score=0.9, box=(178.0, 81.0, 272.0, 175.0))
 
@@ -132,3 +144,41 @@ def test_detection_verdicts_are_counted_with_their_agreement_and_mismatches_igno
     assert not book.apply(cat)
     assert book.counts["verdicts.mismatched"] == 2 and book.counts["verdicts.received"] == 1
     assert book.cloud_label(classification.msg_id) is None
+
+
+def test_the_emit_stage_counts_what_the_detector_and_the_contract_dropped(tmp_path: Path) -> None:
+    settings = AgentSettings(
+        model=FACE_SHORT,
+        data_dir=tmp_path,
+        escalation=EscalationSettings(
+            audit_fraction=0, detection=DetectionEscalationSettings(rules=[])
+        ),
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    stats = AgentStats()
+    emitter = ResultEmitter(
+        settings, outbox, VerdictBook(), stats, StageTimer(), lambda k: f"s/d/{k.value}", ["face"]
+    )
+    assert emitter.counters() == {}  # nothing detected yet: a classifier's agent adds none
+    frame = Frame("f.png", np.zeros((100, 200, 3), np.uint8), 1.0)
+    prepared = Prepared(frame, np.zeros(1), Detector.load(FACE_SHORT, num_threads=1), 0.1, 0.2)
+    found = (
+        Detection("face", 0.9, (10.0, 10.0, 50.0, 50.0)),
+        Detection("face", 0.8, (math.nan, 10.0, 50.0, 50.0)),  # past the detector: still refused
+    )
+    faults = OutputFaults(nan_scores=2, degenerate=1, clipped=1, outside=3)
+    answer = DetectionResult(found, {"invoke": 1.0}, "cpu", faults)
+    emitter.emit((prepared, answer, make_result().model, ["face"]))
+    emitter.emit((prepared, answer, make_result().model, ["face"]))
+    assert emitter.counters() == {
+        "detections": 2,
+        "detections.excluded": 0,
+        "detections.outside_zones": 0,
+        "detections.invalid": 2,
+        "detections.nan_scores": 4,
+        "detections.degenerate": 2,
+        "detections.clipped": 2,
+        "detections.outside_frame": 6,
+    }
+    assert stats.results == 2 and outbox.depth()["result"] == 2
+    outbox.close()
