@@ -1,0 +1,208 @@
+"""Per-device rate limits at the gateway: token buckets for messages and bytes, per kind class.
+
+A noisy or compromised device must not cost its neighbours: every device message is checked
+here after its topic is parsed and before it is decoded, validated or committed, so a flood costs
+a dictionary lookup and two subtractions per message. A message over its device's budget is not
+forwarded; the gateway counts it per device and class and dead-letters the first excess message
+of each device and class per ``dead_letter_interval_s`` (a flood must not become a flood of dead
+letters), the dead letter saying how many were counted since the last one.
+
+Each device has, per class (``result``, ``escalation``, ``telemetry``, ``other``), a message
+bucket and a byte bucket (:class:`TokenBucket`); a message passes only if both hold enough.
+
+Backlogs: a device (or the site broker, for the gateway) that was cut off keeps its messages and
+sends them when it is back, faster than it produces them. So a device heard again after a silence
+of at least ``absence_s`` (nothing of any kind from it, which is also what a gateway restart or a
+site-broker outage looks like) is credited, on every bucket, its rate times the silence (at most
+``catch_up_s``) on top of the burst: what it may owe is what it was allowed to produce meanwhile.
+Over any span a device gets at most its burst plus its rate times the span.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgecascade.shared.topics import Kind
+
+if TYPE_CHECKING:  # the settings check their bursts against this module's classes
+    from edgecascade.gateway.settings import KindLimit, RateLimitSettings
+
+Clock = Callable[[], float]
+
+CLASSES: dict[Kind, str] = {
+    Kind.RESULT: "result",
+    Kind.ESCALATION: "escalation",
+    Kind.TELEMETRY: "telemetry",
+}
+OTHER = "other"  # state, model acks and chunk requests, replies
+
+
+def class_of(kind: Kind) -> str:
+    """The rate-limit class of a device message kind."""
+    return CLASSES.get(kind, OTHER)
+
+
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; ``rate`` 0 is unlimited.
+
+    Credit for an absence (:meth:`credit`) may lift the level above ``burst``: it is spent
+    first and never refilled; the bucket refills only while it is below ``burst``.
+    """
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate < 0 or burst <= 0:
+            raise ValueError(f"a token bucket needs rate >= 0 and burst > 0, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self.level = burst
+        self._last = now
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate == 0
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self._last
+        if elapsed <= 0:  # a monotonic clock does not go back; equal readings add nothing
+            return
+        self._last = now
+        if self.level < self.burst:
+            self.level = min(self.burst, self.level + self.rate * elapsed)
+
+    def holds(self, amount: float, now: float) -> bool:
+        """Whether ``amount`` tokens are there now (taking nothing)."""
+        if self.unlimited:
+            return True
+        self._refill(now)
+        return self.level >= amount
+
+    def take(self, amount: float) -> None:
+        """Take ``amount`` after :meth:`holds` said they are there."""
+        if not self.unlimited:
+            self.level -= amount
+
+    def credit(self, seconds: float, now: float) -> None:
+        """Add ``seconds`` of the rate on top of what the bucket holds, even above the burst."""
+        self._refill(now)
+        self.level += self.rate * seconds
+
+
+@dataclass(slots=True)
+class _Class:
+    messages: TokenBucket
+    bytes: TokenBucket
+    limit: KindLimit
+    excess: int = 0  # counted since the last dead letter
+    next_letter: float = 0.0  # the next excess message dead-lettered, monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Excess:
+    """A message over its device's budget; ``reason`` is set for the one to dead-letter."""
+
+    klass: str
+    reason: str | None
+
+
+class _Device:
+    def __init__(self, settings: RateLimitSettings, heard: float, now: float) -> None:
+        self.heard = heard
+        self.classes: dict[str, _Class] = {}
+        for name in (*CLASSES.values(), OTHER):
+            limit: KindLimit = getattr(settings, name)
+            self.classes[name] = _Class(
+                TokenBucket(limit.messages_per_s, limit.burst_messages, now),
+                TokenBucket(limit.bytes_per_s, limit.burst_bytes, now),
+                limit,
+            )
+
+
+class RateLimiter:
+    """Every device's buckets; :meth:`check` is called for each device message, by one thread
+    (the site link's), and :meth:`counts` may be read from any."""
+
+    def __init__(
+        self, settings: RateLimitSettings, *, absent_for: float = 0.0, clock: Clock = time.monotonic
+    ) -> None:
+        """``absent_for``: seconds the gateway itself was away before this start (its devices
+        are treated as last heard then: their backlog in the site broker is credited)."""
+        self.settings = settings
+        self._clock = clock
+        self._started = clock() - max(0.0, absent_for)
+        self._devices: dict[str, _Device] = {}
+        self._limited: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def check(self, device: str, kind: Kind, size: int) -> Excess | None:
+        """None if ``device`` may send this ``size``-byte message of ``kind`` (and charge it)."""
+        now = self._clock()
+        state = self._devices.get(device)
+        if state is None:
+            state = self._devices[device] = _Device(self.settings, self._started, now)
+        absent = now - state.heard
+        state.heard = now
+        if absent >= self.settings.absence_s:
+            owed = min(absent, self.settings.catch_up_s)
+            for klass in state.classes.values():
+                klass.messages.credit(owed, now)
+                klass.bytes.credit(owed, now)
+        name = class_of(kind)
+        klass = state.classes[name]
+        if klass.messages.holds(1, now) and klass.bytes.holds(size, now):
+            klass.messages.take(1)
+            klass.bytes.take(size)
+            return None
+        with self._lock:
+            self._limited[f"{device}.{name}"] += 1
+        klass.excess += 1
+        if now < klass.next_letter:
+            return Excess(name, None)
+        klass.next_letter = now + self.settings.dead_letter_interval_s
+        reason = _reason(device, name, klass, size)
+        klass.excess = 0
+        return Excess(name, reason)
+
+    def counts(self) -> dict[str, int]:
+        """Messages refused per ``<device>.<class>`` since the start."""
+        with self._lock:
+            return dict(self._limited)
+
+    def total(self) -> int:
+        with self._lock:
+            return self._limited.total()
+
+
+def _reason(device: str, name: str, klass: _Class, size: int) -> str:
+    limit = klass.limit
+    over = "messages" if klass.messages.level < 1 else "bytes"
+    if over == "messages":
+        budget = f"{limit.messages_per_s:g} messages/s (burst {limit.burst_messages})"
+    else:
+        budget = f"{limit.bytes_per_s:g} bytes/s (burst {limit.burst_bytes}; this one {size})"
+    return (
+        f"rate limit: device {device!r} exceeded its {name} limit of {budget}; "
+        f"{klass.excess} {name} message(s) refused since the last such dead letter, this one "
+        "included (one is dead-lettered per interval, the rest only counted)"
+    )
+
+
+def absent_for(mark: Path, now: float | None = None) -> float:
+    """Seconds since the last :func:`mark_alive` on ``mark`` (0 if it was never marked, or the
+    clock is behind it): how long a restarting gateway was away from its devices."""
+    try:
+        last = mark.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+    return max(0.0, (time.time() if now is None else now) - last)
+
+
+def mark_alive(mark: Path) -> None:
+    """Record that the gateway is running now (the file's modification time)."""
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.touch()
