@@ -1,0 +1,152 @@
+"""``edgecascade bench gateway``'s flooder scenario: one device floods, its neighbours' latency.
+
+A gateway of its own (a fresh outbox) runs with a per-device result budget of
+``--flooder-budget`` results/s (burst: one second of it). The paced run of the other phases is
+made twice by the same neighbour devices, each well within the budget: once alone (**quiet**), once
+while one more device, ``flooder``, publishes results as fast as the site broker acknowledges them
+(**flood**). Reported: the neighbours' p50/p99 publish-to-cloud latency in both and their ratios
+(flood over quiet, the same run), what the neighbours lost or got twice, the flooder's rate as a
+multiple of its budget, and how many of its results went up (at most its budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgecascade.benchmarks.cascade_tap import counted_gateway_env
+from edgecascade.benchmarks.gateway import (
+    PUBLISH_WINDOW,
+    SITE,
+    _messages,
+    _publish,
+    _Subscriber,
+    wait_gateway_online,
+)
+
+FLOODER = "flooder"
+
+
+class _Flooder(threading.Thread):
+    """Publishes results of one device at QoS 1 as fast as they are acknowledged, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(name="bench-flooder", daemon=True)
+        self.port = port
+        self.ids: list[str] = []
+        self.seconds = 0.0
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=120)
+
+    def run(self) -> None:
+        from edgecascade.benchmarks.messages import sample_result
+        from edgecascade.shared.codec import encode
+        from edgecascade.shared.topics import Kind, topic
+
+        wire = topic(SITE, FLOODER, Kind.RESULT)
+        window = threading.Semaphore(PUBLISH_WINDOW)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-flooder", protocol=paho.MQTTv5
+        )
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_publish = lambda *args: window.release()
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        start = time.perf_counter()
+        infos = []
+        n = 0
+        while not self._stop_event.is_set():
+            if not window.acquire(timeout=1):
+                continue
+            message = sample_result(n)
+            n += 1
+            self.ids.append(message.msg_id)
+            infos.append(client.publish(wire, encode(message), qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+        self.seconds = time.perf_counter() - start
+        client.loop_stop()
+        client.disconnect()
+
+
+def _paced(
+    port: int, sub: _Subscriber, args: argparse.Namespace, flooder: _Flooder | None
+) -> dict[str, Any]:
+    """The paced run by the neighbours (with the flooder publishing meanwhile, when given)."""
+    import numpy as np
+
+    messages = _messages(args.paced_results, args.devices)
+    sub.reset(0)  # arrivals are counted for the neighbours' ids only, below
+    if flooder is not None:
+        flooder.start()
+    sent = _publish(port, messages, args.paced_rate)
+    if flooder is not None:
+        flooder.stop()
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and not all(i in sub.arrived for i in sent):
+        time.sleep(0.1)
+    time.sleep(0.5)  # duplicates, if any, arrive after the last new id
+    arrived = dict(sub.arrived)
+    latencies = np.array([(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived])
+    return {
+        "results": len(messages),
+        "arrived": sum(1 for i in sent if i in arrived),
+        "lost": sum(1 for i in sent if i not in arrived),
+        "duplicates": sub.duplicates,  # of anyone's: the flooder's too would be an error
+        "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
+        "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else None,
+        "flooder_arrived": sum(1 for i in flooder.ids if i in arrived) if flooder else 0,
+    }
+
+
+def flooder_path(
+    site_port: int, cloud_port: int, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Quiet, then flood, through a gateway that limits every device to the flooder budget."""
+    from edgecascade.processes import ProcessGroup
+
+    budget = args.flooder_budget
+    group = ProcessGroup(work / "logs-flooder")
+    env = {
+        **counted_gateway_env(compress=False),
+        "EC_GATEWAY_RATE_LIMITS__RESULT__MESSAGES_PER_S": f"{budget:g}",
+        "EC_GATEWAY_RATE_LIMITS__RESULT__BURST_MESSAGES": str(max(1, round(budget))),
+    }
+    argv = [
+        "gateway",
+        "--site",
+        SITE,
+        "--data-dir",
+        str(work / "gateway-flooder"),
+        "--site-mqtt-port",
+        str(site_port),
+        "--cloud-mqtt-port",
+        str(cloud_port),
+        "--batch-linger-ms",
+        str(args.linger_ms),
+    ]
+    sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud-flooder")
+    try:
+        group.spawn_cli("gateway", *argv, env=env)
+        wait_gateway_online(site_port, args.timeout)
+        quiet = _paced(site_port, sub, args, None)
+        flooder = _Flooder(site_port)
+        flood = _paced(site_port, sub, args, flooder)
+    finally:
+        sub.close()
+        group.stop_all()
+    rate = len(flooder.ids) / flooder.seconds if flooder.seconds else 0.0
+    flood["flooder_sent"] = len(flooder.ids)
+    flood["flooder_results_per_s"] = rate
+    flood["flooder_vs_budget"] = rate / budget
+    return {"budget_results_per_s": budget, "quiet": quiet, "flood": flood}
