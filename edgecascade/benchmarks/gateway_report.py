@@ -45,7 +45,7 @@ def gateway_report(
     if flooder is not None:
         noisy = _flooder_figures(flooder)
         table += "\n" + noisy.pop("line")
-        everything += [flooder["quiet"], flooder["flood"]]
+        everything += [flooder["quiet"], flooder["control"], flooder["flood"]]
     return {
         "results": args.results,
         "paced_results": args.paced_results,
@@ -69,23 +69,27 @@ def gateway_report(
 
 def _flooder_figures(flooder: dict[str, Any]) -> dict[str, Any]:
     """The flooder scenario's ratios (flood over quiet, the neighbours' latency) and its line."""
-    quiet, flood = flooder["quiet"], flooder["flood"]
-    ratios: dict[str, float | None] = {}
-    for q in ("p50", "p99"):
-        with_flood, without = flood[f"latency_ms_{q}"], quiet[f"latency_ms_{q}"]
-        ratios[q] = with_flood / without if with_flood is not None and without else None
+    quiet, control, flood = flooder["quiet"], flooder["control"], flooder["flood"]
+
+    def ratio(q: str, base: dict[str, Any]) -> float | None:
+        with_flood, without = flood[f"latency_ms_{q}"], base[f"latency_ms_{q}"]
+        return float(with_flood / without) if with_flood is not None and without else None
+
     line = (
         f"flooder at {flood['flooder_results_per_s']:.0f} results/s "
         f"({flood['flooder_vs_budget']:.0f}x its {flooder['budget_results_per_s']:g}/s budget; "
         f"{flood['flooder_arrived']} of its {flood['flooder_sent']} went up): neighbours' p99 "
-        f"{_ms(flood['latency_ms_p99'])} vs {_ms(quiet['latency_ms_p99'])} alone, ratio "
-        f"{_ratio(ratios['p99'])} (p50 {_ratio(ratios['p50'])}); neighbours lost "
-        f"{quiet['lost'] + flood['lost']}"
+        f"{_ms(flood['latency_ms_p99'])}, alone {_ms(quiet['latency_ms_p99'])} (ratio "
+        f"{_ratio(ratio('p99', quiet))}, p50 {_ratio(ratio('p50', quiet))}), beside the same "
+        f"flood on another site {_ms(control['latency_ms_p99'])} (ratio "
+        f"{_ratio(ratio('p99', control))}); neighbours lost "
+        f"{quiet['lost'] + control['lost'] + flood['lost']}"
     )
     return {
         "flooder": flooder,
-        "flooder_p50_ratio": ratios["p50"],
-        "flooder_p99_ratio": ratios["p99"],
+        "flooder_p50_ratio": ratio("p50", quiet),
+        "flooder_p99_ratio": ratio("p99", quiet),
+        "flooder_vs_control_p99_ratio": ratio("p99", control),
         "flooder_vs_budget": flood["flooder_vs_budget"],
         "line": line,
     }

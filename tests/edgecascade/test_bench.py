@@ -124,9 +124,11 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert report["added_latency_ms_p50"] is not None
     # The flooder scenario: the neighbours lose nothing; of the flood, little goes up.
     flooder = report["flooder"]
-    assert flooder["quiet"]["arrived"] == flooder["flood"]["arrived"] == 50
+    assert [flooder[phase]["arrived"] for phase in ("quiet", "control", "flood")] == [50] * 3
+    assert flooder["control"]["flooder_arrived"] == 0  # another site: not the gateway's
     assert 0 < flooder["flood"]["flooder_arrived"] < flooder["flood"]["flooder_sent"]
-    assert report["flooder_p99_ratio"] > 0 and report["flooder_vs_budget"] > 1
+    assert report["flooder_p99_ratio"] > 0 and report["flooder_vs_control_p99_ratio"] > 0
+    assert report["flooder_vs_budget"] > 1
 
 
 def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
