@@ -12,10 +12,12 @@ bucket and a byte bucket (:class:`TokenBucket`); a message passes only if both h
 
 Backlogs: a device (or the site broker, for the gateway) that was cut off keeps its messages and
 sends them when it is back, faster than it produces them. So a device heard again after a silence
-of at least ``absence_s`` (nothing of any kind from it, which is also what a gateway restart or a
-site-broker outage looks like) is credited, on every bucket, its rate times the silence (at most
-``catch_up_s``) on top of the burst: what it may owe is what it was allowed to produce meanwhile.
-Over any span a device gets at most its burst plus its rate times the span.
+of at least ``absence_s`` (nothing of any kind from it, which is also what a site-broker outage
+looks like) is credited, on every bucket, its rate times the silence (at most ``catch_up_s``) on
+top of the burst: what it may owe is what it was allowed to produce meanwhile. After a restart the
+gateway credits every device it hears the time the gateway was away. Over any span a device gets at
+most its burst plus its rate times the span: a silent device keeps its unused budget for up to
+``catch_up_s``, the price of letting a real backlog through.
 """
 
 from __future__ import annotations
@@ -130,11 +132,13 @@ class RateLimiter:
     def __init__(
         self, settings: RateLimitSettings, *, absent_for: float = 0.0, clock: Clock = time.monotonic
     ) -> None:
-        """``absent_for``: seconds the gateway itself was away before this start (its devices
-        are treated as last heard then: their backlog in the site broker is credited)."""
+        """``absent_for``: seconds the gateway itself was away before this start. A device this
+        process has not heard yet is treated as last heard that long before its first message:
+        its backlog in the site broker is credited, and nothing more (not the time since the
+        start: a device switched on a week after it would otherwise bring a week's credit)."""
         self.settings = settings
         self._clock = clock
-        self._started = clock() - max(0.0, absent_for)
+        self._absent_for = max(0.0, absent_for)
         self._devices: dict[str, _Device] = {}
         self._limited: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -144,7 +148,8 @@ class RateLimiter:
         now = self._clock()
         state = self._devices.get(device)
         if state is None:
-            state = self._devices[device] = _Device(self.settings, self._started, now)
+            state = _Device(self.settings, now - self._absent_for, now)
+            self._devices[device] = state
         absent = now - state.heard
         state.heard = now
         if absent >= self.settings.absence_s:

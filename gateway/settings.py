@@ -134,8 +134,9 @@ class RateLimitSettings(Section):
     dead_letter_interval_s: float = Field(
         10.0,
         gt=0,
-        description="Dead-letter the first message over a device's budget per class and interval; "
-        "the rest are counted (rate_limited.<device>.<class> in the gateway's telemetry).",
+        description="Dead-letter the first message over a device's budget per class and "
+        "interval; the rest are counted, per device and class, in the gateway's telemetry "
+        "(rate_limited.DEVICE.CLASS).",
     )
 
     @model_validator(mode="after")

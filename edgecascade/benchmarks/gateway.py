@@ -315,8 +315,8 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
 
                 _progress(
                     f"flooder: {args.paced_results} paced results from {args.devices} devices, "
-                    f"alone and while one more device floods (budget {args.flooder_budget:g}/s "
-                    "per device) ..."
+                    f"alone and while one more device floods at {args.flooder_times:g}x its budget "
+                    f"({args.flooder_budget:g} results/s per device) ..."
                 )
                 flooder = flooder_path(site.port, cloud.port, work, args)
         finally:
@@ -382,6 +382,13 @@ def add_gateway_parser(benches: Any) -> None:
         metavar="RESULTS_PER_S",
         help="the flooder scenario: every device limited to this many results/s while one "
         "floods beside the paced devices; 0 skips it (50)",
+    )
+    parser.add_argument(
+        "--flooder-times",
+        type=float,
+        default=50.0,
+        metavar="X",
+        help="the flooder publishes at X times its budget; 0: as fast as the broker takes (50)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per path, seconds (120)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")

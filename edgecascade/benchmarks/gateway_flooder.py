@@ -5,10 +5,10 @@ A gateway of its own (a fresh outbox) runs with a per-device result budget of
 made three times by the same neighbour devices, each well within the budget:
 
 - **quiet**: alone;
-- **control**: while one more device, ``flooder``, publishes results as fast as the site broker
-  acknowledges them on another site's topic, which the gateway does not subscribe to: the same
-  load on the machine and the broker (everything shares the cores here; a real flooder is a
-  device of its own), none on the gateway;
+- **control**: while one more device, ``flooder``, publishes results at ``--flooder-times`` its
+  budget (0: as fast as the site broker acknowledges them) on another site's topic, which the
+  gateway does not subscribe to: the same load on the machine and the broker (everything shares
+  the cores here; a real flooder is a device of its own), none on the gateway;
 - **flood**: the same flood on the gateway's own site.
 
 Reported: the neighbours' p50/p99 publish-to-cloud latency in each and the ratios to quiet (the
@@ -42,12 +42,15 @@ FLOODER = "flooder"
 
 
 class _Flooder(threading.Thread):
-    """Publishes results of one device at QoS 1 as fast as they are acknowledged, until stopped."""
+    """Publishes results of one device at QoS 1 at a rate (or as fast as they are acknowledged),
+    until stopped."""
 
-    def __init__(self, port: int, site: str) -> None:
+    def __init__(self, port: int, site: str, rate: float) -> None:
+        """``rate``: results/s to publish at (0: as fast as acknowledged)."""
         super().__init__(name="bench-flooder", daemon=True)
         self.port = port
         self.site = site
+        self.rate = rate
         self.ids: list[str] = []
         self.seconds = 0.0
         self._stop_event = threading.Event()
@@ -75,6 +78,10 @@ class _Flooder(threading.Thread):
         infos = []
         n = 0
         while not self._stop_event.is_set():
+            if self.rate:
+                pause = start + n / self.rate - time.perf_counter()
+                if pause > 0.001:
+                    time.sleep(pause)
             if not window.acquire(timeout=1):
                 continue
             message = sample_result(n)
@@ -150,7 +157,7 @@ def flooder_path(
         wait_gateway_online(site_port, args.timeout)
         phases = {"quiet": _paced(site_port, sub, args, None)}
         for phase, site in (("control", f"{SITE}-elsewhere"), ("flood", SITE)):
-            flooder = _Flooder(site_port, site)
+            flooder = _Flooder(site_port, site, budget * args.flooder_times)
             phases[phase] = _paced(site_port, sub, args, flooder)
             rate = len(flooder.ids) / flooder.seconds if flooder.seconds else 0.0
             phases[phase]["flooder_sent"] = len(flooder.ids)

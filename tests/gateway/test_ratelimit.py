@@ -135,6 +135,12 @@ def test_a_restarted_gateway_credits_the_time_it_was_away(tmp_path: Path) -> Non
     clock = Clock()
     limiter = RateLimiter(limits(absence_s=30), absent_for=120.0, clock=clock)
     assert sum(limiter.check("cam", Kind.RESULT, 1) is None for _ in range(2000)) == 1205
+    # A device first heard later gets the gateway's time away, not the time since the start.
+    clock.now += 3600.0
+    assert sum(limiter.check("late", Kind.RESULT, 1) is None for _ in range(2000)) == 1205
+    fresh = RateLimiter(limits(absence_s=30), clock=clock)
+    clock.now += 3600.0
+    assert sum(fresh.check("new", Kind.RESULT, 1) is None for _ in range(2000)) == 5
 
 
 def test_kind_classes() -> None:
