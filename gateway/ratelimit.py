@@ -15,9 +15,10 @@ sends them when it is back, faster than it produces them. So a device heard agai
 of at least ``absence_s`` (nothing of any kind from it, which is also what a site-broker outage
 looks like) is credited, on every bucket, its rate times the silence (at most ``catch_up_s``) on
 top of the burst: what it may owe is what it was allowed to produce meanwhile. After a restart the
-gateway credits every device it hears the time the gateway was away. Over any span a device gets at
-most its burst plus its rate times the span: a silent device keeps its unused budget for up to
-``catch_up_s``, the price of letting a real backlog through.
+gateway credits every device it hears the time the gateway was away. In all, a device gets at most
+its burst plus its rate times the time since it was first heard (and the gateway's time away): a
+silent device keeps its unused budget for up to ``catch_up_s``, the price of letting a real
+backlog through.
 """
 
 from __future__ import annotations
@@ -90,9 +91,12 @@ class TokenBucket:
             self.level -= amount
 
     def credit(self, seconds: float, now: float) -> None:
-        """Add ``seconds`` of the rate on top of what the bucket holds, even above the burst."""
+        """After a silence: ``seconds`` of the rate on top of what the bucket held, even above
+        the burst, in place of (not besides) the refill since: over any span the bucket gains at
+        most its rate times the span, however silences and bursts alternate."""
+        before = self.level
         self._refill(now)
-        self.level += self.rate * seconds
+        self.level = max(self.level, before + self.rate * seconds)
 
 
 @dataclass(slots=True)

@@ -53,6 +53,9 @@ def test_bucket_credit_lifts_it_above_the_burst_once() -> None:
     assert bucket.holds(23, now=0.0) and not bucket.holds(23.5, now=0.0)
     bucket.take(23)
     assert not bucket.holds(1, now=0.0)
+    bucket.credit(10.0, now=10.0)  # the refill of those 10 s is part of the credit, not extra
+    assert bucket.holds(20, now=10.0) and not bucket.holds(20.5, now=10.0)
+    bucket.take(20)
     # Above the burst it does not grow; spent below it, it refills to the burst only.
     assert bucket.holds(3, now=50.0) and not bucket.holds(3.5, now=50.0)
 
@@ -115,14 +118,27 @@ def test_a_device_back_from_an_absence_gets_its_backlog_through() -> None:
     clock = Clock()
     limiter = RateLimiter(limits(absence_s=30, catch_up_s=600), clock=clock)
     assert limiter.check("cam", Kind.RESULT, 100) is None
-    clock.now += 60.0  # silent for a minute: 600 results owed, on top of the burst of 5
-    assert sum(limiter.check("cam", Kind.RESULT, 100) is None for _ in range(700)) == 605
+    clock.now += 60.0  # silent for a minute: 600 results owed, on top of the 4 left
+    assert sum(limiter.check("cam", Kind.RESULT, 100) is None for _ in range(700)) == 604
     # A silence shorter than absence_s earns no credit: only the refill, capped at the burst.
     clock.now += 20.0
     assert sum(limiter.check("cam", Kind.RESULT, 100) is None for _ in range(700)) == 5
     # The credit is capped at catch_up_s.
     clock.now += 10_000.0
-    assert sum(limiter.check("cam", Kind.RESULT, 10) is None for _ in range(10_000)) == 6005
+    assert sum(limiter.check("cam", Kind.RESULT, 10) is None for _ in range(10_000)) == 6000
+
+
+def test_alternating_silences_and_bursts_get_no_more_than_the_rate() -> None:
+    """The credit replaces the refill: a device that falls silent just long enough, then
+    empties its bucket, again and again, gets its rate over the whole time and one burst."""
+    clock = Clock()
+    limiter = RateLimiter(limits(absence_s=30), clock=clock)
+    passed = 0
+    for _ in range(100):
+        passed += sum(limiter.check("cam", Kind.RESULT, 1) is None for _ in range(1000))
+        clock.now += 30.0
+    # 100 bursts: the first bucket (5), then 99 silences of 30 s at 10/s.
+    assert passed == 5 + 99 * 300
 
 
 def test_a_restarted_gateway_credits_the_time_it_was_away(tmp_path: Path) -> None:
