@@ -18,9 +18,8 @@ fetched once per site (:mod:`gateway.modelcache`) and served to the devices from
 
 Every ``telemetry_interval_s`` the gateway publishes its own telemetry on
 ``<site>/<gateway>/telemetry``: CPU and memory, the depth of both outboxes per class, and its
-counters (accepted, duplicates, rejected and downlinked per kind; rate-limited per device and
-class; sent, expired and dropped per
-outbox class; the model cache's).
+counters (accepted, duplicates, rejected and downlinked per kind; rate-limited in all and for the
+most limited devices per class; sent, expired and dropped per outbox class; the model cache's).
 
 Start-up reads top to bottom in ``Gateway.__init__``: outboxes and links
 (:mod:`gateway.links`), the intake, the model cache, the downlink router, the subscriptions, the
@@ -42,7 +41,13 @@ from edgecascade.gateway.downlink import DownlinkRouter
 from edgecascade.gateway.intake import Entry, Intake, Pending
 from edgecascade.gateway.links import cloud_topic, open_links, open_outboxes, open_senders
 from edgecascade.gateway.modelcache import ModelCache
-from edgecascade.gateway.ratelimit import Excess, RateLimiter, absent_for, mark_alive
+from edgecascade.gateway.ratelimit import (
+    TOP_COUNTED,
+    Excess,
+    RateLimiter,
+    absent_for,
+    mark_alive,
+)
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import queue_class_of, spec_for, spec_of
@@ -162,7 +167,8 @@ class Gateway:
             counters.update({f"{name}.{key}": value for key, value in counter.items()})
         counters["rejected"] = sum(self.rejected.values())  # reasons are in the dead letters
         counters["rate_limited"] = self.limiter.total()
-        counters.update({f"rate_limited.{k}": v for k, v in self.limiter.counts().items()})
+        limited = self.limiter.counts(top=TOP_COUNTED)
+        counters.update({f"rate_limited.{k}": v for k, v in limited.items()})
         counters.update({f"uplink.{k}": v for k, v in uplink.counters().items()})
         counters.update({f"downlink.{k}": v for k, v in downlink.counters().items()})
         counters.update({f"cache.{k}": v for k, v in self.cache.counts.items()})

@@ -44,6 +44,11 @@ CLASSES: dict[Kind, str] = {
     Kind.TELEMETRY: "telemetry",
 }
 OTHER = "other"  # state, model acks and chunk requests, replies
+# Devices tracked at once. On a deployed broker a device publishes only under its own id; on an
+# open one anyone can make up ids, and each costs a few hundred bytes here: past this many the
+# longest-known is forgotten with its counts (it starts again with a full burst and no credit).
+MAX_DEVICES = 65_536
+TOP_COUNTED = 100  # devices named in the gateway's telemetry (the most refused first)
 
 
 def class_of(kind: Kind) -> str:
@@ -145,6 +150,7 @@ class RateLimiter:
         self._absent_for = max(0.0, absent_for)
         self._devices: dict[str, _Device] = {}
         self._limited: Counter[str] = Counter()
+        self._total = 0
         self._lock = threading.Lock()
 
     def check(self, device: str, kind: Kind, size: int) -> Excess | None:
@@ -152,6 +158,8 @@ class RateLimiter:
         now = self._clock()
         state = self._devices.get(device)
         if state is None:
+            if len(self._devices) >= MAX_DEVICES:
+                self._forget(next(iter(self._devices)))
             state = _Device(self.settings, now - self._absent_for, now)
             self._devices[device] = state
         absent = now - state.heard
@@ -169,6 +177,7 @@ class RateLimiter:
             return None
         with self._lock:
             self._limited[f"{device}.{name}"] += 1
+            self._total += 1
         klass.excess += 1
         if now < klass.next_letter:
             return Excess(name, None)
@@ -177,14 +186,25 @@ class RateLimiter:
         klass.excess = 0
         return Excess(name, reason)
 
-    def counts(self) -> dict[str, int]:
-        """Messages refused per ``<device>.<class>`` since the start."""
+    def _forget(self, device: str) -> None:
+        """Drop a device's buckets and its per-class counts (:meth:`total` keeps them)."""
+        del self._devices[device]
         with self._lock:
-            return dict(self._limited)
+            for name in (*CLASSES.values(), OTHER):
+                self._limited.pop(f"{device}.{name}", None)
+
+    def counts(self, top: int | None = None) -> dict[str, int]:
+        """Messages refused per ``<device>.<class>`` of the devices tracked; with ``top``, only that
+        many, the largest (the gateway's telemetry must stay within its size limit)."""
+        with self._lock:
+            if top is None:
+                return dict(self._limited)
+            return dict(self._limited.most_common(top))
 
     def total(self) -> int:
+        """Messages refused since the start."""
         with self._lock:
-            return self._limited.total()
+            return self._total
 
 
 def _reason(device: str, name: str, klass: _Class, size: int) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from edgecascade.gateway import ratelimit
 from edgecascade.gateway.ratelimit import (
     RateLimiter,
     TokenBucket,
@@ -178,3 +179,24 @@ def test_a_burst_below_the_largest_payload_is_refused() -> None:
     settings = GatewaySettings.model_validate({"rate_limits": {"result": {"messages_per_s": 5}}})
     assert settings.rate_limits.result.messages_per_s == 5
     assert settings.rate_limits.result.burst_messages == RateLimitSettings().result.burst_messages
+
+
+def test_made_up_device_ids_cannot_grow_the_table_without_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ratelimit, "MAX_DEVICES", 3)
+    clock = Clock()
+    limiter = RateLimiter(limits(), clock=clock)
+    for n in range(10):
+        for _ in range(6):  # one over the burst each
+            limiter.check(f"made-up-{n}", Kind.RESULT, 1)
+    assert len(limiter._devices) == 3 and set(limiter._devices) == {
+        "made-up-7",
+        "made-up-8",
+        "made-up-9",
+    }
+    # The total counts them all; the per-device counts are those of the devices tracked, and
+    # the telemetry names only the most refused.
+    assert limiter.total() == 10 and len(limiter.counts()) == 3
+    limiter.check("made-up-9", Kind.RESULT, 1)
+    assert limiter.counts(top=1) == {"made-up-9.result": 2}
