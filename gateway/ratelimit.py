@@ -44,6 +44,7 @@ CLASSES: dict[Kind, str] = {
     Kind.TELEMETRY: "telemetry",
 }
 OTHER = "other"  # state, model acks and chunk requests, replies
+CLASS_NAMES = (*CLASSES.values(), OTHER)
 # Devices tracked at once. On a deployed broker a device publishes only under its own id; on an
 # open one anyone can make up ids, and each costs a few hundred bytes here: past this many the
 # longest-known is forgotten with its counts (it starts again with a full burst and no credit).
@@ -122,11 +123,11 @@ class Excess:
 
 
 class _Device:
-    def __init__(self, settings: RateLimitSettings, heard: float, now: float) -> None:
+    def __init__(self, settings: RateLimitSettings, device: str, heard: float, now: float) -> None:
         self.heard = heard
         self.classes: dict[str, _Class] = {}
-        for name in (*CLASSES.values(), OTHER):
-            limit: KindLimit = getattr(settings, name)
+        for name in CLASS_NAMES:
+            limit = settings.limit(device, name)
             self.classes[name] = _Class(
                 TokenBucket(limit.messages_per_s, limit.burst_messages, now),
                 TokenBucket(limit.bytes_per_s, limit.burst_bytes, now),
@@ -160,7 +161,7 @@ class RateLimiter:
         if state is None:
             if len(self._devices) >= MAX_DEVICES:
                 self._forget(next(iter(self._devices)))
-            state = _Device(self.settings, now - self._absent_for, now)
+            state = _Device(self.settings, device, now - self._absent_for, now)
             self._devices[device] = state
         absent = now - state.heard
         state.heard = now
@@ -190,7 +191,7 @@ class RateLimiter:
         """Drop a device's buckets and its per-class counts (:meth:`total` keeps them)."""
         del self._devices[device]
         with self._lock:
-            for name in (*CLASSES.values(), OTHER):
+            for name in CLASS_NAMES:
                 self._limited.pop(f"{device}.{name}", None)
 
     def counts(self, top: int | None = None) -> dict[str, int]:

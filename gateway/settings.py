@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from edgecascade.gateway.ratelimit import OTHER, class_of
+from edgecascade.gateway.ratelimit import CLASS_NAMES, class_of
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.contract import KINDS, MIB, Direction, Role
 from edgecascade.shared.outbox import DEFAULT_REPLAY_S, ReplaySeconds
@@ -95,6 +95,27 @@ def _largest_payload(klass: str) -> int:
     )
 
 
+class KindOverride(Section):
+    """A device's own budget for one class: the fields given replace the site's."""
+
+    messages_per_s: float | None = Field(None, ge=0, description="Messages per second.")
+    burst_messages: int | None = Field(None, ge=1, description="Messages the bucket holds.")
+    bytes_per_s: float | None = Field(None, ge=0, description="Payload bytes per second.")
+    burst_bytes: int | None = Field(None, ge=1, description="Payload bytes the bucket holds.")
+
+
+class DeviceLimits(Section):
+    """One device's budgets; a class (or field) left out keeps the site's."""
+
+    result: KindOverride | None = None
+    escalation: KindOverride | None = None
+    telemetry: KindOverride | None = None
+    other: KindOverride | None = None
+
+
+DeviceId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
 class RateLimitSettings(Section):
     """Per-device budgets at the gateway, checked before a message is decoded; what exceeds
     them is counted and dead-lettered (one dead letter per device and class per interval)."""
@@ -119,6 +140,11 @@ class RateLimitSettings(Section):
         description="Everything else a device sends: state, model acks and chunk requests, "
         "replies.",
     )
+    devices: dict[DeviceId, DeviceLimits] = Field(
+        default_factory=dict,
+        description="Per-device budgets replacing the site's for the classes and fields they "
+        "name, e.g. [rate_limits.devices.cam7.result] messages_per_s = 120.",
+    )
     absence_s: float = Field(
         10.0,
         gt=0,
@@ -139,17 +165,28 @@ class RateLimitSettings(Section):
         "(rate_limited.DEVICE.CLASS).",
     )
 
+    def limit(self, device: str, klass: str) -> KindLimit:
+        """``device``'s budget for ``klass``: the site's, with the device's overrides."""
+        site: KindLimit = getattr(self, klass)
+        own = self.devices.get(device)
+        override: KindOverride | None = None if own is None else getattr(own, klass)
+        if override is None:
+            return site
+        return KindLimit(**{**site.model_dump(), **override.model_dump(exclude_none=True)})
+
     @model_validator(mode="after")
     def _bursts_hold_a_message(self) -> RateLimitSettings:
-        for klass in ("result", "escalation", "telemetry", OTHER):
-            limit: KindLimit = getattr(self, klass)
-            largest = _largest_payload(klass)
-            if limit.bytes_per_s and limit.burst_bytes < largest:
-                raise ValueError(
-                    f"rate_limits.{klass}.burst_bytes {limit.burst_bytes} is below the largest "
-                    f"{klass} payload the contract allows ({largest} bytes): such a message "
-                    "could never pass"
-                )
+        for device in (None, *self.devices):
+            for klass in CLASS_NAMES:
+                limit = getattr(self, klass) if device is None else self.limit(device, klass)
+                where = klass if device is None else f"devices.{device}.{klass}"
+                largest = _largest_payload(klass)
+                if limit.bytes_per_s and limit.burst_bytes < largest:
+                    raise ValueError(
+                        f"rate_limits.{where}.burst_bytes {limit.burst_bytes} is below the "
+                        f"largest {klass} payload the contract allows ({largest} bytes): such a "
+                        "message could never pass"
+                    )
         return self
 
 

@@ -200,3 +200,19 @@ def test_made_up_device_ids_cannot_grow_the_table_without_bound(
     assert limiter.total() == 10 and len(limiter.counts()) == 3
     limiter.check("made-up-9", Kind.RESULT, 1)
     assert limiter.counts(top=1) == {"made-up-9.result": 2}
+
+
+def test_a_device_of_its_own_keeps_the_site_budget_for_what_it_does_not_name() -> None:
+    clock = Clock()
+    overrides = {"fast": {"result": {"messages_per_s": 100, "burst_messages": 50}}}
+    limiter = RateLimiter(limits(devices=overrides), clock=clock)
+    checked = [limiter.check("fast", Kind.RESULT, 1) for _ in range(100)]
+    assert checked.count(None) == 50
+    reasons = [e.reason for e in checked if e is not None and e.reason is not None]
+    assert len(reasons) == 1 and "limit of 100 messages/s (burst 50)" in reasons[0]
+    assert sum(limiter.check("fast", Kind.ESCALATION, 1) is None for _ in range(100)) == 5
+    assert sum(limiter.check("slow", Kind.RESULT, 1) is None for _ in range(100)) == 5
+    with pytest.raises(ValidationError, match=r"devices\.cam7\.escalation\.burst_bytes 9 is below"):
+        limits(devices={"cam7": {"escalation": {"bytes_per_s": 1, "burst_bytes": 9}}})
+    with pytest.raises(ValidationError, match="should match pattern"):
+        limits(devices={"cam/7": {}})
