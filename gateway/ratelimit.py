@@ -1,11 +1,13 @@
 """Per-device rate limits at the gateway: token buckets for messages and bytes, per kind class.
 
-A noisy or compromised device must not cost its neighbours: every device message is checked
-here after its topic is parsed and before it is decoded, validated or committed, so a flood costs
-a dictionary lookup and two subtractions per message. A message over its device's budget is not
-forwarded; the gateway counts it per device and class and dead-letters the first excess message
-of each device and class per ``dead_letter_interval_s`` (a flood must not become a flood of dead
-letters), the dead letter saying how many were counted since the last one.
+A noisy or compromised device must get no more than its budget through the gateway: every device
+message is checked here after its topic is parsed and before it is decoded, validated or
+committed, so a refused message costs the gateway receiving and acknowledging it and a lookup. A
+message over its device's budget is acknowledged and never forwarded (the device's outbox had its
+PUBACK from the broker anyway, so it does not send it again); the gateway counts it per device and
+class and dead-letters the first excess message of each device and class per
+``dead_letter_interval_s`` (a flood must not become a flood of dead letters), the dead letter
+saying how many were counted since the last one.
 
 Each device has, per class (``result``, ``escalation``, ``telemetry``, ``other``), a message
 bucket and a byte bucket (:class:`TokenBucket`); a message passes only if both hold enough.
