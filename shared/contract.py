@@ -253,7 +253,8 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             publishers={GATEWAY},
             readers=set(),  # for operators: nothing in the project consumes them
             outbox=OutboxClass.DEAD_LETTER,
-            description="what failed validation: its topic, the reason, the first 64 bytes",
+            description="what failed validation or a device's rate limit: its topic, the "
+            "reason, the first 64 bytes",
         ),
         _row(
             Kind.VERDICT,
