@@ -36,14 +36,8 @@ from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, ope
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import spec_of
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import (
-    ModelChunkHeader,
-    ModelOfferMessage,
-    ModelRef,
-    StateMessage,
-    TelemetryMessage,
-    VerdictMessage,
-)
+from edgecascade.shared.messages import ModelRef, StateMessage, TelemetryMessage, VerdictMessage
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import OutboxSender
 from edgecascade.shared.runtime.detector import Detector

@@ -53,13 +53,8 @@ from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import queue_class_of, spec_for, spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.manifest import load_public_key
-from edgecascade.shared.messages import (
-    DeadLetterMessage,
-    Message,
-    ModelChunkRequestMessage,
-    StateMessage,
-    TelemetryMessage,
-)
+from edgecascade.shared.messages import DeadLetterMessage, Message, StateMessage, TelemetryMessage
+from edgecascade.shared.model_messages import ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 from edgecascade.shared.outbox import Outbox, PutOutcome
 from edgecascade.shared.systemd import Notifier

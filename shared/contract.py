@@ -24,10 +24,6 @@ from edgecascade.shared.messages import (
     DeadLetterMessage,
     EscalationHeader,
     Message,
-    ModelAckMessage,
-    ModelChunkHeader,
-    ModelChunkRequestMessage,
-    ModelOfferMessage,
     ReplyMessage,
     ResultBatchMessage,
     ResultMessage,
@@ -35,6 +31,12 @@ from edgecascade.shared.messages import (
     TelemetryMessage,
     TelemetryRollupMessage,
     VerdictMessage,
+)
+from edgecascade.shared.model_messages import (
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
 )
 from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 
