@@ -37,6 +37,7 @@ from collections import Counter
 import psutil
 
 from edgecascade.gateway.aggregate import ResultBatcher, SiteState, TelemetryRollup
+from edgecascade.gateway.confirm import DeviceConfirmations
 from edgecascade.gateway.downlink import DownlinkRouter
 from edgecascade.gateway.intake import Entry, Intake, Pending
 from edgecascade.gateway.links import cloud_topic, open_links, open_outboxes, open_senders
@@ -53,10 +54,16 @@ from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import queue_class_of, spec_for, spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.manifest import load_public_key
-from edgecascade.shared.messages import DeadLetterMessage, Message, StateMessage, TelemetryMessage
+from edgecascade.shared.messages import (
+    AckMessage,
+    DeadLetterMessage,
+    Message,
+    StateMessage,
+    TelemetryMessage,
+)
 from edgecascade.shared.model_messages import ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
-from edgecascade.shared.outbox import Outbox, PutOutcome
+from edgecascade.shared.outbox import CONFIRMED_CLASSES, Outbox, PutOutcome
 from edgecascade.shared.systemd import Notifier
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 
@@ -100,7 +107,10 @@ class Gateway:
         )
         self.uplink, self.downlink = uplink, downlink
         self.site_link, self.cloud_link = site, cloud
-        self.intake = Intake(uplink, site)
+        self.confirms = DeviceConfirmations(
+            s.site, s.site_mqtt.prefix, lambda message: self._publish(site, message)
+        )
+        self.intake = Intake(uplink, site, after_commit=self.confirms.flush)
         self.cache = ModelCache(
             s.data_dir / "models",
             key,
@@ -135,6 +145,7 @@ class Gateway:
         cloud.subscribe(topic_filter(Kind.MODEL, site=s.site, sub=ModelSub.OFFER, prefix=prefix))
         cloud.subscribe(self._topic(Kind.MODEL, ModelSub.CHUNK))
         cloud.subscribe(topic_filter(Kind.CMD, site=s.site, device=s.gateway_id, prefix=prefix))
+        cloud.subscribe(topic_filter(Kind.ACK, site=s.site, prefix=prefix))
 
     # -- topics ------------------------------------------------------------------------------------
     def _topic(self, kind: Kind, sub: str | None = None, device: str | None = None) -> str:
@@ -275,7 +286,7 @@ class Gateway:
                 return Pending(message)
             # acks go up to the cloud's rollout
             outgoing = Outgoing(message.topic, message.payload, qos=spec.qos)
-            return self._pending(message, spec.queue_class, outgoing, msg)
+            return self._pending(parsed, message, spec.queue_class, outgoing, msg)
         if isinstance(msg, StateMessage):
             self.site_state.state(parsed.device, msg)
         if isinstance(msg, TelemetryMessage):
@@ -285,10 +296,17 @@ class Gateway:
                 return Pending(message)
         qos = message.qos if spec.qos == 0 else spec.qos  # best effort keeps the sender's QoS
         outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=spec.retain)
-        return self._pending(message, queue_class_of(spec, msg), outgoing, msg)
+        return self._pending(parsed, message, queue_class_of(spec, msg), outgoing, msg)
 
-    def _pending(self, message: Received, klass: str, outgoing: Outgoing, msg: Message) -> Pending:
-        return Pending(message, (klass, outgoing, msg.msg_id), lambda o: self._tally(klass, o))
+    def _pending(
+        self, parsed: Topic, message: Received, klass: str, outgoing: Outgoing, msg: Message
+    ) -> Pending:
+        def outcome(result: PutOutcome) -> None:
+            self._tally(klass, result)
+            if result != "dropped" and klass in CONFIRMED_CLASSES and self.uplink.confirmed:
+                self.confirms.add(parsed.device, msg.msg_id)  # the device may forget it
+
+        return Pending(message, (klass, outgoing, msg.msg_id), outcome)
 
     def _tally(self, klass: str, outcome: PutOutcome) -> None:
         if outcome == "queued":
@@ -341,6 +359,12 @@ class Gateway:
     # -- downlink: cloud -> site -------------------------------------------------------------------
     def _from_cloud(self, message: Received) -> None:
         try:
+            parsed = Topic.parse(message.topic)
+            if parsed.kind is Kind.ACK:  # the cloud has stored these: the outbox forgets them
+                ack = decode(parsed, message.payload).message
+                if isinstance(ack, AckMessage):
+                    self.uplink.confirm(ack.msg_ids)
+                return
             self.router.route(message)
         except ContractError as exc:
             self.rejected[f"downlink {str(exc).split(':', 1)[0][:70]}"] += 1

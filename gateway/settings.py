@@ -11,7 +11,12 @@ from pydantic_settings import SettingsConfigDict
 from edgecascade.gateway.ratelimit import CLASS_NAMES, class_of
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.contract import KINDS, MIB, Direction, Role
-from edgecascade.shared.outbox import DEFAULT_REPLAY_S, ReplaySeconds
+from edgecascade.shared.outbox import (
+    DEFAULT_CONFIRM_S,
+    DEFAULT_REPLAY_S,
+    ConfirmSeconds,
+    ReplaySeconds,
+)
 from edgecascade.shared.topics import ID_PATTERN
 
 
@@ -202,6 +207,7 @@ class GatewaySettings(ComponentSettings):
     )
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
     outbox_replay_s: ReplaySeconds = DEFAULT_REPLAY_S
+    outbox_confirm_s: ConfirmSeconds = DEFAULT_CONFIRM_S
     dedup_window_s: float = Field(
         86_400.0,
         ge=0,

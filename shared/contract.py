@@ -20,6 +20,7 @@ from enum import Enum, StrEnum
 
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
+    AckMessage,
     CommandMessage,
     DeadLetterMessage,
     EscalationHeader,
@@ -257,6 +258,18 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             outbox=OutboxClass.DEAD_LETTER,
             description="what failed validation or a device's rate limit: its topic, the "
             "reason, the first 64 bytes",
+        ),
+        _row(
+            Kind.ACK,
+            None,
+            AckMessage,
+            64 * KIB,
+            direction=DOWN,
+            publishers={GATEWAY, CLOUD},
+            readers={DEVICE, GATEWAY},
+            outbox=None,  # published as the commit happens; a lost one costs a re-send
+            description="the next hop has committed these message ids: the sender forgets them "
+            "(a device's results and escalations; the gateway's to the cloud)",
         ),
         _row(
             Kind.VERDICT,

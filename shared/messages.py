@@ -275,6 +275,14 @@ class VerdictMessage(Message, _Answer):
         return self
 
 
+class AckMessage(Message):
+    """The next hop's word that it has committed these messages (its outbox or its database):
+    the sender may forget them. Hop by hop, not relayed: the gateway confirms a device's
+    messages on the site broker, the cloud the gateway's on the cloud broker."""
+
+    msg_ids: Annotated[list[MessageId], Field(min_length=1, max_length=1000)]
+
+
 class CommandMessage(Message):
     """A request; never retained, answered on ``reply/<name>`` with the same correlation."""
 

@@ -17,24 +17,30 @@ broker's autosave interval; the agent's and the gateway's ``outbox_replay_s`` de
 (``tests/chaos``) found the loss this closes.
 """
 
-from edgecascade.shared.outbox.sender import OutboxSender
-from edgecascade.shared.outbox.store import (
+from edgecascade.shared.outbox.rows import (
+    CONFIRMED_CLASSES,
     DEFAULT_CLASSES,
+    DEFAULT_CONFIRM_S,
     DEFAULT_REPLAY_S,
     ClassPolicy,
     Coalesce,
-    Outbox,
+    ConfirmSeconds,
     PutOutcome,
     ReplaySeconds,
     Row,
     one_by_one,
 )
+from edgecascade.shared.outbox.sender import OutboxSender
+from edgecascade.shared.outbox.store import Outbox
 
 __all__ = [
+    "CONFIRMED_CLASSES",
     "DEFAULT_CLASSES",
+    "DEFAULT_CONFIRM_S",
     "DEFAULT_REPLAY_S",
     "ClassPolicy",
     "Coalesce",
+    "ConfirmSeconds",
     "Outbox",
     "OutboxSender",
     "PutOutcome",

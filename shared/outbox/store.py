@@ -11,17 +11,12 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from edgecascade.shared.config import Section
-from edgecascade.shared.contract import OutboxClass
 from edgecascade.shared.ids import Clock
 from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.outbox.rows import DEFAULT_CLASSES, ClassPolicy, PutOutcome, Row
 
 logger = logging.getLogger(__name__)
 
@@ -52,65 +47,6 @@ DROP INDEX IF EXISTS outbox_order;
 """
 
 
-class ClassPolicy(Section):
-    """How one class of message is queued."""
-
-    priority: int = 1
-    ttl_s: float = 86_400.0
-
-
-# Keyed by the contract's outbox classes (each row of shared.contract.KINDS names its class).
-DEFAULT_CLASSES: dict[str, ClassPolicy] = {
-    OutboxClass.ESCALATION: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    OutboxClass.VERDICT: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    OutboxClass.RESULT: ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
-    OutboxClass.STATE: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.REPLY: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.TELEMETRY: ClassPolicy(priority=2, ttl_s=3600.0),
-    # Random audit samples of sure frames: after everything else, the first dropped when full.
-    OutboxClass.AUDIT: ClassPolicy(priority=3, ttl_s=6 * 3600.0),
-}
-
-
-PutOutcome = Literal["queued", "duplicate", "dropped"]
-
-DEFAULT_REPLAY_S = 90.0
-"""The default ``outbox_replay_s``: above the 60 s ``autosave_interval`` of the shipped brokers
-(``deploy/mosquitto``, ``deploy/docker``), so a component started from flags alone loses nothing
-when its broker is SIGKILLed (``tests/deploy/test_deploy_files.py`` keeps the two in step)."""
-
-ReplaySeconds = Annotated[
-    float,
-    Field(
-        ge=0,
-        description="Keep acknowledged outbox rows this long and publish them again after "
-        "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
-        "then loses nothing; receivers drop the copies by message id. Keep it above the "
-        "broker's autosave_interval (the default is above the shipped brokers' 60 s). 0 deletes "
-        "a row at its PUBACK: a SIGKILLed broker then loses what it had not saved.",
-    ),
-]
-"""The ``outbox_replay_s`` setting of every component with an outbox."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    seq: int
-    klass: str
-    message: Outgoing
-    created: float = 0.0
-
-
-# Groups rows into the messages that carry them: each (message, rows) pair is published once and
-# its rows are deleted when the broker acknowledges it. The default sends each row as it is.
-Coalesce = Callable[[list[Row]], list[tuple[Outgoing, list[Row]]]]
-
-
-def one_by_one(rows: list[Row]) -> list[tuple[Outgoing, list[Row]]]:
-    return [(row.message, [row]) for row in rows]
-
-
 class Outbox:
     """A thread-safe on-disk queue; one SQLite file, one connection guarded by a lock."""
 
@@ -122,14 +58,22 @@ class Outbox:
         quota_bytes: int = 256 * 1024 * 1024,
         dedup_window_s: float = 0.0,
         replay_window_s: float = 0.0,
+        confirmed: Iterable[str] = (),
         clock: Clock = time.time,
     ) -> None:
         """``dedup_window_s`` > 0 also refuses a ``msg_id`` sent within that window (the gateway
         uses it: a device that missed a PUBACK sends again after its message was forwarded).
-        ``replay_window_s`` > 0 keeps acknowledged rows that long for :meth:`replayable`."""
+        ``replay_window_s`` > 0 keeps acknowledged rows that long for :meth:`replayable`.
+        Rows of the ``confirmed`` classes (with a ``msg_id``) are kept after their PUBACK until
+        the receiver confirms them (:meth:`confirm`): sent again after every reconnect and,
+        through :meth:`unconfirmed`, when no confirmation comes."""
         self.path = path
         self.dedup_window_s = dedup_window_s
         self.replay_window_s = replay_window_s
+        self.confirmed = frozenset(confirmed)
+        marks = ",".join(f"'{klass}'" for klass in sorted(self.confirmed) if klass.isidentifier())
+        # The SQL test of a row kept until its receiver confirms it.
+        self._awaits = f"(msg_id IS NOT NULL AND klass IN ({marks}))" if marks else "0"
         self._next_prune = 0.0
         self._next_expiry = 0.0
         self.classes = dict(classes)
@@ -267,9 +211,10 @@ class Outbox:
         return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
 
     def replayable(self) -> list[Row]:
-        """Rows acknowledged within ``replay_window_s``, oldest first (older ones are deleted);
-        counted as ``replayed.<class>``, since the caller sends them again."""
-        if self.replay_window_s <= 0:
+        """Rows acknowledged within ``replay_window_s`` and rows not confirmed yet, oldest first
+        (older ones are deleted); counted as ``replayed.<class>``, since the caller sends them
+        again."""
+        if self.replay_window_s <= 0 and not self.confirmed:
             return []
         with self._lock:
             self._purge_sent()
@@ -281,10 +226,61 @@ class Outbox:
         return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
 
     def _purge_sent(self) -> None:
-        """Forget acknowledged rows older than the replay window (lock held)."""
+        """Forget acknowledged rows older than the replay window, unless they wait for their
+        receiver's confirmation (lock held)."""
         self._db.execute(
-            "DELETE FROM outbox WHERE sent_at < ?", (self._clock() - self.replay_window_s,)
+            f"DELETE FROM outbox WHERE sent_at < ? AND NOT {self._awaits}",
+            (self._clock() - self.replay_window_s,),
         )
+
+    def confirm(self, msg_ids: Sequence[str]) -> int:
+        """The receiver has committed these: forget them (sent or, re-queued, not yet);
+        counted as ``confirmed.<class>``. Returns how many rows it removed."""
+        tally: Counter[str] = Counter()
+        with self._lock:
+            if self._closed:
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(msg_ids), 500):
+                ids = list(msg_ids[start : start + 500])
+                gone = self._db.execute(
+                    f"DELETE FROM outbox WHERE msg_id IN ({','.join('?' * len(ids))})"
+                    " RETURNING klass, sent_at, LENGTH(payload)",
+                    ids,
+                ).fetchall()
+                for klass, sent_at, size in gone:
+                    if sent_at is None:
+                        self._bytes -= int(size)
+                    tally[f"confirmed.{klass}"] += 1
+            self._count_all(tally)
+            self._db.execute("COMMIT")
+        return sum(tally.values())
+
+    def unconfirmed(self, older_than_s: float) -> list[Row]:
+        """Rows sent more than ``older_than_s`` ago and still not confirmed, oldest first, to
+        send again (the broker may have dropped them: a session that expired, a broker restarted
+        without its store); their clock restarts, counted as ``resent.<class>``."""
+        if not self.confirmed:
+            return []
+        now = self._clock()
+        with self._lock:
+            rows = self._db.execute(
+                "UPDATE outbox SET sent_at = ? WHERE sent_at < ? AND "
+                f"{self._awaits} RETURNING seq, klass, topic, payload, qos, retain, created",
+                (now, now - older_than_s),
+            ).fetchall()
+            self._count_all(Counter(f"resent.{r[1]}" for r in rows))
+        rows.sort(key=lambda r: r[0])
+        return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
+
+    def awaiting(self) -> int:
+        """Rows sent and not confirmed yet."""
+        with self._lock:
+            return int(
+                self._db.execute(
+                    f"SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND {self._awaits}"
+                ).fetchone()[0]
+            )
 
     def wait(self, timeout: float) -> None:
         """Block until something is put or ``timeout`` passes."""
@@ -298,6 +294,8 @@ class Outbox:
             return
         tally: Counter[str] = Counter()
         keep = self.replay_window_s > 0 and outcome == "sent"
+        # Rows the receiver confirms stay (marked sent) until it does, whatever the window.
+        awaits = self._awaits if outcome == "sent" else "0"
         with self._lock:
             if self._closed:  # a sender that outlived its stop: the rows are sent again next time
                 logger.warning(
@@ -310,18 +308,17 @@ class Outbox:
                 marks = ",".join("?" * len(seqs))
                 # Kept for replay (marked sent) or deleted; rows already gone or already marked
                 # (expired meanwhile, acknowledged twice) are not counted again.
-                if keep:
-                    deleted = self._db.execute(
-                        f"UPDATE outbox SET sent_at = ? WHERE seq IN ({marks})"
-                        " AND sent_at IS NULL RETURNING klass, LENGTH(payload)",
-                        [self._clock(), *seqs],
-                    ).fetchall()
-                else:
-                    deleted = self._db.execute(
-                        f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent_at IS NULL"
-                        " RETURNING klass, LENGTH(payload)",
-                        seqs,
-                    ).fetchall()
+                deleted = self._db.execute(
+                    f"UPDATE outbox SET sent_at = ? WHERE seq IN ({marks})"
+                    f" AND sent_at IS NULL AND ({int(keep)} OR {awaits})"
+                    " RETURNING klass, LENGTH(payload)",
+                    [self._clock(), *seqs],
+                ).fetchall()
+                deleted += self._db.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent_at IS NULL"
+                    " RETURNING klass, LENGTH(payload)",
+                    seqs,
+                ).fetchall()
                 for klass, size in deleted:  # rows already gone (expired meanwhile) are not
                     self._bytes -= int(size)
                     tally[f"{outcome}.{klass}"] += 1
@@ -340,6 +337,13 @@ class Outbox:
             " RETURNING klass, LENGTH(payload)",
             (now,),
         ).fetchall()
+        never_confirmed = self._db.execute(
+            f"DELETE FROM outbox WHERE expires < ? AND sent_at IS NOT NULL AND {self._awaits}"
+            " RETURNING klass",
+            (now,),
+        ).fetchall()
+        for (klass,) in never_confirmed:
+            self._count(f"unconfirmed.{klass}", 1)
         for klass, size in expired:
             self._bytes -= int(size)
             self._count(f"expired.{klass}", 1)

@@ -25,6 +25,7 @@ from edgecascade.shared.framecodec import MAGIC
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.manifest import build_manifest
 from edgecascade.shared.messages import (
+    AckMessage,
     CommandMessage,
     DeadLetterMessage,
     ReplyMessage,
@@ -104,6 +105,10 @@ def samples() -> list[Sample]:
         Sample(
             t(SITE, DEVICE, Kind.REPLY, "resync"),
             _json(ReplyMessage(correlation=correlation, status="ok", data={"n": [1, 2]})),
+        ),
+        Sample(
+            t(SITE, DEVICE, Kind.ACK),
+            _json(AckMessage(msg_ids=[correlation, new_message_id()])),
         ),
         Sample(
             t(SITE, "gw", Kind.DEAD_LETTER),
