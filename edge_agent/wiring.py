@@ -48,6 +48,7 @@ def open_outbox(settings: AgentSettings) -> Outbox:
         s.data_dir / "outbox.db",
         quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
         replay_window_s=s.outbox_replay_s,
+        synchronous=s.outbox_sync,
     )
 
 

@@ -47,6 +47,7 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         quota_bytes=quota,
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
+        synchronous=s.outbox_sync,
     )
     downlink = Outbox(
         s.data_dir / "downlink.db",
@@ -54,6 +55,7 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         quota_bytes=quota,
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
+        synchronous=s.outbox_sync,
     )
     return uplink, downlink
 

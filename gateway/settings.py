@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
-from edgecascade.shared.outbox import DEFAULT_REPLAY_S, ReplaySeconds
+from edgecascade.shared.outbox import DEFAULT_REPLAY_S, DEFAULT_SYNC, OutboxSync, ReplaySeconds
 from edgecascade.shared.topics import ID_PATTERN
 
 
@@ -46,6 +46,7 @@ class GatewaySettings(ComponentSettings):
     )
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
     outbox_replay_s: ReplaySeconds = DEFAULT_REPLAY_S
+    outbox_sync: OutboxSync = DEFAULT_SYNC
     dedup_window_s: float = Field(
         86_400.0,
         ge=0,

@@ -17,28 +17,32 @@ broker's autosave interval; the agent's and the gateway's ``outbox_replay_s`` de
 (``tests/chaos``) found the loss this closes.
 """
 
-from edgecascade.shared.outbox.sender import OutboxSender
-from edgecascade.shared.outbox.store import (
+from edgecascade.shared.outbox.classes import (
     DEFAULT_CLASSES,
     DEFAULT_REPLAY_S,
     ClassPolicy,
     Coalesce,
-    Outbox,
     PutOutcome,
     ReplaySeconds,
     Row,
     one_by_one,
 )
+from edgecascade.shared.outbox.disk import DEFAULT_SYNC, OutboxSync, Synchronous
+from edgecascade.shared.outbox.sender import OutboxSender
+from edgecascade.shared.outbox.store import Outbox
 
 __all__ = [
     "DEFAULT_CLASSES",
     "DEFAULT_REPLAY_S",
+    "DEFAULT_SYNC",
     "ClassPolicy",
     "Coalesce",
     "Outbox",
     "OutboxSender",
+    "OutboxSync",
     "PutOutcome",
     "ReplaySeconds",
     "Row",
+    "Synchronous",
     "one_by_one",
 ]
