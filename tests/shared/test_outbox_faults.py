@@ -16,12 +16,16 @@ import pytest
 from edgecascade.shared.errors import DiskFullError, TransientCommitError
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.outbox import Outbox
+from tests.utils.diskfull import ROOMY, set_page_limit
 from tests.utils.paths import REPO
 from tests.utils.powercut import reboot, sqlite_library
 
 
-def cut_power(tmp_path: Path, synchronous: str, after: int) -> tuple[list[str], set[str], Path]:
-    """Run the power-cut writer until it has accepted ``after`` results, SIGKILL it and reboot.
+def cut_power(
+    tmp_path: Path, synchronous: str, after: int, *, midstream: bool
+) -> tuple[list[str], set[str], Path]:
+    """Run the power-cut writer, SIGKILL it once it has accepted ``after`` results (while it
+    goes on putting, ``midstream``; else once it stopped after exactly that many) and reboot.
     Returns the accepted ids in order, the acknowledged ones and the outbox's path."""
     if sqlite_library() is None:
         pytest.skip("Python's sqlite3 hides its SQLite library: no VFS can be registered")
@@ -30,7 +34,7 @@ def cut_power(tmp_path: Path, synchronous: str, after: int) -> tuple[list[str], 
     durable.mkdir()
     argv = [sys.executable, "-m", "tests.utils.powercut", str(folder), str(durable)]
     proc = subprocess.Popen(
-        [*argv, synchronous, "100000"],
+        [*argv, synchronous, str(100_000 if midstream else after)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -43,8 +47,8 @@ def cut_power(tmp_path: Path, synchronous: str, after: int) -> tuple[list[str], 
         word, *ids = line.split()
         accepted.extend(ids if word == "accepted" else [])
         acked.update(ids if word == "acked" else [])
-        if len(accepted) >= after:
-            proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is still putting
+        if (midstream and len(accepted) >= after) or word == "done":
+            proc.send_signal(signal.SIGKILL)
             break
     tail = proc.stdout.read()  # what it printed before the kill landed
     proc.stdout.close()
@@ -76,8 +80,11 @@ def after_reboot(path: Path) -> tuple[list[str], dict[str, int]]:
         box.close()
 
 
-def test_a_power_cut_keeps_every_accepted_message_with_synchronous_full(tmp_path: Path) -> None:
-    accepted, acked, path = cut_power(tmp_path, "full", after=450)
+@pytest.mark.parametrize("after", [100, 700])  # before and after the first checkpoint
+def test_a_power_cut_keeps_every_accepted_message_with_synchronous_full(
+    tmp_path: Path, after: int
+) -> None:
+    accepted, acked, path = cut_power(tmp_path, "full", after, midstream=True)
     queued, counters = after_reboot(path)
     expected = [msg_id for msg_id in accepted if msg_id not in acked]
     # Every accepted, unacknowledged message is there, in order; the one being put when the
@@ -93,8 +100,9 @@ def test_a_power_cut_with_synchronous_normal_loses_the_last_accepted_ones(
 ) -> None:
     """What ``outbox_sync = normal`` costs: the commits since the last checkpoint, a tail of
     the accepted messages (never a hole, never a corrupt file). Also shows that the power-cut
-    layer really drops unsynced writes."""
-    accepted, acked, path = cut_power(tmp_path, "normal", after=450)
+    layer really drops unsynced writes. The cut comes after exactly 450 puts, at a fixed
+    distance from the last checkpoint."""
+    accepted, acked, path = cut_power(tmp_path, "normal", 450, midstream=False)
     queued, _ = after_reboot(path)
     kept = set(queued)
     lost = [msg_id for msg_id in accepted if msg_id not in acked and msg_id not in kept]
@@ -103,6 +111,9 @@ def test_a_power_cut_with_synchronous_normal_loses_the_last_accepted_ones(
     # Acknowledgements after the checkpoint are lost too: those rows come back, to be sent
     # again (the receivers drop them by message id).
     assert kept <= set(accepted)
+    logging.getLogger(__name__).info(
+        "normal: %d of %d accepted lost, %d kept", len(lost), len(accepted), len(kept)
+    )
 
 
 @pytest.fixture
@@ -110,13 +121,6 @@ def limited(tmp_path: Path) -> Iterator[Outbox]:
     box = Outbox(tmp_path / "o.db")
     yield box
     box.close()
-
-
-def set_page_limit(box: Outbox, pages: int) -> None:
-    """SQLite's ``max_page_count``: past it, SQLite fails exactly as on a full disk
-    (SQLITE_FULL). 1 means the file's current size."""
-    with box._lock:
-        box._db.execute(f"PRAGMA max_page_count={pages}")
 
 
 def big(n: int) -> Outgoing:
@@ -143,7 +147,7 @@ def test_put_on_a_full_disk_drops_and_counts_and_recovers(
     # What was queued before is untouched and still sent.
     assert [r.message.topic for r in box.peek()] == [f"t/{n}" for n in range(5)]
     box.ack(box.peek(2))
-    set_page_limit(box, 1_000_000)  # space returns
+    set_page_limit(box, ROOMY)  # space returns
     assert box.put("result", big(99), "m99") == "queued"
     assert [r.message.topic for r in box.peek()] == ["t/2", "t/3", "t/4", "t/99"]
     assert sum("space again" in r.getMessage() for r in caplog.records) == 1
@@ -169,7 +173,7 @@ def test_put_many_on_a_full_disk_raises_a_transient_error_and_keeps_nothing(
     assert isinstance(caught.value, TransientCommitError)
     assert box.depth() == {"result": 1}
     assert not any(name.startswith("dropped.") for name in box.counters())
-    set_page_limit(box, 1_000_000)
+    set_page_limit(box, ROOMY)
     assert box.put_many([("result", big(1), "m1"), ("result", big(2), "m2")]) == ["queued"] * 2
     assert box.size_bytes == 3 * 3000
 

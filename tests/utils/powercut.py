@@ -22,6 +22,7 @@ import ctypes
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,8 @@ def reboot(folder: Path, durable: Path) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> None:
-    """``folder durable synchronous count``: put results until killed (or ``count`` done),
-    acknowledging every other batch of 20 as a sender would."""
+    """``folder durable synchronous count``: put ``count`` results, acknowledging 20 of every
+    40 as a sender would, then wait to be killed (or be killed on the way)."""
     folder, durable, synchronous, count = Path(argv[0]), Path(argv[1]), argv[2], int(argv[3])
     lib = sqlite_library()
     assert lib is not None
@@ -159,6 +160,7 @@ def main(argv: list[str]) -> None:
             _say("acked", *(row.message.payload[:6].decode() for row in rows))
     assert vfs.vfs.zName == b"powercut"  # the VFS (and its callbacks) lived until here
     _say("done")
+    time.sleep(600)  # the parent cuts the power here
     os._exit(0)  # no clean shutdown: the callbacks must not outlive their objects
 
 
