@@ -136,7 +136,7 @@ class DiskFullEpisodes:
             self._since = time.monotonic()
             self.unsaved["disk_full.episodes"] += 1
             logger.error(
-                "outbox %s: disk full (%s); messages are dropped and counted until space returns",
+                "outbox %s: disk full (%s); new messages are not kept until space returns",
                 self.path,
                 exc,
             )
