@@ -1,15 +1,16 @@
-"""A power cut for SQLite: the writer dies and every write it had not fsynced is gone.
+"""A power cut for SQLite: the writer dies and the writes it had not fsynced are gone.
 
 The writer runs in a child process (``python -m tests.utils.powercut``) on a SQLite VFS that
 wraps the default one (built with ctypes from the SQLite library Python's ``sqlite3`` module is
 linked to; no compiler). The VFS passes everything through and, each time SQLite syncs a file
 (``xSync``: fsync/fdatasync), copies that file as it is to a *durable* folder: what the storage
-holds after a power cut. The parent SIGKILLs the child at some point and "reboots":
-:func:`reboot` replaces every file of the database's folder with its durable copy and removes
-the files never synced (the ``-shm`` index, which SQLite never syncs and rebuilds). This is the
-harshest legal outcome of a power cut, where the kernel wrote back nothing on its own; a
-file's directory entry is taken as durable once the file was synced (SQLite fsyncs the folder
-of its WAL; the outbox fsyncs the folder of a new database).
+holds after a power cut; the writes since are logged next to it. The parent SIGKILLs the child
+at some point and "reboots": :func:`reboot` puts every file of the database's folder back as of
+its last sync and removes the files never synced (the ``-shm`` index, which SQLite never syncs
+and rebuilds). Without a seed none of the unsynced writes survive (the kernel wrote back
+nothing by itself); with one, a random part of them does, some torn. A file's directory entry
+is taken as durable once the file was synced (SQLite fsyncs the folder of its WAL; the outbox
+fsyncs the folder of a new database).
 
 The child prints ``accepted <msg_id>`` after each :meth:`Outbox.put` returns ``queued`` and
 ``acked <msg_id>...`` after each acknowledgement (the rows a sender delivered), so what the
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
+import struct
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,8 @@ class _IoMethods(ctypes.Structure):
 
 _OPEN = ctypes.CFUNCTYPE(ctypes.c_int, _PTRS, _PTRS, _PTRS, ctypes.c_int, _PTRS)
 _SYNC = ctypes.CFUNCTYPE(ctypes.c_int, _PTRS, ctypes.c_int)
+_WRITE = ctypes.CFUNCTYPE(ctypes.c_int, _PTRS, _PTRS, ctypes.c_int, ctypes.c_int64)
+SECTOR = 512
 
 
 def sqlite_library() -> ctypes.CDLL | None:
@@ -71,27 +77,29 @@ def sqlite_library() -> ctypes.CDLL | None:
     return lib
 
 
-class SnapshotOnSync:
-    """The default VFS, except that every successful sync copies the file to ``durable``."""
+class PowerCutVfs:
+    """The default VFS, recording what a power cut would keep. Every successful sync copies the
+    file to ``durable``; every write after it is appended to ``durable/<name>.writes`` (offset,
+    length, bytes; unbuffered, so a SIGKILL keeps the log), which the next sync empties."""
 
     def __init__(self, lib: ctypes.CDLL, durable: Path) -> None:
         self.durable = durable
         self._paths: dict[int, Path] = {}  # sqlite3_file address -> its path
+        self._logs: dict[Path, int] = {}  # path -> fd of its write log
         self._methods: dict[int, Any] = {}  # original io methods address -> patched copy
-        self._real_sync: dict[int, Any] = {}  # patched copy address -> original xSync
+        self._real: dict[int, tuple[Any, Any]] = {}  # patched copy -> original xWrite, xSync
         lib.sqlite3_vfs_find.argtypes = [ctypes.c_char_p]
         lib.sqlite3_vfs_register.argtypes = [ctypes.c_void_p, ctypes.c_int]
         base_addr = lib.sqlite3_vfs_find(None)
         base = _Vfs.from_address(base_addr)
         self._base_addr = base_addr
         self._real_open = _OPEN(base.xOpen)
-        self._open_cb = _OPEN(self._open)
-        self._sync_cb = _SYNC(self._sync)
+        self._callbacks = (_OPEN(self._open), _WRITE(self._write), _SYNC(self._sync))
         self.vfs = _Vfs()
         ctypes.memmove(ctypes.addressof(self.vfs), base_addr, ctypes.sizeof(_Vfs))
         self.vfs.zName = b"powercut"
         self.vfs.pNext = None
-        self.vfs.xOpen = ctypes.cast(self._open_cb, ctypes.c_void_p).value
+        self.vfs.xOpen = ctypes.cast(self._callbacks[0], ctypes.c_void_p).value
         if lib.sqlite3_vfs_register(ctypes.addressof(self.vfs), 1) != SQLITE_OK:
             raise RuntimeError("sqlite3_vfs_register refused the power-cut VFS")
 
@@ -100,7 +108,11 @@ class SnapshotOnSync:
         slot = ctypes.c_void_p.from_address(file)  # sqlite3_file.pMethods
         if rc != SQLITE_OK or not slot.value or not name:
             return rc
-        self._paths[file] = Path(ctypes.string_at(name).decode())
+        path = Path(ctypes.string_at(name).decode())
+        self._paths[file] = path
+        if path not in self._logs:
+            log = self.durable / f"{path.name}.writes"
+            self._logs[path] = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         slot.value = ctypes.addressof(self._patched(slot.value))
         return rc
 
@@ -108,34 +120,71 @@ class SnapshotOnSync:
         if original not in self._methods:
             methods = _IoMethods()
             ctypes.memmove(ctypes.addressof(methods), original, ctypes.sizeof(_IoMethods))
-            self._real_sync[ctypes.addressof(methods)] = _SYNC(methods.xSync)
-            methods.xSync = ctypes.cast(self._sync_cb, ctypes.c_void_p).value
+            real = (_WRITE(methods.xWrite), _SYNC(methods.xSync))
+            self._real[ctypes.addressof(methods)] = real
+            methods.xWrite = ctypes.cast(self._callbacks[1], ctypes.c_void_p).value
+            methods.xSync = ctypes.cast(self._callbacks[2], ctypes.c_void_p).value
             self._methods[original] = methods
         patched: _IoMethods = self._methods[original]
         return patched
 
-    def _sync(self, file: int, flags: int) -> int:
+    def _originals(self, file: int) -> tuple[Any, Any]:
         methods = ctypes.c_void_p.from_address(file).value
         assert methods is not None
-        rc: int = self._real_sync[methods](file, flags)
+        return self._real[methods]
+
+    def _write(self, file: int, data: int, amount: int, offset: int) -> int:
+        rc: int = self._originals(file)[0](file, data, amount, offset)
+        path = self._paths.get(file)
+        if rc == SQLITE_OK and path is not None:
+            record = struct.pack("<qi", offset, amount) + ctypes.string_at(data, amount)
+            os.write(self._logs[path], record)
+        return rc
+
+    def _sync(self, file: int, flags: int) -> int:
+        rc: int = self._originals(file)[1](file, flags)
         path = self._paths.get(file)
         if rc == SQLITE_OK and path is not None and path.exists():
             shutil.copyfile(path, self.durable / path.name)
+            os.ftruncate(self._logs[path], 0)
         return rc
 
 
-def reboot(folder: Path, durable: Path) -> dict[str, int]:
+def reboot(folder: Path, durable: Path, seed: int | None = None) -> None:
     """What the storage holds after the cut: each file as of its last sync; never synced, gone.
-    Returns the bytes lost per file (what the page cache held beyond the durable copy)."""
-    lost: dict[str, int] = {}
+    With ``seed``, the kernel had also written back some of the writes since, in the order
+    they were made: 80 % whole, 10 % not at all, 10 % torn (a random half of their 512-byte
+    sectors)."""
+    rng = random.Random(seed)
     for path in sorted(folder.iterdir()):
         kept = durable / path.name
-        lost[path.name] = path.stat().st_size - (kept.stat().st_size if kept.exists() else 0)
-        if kept.exists():
-            shutil.copyfile(kept, path)
-        else:
+        if not kept.exists():
             path.unlink()
-    return lost
+            continue
+        content = bytearray(kept.read_bytes())
+        log = durable / f"{path.name}.writes"
+        if seed is not None and log.exists():
+            for offset, data in _records(log.read_bytes()):
+                fate = rng.random()  # most writes reach the card whole, some not, some torn
+                for start in range(0, len(data), SECTOR):
+                    if fate < 0.8 or (fate < 0.9 and rng.random() < 0.5):
+                        piece = data[start : start + SECTOR]
+                        at = offset + start
+                        content[len(content) : at] = bytes(max(0, at - len(content)))
+                        content[at : at + len(piece)] = piece
+        path.write_bytes(content)
+
+
+def _records(log: bytes) -> Iterator[tuple[int, bytes]]:
+    """The (offset, bytes) of a write log; a record cut short by the kill is left out."""
+    at = 0
+    while at + 12 <= len(log):
+        offset, amount = struct.unpack_from("<qi", log, at)
+        data = log[at + 12 : at + 12 + amount]
+        if len(data) < amount:
+            return
+        yield offset, data
+        at += 12 + amount
 
 
 def main(argv: list[str]) -> None:
@@ -144,7 +193,7 @@ def main(argv: list[str]) -> None:
     folder, durable, synchronous, count = Path(argv[0]), Path(argv[1]), argv[2], int(argv[3])
     lib = sqlite_library()
     assert lib is not None
-    vfs = SnapshotOnSync(lib, durable)
+    vfs = PowerCutVfs(lib, durable)
     from edgecascade.shared.mqtt import Outgoing
     from edgecascade.shared.outbox import Outbox
 
