@@ -141,10 +141,12 @@ class DiskFullEpisodes:
                 exc,
             )
 
-    def saved(self) -> None:
-        """A commit went through: the unsaved counts were in it, and the episode is over."""
+    def saved(self, *, kept: bool) -> None:
+        """A commit went through with the unsaved counts in it; ``kept``: it stored new
+        messages, which ends the episode (an acknowledgement may fit where a message does not:
+        deleting reuses space)."""
         self.unsaved.clear()
-        if self._since is not None:
+        if kept and self._since is not None:
             logger.warning(
                 "outbox %s: space again after %.1f s full; %d message(s) were not kept",
                 self.path,

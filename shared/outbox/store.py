@@ -124,7 +124,7 @@ class Outbox:
                     self._full.hit(exc)
                     raise DiskFullError(f"outbox {self.path}: disk full ({exc})") from exc
                 raise
-            self._full.saved()
+            self._full.saved(kept=True)
             if "queued" in outcomes:
                 self.not_empty.notify_all()
         self._record_acks()  # acknowledgements that waited for room
@@ -279,7 +279,7 @@ class Outbox:
                 self._full.hit(exc)
                 return
             self._acked.clear()
-            self._full.saved()
+            self._full.saved(kept=False)
 
     def _ack_rows(self, seqs: list[int], outcome: str) -> Counter[str]:
         """Delete (or mark sent, with a replay window) rows acknowledged with ``outcome`` (lock

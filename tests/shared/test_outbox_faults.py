@@ -179,6 +179,26 @@ def test_put_on_a_full_disk_drops_and_counts_and_recovers(
     assert counters["queued.result"] == 6 and counters["sent.result"] == 2
 
 
+def test_an_acknowledgement_that_fits_does_not_end_the_episode(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Marking rows sent (a replay window) needs no new page: it commits while puts still
+    fail, and that is still one episode, logged once."""
+    box = Outbox(tmp_path / "o.db", replay_window_s=60)
+    for n in range(3):
+        box.put("result", big(n), f"m{n}")
+    set_page_limit(box, 1)
+    caplog.set_level(logging.INFO, logger="edgecascade.shared.outbox")
+    for n in range(3, 9):
+        assert box.put("result", big(n), f"m{n}") == "dropped"
+        box.ack(box.peek(1))  # written: the row is marked sent, in place
+    assert box.depth() == {} and box.counters()["sent.result"] == 3
+    assert sum("disk full" in r.getMessage() for r in caplog.records) == 1
+    assert not any("space again" in r.getMessage() for r in caplog.records)
+    assert box.counters()["disk_full.episodes"] == 1
+    box.close()
+
+
 def test_put_many_on_a_full_disk_raises_a_transient_error_and_keeps_nothing(
     limited: Outbox,
 ) -> None:
