@@ -12,9 +12,10 @@ nothing by itself); with one, a random part of them does, some torn. A file's di
 is taken as durable once the file was synced (SQLite fsyncs the folder of its WAL; the outbox
 fsyncs the folder of a new database).
 
-The child prints ``accepted <msg_id>`` after each :meth:`Outbox.put` returns ``queued`` and
-``acked <msg_id>...`` after each acknowledgement (the rows a sender delivered), so what the
-parent reads is at most what was accepted.
+The child prints ``accepted <msg_id>`` after each :meth:`Outbox.put` returns ``queued``, and
+``acking <msg_id>...`` before and ``acked`` after each acknowledgement (the rows a sender
+delivered), so what the parent reads is at most what was accepted, and it knows which
+acknowledgement, if any, the cut interrupted.
 """
 
 from __future__ import annotations
@@ -205,8 +206,9 @@ def main(argv: list[str]) -> None:
         _say("accepted", msg_id)
         if n % 40 == 39:
             rows = box.peek(20)
+            _say("acking", *(row.message.payload[:6].decode() for row in rows))
             box.ack(rows)
-            _say("acked", *(row.message.payload[:6].decode() for row in rows))
+            _say("acked")
     assert vfs.vfs.zName == b"powercut"  # the VFS (and its callbacks) lived until here
     _say("done")
     time.sleep(600)  # the parent cuts the power here
