@@ -49,6 +49,7 @@ def open_outbox(settings: AgentSettings) -> Outbox:
         quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
         replay_window_s=s.outbox_replay_s,
         confirmed=CONFIRMED_CLASSES if s.outbox_confirm_s > 0 else (),
+        synchronous=s.outbox_sync,
     )
 
 

@@ -54,6 +54,7 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
         confirmed=CONFIRMED_CLASSES if s.outbox_confirm_s > 0 else (),
+        synchronous=s.outbox_sync,
     )
     downlink = Outbox(
         s.data_dir / "downlink.db",
@@ -61,6 +62,7 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         quota_bytes=quota,
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
+        synchronous=s.outbox_sync,
     )
     return uplink, downlink
 

@@ -14,7 +14,9 @@ from edgecascade.shared.contract import KINDS, MIB, Direction, Role
 from edgecascade.shared.outbox import (
     DEFAULT_CONFIRM_S,
     DEFAULT_REPLAY_S,
+    DEFAULT_SYNC,
     ConfirmSeconds,
+    OutboxSync,
     ReplaySeconds,
 )
 from edgecascade.shared.topics import ID_PATTERN
@@ -208,6 +210,7 @@ class GatewaySettings(ComponentSettings):
     outbox_quota_mb: float = Field(1024, gt=0, description="Disk quota of the outbox, MiB.")
     outbox_replay_s: ReplaySeconds = DEFAULT_REPLAY_S
     outbox_confirm_s: ConfirmSeconds = DEFAULT_CONFIRM_S
+    outbox_sync: OutboxSync = DEFAULT_SYNC
     dedup_window_s: float = Field(
         86_400.0,
         ge=0,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from edgecascade.shared.errors import BrokerError
 from edgecascade.shared.mqtt import MqttLink
-from edgecascade.shared.outbox.rows import Coalesce, Row, one_by_one
+from edgecascade.shared.outbox.classes import Coalesce, Row, one_by_one
 from edgecascade.shared.outbox.store import Outbox
 
 logger = logging.getLogger(__name__)

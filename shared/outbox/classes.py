@@ -1,5 +1,5 @@
-"""What the outbox queues and how: class policies (priority, TTL), the replay window setting,
-rows, and how rows are grouped into the messages that carry them."""
+"""What the outbox queues: the classes of message and their policies, the rows, the settings
+every component with an outbox shares (``outbox_replay_s``, ``outbox_confirm_s``)."""
 
 from __future__ import annotations
 
