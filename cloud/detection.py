@@ -15,23 +15,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgecascade.cloud.db.rows import Row, box_row
 from edgecascade.cloud.settings import DetectionSection
 from edgecascade.shared.boxes import agreement
 from edgecascade.shared.errors import ModelError
-from edgecascade.shared.messages import (
-    MAX_DETECTIONS,
-    DetectedObject,
-    DetectionAgreement,
-    EscalationHeader,
-    ModelRef,
-    Prediction,
-)
+from edgecascade.shared.fields import MAX_DETECTIONS, DetectedObject, DetectionAgreement
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
 from edgecascade.shared.runtime.card import ModelCard, card_path_for
 from edgecascade.shared.runtime.detect import Detection
+from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.detector import Detector
 from edgecascade.shared.runtime.preprocess import Image
 from edgecascade.shared.runtime.tiles import Slicing, auto_tile, detect_sliced
@@ -48,6 +43,7 @@ class Judgement:
     dropped: int  # boxes the model gave that are not boxes (non-finite values)
     tiles: int
     inference_ms: float
+    faults: OutputFaults = field(default_factory=OutputFaults)  # what the decoding dropped
 
 
 class CloudDetector:
@@ -94,6 +90,7 @@ class CloudDetector:
             dropped=dropped,
             tiles=int(result.timings_ms.get("tiles", 0)),
             inference_ms=(time.perf_counter() - start) * 1000,
+            faults=result.faults,
         )
 
 

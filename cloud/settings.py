@@ -94,6 +94,13 @@ class RolloutSection(Section):
         "for this long: offers lost with a crashed replica or a long outage are not waited "
         "for forever. Devices ignore an offer they have already handled.",
     )
+    offer_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Each offer is signed with a sequence and expires this long after it was "
+        "sent: a device refuses it later (and a replayed old one always); an unanswered device "
+        "gets a fresh one after resend_s.",
+    )
     criteria: RolloutCriteria = Field(
         default_factory=RolloutCriteria, description="Defaults; a rollout may override them."
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import cv2
@@ -46,15 +46,9 @@ from edgecascade.shared.codec import decode
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.consumer import Ack, CommitConsumer
 from edgecascade.shared.errors import ContractError, TransientCommitError
+from edgecascade.shared.fields import DetectedObject, DetectionAgreement
 from edgecascade.shared.ids import new_message_id
-from edgecascade.shared.messages import (
-    DetectedObject,
-    DetectionAgreement,
-    EscalationHeader,
-    ModelRef,
-    Prediction,
-    VerdictMessage,
-)
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from edgecascade.shared.topics import Kind, Topic, shared_filter, topic, topic_filter
@@ -245,6 +239,9 @@ class ReinferenceWorker:
         judgement = detector.judge(header, job.image)
         if judgement.dropped:
             self._counts["detections.dropped"] += judgement.dropped
+        for fault, n in asdict(judgement.faults).items():  # NaN scores, degenerate boxes...
+            if n:
+                self._counts[f"detections.{fault}"] += n
         labels = detector.detector.card.labels
         row = {
             **self._verdict_row(job, detector.model, judgement.inference_ms),

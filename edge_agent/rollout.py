@@ -20,6 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edgecascade.edge_agent.offers import OfferLedger, OfferRefused
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import Download
 from edgecascade.shared.errors import AcceleratorError, ContractError, ModelError
@@ -62,6 +63,7 @@ class RolloutClient(threading.Thread):
         super().__init__(name="model-rollout", daemon=True)
         self.slots = slots
         self.public_key = public_key
+        self.ledger = OfferLedger(slots.root / "offers.json")
         self._ack, self._request, self._switch = ack, request, switch
         self.threads = threads
         self.accelerator = accelerator
@@ -127,7 +129,8 @@ class RolloutClient(threading.Thread):
             raise RolloutFailed("no model_public_key configured: refusing to install models")
         try:
             verify_manifest(m, self.public_key)
-        except ContractError as exc:
+            self.ledger.admit(m)  # signed, but still meant: not a replay, not expired
+        except (ContractError, OfferRefused) as exc:
             raise RolloutFailed(str(exc)) from exc
         active = self.slots.active
         if active is not None and active.sha256 == m.sha256:

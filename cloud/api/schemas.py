@@ -7,13 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from edgecascade.cloud.dataset import LabelSource
-from edgecascade.shared.messages import (
-    NO_NUL,
-    DetectedObject,
-    DetectionAgreement,
-    Prediction,
-    Task,
-)
+from edgecascade.shared.fields import NO_NUL, DetectedObject, DetectionAgreement, Task
+from edgecascade.shared.messages import Prediction
 from edgecascade.shared.topics import ID_PATTERN
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from edgecascade.cloud.dashboard.buckets import bucket_index
 from edgecascade.cloud.db.models import DetectedBox
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 
 def stored_box(row: DetectedBox) -> DetectedObject:

@@ -27,13 +27,8 @@ from edgecascade.cloud.db.models import (
     Verdict,
 )
 from edgecascade.shared.codec import encode
-from edgecascade.shared.messages import (
-    DetectedObject,
-    EscalationHeader,
-    ModelRef,
-    Prediction,
-    ResultMessage,
-)
+from edgecascade.shared.fields import DetectedObject
+from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
 
 SIZE_SAMPLE = 200  # newest rows re-encoded to size a message
 FRAME_HEADER = 8  # the frame codec's magic and header length

@@ -22,8 +22,9 @@ from edgecascade.cloud.services import Services
 from edgecascade.cloud.settings import DetectionSection
 from edgecascade.cloud.worker import ReinferenceWorker
 from edgecascade.shared.codec import decode, encode
+from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.ids import new_message_id
-from edgecascade.shared.messages import DetectedObject, EscalationHeader, ModelRef, VerdictMessage
+from edgecascade.shared.messages import EscalationHeader, ModelRef, VerdictMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from edgecascade.shared.topics import Kind, Topic, topic, topic_filter

@@ -18,13 +18,9 @@ from edgecascade.cloud.detection import Judgement, cloud_box_rows, label_summary
 from edgecascade.cloud.services import Services
 from edgecascade.cloud.store import StoreWriter
 from edgecascade.shared.boxes import agreement
+from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.ids import new_message_id
-from edgecascade.shared.messages import (
-    DetectedObject,
-    EscalationHeader,
-    ModelRef,
-    ResultMessage,
-)
+from edgecascade.shared.messages import EscalationHeader, ModelRef, ResultMessage
 from edgecascade.shared.topics import Kind
 from tests.cloud.conftest import inbound
 from tests.utils.factories import jpeg_bytes

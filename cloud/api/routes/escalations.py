@@ -20,7 +20,7 @@ from edgecascade.cloud.api.schemas import EscalationOut, EscalationPage, Verdict
 from edgecascade.cloud.dashboard.boxes import cloud_boxes
 from edgecascade.cloud.db.models import Escalation, LabelOverride, Verdict
 from edgecascade.cloud.labels import final_label
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(require("viewer"))])
 
