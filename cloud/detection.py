@@ -40,7 +40,7 @@ class Judgement:
 
     detections: list[DetectedObject]
     agreement: DetectionAgreement
-    dropped: int  # boxes the model gave that are not boxes (non-finite values)
+    dropped: int  # boxes the model gave that are not boxes (non-finite, outside the frame)
     tiles: int
     inference_ms: float
     faults: OutputFaults = field(default_factory=OutputFaults)  # what the decoding dropped
@@ -105,7 +105,8 @@ def to_objects(
     found: Sequence[Detection], width: int, height: int
 ) -> tuple[list[DetectedObject], int]:
     """Detections as contract objects clipped to the ``width`` x ``height`` frame, best first;
-    and how many were dropped for a non-finite score or coordinate."""
+    and how many were dropped (a non-finite score or coordinate, nothing left after clipping).
+    The detector screens its outputs already; this is the contract's last word."""
     out: list[DetectedObject] = []
     dropped = 0
     for d in found:
@@ -115,6 +116,9 @@ def to_objects(
             continue
         x0, x1 = sorted((min(max(d.box[0], 0.0), width), min(max(d.box[2], 0.0), width)))
         y0, y1 = sorted((min(max(d.box[1], 0.0), height), min(max(d.box[3], 0.0), height)))
+        if x1 <= x0 or y1 <= y0:  # wholly outside the frame, or no area: not a box
+            dropped += 1
+            continue
         score = min(max(d.score, 0.0), 1.0)
         out.append(DetectedObject(label=d.label, score=score, box=(x0, y0, x1, y1)))
     out.sort(key=lambda o: -o.score)

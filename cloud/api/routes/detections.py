@@ -3,7 +3,6 @@ boxes per label over time."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, Any
 
@@ -122,12 +121,12 @@ def detection_counts(
     start = end - DEFAULT_WINDOW_S if since is None else since
     if end <= start:
         raise HTTPException(422, f"until {end:g} is not after since {start:g}")
-    buckets = math.ceil((end - start) / bucket_s)
-    if buckets > MAX_BUCKETS:
+    buckets = (end - start) / bucket_s  # a tiny bucket_s overflows to infinity
+    if not buckets <= MAX_BUCKETS:
         raise HTTPException(
             422,  # Starlette deprecated the constant's old name and not all versions have the new
-            f"({end:g} - {start:g}) / bucket_s {bucket_s:g} gives {buckets} buckets, more than "
-            f"{MAX_BUCKETS}; use larger buckets or a shorter window",
+            f"({end:g} - {start:g}) / bucket_s {bucket_s:g} gives {buckets:.4g} "
+            f"buckets, more than {MAX_BUCKETS}; use larger buckets or a shorter window",
         )
     where = _filters(site, device, start, end, label, source)
     body = count_boxes(session, where, start, end, bucket_s)
