@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from edgecascade.brokers import MosquittoBroker
-from edgecascade.cloud.db.models import DetectedBox, Verdict
+from edgecascade.cloud.db.models import DetectedBox, Escalation, Verdict
 from edgecascade.cloud.detection import CloudDetector
-from edgecascade.cloud.services import Services
-from edgecascade.cloud.settings import DetectionSection
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings, DetectionSection, ResubmitSection
 from edgecascade.cloud.worker import ReinferenceWorker
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.fields import DetectedObject
@@ -92,7 +92,7 @@ def verdicts(collector: Collector) -> list[VerdictMessage]:
     return out
 
 
-def count(services: Services, entity: type[Verdict] | type[DetectedBox]) -> int:
+def count(services: Services, entity: type[Verdict] | type[DetectedBox] | type[Escalation]) -> int:
     with services.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(entity)) or 0)
 
@@ -173,3 +173,36 @@ def test_a_worker_without_a_detector_rejects_detection_escalations(
     finally:
         worker.stop()
     assert count(services, Verdict) == 0
+
+
+def test_a_detection_escalation_no_worker_saw_is_sent_again_with_its_boxes(
+    cloud_settings: CloudSettings, broker: MosquittoBroker
+) -> None:
+    """Stored by the ingest before any worker subscribed, the escalation is rebuilt from its row
+    (task and the edge's boxes included) and judged once a worker is there."""
+    settings = cloud_settings.model_copy(
+        update={"mqtt": broker.settings, "resubmit": ResubmitSection(after_s=1.0, interval_s=0.3)}
+    )
+    services = open_services(settings)
+    worker = None
+    edge = DetectedObject(label="face", score=0.6, box=(10.0, 10.0, 40.0, 40.0))  # not a face
+    wire, header = detection_escalation([edge])
+    try:
+        assert services.ingestor is not None and services.ingestor.wait_connected(10)
+        publish_all(broker.settings, [wire])
+        assert wait_until(lambda: count(services, Escalation) == 1, timeout=15)
+        worker = start_worker(services, broker, model=FACE_FULL)
+        assert wait_until(lambda: count(services, Verdict) == 1, timeout=60)
+        with services.sessions() as session:
+            verdict = session.get(Verdict, header.msg_id)
+            boxes = session.scalars(select(DetectedBox).order_by(DetectedBox.source)).all()
+    finally:
+        if worker is not None:
+            worker.stop()
+        services.close()
+    assert verdict is not None and verdict.task == "detection"
+    assert verdict.agreement is not None
+    assert (verdict.agreement["edge_only"], verdict.agreement["cloud_only"]) == (1, 1)
+    assert (verdict.edge_precision, verdict.edge_recall) == (0.0, 0.0)
+    # The edge's box from the result the ingest never saw is not stored; the cloud's is.
+    assert [(b.source, b.label) for b in boxes] == [("cloud", "face")]
