@@ -16,6 +16,7 @@ from edgecascade.cloud.db.models import DetectedBox, Escalation, Result
 from edgecascade.cloud.rollouts.store import figures
 from edgecascade.cloud.services import Services
 from edgecascade.cloud.store import StoreWriter
+from edgecascade.cloud.training.store import verdict_counts
 from edgecascade.shared.topics import Kind
 from tests.cloud.conftest import ApiClient, inbound
 from tests.utils.detections import EDGE, box, make_detection_result, store_detection_judged
@@ -201,6 +202,9 @@ def test_detection_verdicts_count_in_health_rollouts_and_accuracy(services: Serv
     with services.sessions() as session:
         measured = figures(session, "s1", EDGE.name, EDGE.version, now - 60)
         (tally,) = tallies(session, "s1")
+        training = verdict_counts(session, "s1", None)
     assert measured.verdicts == 3 and measured.disagreement == pytest.approx(2 / 3)
     assert measured.edge_recall == pytest.approx(2 / 3)
     assert (tally.escalated, tally.disagreeing) == (3, 2)
+    # No sample for the site's classifier: the training triggers leave them out.
+    assert (training.total, training.disagreeing) == (0, 0)
