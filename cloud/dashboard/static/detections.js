@@ -70,14 +70,17 @@ function detectionPanel() {
   return panel;
 }
 
+// Shown once there are boxes to count: a classification fleet's page stays as it was.
 async function loadDetectionCounts() {
-  detectionPanel();
+  const panel = detectionPanel();
   const window_s = Number(document.getElementById("det-window").value);
   const until = Date.now() / 1000;
   const bucket = Math.max(60, Math.ceil(window_s / 120));
   const body = await api(`/api/detections/counts?since=${until - window_s}&until=${until}&bucket_s=${bucket}`);
   const svg = document.getElementById("chart-detections");
   svg.dataset.labels = body.labels.join(",");
+  panel.hidden = body.labels.length === 0 && !document.querySelector(".shot[data-task=detection]");
+  if (panel.hidden) return;
   const series = body.labels.slice(0, DETECTION_SERIES).map(label => ({
     name: label,
     points: body.points.map(p => [p.start + body.bucket_s / 2, p.counts[label] || 0]),
