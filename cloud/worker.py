@@ -146,6 +146,9 @@ class ReinferenceWorker:
             self._model.version,
             self.filter,
         )
+        if self.detector is not None:
+            model = self.detector.model
+            logger.info("worker %s: detector %s %s", self.worker_id, model.name, model.version)
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._link.wait_connected(timeout)
