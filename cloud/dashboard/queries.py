@@ -16,16 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobNotFound, BlobStore
 from edgecascade.cloud.dashboard.boxes import edge_boxes
 from edgecascade.cloud.dashboard.buckets import bucket_index
-from edgecascade.cloud.db.models import (
-    Device,
-    Escalation,
-    Result,
-    Telemetry,
-    Verdict,
-)
+from edgecascade.cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
 from edgecascade.shared.codec import encode
 from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
@@ -180,8 +174,8 @@ def _result_message(row: Result, boxes: list[DetectedObject]) -> ResultMessage:
 
 def _escalation_bytes(row: Escalation, blobs: BlobStore) -> int | None:
     try:
-        frame = blobs.path(row.blob_path).stat().st_size
-    except OSError:
+        frame = blobs.size(row.blob_path)
+    except (BlobNotFound, OSError):
         return None  # a frame cleaned up since; it is left out of the mean, not guessed
     header = EscalationHeader(
         msg_id=row.msg_id,
