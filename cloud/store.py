@@ -36,11 +36,11 @@ from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
     EscalationHeader,
     Message,
-    ModelAckMessage,
     StateMessage,
     TelemetryMessage,
     TelemetryRollupMessage,
 )
+from edgecascade.shared.model_messages import ModelAckMessage
 from edgecascade.shared.topics import Kind, Topic
 
 logger = logging.getLogger(__name__)

@@ -25,24 +25,19 @@ import psutil
 from edgecascade.edge_agent.emit import Emitted, ResultEmitter
 from edgecascade.edge_agent.feed import Emitter
 from edgecascade.edge_agent.models import EdgeModel, infer_tensor
+from edgecascade.edge_agent.monitor import MonitorLog
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.edge_agent.sources import FrameSource, open_source
 from edgecascade.edge_agent.stats import AgentStats
-from edgecascade.edge_agent.telemetry import StageTimer, read_temperature
+from edgecascade.edge_agent.telemetry import StageTimer, disk_percent, read_temperature, uptime_s
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import spec_of
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import (
-    ModelChunkHeader,
-    ModelOfferMessage,
-    ModelRef,
-    StateMessage,
-    TelemetryMessage,
-    VerdictMessage,
-)
+from edgecascade.shared.messages import ModelRef, StateMessage, TelemetryMessage, VerdictMessage
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import OutboxSender
 from edgecascade.shared.runtime.detector import Detector
@@ -73,6 +68,8 @@ class Agent:
         s = settings
         self.stats = AgentStats()
         self.timer = StageTimer()
+        self.monitor = MonitorLog(settings.data_dir)
+        self._started_at = time.monotonic()
         self.session = int(time.time() * 1000)
         self.gateway_online = threading.Event()
         self.notifier = Notifier()
@@ -304,9 +301,15 @@ class Agent:
             counters=counters,
             model=self._model_ref,
             accelerator=self.runtime.accelerator,
+            disk_percent=disk_percent(self.settings.data_dir),
+            uptime_s=uptime_s(),
+            agent_uptime_s=time.monotonic() - self._started_at,
+            inferences=self._inferred,
+            latency_mean_ms=self.timer.mean("invoke"),
         )
         wire = Outgoing(self._topic(Kind.TELEMETRY), encode(message), qos=TELEMETRY.qos)
         outbox.put(TELEMETRY.queue_class, wire, message.msg_id)
+        self.monitor.append(message)
 
     def _fps(self) -> float:
         """Frames per second since the previous telemetry message."""

@@ -19,7 +19,7 @@ from edgecascade.edge_agent.sources import FrameSource
 from edgecascade.shared.codec import encode
 from edgecascade.shared.contract import spec_of
 from edgecascade.shared.manifest import load_public_key
-from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
+from edgecascade.shared.model_messages import ModelAckMessage, ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
 from edgecascade.shared.outbox import Outbox
 from edgecascade.shared.topics import Kind, ModelSub, topic

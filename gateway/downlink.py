@@ -20,12 +20,8 @@ from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.contract import NAME, spec_for, spec_of
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import (
-    CommandMessage,
-    ModelChunkHeader,
-    ModelOfferMessage,
-    ReplyMessage,
-)
+from edgecascade.shared.messages import CommandMessage, ReplyMessage
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import Outbox
 from edgecascade.shared.topics import Kind, Topic, topic

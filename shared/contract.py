@@ -24,10 +24,6 @@ from edgecascade.shared.messages import (
     DeadLetterMessage,
     EscalationHeader,
     Message,
-    ModelAckMessage,
-    ModelChunkHeader,
-    ModelChunkRequestMessage,
-    ModelOfferMessage,
     ReplyMessage,
     ResultBatchMessage,
     ResultMessage,
@@ -35,6 +31,12 @@ from edgecascade.shared.messages import (
     TelemetryMessage,
     TelemetryRollupMessage,
     VerdictMessage,
+)
+from edgecascade.shared.model_messages import (
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
 )
 from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 
@@ -253,7 +255,8 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             publishers={GATEWAY},
             readers=set(),  # for operators: nothing in the project consumes them
             outbox=OutboxClass.DEAD_LETTER,
-            description="what failed validation: its topic, the reason, the first 64 bytes",
+            description="what failed validation or a device's rate limit: its topic, the "
+            "reason, the first 64 bytes",
         ),
         _row(
             Kind.VERDICT,

@@ -6,12 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edgecascade.shared import dicts
-from edgecascade.shared.messages import (
-    EscalationHeader,
-    ModelAckMessage,
-    StateMessage,
-    TelemetryMessage,
-)
+from edgecascade.shared.messages import EscalationHeader, StateMessage, TelemetryMessage
+from edgecascade.shared.model_messages import ModelAckMessage
 
 Row = dict[str, Any]
 

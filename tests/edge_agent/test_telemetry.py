@@ -9,6 +9,7 @@ import cv2
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.agent import Agent
+from edgecascade.edge_agent.monitor import read_samples
 from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.shared.codec import decode
 from edgecascade.shared.messages import TelemetryMessage
@@ -55,3 +56,9 @@ def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Pa
     assert last.model is not None and last.model.sha256 == load_card_for(EDGE_MODEL).sha256
     assert last.memory_rss_mb > 0 and 0 <= last.memory_percent <= 100
     assert last.counters["queued.result"] == 1
+    # The monitoring fields (issue 20): disk, uptimes, inference count, mean model latency.
+    assert last.disk_percent is not None and 0 < last.disk_percent <= 100
+    assert last.uptime_s is not None and last.uptime_s > (last.agent_uptime_s or 0) > 0
+    assert last.inferences == 1 and last.latency_mean_ms is not None and last.latency_mean_ms > 0
+    logged = list(read_samples(settings.data_dir))  # each telemetry message, also on disk
+    assert len(logged) == len(telemetry()) and logged[-1]["inference_count"] == 1

@@ -122,6 +122,13 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert report["gateway_vs_raw_throughput_ratio"] > 0
     assert report["gateway_vs_raw_drain_ratio"] > 0
     assert report["added_latency_ms_p50"] is not None
+    # The flooder scenario: the neighbours lose nothing; of the flood, little goes up.
+    flooder = report["flooder"]
+    assert [flooder[phase]["arrived"] for phase in ("quiet", "control", "flood")] == [50] * 3
+    assert flooder["control"]["flooder_arrived"] == 0  # another site: not the gateway's
+    assert 0 < flooder["flood"]["flooder_arrived"] < flooder["flood"]["flooder_sent"]
+    assert report["flooder_p99_ratio"] > 0 and report["flooder_vs_control_p99_ratio"] > 0
+    assert report["flooder_vs_budget"] > 1
 
 
 def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(

@@ -27,12 +27,14 @@ from edgecascade.shared.manifest import build_manifest
 from edgecascade.shared.messages import (
     CommandMessage,
     DeadLetterMessage,
+    ReplyMessage,
+    VerdictMessage,
+)
+from edgecascade.shared.model_messages import (
     ModelAckMessage,
     ModelChunkHeader,
     ModelChunkRequestMessage,
     ModelOfferMessage,
-    ReplyMessage,
-    VerdictMessage,
 )
 from edgecascade.shared.topics import Kind, ModelSub, Topic
 from tests.utils.factories import (
