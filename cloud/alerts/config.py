@@ -154,9 +154,9 @@ class AlertsSection(Section):
     mqtt_topic: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
-        description="Publish every alert as JSON on <mqtt_topic>/<site>/<rule> (QoS 1, the "
-        "firing ones retained, an empty retained message once resolved); e.g. "
-        "edgecascade/cloud/alerts. None: no MQTT channel.",
+        description="Publish every alert event as JSON on <mqtt_topic>/<site>/<rule>/<alert id> "
+        "(QoS 1; firing retained, resolved not, then an empty retained message clears it), e.g. "
+        "ec/cloud/alerts (outside the devices' <prefix>/v1/ tree). None: no MQTT channel.",
     )
     timeout_s: float = Field(
         10.0, gt=0, le=300, description="Longest wait for one delivery attempt."
