@@ -18,7 +18,8 @@ from edgecascade.cloud.alerts.evaluator import AlertEvaluator
 from edgecascade.cloud.alerts.sender import retry_delay
 from edgecascade.cloud.db.alert_models import AlertDelivery
 from edgecascade.cloud.db.models import TrainingRun
-from edgecascade.cloud.services import Services
+from edgecascade.cloud.services import Services, open_services
+from edgecascade.cloud.settings import CloudSettings
 from tests.cloud.alert_receivers import hanging_server, http_server, mailto, smtp_server
 from tests.utils.mqtt import Collector, wait_until
 
@@ -216,3 +217,22 @@ def test_an_unknown_apprise_url_or_a_channel_gone_from_the_settings_fails_clearl
 
 def _columns(row: AlertDelivery) -> dict[str, Any]:
     return {c.name: getattr(row, c.name) for c in AlertDelivery.__table__.columns}
+
+
+def test_the_cloud_process_evaluates_and_delivers_on_its_own(
+    cloud_settings: CloudSettings, broker: MosquittoBroker
+) -> None:
+    """The evaluator and the sender as open_services starts them: threads, not test calls."""
+    with http_server() as (hook, url):
+        alerts = AlertsSection(rules=[RULE], webhooks=[url], interval_s=0.2)
+        settings = cloud_settings.model_copy(update={"mqtt": broker.settings, "alerts": alerts})
+        services = open_services(settings)
+        try:
+            fail_a_run(services, time.time())
+            assert wait_until(lambda: len(hook.received()) == 1)
+            assert hook.received()[0]["item"] == "run-1"
+            forget_the_run(services)
+            assert wait_until(lambda: len(hook.received()) == 2)
+            assert [p["state"] for p in hook.received()] == ["firing", "resolved"]
+        finally:
+            services.close()

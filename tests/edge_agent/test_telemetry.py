@@ -55,3 +55,6 @@ def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Pa
     assert last.model is not None and last.model.sha256 == load_card_for(EDGE_MODEL).sha256
     assert last.memory_rss_mb > 0 and 0 <= last.memory_percent <= 100
     assert last.counters["queued.result"] == 1
+    # What the cloud's outbox alert compares: the outbox's bytes against its quota.
+    assert last.queues["outbox_quota_bytes"] == int(settings.outbox_quota_mb * 1024 * 1024)
+    assert 0 <= last.queues["outbox_bytes"] <= last.queues["outbox_quota_bytes"]
