@@ -6,6 +6,7 @@ store writer, messages through the real codec); the evaluator is driven with exp
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from edgecascade.cloud.alerts.config import AlertKind, AlertRule, AlertsSection
 from edgecascade.cloud.alerts.evaluator import AlertEvaluator
 from edgecascade.cloud.alerts.measure import source_status
 from edgecascade.cloud.db.alert_models import Alert, AlertDelivery, DeviceCondition
-from edgecascade.cloud.db.models import Rollout, TrainingRun
+from edgecascade.cloud.db.models import Rollout, TrainingRun, Verdict
 from edgecascade.cloud.services import Services
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.cloud.store import StoreWriter
@@ -290,3 +291,56 @@ def test_the_settings_refuse_bad_rules_naming_the_value(cloud_settings: CloudSet
     with pytest.raises(ValueError, match="'ftp://x/y' is not an http"):
         AlertsSection(webhooks=["ftp://x/y"])
     assert cloud_settings.alerts.rules == []  # no rules unless configured
+
+
+def _verdict(*, audit: bool, agrees: bool, created_at: float) -> Verdict:
+    return Verdict(
+        escalation_id=str(uuid.uuid4()),
+        msg_id=str(uuid.uuid4()),
+        result_id=str(uuid.uuid4()),
+        site_id="s1",
+        device_id="cam-1",
+        created_at=created_at,
+        worker_id="w1",
+        model_name="cloud",
+        model_version="1",
+        model_sha256="c" * 64,
+        label="cat",
+        label_index=0,
+        score=0.9,
+        top=[],
+        edge_model_name="edge",
+        edge_model_version="1",
+        edge_label="cat" if agrees else "dog",
+        edge_score=0.6,
+        agrees=agrees,
+        inference_ms=1.0,
+        audit=audit,
+        probs=None,
+    )
+
+
+def test_disagreement_and_the_audit_accuracy_fire_per_site_and_edge_model(
+    services: Services,
+) -> None:
+    now = time.time()
+    with services.sessions() as db:
+        for i in range(10):  # escalations: 7 of 10 disagree
+            db.add(_verdict(audit=False, agrees=i >= 7, created_at=now - 10))
+        for i in range(10):  # audit samples: 6 of 10 right
+            db.add(_verdict(audit=True, agrees=i < 6, created_at=now - 10))
+        db.commit()
+    evaluator_for(
+        services,
+        AlertRule(name="disagree", kind=AlertKind.DISAGREEMENT, threshold=0.5, min_samples=10),
+        AlertRule(name="accuracy", kind=AlertKind.ACCURACY, threshold=0.8, min_samples=10),
+        AlertRule(name="unjudged", kind=AlertKind.ACCURACY, threshold=0.8, min_samples=11),
+    ).evaluate(now)
+    fired = {a.rule: a for a in alerts_of(services)}
+    assert set(fired) == {"disagree", "accuracy"}  # 10 audit samples are too few for "unjudged"
+    assert (fired["disagree"].site_id, fired["disagree"].item) == ("s1", "edge@1")
+    assert fired["disagree"].value == pytest.approx(0.7)
+    assert fired["accuracy"].value == pytest.approx(0.6)
+    assert (
+        "accuracy estimated from audit samples 60.0% over 10 verdicts" in fired["accuracy"].message
+    )
