@@ -9,9 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from edgecascade.cloud.alerts.channels import redacted
-from edgecascade.cloud.alerts.config import AlertRule, RuleSet
+from edgecascade.cloud.alerts.config import AlertRule, AlertsSection, RuleSet
 from edgecascade.cloud.alerts.rulestore import current_rules, store_rules
 from edgecascade.cloud.alerts.state import alert_payload
 from edgecascade.cloud.api.deps import MESSAGE_ID, Admin, SessionDep, SettingsDep, require
@@ -89,7 +90,7 @@ def list_alerts(
 
 @router.get("/rules", dependencies=viewer)
 def get_rules(session: SessionDep, settings: SettingsDep) -> RulesOut:
-    return _rules_out(session, settings.alerts.rules, settings)
+    return _rules_out(session, settings.alerts)
 
 
 @router.put("/rules")
@@ -99,7 +100,7 @@ def put_rules(
     """Replace every rule (an empty list: no alerts); the evaluator uses them from its next
     pass. Alerts of a rule no longer in the set are resolved."""
     store_rules(session, body, principal.name, time.time())
-    return _rules_out(session, settings.alerts.rules, settings)
+    return _rules_out(session, settings.alerts)
 
 
 @router.get("/{alert_id}", dependencies=viewer)
@@ -119,9 +120,8 @@ def get_alert(
     return AlertDetail(**_out(alert).model_dump(), deliveries=items)
 
 
-def _rules_out(session: SessionDep, defaults: list[AlertRule], settings: SettingsDep) -> RulesOut:
-    rules, source = current_rules(session, defaults)
-    alerts = settings.alerts
+def _rules_out(session: Session, alerts: AlertsSection) -> RulesOut:
+    rules, source = current_rules(session, alerts.rules)
     channels = [redacted(url) for url in (*alerts.apprise, *alerts.webhooks)]
     return RulesOut(
         rules=rules,
