@@ -3,8 +3,9 @@
 One function per kind, each a read of the tables the ingest, the workers, the rollout controller
 and the trainer write; none keeps state (``for_s`` and the firing/resolved state are
 :mod:`cloud.alerts.state`'s). A subject without enough data (fewer than ``min_samples``, no
-telemetry in the window, an agent that does not report its outbox bytes) is not judged: it
-neither fires nor resolves on a guess.
+telemetry in the window, an agent that does not report its outbox bytes) does not breach: it
+never fires on a guess, and an alert already firing for it resolves once nothing in the window
+shows the condition any more (a device that stops reporting is the ``offline`` rule's business).
 """
 
 from __future__ import annotations
