@@ -73,8 +73,9 @@ class AlertRule(BaseModel):
         3600.0,
         gt=0,
         le=90 * 86400,
-        description="Window the rates and the accuracy are measured over; how far back "
-        "rolled_back and training_failed look.",
+        description="Window the rates and the accuracy are measured over; how old the newest "
+        "telemetry of temperature and outbox may be; how far back rolled_back and "
+        "training_failed look.",
     )
     for_s: float = Field(
         0.0, ge=0, le=86400, description="The condition must hold this long before it fires."
