@@ -180,8 +180,3 @@ class AlertsSection(Section):
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 raise ValueError(f"alerts.webhooks: {url!r} is not an http(s) URL")
         return self
-
-
-def validate_rules(rules: list[AlertRule]) -> RuleSet:
-    """The rules as a :class:`RuleSet` (unique names checked)."""
-    return RuleSet(rules=rules)
