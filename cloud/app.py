@@ -28,6 +28,7 @@ from edgecascade.cloud.api.routes import (
 from edgecascade.cloud.dashboard import api as dashboard_api
 from edgecascade.cloud.dashboard import events as dashboard_events
 from edgecascade.cloud.dashboard import pages as dashboard_pages
+from edgecascade.cloud.device_metrics import DeviceCollector
 from edgecascade.cloud.metrics import IngestCollector, instrument
 from edgecascade.cloud.services import open_services
 from edgecascade.cloud.settings import CloudSettings
@@ -41,12 +42,14 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(open_services, settings, start_ingest=start_ingest)
         app.state.services = services
-        collector = IngestCollector(services)
-        registry.register(collector)
+        collectors = [IngestCollector(services), DeviceCollector(services)]
+        for collector in collectors:
+            registry.register(collector)
         try:
             yield
         finally:
-            registry.unregister(collector)
+            for collector in collectors:
+                registry.unregister(collector)
             await asyncio.to_thread(services.close)
 
     app = FastAPI(

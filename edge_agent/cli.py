@@ -67,6 +67,62 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     )
     add_mqtt_flags(parser, "mqtt", "site broker")
     parser.set_defaults(func=run)
+    actions = parser.add_subparsers(
+        dest="agent_action",
+        title="actions",
+        metavar="[report]",
+        description="Without an action, run the agent until SIGINT/SIGTERM.",
+    )
+    report = actions.add_parser(
+        "report",
+        help="the monitoring report of this device's agent, from its local log",
+        description=(
+            "Read the agent's monitoring log (<data_dir>/monitor.jsonl: one sample per telemetry "
+            "message: CPU, memory, disk, temperature, inference count, mean latency, uptimes) "
+            "and print each figure's min, mean, max and last value; --output writes the report "
+            "as JSON (every sample, timestamped, and the summary). Works while the agent runs."
+        ),
+    )
+    # SUPPRESS: a value given before ``report`` is not reset by the action's defaults.
+    report.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="agent TOML config"
+    )
+    report.add_argument(
+        "--data-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help="agent data dir"
+    )
+    report.add_argument("--output", type=Path, metavar="FILE", help="write the JSON report here")
+    report.add_argument(
+        "--last", type=int, metavar="N", help="only the newest N samples (default: all kept)"
+    )
+    report.set_defaults(func=write_report)
+
+
+def write_report(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from edgecascade.edge_agent.monitor import build_report, read_samples, render
+    from edgecascade.edge_agent.settings import AgentSettings
+    from edgecascade.shared.config import load_settings
+    from edgecascade.shared.errors import ConfigError
+
+    if args.last is not None and args.last < 1:
+        raise ConfigError(f"--last must be at least 1, got {args.last}")
+    settings = load_settings(AgentSettings, args.config, given(data_dir=args.data_dir))
+    samples = list(read_samples(settings.data_dir))
+    if not samples:
+        raise ConfigError(
+            f"no monitoring samples in {settings.data_dir / 'monitor.jsonl'}: has the agent run "
+            "with this data directory?"
+        )
+    report = build_report(
+        samples[-args.last :] if args.last else samples, settings.site, settings.device
+    )
+    sys.stdout.write(render(report) + "\n")
+    if args.output is not None:
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(f"wrote {args.output}\n")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,9 +1,11 @@
-"""Telemetry helpers: rolling per-stage latencies and the device temperature."""
+"""Telemetry helpers: rolling per-stage latencies, the device temperature, disk and uptime."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from pathlib import Path
 
 import psutil
 
@@ -21,6 +23,12 @@ class StageTimer:
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
             self._samples.setdefault(stage, deque(maxlen=self._window)).append(ms)
+
+    def mean(self, stage: str) -> float | None:
+        """The mean of ``stage`` over the window, None before its first sample."""
+        with self._lock:
+            values = list(self._samples.get(stage, ()))
+        return sum(values) / len(values) if values else None
 
     def percentiles(self) -> dict[str, Percentiles]:
         import numpy as np
@@ -45,3 +53,23 @@ def read_temperature() -> float | None:
         for entry in entries:
             return float(entry.current)
     return None
+
+
+def uptime_s() -> float | None:
+    """Seconds since boot: CLOCK_BOOTTIME (Linux: counts suspend, immune to wall-clock jumps),
+    else from psutil's boot time."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        try:
+            return max(0.0, time.time() - psutil.boot_time())
+        except OSError:
+            return None
+
+
+def disk_percent(path: Path) -> float | None:
+    """How full the filesystem holding ``path`` is, or None when it cannot be read."""
+    try:
+        return float(psutil.disk_usage(str(path)).percent)
+    except OSError:
+        return None

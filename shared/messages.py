@@ -217,6 +217,15 @@ class TelemetryMessage(Message):
     accelerator: Label = Field(
         "cpu", description="What runs the model: cpu, or the delegate library's name."
     )
+    disk_percent: float | None = Field(
+        None, ge=0, le=100, description="Use of the filesystem holding the data directory."
+    )
+    uptime_s: float | None = Field(None, ge=0, description="Since the machine booted.")
+    agent_uptime_s: float | None = Field(None, ge=0, description="Since the agent started.")
+    inferences: int = Field(0, ge=0, le=INT64_MAX, description="Model runs since start.")
+    latency_mean_ms: float | None = Field(
+        None, ge=0, description="Mean model run (invoke) time over the recent window."
+    )
 
 
 class FieldStats(BaseModel):

@@ -37,9 +37,12 @@ from edgecascade.shared.runtime.detect import (
 from edgecascade.shared.runtime.detect_faults import OutputFaults, clip, screen
 from edgecascade.shared.runtime.detection_card import DetectionSpec
 from edgecascade.shared.runtime.preprocess import (
+    Array,
+    DecodePlan,
     Image,
     InputSpec,
     TensorSpec,
+    decode_plan,
     dequantize,
     pixel_table,
     preprocess,
@@ -161,18 +164,43 @@ class Detector:
             card = ModelCard.load(card_path_for(path))
         return cls(content, str(path), card, num_threads, accelerator)
 
-    def detect(self, image: Image) -> DetectionResult:
-        t0 = time.perf_counter()
-        tensor = preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
-        t1 = time.perf_counter()
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.card.labels)
+
+    def decode_plan(self, height: int, width: int) -> DecodePlan:
+        """How small a ``height`` x ``width`` frame may be decoded for this model."""
+        return decode_plan(height, width, self.input_spec, self.card.preprocess)
+
+    def preprocess(self, image: Image) -> Array:
+        """The model's input tensor for ``image``: the pipeline's first stage, which may run on
+        another thread than :meth:`detect_tensor` (it does not touch the interpreter)."""
+        return preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
+
+    def invoke_raw(self, tensor: Array) -> list[Floats]:
+        """Run the interpreter on a prepared tensor; the outputs dequantized, in load's order."""
         self._interpreter.set_tensor(self.input_spec.tensor.index, tensor)
         self._interpreter.invoke()
-        raw = [dequantize(self._interpreter.get_tensor(t.index), t) for t in self._outputs]
+        return [dequantize(self._interpreter.get_tensor(t.index), t) for t in self._outputs]
+
+    def detect(self, image: Image) -> DetectionResult:
+        t0 = time.perf_counter()
+        tensor = self.preprocess(image)
+        preprocess_ms = (time.perf_counter() - t0) * 1000
+        return self.detect_tensor(tensor, image.shape[0], image.shape[1], preprocess_ms)
+
+    def detect_tensor(
+        self, tensor: Array, height: int, width: int, preprocess_ms: float = 0.0
+    ) -> DetectionResult:
+        """Invoke and decode an input :meth:`preprocess` made from a ``height`` x ``width``
+        frame (possibly on another thread); boxes in that frame's pixels."""
+        t1 = time.perf_counter()
+        raw = self.invoke_raw(tensor)
         t2 = time.perf_counter()
-        found, faults = self.decode_counted(raw, image.shape[0], image.shape[1])
+        found, faults = self.decode_counted(raw, height, width)
         t3 = time.perf_counter()
         timings = {
-            "preprocess": (t1 - t0) * 1000,
+            "preprocess": preprocess_ms,
             "invoke": (t2 - t1) * 1000,
             "postprocess": (t3 - t2) * 1000,
         }

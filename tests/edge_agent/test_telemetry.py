@@ -9,6 +9,7 @@ import cv2
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.agent import Agent
+from edgecascade.edge_agent.monitor import read_samples
 from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.shared.codec import decode
 from edgecascade.shared.messages import TelemetryMessage
@@ -58,3 +59,9 @@ def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Pa
     # What the cloud's outbox alert compares: the outbox's bytes against its quota.
     assert last.queues["outbox_quota_bytes"] == int(settings.outbox_quota_mb * 1024 * 1024)
     assert 0 <= last.queues["outbox_bytes"] <= last.queues["outbox_quota_bytes"]
+    # The monitoring fields (issue 20): disk, uptimes, inference count, mean model latency.
+    assert last.disk_percent is not None and 0 < last.disk_percent <= 100
+    assert last.uptime_s is not None and last.uptime_s > (last.agent_uptime_s or 0) > 0
+    assert last.inferences == 1 and last.latency_mean_ms is not None and last.latency_mean_ms > 0
+    logged = list(read_samples(settings.data_dir))  # each telemetry message, also on disk
+    assert len(logged) == len(telemetry()) and logged[-1]["inference_count"] == 1
