@@ -65,9 +65,10 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
     arg(
         "--bands",
         metavar="LIST",
-        help="cascade policies as LOW-HIGH[@GATE] comma-separated, e.g. 0.3-0.8@0.5 "
-        "(GATE: scene-gate threshold, mean abs difference 0-255; default 2.0); "
-        "default: a built-in grid",
+        help="cascade policies as LOW-HIGH[@GATE] comma-separated, e.g. 0.3-0.8@0.5: GATE is "
+        "the scene gate's threshold on the mean absolute difference of 32x32 gray thumbnails "
+        "(0-255, the agent's measure; default 2.0), or maxN for N on the most changed cell "
+        "(not the agent's measure); default: a built-in grid",
     )
     arg("--threads", type=int, default=1, help="interpreter threads per detector (default: 1)")
     arg("--plot", type=Path, metavar="FILE", help="write mAP@0.5 vs bytes as a PNG")
@@ -84,7 +85,8 @@ def parse_bands(text: str) -> tuple[Any, ...]:
         try:
             span, _, gate = item.partition("@")
             low, high = (float(v) for v in span.split("-"))
-            band = Band(low, high, float(gate) if gate else 2.0)
+            measure = "max" if gate.startswith("max") else "mean"
+            band = Band(low, high, float(gate.removeprefix("max") or 2.0), measure)
         except ValueError:
             raise EdgeCascadeError(f"--bands item {item!r} is not LOW-HIGH[@GATE]") from None
         if not 0 <= band.low < band.high <= 1 or band.gate < 0:
@@ -161,8 +163,13 @@ def run_offline(
 
 def judge(policies: list[dict[str, Any]]) -> dict[str, Any]:
     """Does a cascade policy reach cloud-only's mAP@0.5 minus TARGET_POINTS at no more than
-    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one."""
-    cascade = [p for p in policies if p["family"] == "cascade" and p["map50"] is not None]
+    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one. Only
+    policies with the agent's scene-gate measure count."""
+    cascade = [
+        p
+        for p in policies
+        if p["family"] == "cascade" and p["map50"] is not None and p["gate_measure"] == "mean"
+    ]
     within = [p for p in cascade if p["bytes_ratio"] <= TARGET_BYTES_RATIO]
     best = max(within, key=lambda p: p["map50"], default=None)
     met = best is not None and best["map50_vs_cloud_points"] >= -TARGET_POINTS
@@ -208,6 +215,14 @@ def format_report(measured: dict[str, Any]) -> str:
             f"{s['objects']} faces ({s['small_objects']} small, area < 32x32 px), "
             f"{s['frames_without_faces']} frames without a face",
             format_table(headers, rows),
+            *(
+                [
+                    "@maxN: scene change measured on the most changed thumbnail cell, NOT the "
+                    "agent's gate (mean over cells); shown for comparison"
+                ]
+                if any(p.get("gate_measure") == "max" for p in measured["policies"])
+                else []
+            ),
             measured["targets"]["line"],
         ]
     )

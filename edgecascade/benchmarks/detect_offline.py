@@ -11,10 +11,15 @@ its mean absolute difference against the last frame that changed). A cascade pol
 frame when an edge score lies in ``[low, high)``, or the count of edge detections scoring at
 least ``high`` differs from the previous frame's, or the edge found nothing at or above ``high``
 while the scene gate says the frame changed. An escalated frame's answer is the cloud's, any
-other the edge's. **Bytes** are counted as the wire would carry them, uncompressed: every frame
-sends one result (the JSON of a :class:`~edgecascade.shared.messages.ResultMessage` with the
-edge's boxes); an escalated frame adds its JPEG and a header about as large as its result. Cloud-
-only escalates every frame, so ``bytes_ratio`` = a policy's bytes / cloud-only's.
+other the edge's. A band may instead name the *local* change measure (``measure="max"``: the
+largest absolute difference of one thumbnail cell, same reference rule), which is NOT what the
+agent's gate computes: it is here to show what a far person does to each measure (a far person
+moves the mean of 1024 cells about as much as an empty scene's noise and gain drift do).
+
+**Bytes** are counted as the wire would carry them, uncompressed: every frame sends one result
+(the JSON of a :class:`~edgecascade.shared.messages.ResultMessage` with the edge's boxes); an
+escalated frame adds its JPEG and a header about as large as its result. Cloud-only escalates
+every frame, so ``bytes_ratio`` = a policy's bytes / cloud-only's.
 """
 
 from __future__ import annotations
@@ -41,15 +46,37 @@ EDGE_THRESHOLD = 0.5  # the short-range card's score threshold: what the edge re
 @dataclass(frozen=True)
 class Band:
     """A cascade policy: the uncertainty band ``[low, high)`` and the scene gate's threshold
-    (mean absolute difference of 32x32 gray thumbnails, 0-255)."""
+    on the absolute difference of 32x32 gray thumbnails (0-255), by ``measure``: ``mean`` over
+    the cells (the agent's :class:`SceneGate`) or ``max`` (the most changed cell; not the
+    agent's)."""
 
     low: float
     high: float
     gate: float
+    measure: str = "mean"
 
     @property
     def name(self) -> str:
-        return f"band-{self.low:.2f}-{self.high:.2f}@{self.gate:g}"
+        gate = f"{self.gate:g}" if self.measure == "mean" else f"{self.measure}{self.gate:g}"
+        return f"band-{self.low:.2f}-{self.high:.2f}@{gate}"
+
+
+class LocalGate:
+    """:class:`SceneGate`'s rule (compare with the last frame that changed) on the most changed
+    thumbnail cell instead of the mean over cells."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self._last: npt.NDArray[np.float32] | None = None
+
+    def changed(self, thumb: npt.NDArray[np.uint8]) -> bool:
+        import numpy as np
+
+        cells = thumb.astype(np.float32)
+        if self._last is not None and float(np.abs(cells - self._last).max()) < self.threshold:
+            return False
+        self._last = cells
+        return True
 
 
 DEFAULT_BANDS = (
@@ -59,6 +86,8 @@ DEFAULT_BANDS = (
     Band(0.25, 0.8, 0.5),
     Band(0.2, 0.8, 2.0),
     Band(0.2, 0.8, 0.3),
+    Band(0.3, 0.8, 8.0, "max"),
+    Band(0.3, 0.8, 16.0, "max"),
 )
 
 
@@ -159,11 +188,14 @@ def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
     """Per frame, why the cascade at ``band`` escalates it (None: it does not)."""
     from edgecascade.edge_agent.gating import SceneGate
 
-    gates: dict[str, SceneGate] = {}
+    gates: dict[str, SceneGate | LocalGate] = {}
     counts: dict[str, int] = {}
     reasons: list[str | None] = []
     for run in runs:
-        gate = gates.setdefault(run.camera, SceneGate(band.gate))
+        if run.camera not in gates:
+            kind = SceneGate if band.measure == "mean" else LocalGate
+            gates[run.camera] = kind(band.gate)
+        gate = gates[run.camera]
         changed = gate.changed(run.thumbnail)
         sure = sum(1 for d in run.edge if d.score >= band.high)
         previous = counts.get(run.camera)
@@ -211,6 +243,7 @@ def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, An
         entry = score_policy(runs, band.name, "cascade", [r is not None for r in reasons])
         entry["band"] = [band.low, band.high]
         entry["gate_threshold"] = band.gate
+        entry["gate_measure"] = band.measure
         entry["reasons"] = {
             why: sum(1 for r in reasons if r == why) for why in ("uncertain", "count", "changed")
         }

@@ -110,7 +110,11 @@ def test_escalation_reasons() -> None:
 
 
 def test_bands_are_parsed_or_refused_by_name() -> None:
-    assert parse_bands("0.3-0.8@0.5, 0.5-0.7") == (Band(0.3, 0.8, 0.5), Band(0.5, 0.7, 2.0))
+    assert parse_bands("0.3-0.8@0.5, 0.5-0.7, 0.3-0.8@max12") == (
+        Band(0.3, 0.8, 0.5),
+        Band(0.5, 0.7, 2.0),
+        Band(0.3, 0.8, 12.0, "max"),
+    )
     with pytest.raises(EdgeCascadeError, match=r"'0\.8-0\.3'"):
         parse_bands("0.8-0.3")
     with pytest.raises(EdgeCascadeError, match="'x'"):
@@ -141,3 +145,13 @@ def test_offline_run_writes_the_issue_shape(tmp_path: Path) -> None:
     assert policies["edge-only"]["escalated_fraction"] == 0.0
     assert policies["edge-only"]["bytes_ratio"] < 0.05  # results only, no frames
     assert report["pairs"]["faces"]["set"]["frames"] == 4 * len(CAMERAS)
+
+
+def test_one_changed_cell_moves_the_local_measure_not_the_mean() -> None:
+    empty = _run("a", [], 10)
+    person = _run("a", [], 10)
+    person.thumbnail[5, 7] = 60  # a far person: one cell of 1024 changes by 50
+    mean = escalations([empty, person], Band(0.3, 0.8, 0.5))
+    local = escalations([empty, person], Band(0.3, 0.8, 8.0, "max"))
+    assert mean == [None, None]  # 50 / 1024 is below 0.5
+    assert local == [None, "changed"]
