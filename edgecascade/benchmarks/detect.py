@@ -120,9 +120,11 @@ def run_topology(args: argparse.Namespace) -> dict[str, Any]:
     ``bench cascade`` starts (site and cloud brokers, gateway, cloud, a worker with the
     full-range detector and sliced inference), replay the generated frames through one agent
     per policy (edge-only; cloud-only as escalation ``mode = "always"``; the cascade bands) and
-    score the answers read off the wire with :mod:`.detect_metrics`, adding first and final
-    answer latencies. It needs the agent's detection escalation and the worker's detection
-    verdicts (issue 19, items 2 and 3)."""
+    score the answers read off the wire with
+    :func:`~edgecascade.benchmarks.detect_offline.figures` and
+    :func:`~edgecascade.benchmarks.detect_offline.add_ratios` (bytes as the gateway sent them, as
+    ``bench cascade`` counts them), adding first and final answer latencies. It needs the
+    agent's detection escalation and the worker's detection verdicts (issue 19, items 2, 3)."""
     raise EdgeCascadeError(
         "bench detect through the real topology is not implemented yet: it needs the edge "
         "agent's detection escalation and the cloud worker's detection verdicts; run "
@@ -170,7 +172,7 @@ def judge(policies: list[dict[str, Any]]) -> dict[str, Any]:
         for p in policies
         if p["family"] == "cascade" and p["map50"] is not None and p["gate_measure"] == "mean"
     ]
-    within = [p for p in cascade if p["bytes_ratio"] <= TARGET_BYTES_RATIO]
+    within = [p for p in cascade if (p["bytes_ratio"] or 0.0) <= TARGET_BYTES_RATIO]
     best = max(within, key=lambda p: p["map50"], default=None)
     met = best is not None and best["map50_vs_cloud_points"] >= -TARGET_POINTS
     if best is None:
@@ -195,13 +197,16 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def format_report(measured: dict[str, Any]) -> str:
-    headers = ["policy", "mAP@0.5", "vs cloud pts", "small recall", "escalated %", "bytes ratio"]
+    headers = ["policy", "mAP@0.5", "vs cloud pts", "small recall", "P@0.5", "R@0.5"]
+    headers += ["escalated %", "bytes ratio"]
     rows = [
         [
             p["policy"],
             _fmt(p["map50"]),
             _fmt(p["map50_vs_cloud_points"], digits=1),
             _fmt(p["small_recall"]),
+            _fmt(p["precision"]),
+            _fmt(p["recall"]),
             _fmt(p["escalated_fraction"], 100, 1),
             _fmt(p["bytes_ratio"]),
         ]

@@ -33,6 +33,7 @@ from edgecascade.benchmarks.detect_metrics import (
     Found,
     Truth,
     mean_average_precision,
+    precision_recall_at,
     small_recall,
 )
 
@@ -211,25 +212,55 @@ def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
     return reasons
 
 
+def figures(
+    name: str,
+    family: str,
+    truth: list[list[Truth]],
+    final: list[list[Found]],
+    escalated: list[bool],
+    uplink_bytes: int,
+) -> dict[str, Any]:
+    """One policy's figures from its final answers, however they were had (simulated here; read
+    off the wire by the topology run): mAP@0.5, small-face recall and precision/recall at the
+    edge's threshold, the escalated fraction and the bytes sent up."""
+    precision, recall = precision_recall_at(final, truth, EDGE_THRESHOLD)
+    return {
+        "policy": name,
+        "family": family,
+        "frames": len(truth),
+        "map50": mean_average_precision(final, truth),
+        "small_recall": small_recall(final, truth, min_score=EDGE_THRESHOLD),
+        "precision": precision,
+        "recall": recall,
+        "escalated_fraction": sum(escalated) / len(truth) if truth else None,
+        "uplink_bytes": uplink_bytes,
+    }
+
+
+def add_ratios(policies: list[dict[str, Any]]) -> None:
+    """Bytes as a fraction of cloud-only's and mAP@0.5 in points against cloud-only's."""
+    cloud = next(p for p in policies if p["family"] == "cloud-only")
+    for entry in policies:
+        entry["bytes_ratio"] = (
+            entry["uplink_bytes"] / cloud["uplink_bytes"] if cloud["uplink_bytes"] else None
+        )
+        entry["map50_vs_cloud_points"] = (
+            None
+            if entry["map50"] is None or cloud["map50"] is None
+            else 100 * (entry["map50"] - cloud["map50"])
+        )
+
+
 def score_policy(
     runs: list[FrameRun], name: str, family: str, escalated: list[bool]
 ) -> dict[str, Any]:
-    """The figures of one policy: final answers are the cloud's where escalated."""
+    """A simulated policy: final answers are the cloud's where escalated, else the edge's."""
     final = [r.cloud if up else r.edge for r, up in zip(runs, escalated, strict=True)]
-    truth = [r.truth for r in runs]
     sent = sum(
         r.result_bytes + (r.jpeg_bytes + r.result_bytes if up else 0)
         for r, up in zip(runs, escalated, strict=True)
     )
-    return {
-        "policy": name,
-        "family": family,
-        "frames": len(runs),
-        "map50": mean_average_precision(final, truth),
-        "small_recall": small_recall(final, truth, min_score=EDGE_THRESHOLD),
-        "escalated_fraction": sum(escalated) / len(runs) if runs else None,
-        "uplink_bytes": sent,
-    }
+    return figures(name, family, [r.truth for r in runs], final, escalated, sent)
 
 
 def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, Any]]:
@@ -248,12 +279,5 @@ def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, An
             why: sum(1 for r in reasons if r == why) for why in ("uncertain", "count", "changed")
         }
         policies.append(entry)
-    cloud = policies[1]
-    for entry in policies:
-        entry["bytes_ratio"] = entry["uplink_bytes"] / cloud["uplink_bytes"]
-        entry["map50_vs_cloud_points"] = (
-            None
-            if entry["map50"] is None or cloud["map50"] is None
-            else 100 * (entry["map50"] - cloud["map50"])
-        )
+    add_ratios(policies)
     return policies

@@ -140,6 +140,7 @@ def test_offline_run_writes_the_issue_shape(tmp_path: Path) -> None:
     assert set(policies) == {"edge-only", "cloud-only", "band-0.30-0.80@0.5"}
     for p in policies.values():
         assert {"policy", "map50", "bytes_ratio", "small_recall", "escalated_fraction"} <= set(p)
+        assert 0 <= p["precision"] <= 1 and 0 <= p["recall"] <= 1
     assert policies["cloud-only"]["bytes_ratio"] == 1.0
     assert policies["cloud-only"]["escalated_fraction"] == 1.0
     assert policies["edge-only"]["escalated_fraction"] == 0.0
