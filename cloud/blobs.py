@@ -1,16 +1,26 @@
-"""The blob store: escalated frames as files, ``<root>/<site>/<device>/<msg_id>.<ext>``.
+"""The blob store: escalated frames (``<site>/<device>/<msg_id>.<ext>``) and model files
+(``<sha256>.tflite``, ``<sha256>.pt``) by key, behind one interface with two backends.
 
-Writes are atomic (a temporary file in the same directory, fsync, ``os.replace``), so a file that
-exists is complete and a replayed message can skip it. Rows keep the path relative to the root.
+:class:`FileBlobStore` (the default) keeps them under a directory: writes are atomic (a temporary
+file in the same directory, fsync, ``os.replace``), so a file that exists is complete and a
+replayed message can skip it. :class:`~cloud.blobs_s3.S3BlobStore` keeps them in a bucket of an
+S3-compatible object store, so several cloud replicas need no shared filesystem (an S3 PUT is
+atomic too: an object exists whole or not at all). Rows keep the key, never a path.
+:func:`open_blobs` picks the backend from the settings.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from edgecascade.shared.errors import ContractError
+
+if TYPE_CHECKING:
+    from edgecascade.cloud.settings import CloudSettings
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
@@ -30,8 +40,23 @@ def blob_key(site: str, device: str, msg_id: str, content_type: str) -> str:
     return str(PurePosixPath(site, device, f"{msg_id}.{ext}"))
 
 
-class BlobStore:
-    """Frames on the local filesystem under ``root``."""
+class BlobNotFound(KeyError):
+    """No blob under this key (never stored, or purged)."""
+
+
+class BlobStore(Protocol):
+    """What the cloud needs of a blob store. ``get`` and ``size`` raise :class:`BlobNotFound`
+    for a key that is not there; ``put`` of a key that is there changes nothing."""
+
+    def put(self, key: str, data: bytes) -> bool: ...
+    def get(self, key: str) -> bytes: ...
+    def size(self, key: str) -> int: ...
+    def delete(self, key: str) -> None: ...
+    def inventory(self) -> Iterator[tuple[str, int]]: ...
+
+
+class FileBlobStore:
+    """Blobs as files under ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -59,4 +84,38 @@ class BlobStore:
         return True
 
     def get(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def inventory(self) -> Iterator[tuple[str, int]]:
+        """Every stored key with its size in bytes (temporary files of unfinished writes left
+        out)."""
+        if not self.root.exists():
+            return
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix(), path.stat().st_size
+
+
+Area = Literal["frames", "models"]
+
+
+def open_blobs(settings: CloudSettings, area: Area) -> BlobStore:
+    """The store of ``area``: a directory under ``data_dir`` (``blobs`` for frames, ``models``
+    for models), or ``<prefix><area>/`` in the configured S3 bucket."""
+    if settings.blobs.backend == "s3":
+        from edgecascade.cloud.blobs_s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings.blobs, area)
+    return FileBlobStore(settings.blob_dir if area == "frames" else settings.model_dir)

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobNotFound, BlobStore
 from edgecascade.cloud.dataset import (
     DatasetFilters,
     DatasetManifest,
@@ -222,7 +222,7 @@ def _frame(blobs: BlobStore, escalation: Escalation) -> bytes:
 
     try:
         content = blobs.get(escalation.blob_path)
-    except OSError as exc:
+    except (BlobNotFound, OSError) as exc:
         raise ValueError(f"frame {escalation.blob_path} missing from the blob store") from exc
     image = cv2.imdecode(np.frombuffer(content, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.dtype != np.uint8:

@@ -22,7 +22,6 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import open_blobs
 from edgecascade.cloud.calibration import Fit, Pair, fit_temperature
 from edgecascade.cloud.db.models import ModelVersion, Result, Verdict
 from edgecascade.cloud.errors import (
@@ -262,10 +261,11 @@ def manifest_of(row: ModelVersion) -> ModelManifest:
 
 
 class ModelStore:
-    """Registered model files, ``<data_dir>/models/<sha256>.tflite``, written atomically."""
+    """Registered model files by sha256 (``<sha256>.tflite``, its weights ``<sha256>.pt``) in the
+    blob store's ``models`` area."""
 
     def __init__(self, settings: CloudSettings) -> None:
-        self._blobs = BlobStore(settings.model_dir)
+        self._blobs = open_blobs(settings, "models")
 
     def put(self, sha256: str, content: bytes) -> None:
         self._blobs.put(f"{sha256}.tflite", content)
@@ -277,8 +277,9 @@ class ModelStore:
         """The trainable source's state_dict of the model ``sha256``, ``<sha256>.pt``."""
         self._blobs.put(f"{sha256}.pt", content)
 
-    def weights_path(self, sha256: str) -> Path:
-        return self._blobs.path(f"{sha256}.pt")
+    def weights(self, sha256: str) -> bytes:
+        """The state_dict; :class:`~cloud.blobs.BlobNotFound` when the model has none."""
+        return self._blobs.get(f"{sha256}.pt")
 
 
 def card_of(row: ModelVersion) -> ModelCard:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobNotFound, BlobStore
 from edgecascade.cloud.db.models import Escalation, Result, Verdict
 from edgecascade.cloud.periodic import PeriodicPublisher
 from edgecascade.cloud.settings import CloudSettings
@@ -105,15 +105,14 @@ class EscalationResubmitter(PeriodicPublisher):
 
     def _rebuild(self, esc: Escalation, top_k: list[Any] | None) -> Outgoing | None:
         """The escalation as its device sent it, from its row, its result's top-k and its frame."""
-        path = self.blobs.path(esc.blob_path)
         try:
-            frame = path.read_bytes()
-        except OSError as exc:
+            frame = self.blobs.get(esc.blob_path)
+        except (BlobNotFound, OSError) as exc:
             self.counts["missing_frames"] += 1
             logger.error(
-                "escalation %s: its frame %s cannot be read (%s); not resubmitted",
+                "escalation %s: its frame %s cannot be read (%r); not resubmitted",
                 esc.msg_id,
-                path,
+                esc.blob_path,
                 exc,
             )
             return None

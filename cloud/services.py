@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobStore, open_blobs
 from edgecascade.cloud.db.engine import make_engine, make_session_factory
 from edgecascade.cloud.db.migrate import upgrade_engine
 from edgecascade.cloud.distributor import ModelDistributor
@@ -65,7 +65,7 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
     except BaseException:
         engine.dispose()
         raise
-    blobs = BlobStore(settings.blob_dir)
+    blobs = open_blobs(settings, "frames")
     services = Services(settings, engine, make_session_factory(engine), blobs)
     if start_ingest:
         services.ingestor = Ingestor(

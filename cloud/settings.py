@@ -7,8 +7,9 @@ for example ``EC_CLOUD_MQTT__HOST=broker`` or ``EC_CLOUD_HTTP__PORT=9000``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
@@ -93,6 +94,13 @@ class RolloutSection(Section):
         description="Offer again to a device that has not answered an offer (or a rollback) "
         "for this long: offers lost with a crashed replica or a long outage are not waited "
         "for forever. Devices ignore an offer they have already handled.",
+    )
+    offer_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Each offer is signed with a sequence and expires this long after it was "
+        "sent: a device refuses it later (and a replayed old one always); an unanswered device "
+        "gets a fresh one after resend_s.",
     )
     criteria: RolloutCriteria = Field(
         default_factory=RolloutCriteria, description="Defaults; a rollout may override them."
@@ -238,6 +246,32 @@ class TrainSection(Section):
     )
 
 
+class BlobSection(Section):
+    """Where frames and model files are kept: under data_dir, or in an S3-compatible bucket so
+    that several cloud replicas need no shared filesystem. S3 credentials come from boto3's usual
+    chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an instance role), never from
+    here."""
+
+    backend: Literal["file", "s3"] = Field("file", description="file (under data_dir) or s3.")
+    bucket: str = Field(
+        "", pattern=r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="S3 bucket name."
+    )
+    prefix: str = Field(
+        "", max_length=256, description="Key prefix in the bucket, e.g. 'edgecascade/'."
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint of an S3-compatible store (MinIO, Ceph RGW...); AWS by default.",
+    )
+    region: str | None = Field(None, description="S3 region; boto3's default chain when unset.")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> BlobSection:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("blobs.backend s3 needs blobs.bucket")
+        return self
+
+
 class CloudSettings(ComponentSettings):
     """Everything ``edgecascade cloud`` needs."""
 
@@ -261,6 +295,9 @@ class CloudSettings(ComponentSettings):
         default_factory=RegistrySection, description="The model registry."
     )
     rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
+    blobs: BlobSection = Field(
+        default_factory=BlobSection, description="Where frames and model files are kept."
+    )
     resubmit: ResubmitSection = Field(
         default_factory=ResubmitSection, description="Escalations without a verdict."
     )

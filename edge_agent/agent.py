@@ -1,4 +1,5 @@
-"""The device agent: read a frame, classify it, queue the result, maybe escalate, repeat.
+"""The device agent: read a frame, classify it (or detect in it), queue the result, maybe
+escalate, repeat.
 
 Start-up reads top to bottom in ``Agent.__init__``: load the model, open the source, the frame
 feed, the outbox and the link, build the sender, the policy and the model rollout
@@ -16,72 +17,52 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import psutil
 
-from edgecascade.edge_agent.escalation import escalation_payload
-from edgecascade.edge_agent.feed import Emitter, Prepared
-from edgecascade.edge_agent.policy import AUDIT, EscalationPolicy
+from edgecascade.edge_agent.emit import Emitted, ResultEmitter
+from edgecascade.edge_agent.feed import Emitter
+from edgecascade.edge_agent.models import EdgeModel, infer_tensor
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
-from edgecascade.edge_agent.sources import Frame, FrameSource, open_source
+from edgecascade.edge_agent.sources import FrameSource, open_source
+from edgecascade.edge_agent.stats import AgentStats
 from edgecascade.edge_agent.telemetry import StageTimer, read_temperature
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from edgecascade.shared.codec import Decoded, decode, encode
-from edgecascade.shared.contract import queue_class_of, spec_of
+from edgecascade.shared.contract import spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
     ModelChunkHeader,
     ModelOfferMessage,
     ModelRef,
-    Prediction,
-    ResultMessage,
     StateMessage,
     TelemetryMessage,
     VerdictMessage,
 )
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import OutboxSender
-from edgecascade.shared.runtime.runtime import ModelRuntime
+from edgecascade.shared.runtime.detector import Detector
 from edgecascade.shared.systemd import Notifier
 from edgecascade.shared.topics import Kind, Topic, topic
 
 if TYPE_CHECKING:
     from edgecascade.shared.runtime.preprocess import DecodePlan
-    from edgecascade.shared.runtime.runtime import Classification
 
 logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-agent/0.1.0"
 # What the agent publishes: QoS, retain and outbox class from the contract's rows.
-STATE, RESULT, ESCALATION = spec_of(Kind.STATE), spec_of(Kind.RESULT), spec_of(Kind.ESCALATION)
-TELEMETRY = spec_of(Kind.TELEMETRY)
+STATE, TELEMETRY = spec_of(Kind.STATE), spec_of(Kind.TELEMETRY)
+__all__ = ["Agent", "AgentStats", "model_ref"]
 
 
-def model_ref(runtime: ModelRuntime) -> ModelRef:
+def model_ref(runtime: EdgeModel) -> ModelRef:
     """What the agent says it runs (in its state, telemetry and every result)."""
     return ModelRef(name=runtime.card.name, version=runtime.card.version, sha256=runtime.sha256)
-
-
-@dataclass
-class AgentStats:
-    frames: int = 0
-    results: int = 0
-    escalations: int = 0
-    audits: int = 0  # random samples of sure frames, uploaded like escalations
-    over_budget: int = 0
-    cooled_down: int = 0
-    gated: int = 0
-    capture_drops: int = 0
-    verdicts: int = 0
-    corrected: int = 0
-    skipped: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    outbox_depth: int = 0
 
 
 class Agent:
@@ -97,7 +78,7 @@ class Agent:
         self.notifier = Notifier()
         self.loop_seconds = 0.0
         self._source_status = "starting"
-        self._next_runtime: ModelRuntime | None = None  # verified by the rollout, not yet running
+        self._next_runtime: EdgeModel | None = None  # verified by the rollout, not yet running
         self._fps_mark = (time.monotonic(), 0)
         self._inferred = 0
         # Messages to the device, by kind; each feature registers its handler here.
@@ -117,12 +98,13 @@ class Agent:
         self.link = open_link(s, self._on_message, self._state)
         ready = self.gateway_online.is_set if s.gateway_id is not None else None
         self.sender = OutboxSender(self.outbox, self.link, ready=ready)
-        self.policy = EscalationPolicy(s.escalation, self.runtime.labels)
         self.verdicts = VerdictBook()
-        self.rollout = open_rollout(s, slots, self.link, self.outbox, self._switch)
-        self.emitter: Emitter[tuple[Prepared, Classification, ModelRef]] = Emitter(
-            lambda item: self._emit(*item)
+        self.results = ResultEmitter(
+            s, self.outbox, self.verdicts, self.stats, self.timer, self._topic, self.runtime.labels
         )
+        self.policy = self.results.policy
+        self.rollout = open_rollout(s, slots, self.link, self.outbox, self._switch)
+        self.emitter: Emitter[Emitted] = Emitter(self.results.emit)
 
     def _decode_plan(self, height: int, width: int) -> DecodePlan:
         """How small the source may decode a frame: for the model running now (the feed's
@@ -140,7 +122,10 @@ class Agent:
             session=self.session,
             role="agent",
             model=self._model_ref,
-            capabilities=["classify", "escalate"],
+            capabilities=[
+                "detect" if isinstance(self.runtime, Detector) else "classify",
+                "escalate",
+            ],
             software=SOFTWARE,
             detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
         )
@@ -199,7 +184,7 @@ class Agent:
         self.stats.corrected = self.verdicts.counts["verdicts.corrected"]
         self._write_stats()
 
-    def _switch(self, runtime: ModelRuntime) -> None:
+    def _switch(self, runtime: EdgeModel) -> None:
         """A new model was verified (the rollout's thread): the loop switches between frames."""
         self._next_runtime = runtime
 
@@ -267,8 +252,9 @@ class Agent:
                 t0 = time.perf_counter()
                 tensor = runtime.preprocess(item.frame.image)
                 preprocess_ms = (time.perf_counter() - t0) * 1000
-            result = runtime.classify_tensor(tensor, preprocess_ms)
-            self.emitter.put((item, result, self._model_ref))
+            height, width = item.frame.image.shape[:2]
+            result = infer_tensor(runtime, tensor, height, width, preprocess_ms)
+            self.emitter.put((item, result, self._model_ref, runtime.labels))
             if time.monotonic() >= next_telemetry:
                 self._count_frames()
                 self._publish_telemetry()
@@ -293,47 +279,6 @@ class Agent:
             if self.link.connected:
                 self.link.publish(self._state("online"))
 
-    def _emit(self, item: Prepared, result: Classification, model: ModelRef) -> None:
-        """Stage 3: decide, commit the result to the outbox, escalate (the emit thread)."""
-        frame = item.frame
-        t0 = time.perf_counter()
-        self.timer.add("capture", item.capture_ms)
-        for stage, ms in result.timings_ms.items():
-            self.timer.add(stage, ms)
-        top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
-        decision = self.policy.decide(result.probabilities, top[0].label, frame.image)
-        message = ResultMessage(
-            frame_id=frame.frame_id,
-            captured_at=frame.captured_at,
-            model=model,
-            top=top,
-            latency_ms=dict(result.timings_ms),
-            escalated=decision.escalate,
-            ground_truth=frame.ground_truth,
-            accelerator=result.accelerator,
-        )
-        wire = Outgoing(self._topic(Kind.RESULT), encode(message), qos=RESULT.qos)
-        self.outbox.put(RESULT.queue_class, wire, message.msg_id)
-        self.verdicts.remember(message)
-        self.stats.results += 1
-        if decision.escalate:
-            self._escalate(frame, message, decision.reason)
-        elif self.policy.audit(decision):
-            self._escalate(frame, message, AUDIT, audit=True)
-        self.timer.add("publish", (time.perf_counter() - t0) * 1000)
-
-    def _escalate(
-        self, frame: Frame, result: ResultMessage, reason: str, audit: bool = False
-    ) -> None:
-        settings = self.settings.escalation
-        header, payload = escalation_payload(frame, result, reason, settings, audit=audit)
-        wire = Outgoing(self._topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
-        self.outbox.put(queue_class_of(ESCALATION, header), wire, header.msg_id)
-        if audit:
-            self.stats.audits += 1
-        else:
-            self.stats.escalations += 1
-
     def _publish_telemetry(self) -> None:
         outbox = self.outbox
         proc = psutil.Process()
@@ -346,6 +291,7 @@ class Agent:
         )
         counters["drops.capture"] = self.feed.dropped
         counters.update(self.verdicts.counts)
+        counters.update(self.results.counters())
         message = TelemetryMessage(
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_percent=psutil.virtual_memory().percent,

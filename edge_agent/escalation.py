@@ -4,7 +4,11 @@ The frame the model saw may be a reduced decode made for a small input (:mod:`ed
 The escalation's size is its own setting, not the model's: :func:`escalation_image` uses the
 model's frame only when it is in colour and at least ``max_side`` large; otherwise it decodes the
 frame's bytes again at the smallest JPEG scale that still gives ``max_side`` (full size when
-``max_side`` is unset or an ``roi`` is set, whose coordinates are in full-frame pixels)."""
+``max_side`` is unset or an ``roi`` is set, whose coordinates are in full-frame pixels).
+
+A detection result's escalation carries the whole frame (no ``roi``: the cloud looks for what the
+edge missed anywhere) and the edge's boxes, scaled from the original frame's pixels to the
+escalated frame's (:func:`~edgecascade.edge_agent.detections.rescale`)."""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgecascade.edge_agent.decode import decode_jpeg, jpeg_size
+from edgecascade.edge_agent.detections import rescale
 from edgecascade.edge_agent.settings import EscalationSettings
 from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.codec import encode
+from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, ResultMessage
 
 if TYPE_CHECKING:
@@ -75,7 +81,12 @@ def escalation_payload(
     audit: bool = False,
 ) -> tuple[EscalationHeader, bytes]:
     """The header and the frame-codec payload of one escalation (or audit sample)."""
+    detections: list[DetectedObject] = []
+    if result.task == "detection":
+        settings = settings.model_copy(update={"roi": None})
     jpeg, width, height, roi = prepare_frame(escalation_image(frame, settings), settings)
+    if result.task == "detection" and result.frame_size is not None:
+        detections = rescale(result.detections, result.frame_size, (width, height))
     header = EscalationHeader(
         result_id=result.msg_id,
         frame_id=result.frame_id,
@@ -88,5 +99,7 @@ def escalation_payload(
         roi=roi,
         ground_truth=result.ground_truth,
         audit=audit,
+        task=result.task,
+        detections=detections,
     )
     return header, encode(header, jpeg)

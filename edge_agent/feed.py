@@ -28,8 +28,8 @@ from edgecascade.edge_agent.gating import SceneGate
 from edgecascade.edge_agent.sources import Frame, FrameSource
 
 if TYPE_CHECKING:
+    from edgecascade.edge_agent.models import EdgeModel
     from edgecascade.shared.runtime.preprocess import Array
-    from edgecascade.shared.runtime.runtime import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A frame with its input tensor, made for one runtime (``runtime``)."""
+    """A frame with its input tensor, made for one model (``runtime``); ``changed``: the scene
+    gate passed it as different from the previous frame (False without a gate)."""
 
     frame: Frame
     tensor: Array
-    runtime: ModelRuntime
+    runtime: EdgeModel
     capture_ms: float
     preprocess_ms: float
+    changed: bool = False
 
 
 class FrameFeed:
@@ -53,7 +55,7 @@ class FrameFeed:
     def __init__(
         self,
         source: FrameSource,
-        runtime: ModelRuntime,
+        runtime: EdgeModel,
         *,
         maxsize: int = 1,
         newest_wins: bool = True,
@@ -90,9 +92,9 @@ class FrameFeed:
                 t2 = time.perf_counter()
                 runtime = self.runtime
                 tensor = runtime.preprocess(frame.image)
-                item = Prepared(
-                    frame, tensor, runtime, (t1 - t0) * 1000, (time.perf_counter() - t2) * 1000
-                )
+                changed = self._gate is not None and self._gate.compared
+                capture_ms, preprocess_ms = (t1 - t0) * 1000, (time.perf_counter() - t2) * 1000
+                item = Prepared(frame, tensor, runtime, capture_ms, preprocess_ms, changed)
                 self._put(item)
         except Exception:  # a broken frame must not leave the agent waiting forever
             logger.exception("frame preparation failed; the source is treated as ended")

@@ -2,7 +2,9 @@
 
 Like motion gating in camera NVRs: each frame is shrunk to 32x32 gray and compared with the last
 frame that went through the model; below ``threshold`` (mean absolute difference, 0-255) the frame
-is skipped and counted. Off by default.
+is skipped and counted. Off by default. A frame that passes because it differs from its reference
+(not the first one, which has none) is *changed*: the detection policy's ``empty`` rule escalates
+a changed frame in which the model found nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class SceneGate:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self.skipped = 0
+        self.compared = False  # the last frame that passed was compared with a reference
         self._last: npt.NDArray[np.float32] | None = None
 
     @staticmethod
@@ -35,5 +38,6 @@ class SceneGate:
         if self._last is not None and float(np.abs(thumb - self._last).mean()) < self.threshold:
             self.skipped += 1
             return False
+        self.compared = self._last is not None
         self._last = thumb
         return True

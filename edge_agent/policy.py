@@ -145,7 +145,11 @@ class EscalationPolicy:
         label: str,
         image: npt.NDArray[np.uint8] | None = None,
     ) -> Decision:
-        reason = self.unsure(probabilities, label)
+        return self.admit(self.unsure(probabilities, label), image)
+
+    def admit(self, reason: str | None, image: npt.NDArray[np.uint8] | None = None) -> Decision:
+        """Whether an unsure frame (``reason``: the rule that fired; None: sure) goes up: the
+        cooldown and the token bucket, shared by the classification and detection rules."""
         if reason is None:
             return Decision(False, CONFIDENT)
         fingerprint = None

@@ -20,6 +20,8 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from edgecascade.edge_agent.models import EdgeModel, model_from_bytes
+from edgecascade.edge_agent.offers import OfferLedger, OfferRefused
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import Download
 from edgecascade.shared.errors import AcceleratorError, ContractError, ModelError
@@ -32,13 +34,14 @@ from edgecascade.shared.messages import (
     ModelOfferMessage,
 )
 from edgecascade.shared.runtime.card import ModelCard
-from edgecascade.shared.runtime.runtime import Accelerator, ModelRuntime
+from edgecascade.shared.runtime.detector import Detector
+from edgecascade.shared.runtime.runtime import Accelerator
 
 logger = logging.getLogger(__name__)
 
 AckFn = Callable[[ModelAckMessage], None]
 RequestFn = Callable[[ModelChunkRequestMessage], None]
-SwitchFn = Callable[[ModelRuntime], None]
+SwitchFn = Callable[[EdgeModel], None]
 
 
 class RolloutFailed(Exception):
@@ -62,6 +65,7 @@ class RolloutClient(threading.Thread):
         super().__init__(name="model-rollout", daemon=True)
         self.slots = slots
         self.public_key = public_key
+        self.ledger = OfferLedger(slots.root / "offers.json")
         self._ack, self._request, self._switch = ack, request, switch
         self.threads = threads
         self.accelerator = accelerator
@@ -127,7 +131,8 @@ class RolloutClient(threading.Thread):
             raise RolloutFailed("no model_public_key configured: refusing to install models")
         try:
             verify_manifest(m, self.public_key)
-        except ContractError as exc:
+            self.ledger.admit(m)  # signed, but still meant: not a replay, not expired
+        except (ContractError, OfferRefused) as exc:
             raise RolloutFailed(str(exc)) from exc
         active = self.slots.active
         if active is not None and active.sha256 == m.sha256:
@@ -172,7 +177,10 @@ class RolloutClient(threading.Thread):
             f"download stalled with {len(download.missing())} of {download.total} chunks missing"
         )
 
-    def _smoke_test(self, m: ModelManifest, content: bytes) -> tuple[ModelRuntime, ModelCard]:
+    def _smoke_test(self, m: ModelManifest, content: bytes) -> tuple[EdgeModel, ModelCard]:
+        """Load the model (a detector, by its card, has its outputs checked against the card's
+        family and anchors) and run its golden cases: a classifier's top-1 must match; a
+        detector's golden images must go through it (their top-1 fields do not apply)."""
         import cv2
 
         try:
@@ -187,12 +195,8 @@ class RolloutClient(threading.Thread):
                     "temperature": m.temperature,
                 }
             )
-            runtime = ModelRuntime.from_bytes(
-                content,
-                f"{m.name} {m.version}",
-                card,
-                num_threads=self.threads,
-                accelerator=self.accelerator,
+            runtime = model_from_bytes(
+                content, f"{m.name} {m.version}", card, self.threads, self.accelerator
             )
         except (ValidationError, ModelError, AcceleratorError) as exc:
             raise RolloutFailed(f"model does not load: {exc}") from exc
@@ -201,6 +205,9 @@ class RolloutClient(threading.Thread):
             image = cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise RolloutFailed(f"smoke test {i}: golden image is not a PNG")
+            if isinstance(runtime, Detector):
+                runtime.detect(np.asarray(image, np.uint8))
+                continue
             index, _label, score = runtime.classify(np.asarray(image, np.uint8)).top(1)[0]
             if index != case.top1_index or abs(score - case.top1_score) > case.tolerance:
                 raise RolloutFailed(

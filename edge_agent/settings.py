@@ -64,13 +64,47 @@ class GatingSettings(Section):
     )
 
 
+class DetectionEscalationSettings(Section):
+    """When a detection model's frame is unsure (docs/COMPONENTS.md: Escalation policy)."""
+
+    rules: list[Literal["score_band", "count", "empty"]] = Field(
+        ["score_band", "count", "empty"],
+        description="Rules that make a frame unsure. score_band: a detection's score in "
+        "[score_low, score_high); count: a label's count (or the total) differs from the most "
+        "frequent count of the previous count_window frames; empty: nothing found on a frame the "
+        "scene gate passed as changed (needs gating.enabled).",
+    )
+    score_low: float = Field(
+        0.5, ge=0, le=1, description="score_band: lower bound (included) of the unsure scores."
+    )
+    score_high: float = Field(
+        0.7, ge=0, le=1, description="score_band: upper bound (excluded) of the unsure scores."
+    )
+    count_window: int = Field(
+        5, ge=1, le=1000, description="count: how many previous frames the count is held against."
+    )
+    count_by: Literal["label", "total"] = Field(
+        "label", description="count: compare each label's count, or the total of all labels."
+    )
+
+    @model_validator(mode="after")
+    def _band(self) -> DetectionEscalationSettings:
+        if self.score_low > self.score_high:
+            raise ValueError(
+                f"escalation.detection.score_low {self.score_low} is above score_high "
+                f"{self.score_high}: the band is [score_low, score_high)"
+            )
+        return self
+
+
 class EscalationSettings(Section):
     """When a frame goes to the cloud, and what is sent (docs/COMPONENTS.md: Escalation policy)."""
 
     mode: Literal["max_prob", "margin", "entropy", "any", "always"] = Field(
         "max_prob",
-        description="Which rule makes a frame unsure; any = any of the three; always = every "
-        "frame (cloud-only: the reference the cascade is measured against).",
+        description="Which rule makes a classifier's frame unsure; any = any of the three; "
+        "always = every frame, for a detector too (cloud-only: the reference the cascade is "
+        "measured against). A detector's rules are escalation.detection.rules.",
     )
     threshold: float = Field(
         0.6, ge=0, le=1, description="max_prob: escalate when the top-1 probability is below this."
@@ -110,13 +144,43 @@ class EscalationSettings(Section):
         None, ge=16, description="Downscale escalated frames so the longer side is at most this."
     )
     roi: tuple[int, int, int, int] | None = Field(
-        None, description="Send only this region (x, y, width, height) of the frame."
+        None,
+        description="Send only this region (x, y, width, height) of the frame; classification "
+        "only (a detection escalation carries the whole frame, as its boxes do).",
     )
+    detection: DetectionEscalationSettings = Field(default_factory=DetectionEscalationSettings)
 
     @model_validator(mode="after")
     def _roi_has_area(self) -> EscalationSettings:
         if self.roi is not None and (min(self.roi[:2]) < 0 or min(self.roi[2:]) <= 0):
             raise ValueError(f"escalation.roi {self.roi} needs x, y >= 0 and width, height > 0")
+        return self
+
+
+class ZoneSettings(Section):
+    """A polygon of the camera's view in which detections count (include) or not (exclude)."""
+
+    name: str = Field(pattern=ID_PATTERN, description="Zone name, given in kept detections.")
+    kind: Literal["include", "exclude"] = Field(
+        "include", description="include: detections count here; exclude: dropped here."
+    )
+    points: list[tuple[float, float]] = Field(
+        description="Polygon corners (x, y) as fractions 0..1 of the frame's width and height, "
+        "so a zone survives a change of resolution: (0, 0) top left, (1, 1) bottom right."
+    )
+
+    @model_validator(mode="after")
+    def _polygon(self) -> ZoneSettings:
+        if len(self.points) < 3:
+            raise ValueError(
+                f"zone {self.name!r} has {len(self.points)} point(s): a polygon needs 3 or more"
+            )
+        for x, y in self.points:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(
+                    f"zone {self.name!r}: point ({x}, {y}) is outside 0..1 (points are fractions "
+                    "of the frame's width and height, not pixels)"
+                )
         return self
 
 
@@ -196,9 +260,24 @@ class AgentSettings(ComponentSettings):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     gating: GatingSettings = Field(default_factory=GatingSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    zones: list[ZoneSettings] = Field(
+        [],
+        description="Detection models: polygons of this camera's view ([[zones]] in TOML). "
+        "Detections whose anchor point lies in an exclude zone are dropped; with include zones, "
+        "so are those outside all of them, and a kept one names its include zone.",
+    )
+    zone_anchor: Literal["center", "bottom_center"] = Field(
+        "bottom_center",
+        description="The point of a box tested against the zones: its centre, or the middle of "
+        "its bottom edge (where a person or a vehicle stands).",
+    )
 
     @model_validator(mode="after")
     def _model_is_tflite(self) -> AgentSettings:
         if self.model.suffix != ".tflite":
             raise ValueError(f"model must be a .tflite file, got {self.model}")
+        names = [zone.name for zone in self.zones]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"zones {twice} are named more than once: zone names must be unique")
         return self

@@ -16,10 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecascade.edge_agent.models import EdgeModel, load_model, model_from_bytes
 from edgecascade.shared.errors import ModelError
 from edgecascade.shared.messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
-from edgecascade.shared.runtime.runtime import Accelerator, ModelRuntime
+from edgecascade.shared.runtime.runtime import Accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ class ModelSlots:
 
     def load(
         self, factory: Path, threads: int, accelerator: Accelerator | None = None
-    ) -> ModelRuntime:
-        """The active slot's model, else the previous slot's, else the factory model. An
-        accelerator that fails is no reason to give up a slot: its error goes to the caller."""
+    ) -> EdgeModel:
+        """The active slot's model, else the previous slot's, else the factory model (a
+        classifier or a detector, by its card). An accelerator that fails is no reason to give
+        up a slot: its error goes to the caller."""
         pointer = self._read_pointer()
         for key in ("active", "previous"):
             chosen = pointer.get(key)
@@ -93,9 +95,7 @@ class ModelSlots:
                 if hashlib.sha256(content).hexdigest() != chosen.sha256:
                     raise ModelError(f"{path}: sha256 does not match the slot pointer")
                 card = ModelCard.load(path.with_suffix(".json"))
-                runtime = ModelRuntime.from_bytes(
-                    content, str(path), card, num_threads=threads, accelerator=accelerator
-                )
+                runtime = model_from_bytes(content, str(path), card, threads, accelerator)
             except (OSError, ModelError) as exc:
                 logger.error("model slot %s unusable (%s); falling back", chosen.slot, exc)
                 continue
@@ -104,4 +104,4 @@ class ModelSlots:
             return runtime
         if pointer:
             self._write_pointer(None, None)
-        return ModelRuntime.load(factory, num_threads=threads, accelerator=accelerator)
+        return load_model(factory, threads, accelerator)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from edgecascade.edge_agent.feed import FrameFeed
 from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.models import EdgeModel
 from edgecascade.edge_agent.rollout import RolloutClient
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
@@ -21,7 +22,6 @@ from edgecascade.shared.manifest import load_public_key
 from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
 from edgecascade.shared.outbox import Outbox
-from edgecascade.shared.runtime.runtime import ModelRuntime
 from edgecascade.shared.topics import Kind, ModelSub, topic
 
 ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
@@ -29,7 +29,7 @@ StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "onli
 
 
 def open_feed(
-    settings: AgentSettings, source: FrameSource, runtime: ModelRuntime, *, live: bool
+    settings: AgentSettings, source: FrameSource, runtime: EdgeModel, *, live: bool
 ) -> FrameFeed:
     """Stage 1 of the frame pipeline (:mod:`edge_agent.feed`), not reading yet."""
     s = settings
@@ -72,7 +72,7 @@ def open_rollout(
     slots: ModelSlots,
     link: MqttLink,
     outbox: Outbox,
-    switch: Callable[[ModelRuntime], None],
+    switch: Callable[[EdgeModel], None],
 ) -> RolloutClient:
     """Model offers and chunks in, requests and acks out; the switch happens between frames."""
     s = settings

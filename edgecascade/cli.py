@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.cloud.cli import add_parser as add_cloud
     from edgecascade.cloud.training.cli import add_trainer_parser
     from edgecascade.configref import add_parser as add_config_reference
-    from edgecascade.demo import add_parser as add_demo
+    from edgecascade.demo_cli import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
     from edgecascade.edge_agent.cli import add_parser as add_agent
     from edgecascade.gateway.cli import add_parser as add_gateway

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -60,7 +60,17 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_default(field)} | {description} |\n")
+        item = _list_item_model(field)
+        if item is not None:  # a list of sections (zones): the keys of one entry
+            rows.extend(_rows(item, f"{key}[]."))
     return rows
+
+
+def _list_item_model(field: FieldInfo) -> type[BaseModel] | None:
+    if get_origin(field.annotation) is not list:
+        return None
+    (item,) = get_args(field.annotation)
+    return item if isinstance(item, type) and issubclass(item, BaseModel) else None
 
 
 def _nested_model(field: FieldInfo) -> type[BaseModel] | None:

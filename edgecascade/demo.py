@@ -8,12 +8,10 @@ end; Ctrl-C stops every child cleanly.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,61 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecascade.demo_models import PAIRS, register_models
-from edgecascade.shared.cli import SubParsers
 from edgecascade.shared.errors import EdgeCascadeError
 
 if TYPE_CHECKING:
     from edgecascade.brokers import MosquittoBroker
 
 logger = logging.getLogger(__name__)
-
-
-def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="run brokers, cloud, gateway and simulated cameras on this machine",
-        description=(
-            "Start a site broker and a cloud broker (Mosquitto, on free ports), the cloud "
-            "service, a re-inference worker, a gateway and N camera agents that replay a labelled "
-            "image folder through the edge model. Prints the dashboard's URL and tokens to log in "
-            "with, runs for --duration seconds, waits until every result is stored, prints a "
-            "summary and stops everything."
-        ),
-    )
-    parser.add_argument("--devices", type=int, default=3, help="simulated cameras (default: 3)")
-    parser.add_argument(
-        "--duration", type=float, default=20.0, help="seconds each camera runs (default: 20)"
-    )
-    parser.add_argument(
-        "--fps", type=float, default=5.0, help="frames per second per camera (default: 5)"
-    )
-    parser.add_argument("--site", default="site1", help="site id (default: site1)")
-    parser.add_argument(
-        "--pair",
-        choices=sorted(PAIRS),
-        default="fashion",
-        help="the committed models and frames: fashion (models/fashion on the Fashion-MNIST "
-        "sample data/fashion-mnist-eval) or imagenet (EfficientNet-Lite0 int8 at the cameras, "
-        "Lite2 int8 in the worker, models/imagenet, on the photographs in data/imagenet-photos; "
-        "ImageNet labels) (default: fashion)",
-    )
-    parser.add_argument("--model", type=Path, help="edge .tflite model (default: the pair's)")
-    parser.add_argument(
-        "--cloud-model",
-        type=Path,
-        help="the re-inference worker's .tflite model (default: the pair's)",
-    )
-    parser.add_argument(
-        "--frames", type=Path, help="image folder the cameras replay (default: the pair's)"
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=0.6, help="escalate below this top-1 probability"
-    )
-    parser.add_argument(
-        "--workdir", type=Path, help="keep brokers' data, databases and logs here (default: temp)"
-    )
-    parser.add_argument("--http-port", type=int, help="cloud API port (default: a free port)")
-    parser.set_defaults(func=run)
 
 
 @dataclass(frozen=True)
@@ -98,38 +47,6 @@ class DemoPlan:
         return max(1, int(self.duration * self.fps))
 
 
-def run(args: argparse.Namespace) -> int:
-    from edgecascade.brokers import free_port
-
-    if args.devices < 1:
-        raise EdgeCascadeError(f"--devices must be at least 1, got {args.devices}")
-    if args.duration <= 0 or args.fps <= 0:
-        raise EdgeCascadeError("--duration and --fps must be positive")
-    pair = PAIRS[args.pair]
-    model = args.model or pair.edge
-    cloud_model = args.cloud_model or pair.cloud
-    frames = args.frames or pair.frames
-    checks = ((model, "model"), (cloud_model, "cloud model"), (frames, "frame folder"))
-    for path, what in checks:
-        if not path.exists():
-            raise EdgeCascadeError(f"{what} {path} does not exist")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="edgecascade-demo-"))
-    plan = DemoPlan(
-        devices=args.devices,
-        duration=args.duration,
-        fps=args.fps,
-        site=args.site,
-        model=model.resolve(),
-        cloud_model=cloud_model.resolve(),
-        frames=frames.resolve(),
-        threshold=args.threshold,
-        workdir=workdir.resolve(),
-        http_port=args.http_port or free_port(),
-        candidate_model=pair.candidate,
-    )
-    return Demo(plan).run()
-
-
 class Demo:
     def __init__(self, plan: DemoPlan) -> None:
         from edgecascade.processes import ProcessGroup
@@ -142,6 +59,8 @@ class Demo:
         self.admin_token = ""
         self.public_key = Path()  # verifies the models the cloud signs
         self.brokers: list[MosquittoBroker] = []
+        self.site_port = 0
+        self.started = time.monotonic()  # reset when the topology starts
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -167,6 +86,7 @@ class Demo:
         from edgecascade.brokers import MosquittoBroker
 
         plan = self.plan
+        self.started = time.monotonic()
         site_broker = MosquittoBroker(plan.workdir / "site-broker")
         cloud_broker = MosquittoBroker(plan.workdir / "cloud-broker")
         self.brokers = [site_broker, cloud_broker]
@@ -237,30 +157,12 @@ class Demo:
 
     def _start_agents(self, site_port: int) -> list[str]:
         plan = self.plan
+        self.site_port = site_port
         names = [f"cam{i + 1}" for i in range(plan.devices)]
         for name in names:
             self.group.spawn_cli(
                 name,
-                "agent",
-                "--site",
-                plan.site,
-                "--device",
-                name,
-                "--model",
-                str(plan.model),
-                "--frames",
-                str(plan.frames),
-                "--fps",
-                str(plan.fps),
-                "--loop",
-                "--max-frames",
-                str(plan.frames_per_device),
-                "--threshold",
-                str(plan.threshold),
-                "--data-dir",
-                str(plan.workdir / "agents" / name),
-                "--mqtt-port",
-                str(site_port),
+                *self._agent_args(name, plan.frames_per_device),
                 env={"EC_AGENT_MODEL_PUBLIC_KEY": str(self.public_key)},
             )
         self.say(
@@ -269,24 +171,66 @@ class Demo:
         )
         return names
 
+    def _agent_args(self, name: str, max_frames: int) -> list[str]:
+        """``edgecascade agent`` arguments of camera ``name``, to make ``max_frames`` frames."""
+        plan = self.plan
+        return [
+            "agent",
+            "--site",
+            plan.site,
+            "--device",
+            name,
+            "--model",
+            str(plan.model),
+            "--frames",
+            str(plan.frames),
+            "--fps",
+            str(plan.fps),
+            "--loop",
+            "--max-frames",
+            str(max_frames),
+            "--threshold",
+            str(plan.threshold),
+            "--data-dir",
+            str(plan.workdir / "agents" / name),
+            "--mqtt-port",
+            str(self.site_port),
+        ]
+
     def _watch(self, agents: list[str]) -> None:
-        started = time.monotonic()
-        running = {name for name, proc in self.group.children if name in agents}
-        procs = {name: proc for name, proc in self.group.children if name in agents}
-        while running:
-            time.sleep(2.0)
-            for name in list(running):
-                code = procs[name].poll()
-                if code is not None:
-                    running.discard(name)
-                    if code != 0:
-                        self.say(f"{name} exited with {code}:\n{self.group.log_tail(name)}")
+        reported: set[int] = set()
+        running, last_line = agents, time.monotonic()
+        while running or self._busy():
+            time.sleep(0.25)
+            self._tick()
+            if time.monotonic() - last_line < 2.0:
+                continue
+            last_line = time.monotonic()
+            for name in agents:
+                proc = self.group.process(name)
+                if proc.poll() not in (None, 0) and proc.pid not in reported:
+                    reported.add(proc.pid)
+                    self._agent_failed(name, proc.returncode)
             self._check_services()
+            running = [name for name in agents if self._running(name)]
             stored = self._count("/api/results?limit=1")
             self.say(
-                f"[{time.monotonic() - started:5.1f}s] cameras running {len(running)}/"
+                f"[{time.monotonic() - self.started:5.1f}s] cameras running {len(running)}/"
                 f"{len(agents)}, results stored {stored}"
             )
+
+    def _tick(self) -> None:
+        """Called about four times a second while the cameras run (the chaos plan's clock)."""
+
+    def _running(self, agent: str) -> bool:
+        return self.group.process(agent).poll() is None
+
+    def _busy(self) -> bool:
+        """Something other than the cameras keeps the demo running (the chaos plan)."""
+        return False
+
+    def _agent_failed(self, name: str, code: int) -> None:
+        self.say(f"{name} exited with {code}:\n{self.group.log_tail(name)}")
 
     def _check_services(self) -> None:
         for name, proc in self.group.children:
@@ -296,8 +240,11 @@ class Demo:
                 )
 
     def _finish(self, agents: list[str]) -> dict[str, int]:
+        from edgecascade.demo_chaos import accepted
+
         stats = [self._agent_stats(name) for name in agents]
-        results = sum(s.get("results", 0) for s in stats)
+        # What the cameras' outboxes accepted: their stats count only their last run.
+        results = sum(accepted(self.plan.workdir / "agents" / n / "outbox.db") for n in agents)
         deadline = time.monotonic() + 60
         stored = self._count("/api/results?limit=1")
         while stored < results and time.monotonic() < deadline:

@@ -11,6 +11,7 @@ from edgecascade.shared.cli import SubParsers
 
 def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     try:
+        from edgecascade.models_detect import add_detect_parser
         from edgecascade.models_import import add_import_parser
         from edgecascade.modelzoo.cli import add_build_parser
         from edgecascade.modelzoo.convert_cli import add_convert_parser
@@ -25,7 +26,8 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         description=(
             "Build the model zoo (build), bring your own TFLite classifier with a card written "
             "for it (import), convert a PyTorch classifier to .tflite variants and compare them "
-            "(convert) and measure any TFLite classifier (eval)."
+            "(convert), measure any TFLite classifier (eval) and run a detection model on images "
+            "(detect)."
         ),
     )
     models = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -33,6 +35,7 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     add_eval_parser(models)
     add_import_parser(models)
     add_convert_parser(models)
+    add_detect_parser(models)
     dataset = models.add_parser(
         "dataset",
         help="write a labelled test split as an image folder",

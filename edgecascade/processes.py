@@ -43,6 +43,7 @@ class ProcessGroup:
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._specs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
         logdir.mkdir(parents=True, exist_ok=True)
 
     def spawn_cli(
@@ -64,8 +65,29 @@ class ProcessGroup:
             preexec_fn=die_with_parent,
         )
         log.close()
-        self.children.append((name, proc))
+        self._specs[name] = (argv, env)
+        self.children = [(n, p) for n, p in self.children if n != name] + [(name, proc)]
         return proc
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The running (or last) process of ``name``."""
+        for child, proc in self.children:
+            if child == name:
+                return proc
+        raise KeyError(f"no child process named {name!r}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name``, as a crash or a power cut of its machine would end it."""
+        proc = self.process(name)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def respawn(self, name: str, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``name`` again, as a supervisor restarts a service: the same command (or
+        ``argv``) and environment; its log continues."""
+        old_argv, env = self._specs[name]
+        return self.spawn(name, argv or old_argv, env=env)
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.logdir / f"{name}.log"

@@ -34,7 +34,8 @@ def add_build_parser(models: SubParsers[argparse.ArgumentParser]) -> None:
             "files), with the demo photos written to data/imagenet-photos. Needs: pip install "
             "'edgecascade[train]' torch==2.13.0. faces: MediaPipe's face detectors copied out of "
             "the mediapipe 0.10.14 wheel (--wheel FILE, else pip download) with their detection "
-            "cards, written to models/faces; needs no training stack"
+            "cards, and the short-range one rebuilt in the SSD format (TFLite_Detection_PostProcess"
+            " appended, modelzoo/faces_ssd.py), written to models/faces; needs no training stack"
         ),
     )
     parser.add_argument(

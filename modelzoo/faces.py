@@ -26,6 +26,8 @@ from edgecascade.shared.runtime.detection_card import BoxDecoding, DetectionSpec
 VERSION = "0.10.14"
 INSIDE = "mediapipe/modules/face_detection/"
 LICENSE = "Apache-2.0 (mediapipe)"
+# The SSD-format model (TFLite_Detection_PostProcess outputs) built from the short-range one.
+SSD, SSD_BASE = "face_short_range_ssd", "face_short_range"
 
 
 def _decoding(size: int) -> BoxDecoding:
@@ -148,25 +150,57 @@ def _extract(wheel: Path, output_dir: Path) -> dict[str, ModelCard]:
             (output_dir / f"{stem}.tflite").write_bytes(content)
             card.save(output_dir / f"{stem}.json")
             cards[stem] = card
+    cards[SSD] = _write_ssd(output_dir, SSD_BASE, cards[SSD_BASE])
     (output_dir / "README.md").write_text(readme(cards), encoding="utf-8")
     return cards
 
 
-def readme(cards: dict[str, ModelCard]) -> str:
-    rows = "".join(
-        f"| `{stem}.tflite` | {c.source.rsplit('/', 1)[-1]} | "
-        f"{c.detection.anchors.input_size_width if c.detection and c.detection.anchors else ''} px "
-        f"| {c.size_bytes} | `{c.sha256}` |\n"
-        for stem, c in cards.items()
+def _write_ssd(output_dir: Path, stem: str, base: ModelCard) -> ModelCard:
+    """The SSD-format model built from the model ``stem`` just written, and its card."""
+    from edgecascade.modelzoo import faces_ssd
+
+    assert base.detection is not None
+    content = faces_ssd.ssd_model((output_dir / f"{stem}.tflite").read_bytes(), base.detection)
+    card = faces_ssd.ssd_card(base, stem, content)
+    (output_dir / f"{SSD}.tflite").write_bytes(content)
+    card.save(output_dir / f"{SSD}.json")
+    return card
+
+
+def _row(stem: str, card: ModelCard) -> str:
+    base = SSD_BASE if stem == SSD else stem
+    inner, spec = MODELS[base]
+    origin = f"`{SSD_BASE}.tflite` + `TFLite_Detection_PostProcess`" if stem == SSD else inner
+    size = spec.anchors.input_size_width if spec.anchors else ""
+    family = card.detection.family if card.detection else ""
+    return (
+        f"| `{stem}.tflite` | {origin} | {size} px | {family} | {card.size_bytes} "
+        f"| `{card.sha256}` |\n"
     )
+
+
+def readme(cards: dict[str, ModelCard]) -> str:
+    rows = "".join(_row(stem, c) for stem, c in cards.items())
     return (
         "# Face detectors (MediaPipe BlazeFace)\n\n"
         "Written by `edgecascade models build faces`, which copies them out of the mediapipe "
         f"{VERSION} wheel on PyPI (`pip download --no-deps mediapipe=={VERSION}`, or "
         "`--wheel FILE`) and writes the cards beside them. Licence: Apache-2.0 (mediapipe).\n\n"
-        "Each card has `task: detection` and family `anchors`: the SSD anchor options and box "
-        "decoding of MediaPipe's face detection graphs, weighted NMS at IoU 0.3, score "
-        "threshold 0.5, one label (`face`); input RGB, letterboxed, scaled to [-1, 1]. The "
-        "runtime refuses a card whose anchors do not number the model's output rows.\n\n"
-        "| file | in the wheel | input | size (bytes) | sha256 |\n|---|---|---|---|---|\n" + rows
+        "The cards of the two wheel models have `task: detection` and family `anchors`: the SSD "
+        "anchor options and box decoding of MediaPipe's face detection graphs, weighted NMS at "
+        "IoU 0.3, score threshold 0.5, one label (`face`); input RGB, letterboxed, scaled to "
+        "[-1, 1]. The runtime refuses a card whose anchors do not number the model's output "
+        "rows.\n\n"
+        f"`{SSD}.tflite` is the short-range model in the standard SSD format, family `ssd`: the "
+        "same build appends to its graph (`modelzoo/faces_ssd.py`, with the TFLite schema's "
+        "object API) the ops that re-encode its raw outputs as the inputs of the "
+        "`TFLite_Detection_PostProcess` operator (box encodings `(ty, tx, th, tw)`, the sizes "
+        "through LOG as the operator exponentiates them; sigmoid scores with a background "
+        "column; the 896 anchors as a constant) and the operator itself (fast NMS at IoU 0.3, "
+        "score threshold 0.5, at most 100 detections), so the model outputs boxes, classes, "
+        "scores and count. Its NMS is hard where MediaPipe's averages: its boxes differ "
+        "slightly from the short-range model's, its scores do not. Licence: Apache-2.0, as the "
+        "model it is built from.\n\n"
+        "| file | from | input | family | size (bytes) | sha256 |\n"
+        "|---|---|---|---|---|---|\n" + rows
     )

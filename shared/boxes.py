@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgecascade.shared.messages import DetectedObject, DetectionAgreement
+from edgecascade.shared.fields import DetectedObject, DetectionAgreement
 
 Box = tuple[float, float, float, float]
 

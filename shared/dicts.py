@@ -20,7 +20,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
-from edgecascade.shared.messages import (
+from edgecascade.shared.fields import (
     INT32_MAX,
     MAX_DETECTIONS,
     Coordinate,

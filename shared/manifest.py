@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -43,6 +44,45 @@ def verify_manifest(manifest: ModelManifest, key: Ed25519PublicKey) -> None:
         raise ManifestError(
             f"manifest of {manifest.name} {manifest.version} has a bad signature"
         ) from None
+
+
+class OfferSequence:
+    """Issue numbers for signed offers: the issue time in microseconds, never below the last one
+    this process issued (two offers in the same microsecond still increase). Across restarts and
+    replicas it increases as long as the cloud's clock does not go back; if it did, devices
+    refuse the new offers as replays (naming both numbers) until the clock passes the old ones:
+    nothing older installs, nothing installs by mistake."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, int(self._clock() * 1_000_000))
+        return self._last
+
+
+def sign_offer(
+    manifest: ModelManifest,
+    key: Ed25519PrivateKey,
+    sequence: int,
+    ttl_s: float,
+    *,
+    rollback: bool = False,
+    now: float | None = None,
+) -> ModelManifest:
+    """The registry's manifest re-signed for one offer: its sequence, an expiry ``ttl_s`` from
+    now, and whether it is a rollback."""
+    issued = time.time() if now is None else now
+    fresh = manifest.model_copy(
+        update={
+            "sequence": sequence,
+            "expires_at": issued + ttl_s,
+            "rollback": rollback,
+            "signature": "",
+        }
+    )
+    return sign_manifest(ModelManifest.model_validate(fresh.model_dump()), key)
 
 
 def verify_content(manifest: ModelManifest, content: bytes) -> None:

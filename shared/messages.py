@@ -8,63 +8,39 @@ UTF-8 JSON; escalations and model chunks carry bytes and travel in the binary fr
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
     StringConstraints,
     model_validator,
 )
 
+from edgecascade.shared.fields import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_FRAME_PIXELS,
+    NO_NUL,
+    STRICT,
+    DetectionAgreement,
+    Detections,
+    FrameId,
+    Ident,
+    Label,
+    MessageId,
+    PlainJson,
+    Sha256,
+    ShortText,
+    Side,
+    Task,
+    Version,
+    plain_json,
+)
 from edgecascade.shared.ids import new_message_id
-from edgecascade.shared.topics import ID_PATTERN
-
-SCHEMA_VERSION = 1
-# Every model refuses NaN and infinities, and every stored text refuses NUL: the JSON parser
-# reads ``NaN``, ``Infinity`` and ``"\u0000"``, but PostgreSQL refuses them (a JSON column cannot
-# hold NaN, a text column cannot hold NUL), and a gateway batch carrying one such result would
-# then be lost whole in the cloud. Integers are bounded by the columns they go to.
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-NO_NUL = r"^[^\x00]*$"
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-MAX_FRAME_PIXELS = 2**25  # 33.5 million: 8K UHD (7680 x 4320) fits
-
-MESSAGE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN, max_length=36)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
-ShortText = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
-Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
-FrameId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-def _plain_json(value: JsonValue) -> JsonValue:
-    """Free-form JSON (command arguments, reply data, a model card) under the same rules as the
-    typed fields: no NaN or infinity, no NUL."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"{item} is not a finite number")
-        if isinstance(item, str) and "\x00" in item:
-            raise ValueError(f"text {item[:40]!r} contains NUL")
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return value
-
-
-PlainJson = Annotated[JsonValue, AfterValidator(_plain_json)]
-Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class Message(BaseModel):
@@ -98,50 +74,6 @@ class Prediction(BaseModel):
 
 
 Predictions = Annotated[list[Prediction], Field(max_length=10)]
-Task = Literal["classification", "detection"]
-MAX_DETECTIONS = 100  # what one result, escalation or verdict carries (16 KiB results fit 100)
-Coordinate = Annotated[float, Field(ge=0, le=16384)]
-Side = Annotated[int, Field(gt=0, le=16384)]
-
-
-class DetectedObject(BaseModel):
-    """One detection: label, score and box ``(x0, y0, x1, y1)`` in pixels of the original frame
-    (the model's letterbox or crop undone; ``x0 <= x1``, ``y0 <= y1``, inside the frame)."""
-
-    model_config = STRICT
-
-    label: Label
-    score: float = Field(ge=0.0, le=1.0)
-    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate]
-    zone: Ident | None = Field(
-        None, description="The camera's include zone the box's anchor point lies in, if any."
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DetectedObject:
-        x0, y0, x1, y1 = self.box
-        if x1 < x0 or y1 < y0:
-            raise ValueError(f"box {list(self.box)} is not (x0, y0, x1, y1) with x0<=x1, y0<=y1")
-        return self
-
-
-Detections = Annotated[list[DetectedObject], Field(max_length=MAX_DETECTIONS)]
-
-
-class DetectionAgreement(BaseModel):
-    """How the edge's boxes compare with the cloud's on one frame: greedy matching by IoU
-    (same label, best score first); precision and recall of the edge against the cloud, 1.0
-    when there is nothing to get wrong (no boxes on either side)."""
-
-    model_config = STRICT
-
-    iou_threshold: float = Field(gt=0, le=1)
-    matched: int = Field(ge=0, le=MAX_DETECTIONS)
-    edge_only: int = Field(ge=0, le=MAX_DETECTIONS, description="Edge boxes the cloud has not.")
-    cloud_only: int = Field(ge=0, le=MAX_DETECTIONS, description="Cloud boxes the edge missed.")
-    precision: float = Field(ge=0, le=1)
-    recall: float = Field(ge=0, le=1)
-    mean_iou: float = Field(0.0, ge=0, le=1, description="Over the matched pairs.")
 
 
 class _Answer(BaseModel):
@@ -362,11 +294,33 @@ class ModelManifest(BaseModel):
     chunk_size: int = Field(gt=0, le=1 << 20)
     labels: Annotated[list[Label], Field(max_length=100_000)]
     temperature: float = Field(1.0, gt=0)
-    card: Annotated[dict[str, JsonValue], AfterValidator(_plain_json)] = Field(
+    card: Annotated[dict[str, JsonValue], AfterValidator(plain_json)] = Field(
         {}, description="The model card, as JSON."
     )
     golden: Annotated[list[GoldenCase], Field(max_length=32)] = Field(
         [], description="Smoke tests the device runs before it switches to the model."
+    )
+    # The three offer fields are left out of the JSON at their defaults (``exclude_if``), so a
+    # manifest signed before they existed keeps its canonical bytes and its signature.
+    sequence: int = Field(
+        0,
+        exclude_if=lambda sequence: sequence == 0,
+        ge=0,
+        le=INT64_MAX,
+        description="Issue number of this signed offer, increasing (the cloud's issue time in "
+        "microseconds): a device refuses one below the highest it accepted, so a replayed old "
+        "offer cannot install an older model. 0: a manifest from before sequences.",
+    )
+    expires_at: float | None = Field(
+        None,
+        exclude_if=lambda expires_at: expires_at is None,
+        ge=0,
+        description="Unix seconds after which a device refuses this offer.",
+    )
+    rollback: bool = Field(
+        False,
+        exclude_if=lambda rollback: not rollback,
+        description="Signed as a rollback: the cloud means to go back to this model.",
     )
     signature: Annotated[str, StringConstraints(max_length=256, pattern=r"^[0-9a-f]*$")] = Field(
         "", description="ed25519 signature (hex) over the manifest without this field."

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from edgecascade.cloud.auth import Principal, Role, authenticate
 from edgecascade.cloud.services import Services
 from edgecascade.cloud.settings import CloudSettings
-from edgecascade.shared.messages import MESSAGE_ID_PATTERN, NO_NUL
+from edgecascade.shared.fields import MESSAGE_ID_PATTERN, NO_NUL
 from edgecascade.shared.topics import ID_PATTERN
 
 # Parameters that name something: an id is a safe topic level (no '/', '+', '#', NUL, at most 64

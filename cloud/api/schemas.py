@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from edgecascade.cloud.dataset import LabelSource
-from edgecascade.shared.messages import NO_NUL, Prediction
+from edgecascade.shared.fields import NO_NUL
+from edgecascade.shared.messages import Prediction
 from edgecascade.shared.topics import ID_PATTERN
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobNotFound, BlobStore
 from edgecascade.cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
 from edgecascade.shared.codec import encode
 from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
@@ -167,8 +167,8 @@ def _result_message(row: Result) -> ResultMessage:
 
 def _escalation_bytes(row: Escalation, blobs: BlobStore) -> int | None:
     try:
-        frame = blobs.path(row.blob_path).stat().st_size
-    except OSError:
+        frame = blobs.size(row.blob_path)
+    except (BlobNotFound, OSError):
         return None  # a frame cleaned up since; it is left out of the mean, not guessed
     header = EscalationHeader(
         msg_id=row.msg_id,

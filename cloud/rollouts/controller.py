@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from edgecascade.cloud.db.models import Rollout
 from edgecascade.cloud.errors import RolloutConflict, RolloutNotFound
 from edgecascade.cloud.periodic import PeriodicPublisher
-from edgecascade.cloud.registry import manifest_of
+from edgecascade.cloud.registry import manifest_of, signing_key
 from edgecascade.cloud.rollouts import plan
 from edgecascade.cloud.rollouts.decide import (
     Acks,
@@ -38,6 +38,7 @@ from edgecascade.cloud.rollouts.plan import RolloutRequest
 from edgecascade.cloud.rollouts.store import Change, RolloutStore, view
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.codec import encode
+from edgecascade.shared.manifest import OfferSequence, sign_offer
 from edgecascade.shared.messages import ModelManifest, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, ModelSub, topic
@@ -57,6 +58,7 @@ class RolloutController(PeriodicPublisher):
         self.store = RolloutStore(engine)
         # When this controller first saw each (rollout, offer id, device) unanswered.
         self._waiting_since: dict[tuple[str, str, str], float] = {}
+        self._sequence = OfferSequence()
 
     def tick(self) -> None:
         self.evaluate_all()
@@ -199,7 +201,7 @@ class RolloutController(PeriodicPublisher):
         logger.warning("rollout %s: rolling back: %s", rollout.id, reason)
         self.counts["rollbacks"] += 1
         manifest = self._manifest(rollout.baseline_sha256)
-        self._send(rollout, rollout.offered, manifest, rollback_id(rollout.id))
+        self._send(rollout, rollout.offered, manifest, rollback_id(rollout.id), rollback=True)
 
     # -- offers ---------------------------------------------------------------------------------
     def _offer(self, rollout: Rollout, already: list[str]) -> None:
@@ -238,7 +240,8 @@ class RolloutController(PeriodicPublisher):
                 offer_id,
             )
             self.counts["resent"] += len(due)
-            self._send(rollout, due, self._manifest(sha256), offer_id)
+            rollback = offer_id == rollback_id(rollout.id)
+            self._send(rollout, due, self._manifest(sha256), offer_id, rollback=rollback)
 
     def _manifest(self, sha256: str) -> ModelManifest:
         row = self.store.model_by_sha(sha256)
@@ -247,12 +250,22 @@ class RolloutController(PeriodicPublisher):
         return manifest_of(row)
 
     def _send(
-        self, rollout: Rollout, devices: list[str], manifest: ModelManifest, offer_id: str
+        self,
+        rollout: Rollout,
+        devices: list[str],
+        manifest: ModelManifest,
+        offer_id: str,
+        rollback: bool = False,
     ) -> None:
-        """Publish the offer ``offer_id`` of ``manifest`` to each of ``devices``."""
+        """Publish the offer ``offer_id`` of ``manifest`` to each of ``devices``, each signed
+        with a new sequence and expiry (:mod:`edge_agent.offers` says why)."""
+        if not devices:
+            return
+        key, ttl = signing_key(self.settings), self.settings.rollouts.offer_ttl_s
         infos = []
         for device in devices:
-            offer = ModelOfferMessage(rollout_id=offer_id, manifest=manifest)
+            signed = sign_offer(manifest, key, self._sequence.next(), ttl, rollback=rollback)
+            offer = ModelOfferMessage(rollout_id=offer_id, manifest=signed)
             wire = topic(
                 rollout.site_id,
                 device,

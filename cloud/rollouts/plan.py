@@ -19,7 +19,7 @@ from edgecascade.cloud.db.models import Device, ModelVersion, Rollout
 from edgecascade.cloud.errors import RolloutConflict, RolloutInvalid
 from edgecascade.cloud.rollouts.decide import RolloutState, stage_devices
 from edgecascade.cloud.settings import RolloutCriteria
-from edgecascade.shared.messages import NO_NUL
+from edgecascade.shared.fields import NO_NUL
 from edgecascade.shared.topics import ID_PATTERN
 
 

@@ -79,7 +79,7 @@ def run_trainer(
     command: Sequence[str] | None = None,
 ) -> None:
     """Open the stores, connect the rollout publisher, serve until ``stop``; close."""
-    from edgecascade.cloud.blobs import BlobStore
+    from edgecascade.cloud.blobs import open_blobs
     from edgecascade.cloud.db.engine import make_engine
     from edgecascade.cloud.db.migrate import upgrade_engine
     from edgecascade.cloud.rollouts import RolloutController
@@ -95,7 +95,7 @@ def run_trainer(
         trainer = Trainer(
             engine,
             settings,
-            BlobStore(settings.blob_dir),
+            open_blobs(settings, "frames"),
             exporter,
             rollouts,
             trainer_id=trainer_id,

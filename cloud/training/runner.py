@@ -27,7 +27,7 @@ from typing import Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.blobs import BlobStore
+from edgecascade.cloud.blobs import BlobNotFound, BlobStore
 from edgecascade.cloud.dataset import DatasetFilters, DatasetManifest
 from edgecascade.cloud.db.models import Device, ModelVersion, TrainingRun
 from edgecascade.cloud.errors import CloudError, RolloutError, TrainingFailed
@@ -93,14 +93,17 @@ def write_parent(settings: CloudSettings, row: ModelVersion, folder: Path) -> Pa
             "it cannot be fine-tuned"
         )
     models = ModelStore(settings)
-    weights = models.weights_path(row.sha256)
-    if not weights.exists():
-        raise TrainingFailed(f"{row.name}@{row.version}: its weights are not in the registry")
+    try:
+        weights = models.weights(row.sha256)
+    except BlobNotFound:
+        raise TrainingFailed(
+            f"{row.name}@{row.version}: its weights are not in the registry"
+        ) from None
     folder.mkdir(parents=True)
     path = folder / f"{row.name}.tflite"
     path.write_bytes(models.get(row.sha256))
     card.save(path.with_suffix(".json"))
-    (folder / card.trainable.weights).write_bytes(weights.read_bytes())
+    (folder / card.trainable.weights).write_bytes(weights)
     return path
 
 

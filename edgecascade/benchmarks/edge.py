@@ -4,12 +4,13 @@ Frames: a folder of JPEG or PNG images, or a video file (``--frames``); by defau
 1280x720 JPEG frames made from the committed Fashion-MNIST eval images
 (:mod:`~edgecascade.benchmarks.camera_frames`), the size a V4L2 or Picamera2 camera delivers.
 
-In one run, on the same model, frames and interpreter thread count: the raw ``invoke()`` rate on a
-prepared tensor; the rate of the agent's full pipeline (read + decode the frame, preprocess,
-invoke, postprocess, escalation decision, result committed to the disk outbox and the verdict
-book), whose three stages run on three threads, and its ratio to the raw rate; the per-stage
-breakdown; the peak RSS and peak private memory of a process that reads, decodes and classifies
-the frames as the agent does; and the CPU an idle agent uses while its camera delivers nothing.
+In one run, on the same model (a classifier or a detector, by its card), frames and interpreter
+thread count: the raw ``invoke()`` rate on a prepared tensor; the rate of the agent's full
+pipeline (read + decode the frame, preprocess, invoke, postprocess or box decoding, escalation
+decision, result committed to the disk outbox and the verdict book), whose three stages run on
+three threads, and its ratio to the raw rate; the per-stage breakdown; the peak RSS and peak
+private memory of a process that reads, decodes and runs the model on the frames as the agent
+does; and the CPU an idle agent uses while its camera delivers nothing.
 
 The pipeline overlaps reading and preprocessing the next frame, and committing the previous
 result, with ``invoke()`` (LiteRT releases the GIL while it runs). That needs a free core: with
@@ -48,10 +49,10 @@ def source_settings(frames: Path, **extra: Any) -> Any:
 
 
 def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
+    from edgecascade.edge_agent.models import load_model
     from edgecascade.edge_agent.sources import open_source
-    from edgecascade.shared.runtime.runtime import ModelRuntime
 
-    runtime = ModelRuntime.load(model, num_threads=threads)
+    runtime = load_model(model, threads)
     source, _ = open_source(source_settings(frames), runtime.decode_plan)
     frame = source.read()
     source.close()
@@ -100,8 +101,8 @@ _MEMORY_PROBE = """
 import resource, sys, threading
 from pathlib import Path
 from edgecascade.benchmarks.edge import source_settings
+from edgecascade.edge_agent.models import infer, load_model
 from edgecascade.edge_agent.sources import open_source
-from edgecascade.shared.runtime.runtime import ModelRuntime
 def private_kb():
     status = open("/proc/self/status").read().splitlines()
     return next(int(line.split()[1]) for line in status if line.startswith("RssAnon"))
@@ -111,13 +112,13 @@ def sample():
         peak[0] = max(peak[0], private_kb())
 sampler = threading.Thread(target=sample)
 sampler.start()
-runtime = ModelRuntime.load(Path(sys.argv[1]), num_threads=int(sys.argv[3]))
+runtime = load_model(Path(sys.argv[1]), int(sys.argv[3]))
 source, _ = open_source(source_settings(Path(sys.argv[2]), loop=True), runtime.decode_plan)
 for _ in range(200):
     frame = source.read()
     if frame is None:
         break
-    runtime.classify(frame.image)
+    infer(runtime, frame.image)
 source.close()
 done.set()
 sampler.join()
@@ -185,14 +186,14 @@ def _decode_ms(model: Path, frames: Path, repeat: int = 30) -> dict[str, Any]:
     """Decode time of a folder's first JPEG at full size and as the agent decodes it for the
     model (its DCT scale and colour, :mod:`edgecascade.edge_agent.decode`); {} without one."""
     from edgecascade.edge_agent.decode import decode_jpeg, jpeg_size
-    from edgecascade.shared.runtime.runtime import ModelRuntime
+    from edgecascade.edge_agent.models import load_model
 
     jpegs = [] if frames.is_file() else sorted(frames.rglob("*.jp*g"))
     data = jpegs[0].read_bytes() if jpegs else b""
     size = jpeg_size(data)
     if size is None:
         return {}
-    plan = ModelRuntime.load(model, num_threads=1).decode_plan(*size)
+    plan = load_model(model, 1).decode_plan(*size)
 
     def per_frame(reduction: int, gray: bool) -> float:
         decode_jpeg(data, reduction, gray)

@@ -11,12 +11,13 @@ threshold are averaged, weighted by score, and keep the best one's score). Boxes
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from edgecascade.shared.runtime.card import Preprocess
+from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.detection_card import BoxDecoding, SsdAnchors
 
 Floats = npt.NDArray[np.float32]
@@ -36,11 +37,14 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class DetectionResult:
-    """The detections of one frame, best first, and how long each stage took."""
+    """The detections of one frame, best first, how long each stage took, and what of the
+    model's outputs was dropped or clipped on the way (NaN scores, degenerate boxes, boxes past
+    the frame's edge)."""
 
     detections: tuple[Detection, ...]
     timings_ms: dict[str, float]
     accelerator: str = "cpu"
+    faults: OutputFaults = field(default_factory=OutputFaults)
 
 
 def _scale(min_scale: float, max_scale: float, index: int, count: int) -> float:
@@ -168,8 +172,17 @@ def to_frame(
     boxes: Floats, height: int, width: int, size: tuple[int, int], prep: Preprocess
 ) -> Floats:
     """Boxes normalised to the model input ``size`` (height, width) -> pixels of the
+    ``height`` x ``width`` frame (:func:`frame_pixels`), clipped to the frame."""
+    out = np.clip(frame_pixels(boxes, height, width, size, prep), 0, [width, height] * 2)
+    return out.astype(np.float32)
+
+
+def frame_pixels(
+    boxes: Floats, height: int, width: int, size: tuple[int, int], prep: Preprocess
+) -> Floats:
+    """Boxes normalised to the model input ``size`` (height, width) -> pixels of the
     ``height`` x ``width`` frame, undoing :func:`~edgecascade.shared.runtime.preprocess.fit`
-    (stretch, centre crop or letterbox with its rounding), clipped to the frame."""
+    (stretch, centre crop or letterbox with its rounding); not clipped."""
     in_h, in_w = size
     x: npt.NDArray[np.float64] = boxes[:, [0, 2]].astype(np.float64) * in_w
     y: npt.NDArray[np.float64] = boxes[:, [1, 3]].astype(np.float64) * in_h
@@ -185,5 +198,4 @@ def to_frame(
     else:
         x, y = x * width / in_w, y * height / in_h
     out = np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1)
-    out = np.clip(out, 0, [width, height, width, height])
     return out.astype(np.float32)

@@ -8,7 +8,9 @@ family at load, naming the model and what does not match: ``anchors`` wants a re
 ``[1, N, num_coords]`` and a score tensor ``[1, N, 1]`` with N the number of anchors the card
 generates; ``ssd`` wants the four outputs of ``TFLite_Detection_PostProcess``. Boxes come back in
 pixels of the frame given to :meth:`Detector.detect`, the resize of the card's preprocessing
-undone. One :class:`Detector` is not thread-safe.
+undone. Bad outputs (NaN scores, degenerate boxes, boxes past the frame's edge) are dropped or
+clipped and counted (:mod:`~edgecascade.shared.runtime.detect_faults`), never raised. One
+:class:`Detector` is not thread-safe.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from edgecascade.shared.runtime.detect import (
     Floats,
     decode_boxes,
     decode_scores,
+    frame_pixels,
     nms,
     ssd_anchors,
-    to_frame,
 )
+from edgecascade.shared.runtime.detect_faults import OutputFaults, clip, screen
 from edgecascade.shared.runtime.detection_card import DetectionSpec
 from edgecascade.shared.runtime.preprocess import (
+    Array,
+    DecodePlan,
     Image,
     InputSpec,
     TensorSpec,
+    decode_plan,
     dequantize,
     pixel_table,
     preprocess,
@@ -131,6 +137,7 @@ class Detector:
         except ValueError as exc:
             raise ModelError(f"{source}: {exc}") from exc
         self._anchors: Floats | None = None
+        self.faults = OutputFaults()  # what decode dropped or clipped, summed over all frames
         if self.spec.family == "anchors":
             regressors, scores, self._anchors = _anchor_outputs(outputs, self.spec, source)
             self._outputs: tuple[TensorSpec, ...] = (regressors, scores)
@@ -157,50 +164,89 @@ class Detector:
             card = ModelCard.load(card_path_for(path))
         return cls(content, str(path), card, num_threads, accelerator)
 
-    def detect(self, image: Image) -> DetectionResult:
-        t0 = time.perf_counter()
-        tensor = preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
-        t1 = time.perf_counter()
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.card.labels)
+
+    def decode_plan(self, height: int, width: int) -> DecodePlan:
+        """How small a ``height`` x ``width`` frame may be decoded for this model."""
+        return decode_plan(height, width, self.input_spec, self.card.preprocess)
+
+    def preprocess(self, image: Image) -> Array:
+        """The model's input tensor for ``image``: the pipeline's first stage, which may run on
+        another thread than :meth:`detect_tensor` (it does not touch the interpreter)."""
+        return preprocess(image, self.input_spec, self.card.preprocess, self._pixel_table)
+
+    def invoke_raw(self, tensor: Array) -> list[Floats]:
+        """Run the interpreter on a prepared tensor; the outputs dequantized, in load's order."""
         self._interpreter.set_tensor(self.input_spec.tensor.index, tensor)
         self._interpreter.invoke()
-        raw = [dequantize(self._interpreter.get_tensor(t.index), t) for t in self._outputs]
+        return [dequantize(self._interpreter.get_tensor(t.index), t) for t in self._outputs]
+
+    def detect(self, image: Image) -> DetectionResult:
+        t0 = time.perf_counter()
+        tensor = self.preprocess(image)
+        preprocess_ms = (time.perf_counter() - t0) * 1000
+        return self.detect_tensor(tensor, image.shape[0], image.shape[1], preprocess_ms)
+
+    def detect_tensor(
+        self, tensor: Array, height: int, width: int, preprocess_ms: float = 0.0
+    ) -> DetectionResult:
+        """Invoke and decode an input :meth:`preprocess` made from a ``height`` x ``width``
+        frame (possibly on another thread); boxes in that frame's pixels."""
+        t1 = time.perf_counter()
+        raw = self.invoke_raw(tensor)
         t2 = time.perf_counter()
-        found = self.decode(raw, image.shape[0], image.shape[1])
+        found, faults = self.decode_counted(raw, height, width)
         t3 = time.perf_counter()
         timings = {
-            "preprocess": (t1 - t0) * 1000,
+            "preprocess": preprocess_ms,
             "invoke": (t2 - t1) * 1000,
             "postprocess": (t3 - t2) * 1000,
         }
-        return DetectionResult(found, timings, self.accelerator)
+        return DetectionResult(found, timings, self.accelerator, faults)
 
     def decode(self, raw: list[Floats], height: int, width: int) -> tuple[Detection, ...]:
         """The model's outputs (dequantized, in the order load checked) -> detections in
-        pixels of a ``height`` x ``width`` frame, best first."""
+        pixels of a ``height`` x ``width`` frame, best first (:meth:`decode_counted`)."""
+        return self.decode_counted(raw, height, width)[0]
+
+    def decode_counted(
+        self, raw: list[Floats], height: int, width: int
+    ) -> tuple[tuple[Detection, ...], OutputFaults]:
+        """:meth:`decode`, and what it dropped or clipped in this frame (also added to
+        :attr:`faults`): NaN scores and degenerate boxes dropped, boxes clipped to the frame,
+        those wholly outside it dropped; a bad output never raises."""
         if self._anchors is not None:
-            boxes, scores, classes = self._decode_anchors(raw[0], raw[1])
+            boxes, scores, classes, faults = self._decode_anchors(raw[0], raw[1])
         else:
-            boxes, scores, classes = _decode_ssd(raw, self.spec.max_detections)
-        keep = scores >= self.spec.score_threshold
-        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+            boxes, scores, classes, faults = _decode_ssd(raw, self.spec.score_threshold)
         size = (self.input_spec.height, self.input_spec.width)
-        pixels = to_frame(boxes, height, width, size, self.card.preprocess)
-        return tuple(
+        pixels = frame_pixels(boxes, height, width, size, self.card.preprocess)
+        pixels, inside, clipped = clip(pixels, height, width)
+        faults += clipped
+        self.faults += faults
+        found = tuple(
             Detection(
                 self._label(int(c)), float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
             )
-            for b, s, c in zip(pixels, scores, classes, strict=True)
-        )[: self.spec.max_detections]
+            for b, s, c in zip(pixels[inside], scores[inside], classes[inside], strict=True)
+        )
+        return found[: self.spec.max_detections], faults
 
-    def _decode_anchors(self, regressors: Floats, logits: Floats) -> tuple[Floats, Floats, Any]:
+    def _decode_anchors(
+        self, regressors: Floats, logits: Floats
+    ) -> tuple[Floats, Floats, Any, OutputFaults]:
         assert self._anchors is not None
         boxes = decode_boxes(
             regressors.reshape(len(self._anchors), -1), self._anchors, self.spec.decoding
         )
-        scores = decode_scores(logits.reshape(-1), self.spec.decoding)
-        candidates = np.flatnonzero(
-            (scores >= self.spec.score_threshold) & np.isfinite(boxes).all(1)
+        flat = logits.reshape(-1)
+        scores = decode_scores(flat, self.spec.decoding)
+        keep, faults = screen(
+            boxes, np.where(np.isnan(flat), np.nan, scores), self.spec.score_threshold
         )
+        candidates = np.flatnonzero(keep)
         kept = nms(
             boxes[candidates],
             scores[candidates],
@@ -210,7 +256,7 @@ class Detector:
         )
         out_boxes = np.asarray([box for _, box in kept], dtype=np.float32).reshape(-1, 4)
         out_scores = np.asarray([scores[candidates[i]] for i, _ in kept], dtype=np.float32)
-        return out_boxes, out_scores, np.zeros(len(kept), dtype=np.int64)
+        return out_boxes, out_scores, np.zeros(len(kept), dtype=np.int64), faults
 
     def _label(self, class_id: int) -> str:
         index = class_id + self.spec.label_offset
@@ -218,14 +264,14 @@ class Detector:
         return labels[index] if 0 <= index < len(labels) else str(class_id)
 
 
-def _decode_ssd(raw: list[Floats], limit: int) -> tuple[Floats, Floats, Any]:
+def _decode_ssd(raw: list[Floats], threshold: float) -> tuple[Floats, Floats, Any, OutputFaults]:
     """``TFLite_Detection_PostProcess``'s boxes (ymin, xmin, ymax, xmax), classes, scores and
-    count -> (xmin, ymin, xmax, ymax) boxes, scores, class ids; NaN scores dropped."""
+    count -> (xmin, ymin, xmax, ymax) boxes, scores, class ids of the first ``count`` rows with
+    a finite score >= ``threshold`` and a box with area (:func:`screen`), and what was dropped."""
     boxes, classes, scores, count = raw
     n = int(np.clip(np.nan_to_num(count.reshape(-1)[0]), 0, boxes.shape[1]))
-    n = min(n, limit)
-    yx = boxes.reshape(-1, 4)[:n]
-    out_boxes = yx[:, [1, 0, 3, 2]].astype(np.float32)
-    out_scores = np.nan_to_num(scores.reshape(-1)[:n].astype(np.float32), nan=-1.0)
+    out_boxes = boxes.reshape(-1, 4)[:n][:, [1, 0, 3, 2]].astype(np.float32)
+    out_scores = scores.reshape(-1)[:n].astype(np.float32)
     ids = np.nan_to_num(classes.reshape(-1)[:n], nan=-1).astype(np.int64)
-    return out_boxes, out_scores, ids
+    keep, faults = screen(out_boxes, out_scores, threshold)
+    return out_boxes[keep], out_scores[keep], ids[keep], faults

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edgecascade.shared.runtime.detect import Detection, DetectionResult
+from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.preprocess import Image
 
 
@@ -91,12 +92,15 @@ def detect_sliced(
     whole = detector.detect(image)
     found = list(whole.detections)
     timings = dict(whole.timings_ms)
+    faults = whole.faults
     tiles = 0
     if slicing.tile:
         for y in tile_origins(height, slicing.tile, slicing.overlap):
             for x in tile_origins(width, slicing.tile, slicing.overlap):
                 part = detector.detect(image[y : y + slicing.tile, x : x + slicing.tile])
                 tiles += 1
+                # A box a tile's border cuts is clipped by design: only broken outputs count.
+                faults += OutputFaults(part.faults.nan_scores, part.faults.degenerate)
                 for stage, ms in part.timings_ms.items():
                     timings[stage] = timings.get(stage, 0.0) + ms
                 found += [
@@ -107,4 +111,4 @@ def detect_sliced(
                 ]
     timings["tiles"] = float(tiles)
     merged = merge(found, slicing.merge_overlap, limit)
-    return DetectionResult(tuple(merged), timings, whole.accelerator)
+    return DetectionResult(tuple(merged), timings, whole.accelerator, faults)

@@ -62,8 +62,9 @@ def test_filters_and_frames_that_cannot_be_used(services: Services, tmp_path: Pa
             row.msg_id: row.blob_path
             for row in session.query(Escalation).filter(Escalation.site_id == "s1")
         }
-    services.blobs.path(paths[corrupt.msg_id]).write_bytes(b"\xff\xd8 not a jpeg")
-    services.blobs.path(paths[missing.msg_id]).unlink()
+    root = services.settings.blob_dir
+    (root / paths[corrupt.msg_id]).write_bytes(b"\xff\xd8 not a jpeg")
+    services.blobs.delete(paths[missing.msg_id])
 
     filters = DatasetFilters(site="s1", since=100.0, until=300.5)
     with services.sessions() as session:

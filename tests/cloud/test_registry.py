@@ -169,7 +169,7 @@ def test_a_model_uploaded_with_its_weights_is_trainable(client: ApiClient) -> No
         assert row is not None
         card = card_of(row)
     assert card.trainable is not None and card.trainable.weights == "fashion-cloud.pt"
-    assert ModelStore(client.services.settings).weights_path(row.sha256).read_bytes() == WEIGHTS
+    assert ModelStore(client.services.settings).weights(row.sha256) == WEIGHTS
 
 
 def test_the_demo_registers_the_edge_model_with_its_trainable_source(client: ApiClient) -> None:

@@ -166,6 +166,14 @@ def acks(services: Services) -> list[tuple[str, str, str]]:
         return [(row.rollout_id, row.device_id, row.status) for row in rows]
 
 
+def offer_messages(collector: Collector | None) -> list[ModelOfferMessage]:
+    assert collector is not None
+    return [
+        ModelOfferMessage.model_validate(decode(Topic.parse(m.topic), m.payload).message)
+        for m in collector.messages
+    ]
+
+
 def offers(collector: Collector | None) -> Counter[tuple[str, str]]:
     """How often each (rollout id, device) offer crossed the cloud broker."""
     assert collector is not None
@@ -254,6 +262,11 @@ def test_a_model_that_disagrees_with_the_cloud_is_rolled_back(fleet: Fleet) -> N
     assert final["device_states"][canary] in ("rollback applied", "rollback committed")
     assert offers(fleet.offers) == {(rollout["id"], canary): 1, (f"{rollout['id']}-rb", canary): 1}
     assert shifted.sha256 != baseline.sha256
+    # Each offer signed with its own sequence and expiry; the rollback signed as one, and later.
+    first, back = offer_messages(fleet.offers)
+    assert (first.manifest.rollback, back.manifest.rollback) == (False, True)
+    assert 0 < first.manifest.sequence < back.manifest.sequence
+    assert first.manifest.expires_at is not None and first.manifest.expires_at > first.ts
 
 
 def test_a_sound_model_widens_stage_by_stage_to_every_camera(fleet: Fleet) -> None:

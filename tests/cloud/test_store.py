@@ -189,7 +189,8 @@ def test_escalation_writes_blob_then_row(services: Services) -> None:
     assert services.blobs.get(row.blob_path) == jpeg
     assert (row.result_id, row.width, row.height) == (header.result_id, 32, 24)
     assert (row.edge_label, row.reason) == ("cat", "low_confidence")
-    leftovers = [p for p in services.blobs.root.rglob("*") if p.name.startswith(".tmp-")]
+    root = services.settings.blob_dir
+    leftovers = [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
     assert leftovers == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.settings import SourceSettings
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.manifest import (
+    build_manifest,
     generate_keys,
     load_private_key,
+    sign_offer,
 )
 from edgecascade.shared.messages import (
     ModelAckMessage,
@@ -125,6 +128,7 @@ def test_signed_model_is_fetched_verified_switched_and_survives_restart(
         ("bad hash", "sha256"),
         ("failing smoke test", "smoke test 0 failed"),
         ("corrupt model", "does not load"),
+        ("expired offer", "expired at"),
     ],
 )
 def test_rejected_models_keep_the_old_one_serving(
@@ -146,6 +150,8 @@ def test_rejected_models_keep_the_old_one_serving(
         served = content[:-10] + b"\0" * 10  # tampered in transit
     elif problem == "failing smoke test":
         manifest = manifest_for(content, key, index=3, score=0.5)
+    elif problem == "expired offer":  # signed two hours ago for one hour
+        manifest = sign_offer(manifest_for(content, None), key, 1, 3600, now=time.time() - 7200)
     else:
         served = bytes(range(256)) * (len(content) // 256)  # signed, hashed garbage
         manifest = manifest_for(served, key)
@@ -166,6 +172,47 @@ def test_rejected_models_keep_the_old_one_serving(
         count = len(seen.messages)
         assert wait_until(lambda: len(seen.messages) > count + 5)
         assert latest_model(seen) == edge_sha  # still the old model
+        assert agent.thread.is_alive()
+
+
+def test_a_replayed_older_offer_does_not_take_the_device_back(
+    broker: MosquittoBroker, keys: tuple[Ed25519PrivateKey, Path], start_agent: object
+) -> None:
+    """Offer 100 (validly signed for the factory model, captured on the wire) replayed after
+    offer 200 installed the new model is refused: the device stays where offer 200 put it."""
+    key = keys[0]
+    edge_card = load_card_for(EDGE_MODEL)
+    old = sign_offer(
+        build_manifest(
+            EDGE_MODEL.read_bytes(),
+            name=edge_card.name,
+            version=edge_card.version,
+            labels=edge_card.labels,
+            card=edge_card.model_dump(mode="json", include={"preprocess", "output"}),
+        ),
+        key,
+        100,
+        3600,
+    )
+    content = CLOUD_MODEL.read_bytes()
+    new = sign_offer(manifest_for(content, None), key, 200, 3600)
+    assert callable(start_agent)
+    with (
+        Collector(
+            broker.settings, topic_filter(Kind.MODEL, sub=ModelSub.ACK), topic_filter(Kind.RESULT)
+        ) as seen,
+        ModelServer(broker.settings, new, content),
+    ):
+        agent = start_agent()
+        assert wait_until(lambda: latest_model(seen) == edge_card.sha256)  # subscribed
+        offer(broker, new, rollout="r1")
+        assert wait_until(lambda: latest_model(seen) == new.sha256, timeout=30)
+        offer(broker, old, rollout="r0")
+        assert wait_until(lambda: [a.status for a in acks(seen)][-1:] == ["failed"], timeout=30)
+        assert "sequence 100, below 200 already accepted" in acks(seen)[-1].detail
+        count = len(seen.messages)
+        assert wait_until(lambda: len(seen.messages) > count + 5)
+        assert latest_model(seen) == new.sha256
         assert agent.thread.is_alive()
 
 

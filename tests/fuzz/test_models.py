@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgecascade.cloud.app import create_app
 from edgecascade.cloud.settings import CloudSettings
+from edgecascade.edge_agent.models import EdgeModel
 from edgecascade.edge_agent.rollout import RolloutClient
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import read_chunk
@@ -32,7 +33,6 @@ from edgecascade.shared.messages import (
     ModelManifest,
     ModelOfferMessage,
 )
-from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.cloud.conftest import ApiClient, serving
 from tests.cloud.test_registry import LABELS, PREPROCESS, upload
 from tests.utils.model_server import manifest_for
@@ -100,7 +100,7 @@ class Device:
         self.content_path = root / "served.tflite"
         self.content_path.write_bytes(content)
         self.acks: list[ModelAckMessage] = []
-        self.switched: list[ModelRuntime] = []
+        self.switched: list[EdgeModel] = []
         self.manifest: ModelManifest | None = None
         self._lock = threading.Lock()
         self.client = RolloutClient(

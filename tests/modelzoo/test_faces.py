@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecascade.modelzoo import faces
+from edgecascade.modelzoo import faces, faces_ssd
 from edgecascade.shared.errors import ModelError
 from tests.utils.paths import REPO
 
@@ -25,7 +25,7 @@ def _wheel(path: Path) -> Path:
 def test_build_rewrites_the_committed_folder_byte_for_byte(tmp_path: Path) -> None:
     out = tmp_path / "faces"
     cards = faces.build(out, _wheel(tmp_path / "mediapipe.whl"))
-    assert sorted(cards) == ["face_full_range", "face_short_range"]
+    assert sorted(cards) == ["face_full_range", "face_short_range", "face_short_range_ssd"]
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(p.name for p in COMMITTED.iterdir())
     for name in written:
@@ -33,6 +33,23 @@ def test_build_rewrites_the_committed_folder_byte_for_byte(tmp_path: Path) -> No
     assert cards["face_short_range"].source.endswith(
         "mediapipe/modules/face_detection/face_detection_short_range.tflite"
     )
+    ssd = cards["face_short_range_ssd"]
+    assert ssd.detection is not None and ssd.detection.family == "ssd"
+    assert ssd.license == cards["face_short_range"].license == "Apache-2.0 (mediapipe)"
+    assert "face_detection_short_range.tflite" in ssd.source and ssd.labels == ["face"]
+
+
+def test_the_ssd_build_is_reproducible_and_checked() -> None:
+    """Built twice from the committed short-range model: the same bytes, the committed ones."""
+    content = (COMMITTED / "face_short_range.tflite").read_bytes()
+    spec = faces.MODELS["face_short_range"][1]
+    built = faces_ssd.ssd_model(content, spec)
+    assert built == faces_ssd.ssd_model(content, spec)
+    assert built == (COMMITTED / "face_short_range_ssd.tflite").read_bytes()
+    assert faces_ssd.OPERATOR.encode() in built
+    full = faces.MODELS["face_full_range"][1]  # 2304 anchors: not the short-range model's 896
+    with pytest.raises(ModelError, match=r"raw outputs \[1, 2304, 16\].*\(1, 896, 16\)"):
+        faces_ssd.ssd_model(content, full)
 
 
 def test_a_wheel_without_the_models_is_refused(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """Detection post-processing on arrays: one seam each (anchors, NMS, SSD outputs, frame pixels).
 
-No model in this environment has TFLite_Detection_PostProcess outputs and no tooling here builds
-one (it needs the TensorFlow converter), so the ``ssd`` family is tested on the arrays such a
-model returns, through the real :class:`Detector` decode path of a loaded model.
+The ``ssd`` family is tested here on the arrays such a model returns, through the real
+:class:`Detector` decode path of a loaded model; on a real SSD-format model in test_ssd_model.py.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import pytest
 
 from edgecascade.shared.runtime.card import ModelCard, Preprocess
 from edgecascade.shared.runtime.detect import iou, nms, ssd_anchors, to_frame
+from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.detection_card import DetectionSpec, SsdAnchors
 from edgecascade.shared.runtime.detector import Detector, _decode_ssd
 from tests.utils.paths import FACE_SHORT
@@ -73,9 +73,10 @@ def _ssd_outputs() -> list[np.ndarray]:
 
 
 def test_ssd_outputs_decode_to_labelled_frame_boxes() -> None:
-    boxes, scores, ids = _decode_ssd(_ssd_outputs(), limit=10)
-    np.testing.assert_allclose(boxes, [[0.2, 0.1, 0.6, 0.5], [0.0, 0.0, 1.0, 1.0]])
-    assert ids.tolist() == [1, 0] and scores[1] == -1.0  # count 2; NaN score never passes
+    boxes, scores, ids, faults = _decode_ssd(_ssd_outputs(), threshold=0.5)
+    np.testing.assert_allclose(boxes, [[0.2, 0.1, 0.6, 0.5]])  # count 2: the third is padding
+    assert ids.tolist() == [1] and scores.tolist() == pytest.approx([0.9])
+    assert faults == OutputFaults(nan_scores=1)  # the NaN score dropped and counted
     card = ModelCard.load(FACE_SHORT.with_suffix(".json"))
     ssd = DetectionSpec(family="ssd", label_offset=1, score_threshold=0.5)
     detector = Detector.load(FACE_SHORT, card=card)  # a loaded model, its decode swapped to ssd

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgecascade.shared.boxes import agreement, iou, match
-from edgecascade.shared.messages import DetectedObject
+from edgecascade.shared.fields import DetectedObject
 
 
 def box(

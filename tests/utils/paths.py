@@ -30,4 +30,5 @@ def sample_subset(dest: Path, per_class: int) -> list[Path]:
 
 FACE_SHORT = REPO / "models" / "faces" / "face_short_range.tflite"
 FACE_FULL = REPO / "models" / "faces" / "face_full_range.tflite"
+FACE_SHORT_SSD = REPO / "models" / "faces" / "face_short_range_ssd.tflite"
 PHOTOS = REPO / "data" / "photos"

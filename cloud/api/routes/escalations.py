@@ -17,6 +17,7 @@ from edgecascade.cloud.api.deps import (
     scope_filters,
 )
 from edgecascade.cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
+from edgecascade.cloud.blobs import BlobNotFound
 from edgecascade.cloud.db.models import Escalation, LabelOverride, Verdict
 from edgecascade.cloud.labels import final_label
 
@@ -95,7 +96,7 @@ def escalation_frame(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no escalation {msg_id!r}")
     try:
         body = services.blobs.get(escalation.blob_path)
-    except FileNotFoundError:
+    except BlobNotFound:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"the frame of escalation {msg_id!r} is missing"
         ) from None

@@ -1,0 +1,159 @@
+"""Stage 3 of the frame pipeline: an answer becomes a result message, maybe an escalation.
+
+Runs on the emit thread (:class:`~edgecascade.edge_agent.feed.Emitter`). A classification answers
+with its top classes and the classification rules of :mod:`edge_agent.policy`; a detection with
+its boxes in pixels of the original frame (:mod:`edge_agent.detections`), kept or dropped by the
+camera's zones (:mod:`edge_agent.zones`), a per-label summary in ``top`` and the detection rules
+(:mod:`edge_agent.detection_policy`). Either way the result is committed to the disk outbox, and
+an unsure frame (or an audit sample) is escalated under the same budget and cooldown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from edgecascade.edge_agent.detection_policy import DetectionPolicy
+from edgecascade.edge_agent.detections import label_summary, original_size, to_objects
+from edgecascade.edge_agent.escalation import escalation_payload
+from edgecascade.edge_agent.feed import Prepared
+from edgecascade.edge_agent.policy import AUDIT, Decision, EscalationPolicy
+from edgecascade.edge_agent.settings import AgentSettings
+from edgecascade.edge_agent.sources import Frame
+from edgecascade.edge_agent.stats import AgentStats
+from edgecascade.edge_agent.telemetry import StageTimer
+from edgecascade.edge_agent.verdicts import VerdictBook
+from edgecascade.edge_agent.zones import ZoneFilter
+from edgecascade.shared.codec import encode
+from edgecascade.shared.contract import queue_class_of, spec_of
+from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
+from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.outbox import Outbox
+from edgecascade.shared.runtime.detect import DetectionResult
+from edgecascade.shared.runtime.detect_faults import OutputFaults
+from edgecascade.shared.runtime.runtime import Classification
+from edgecascade.shared.topics import Kind
+
+RESULT, ESCALATION = spec_of(Kind.RESULT), spec_of(Kind.ESCALATION)
+Answer = Classification | DetectionResult
+# What the loop hands to the emit thread: the frame, its answer, the model and its labels.
+Emitted = tuple[Prepared, Answer, ModelRef, Sequence[str]]
+
+
+class ResultEmitter:
+    """Builds, commits and escalates the results of one agent (the emit thread only)."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        outbox: Outbox,
+        verdicts: VerdictBook,
+        stats: AgentStats,
+        timer: StageTimer,
+        topic: Callable[[Kind], str],
+        labels: Sequence[str],
+    ) -> None:
+        self.settings = settings
+        self.outbox, self.verdicts, self.stats, self.timer = outbox, verdicts, stats, timer
+        self.topic = topic
+        self.policy = EscalationPolicy(settings.escalation, tuple(labels))
+        self.detection_policy = DetectionPolicy(self.policy)
+        self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
+        self.detected = False  # a detection answer was emitted: telemetry has its counters
+        self.faults = OutputFaults()  # what the detector dropped or clipped, all frames
+
+    def emit(self, item: Emitted) -> None:
+        prepared, answer, model, labels = item
+        t0 = time.perf_counter()
+        self.timer.add("capture", prepared.capture_ms)
+        for stage, ms in answer.timings_ms.items():
+            self.timer.add(stage, ms)
+        if isinstance(answer, DetectionResult):
+            message, decision = self._detection(prepared, answer, model, labels)
+        else:
+            message, decision = self._classification(prepared.frame, answer, model)
+        wire = Outgoing(self.topic(Kind.RESULT), encode(message), qos=RESULT.qos)
+        self.outbox.put(RESULT.queue_class, wire, message.msg_id)
+        self.verdicts.remember(message)
+        self.stats.results += 1
+        if decision.escalate:
+            self._escalate(prepared.frame, message, decision.reason)
+        elif self.policy.audit(decision):
+            self._escalate(prepared.frame, message, AUDIT, audit=True)
+        self.timer.add("publish", (time.perf_counter() - t0) * 1000)
+
+    def _classification(
+        self, frame: Frame, result: Classification, model: ModelRef
+    ) -> tuple[ResultMessage, Decision]:
+        top = [Prediction(index=i, label=label, score=score) for i, label, score in result.top(3)]
+        decision = self.policy.decide(result.probabilities, top[0].label, frame.image)
+        message = ResultMessage(
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            model=model,
+            top=top,
+            latency_ms=dict(result.timings_ms),
+            escalated=decision.escalate,
+            ground_truth=frame.ground_truth,
+            accelerator=result.accelerator,
+        )
+        return message, decision
+
+    def _detection(
+        self, prepared: Prepared, result: DetectionResult, model: ModelRef, labels: Sequence[str]
+    ) -> tuple[ResultMessage, Decision]:
+        self.detected = True
+        frame = prepared.frame
+        size = original_size(frame)
+        seen = (frame.image.shape[1], frame.image.shape[0])
+        found, invalid = to_objects(result.detections, seen, size)
+        before = self.zones.excluded + self.zones.outside
+        kept = self.zones.apply(found, *size)
+        self.stats.detections_invalid += invalid
+        self.faults += result.faults
+        self.stats.detections_excluded += self.zones.excluded + self.zones.outside - before
+        self.stats.detections += len(kept)
+        decision = self.detection_policy.decide(kept, prepared.changed, frame.image)
+        message = ResultMessage(
+            frame_id=frame.frame_id,
+            captured_at=frame.captured_at,
+            model=model,
+            task="detection",
+            top=label_summary(kept, labels),
+            detections=kept,
+            frame_size=size,
+            latency_ms=dict(result.timings_ms),
+            escalated=decision.escalate,
+            ground_truth=frame.ground_truth,
+            accelerator=result.accelerator,
+        )
+        return message, decision
+
+    def _escalate(
+        self, frame: Frame, result: ResultMessage, reason: str, audit: bool = False
+    ) -> None:
+        settings = self.settings.escalation
+        header, payload = escalation_payload(frame, result, reason, settings, audit=audit)
+        wire = Outgoing(self.topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
+        self.outbox.put(queue_class_of(ESCALATION, header), wire, header.msg_id)
+        if audit:
+            self.stats.audits += 1
+        else:
+            self.stats.escalations += 1
+
+    def counters(self) -> dict[str, int]:
+        """The detection counters for telemetry (none for a classifier's agent): boxes sent,
+        dropped by the zones, refused by the contract, and what the detector's decoding
+        dropped or clipped (:mod:`~edgecascade.shared.runtime.detect_faults`)."""
+        if not self.detected:
+            return {}
+        return {
+            "detections": self.stats.detections,
+            "detections.excluded": self.zones.excluded,
+            "detections.outside_zones": self.zones.outside,
+            "detections.invalid": self.stats.detections_invalid,
+            "detections.nan_scores": self.faults.nan_scores,
+            "detections.degenerate": self.faults.degenerate,
+            "detections.clipped": self.faults.clipped,
+            "detections.outside_frame": self.faults.outside,
+        }
