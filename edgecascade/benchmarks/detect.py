@@ -16,6 +16,7 @@ verdicts, and until those exist it says so instead of printing offline figures a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,14 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         "(0-255, the agent's measure; default 2.0), or maxN for N on the most changed cell "
         "(not the agent's measure); default: a built-in grid",
     )
+    arg(
+        "--count-window",
+        type=int,
+        default=5,
+        metavar="N",
+        help="the count rule's window: previous frames whose most frequent count a frame's is "
+        "held against (the agent's escalation.detection.count_window; default: 5)",
+    )
     arg("--threads", type=int, default=1, help="interpreter threads per detector (default: 1)")
     arg("--plot", type=Path, metavar="FILE", help="write mAP@0.5 vs bytes as a PNG")
     arg("--workdir", type=Path, help="write the generated frames here (default: temp)")
@@ -78,7 +87,7 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
 
 def parse_bands(text: str) -> tuple[Any, ...]:
     """``LOW-HIGH[@GATE],...`` -> bands; a clear error naming the bad item."""
-    from edgecascade.benchmarks.detect_offline import Band
+    from edgecascade.benchmarks.detect_policies import Band
 
     bands = []
     for item in (part.strip() for part in text.split(",")):
@@ -100,9 +109,14 @@ def parse_bands(text: str) -> tuple[Any, ...]:
 def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
     if not args.offline:
         return run_topology(args)
-    from edgecascade.benchmarks.detect_offline import DEFAULT_BANDS
+    from edgecascade.benchmarks.detect_policies import DEFAULT_BANDS
 
-    bands = parse_bands(args.bands) if args.bands else DEFAULT_BANDS
+    if args.count_window < 1:
+        raise EdgeCascadeError(f"--count-window {args.count_window}: needs at least 1")
+    bands = tuple(
+        dataclasses.replace(b, count_window=args.count_window)
+        for b in (parse_bands(args.bands) if args.bands else DEFAULT_BANDS)
+    )
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         root = args.workdir or Path(temp)
         measured = run_offline(root, args.seed, args.frames_per_camera, bands, args.threads)
@@ -136,13 +150,14 @@ def run_offline(
     root: Path, seed: int, frames_per_camera: int, bands: tuple[Any, ...], threads: int
 ) -> dict[str, Any]:
     """Generate the set into ``root``, run both detectors, simulate every policy."""
-    from edgecascade.benchmarks.detect_offline import evaluate, run_detectors
+    from edgecascade.benchmarks.detect_offline import run_detectors
+    from edgecascade.benchmarks.detect_policies import evaluate
     from edgecascade.benchmarks.detect_scene import generate
 
     if frames_per_camera < 2:
         raise EdgeCascadeError(f"--frames-per-camera {frames_per_camera}: needs at least 2")
     labels = generate(root, seed, frames_per_camera)
-    floor = min([0.5, *(b.low for b in bands)])
+    floor = min(b.floor for b in bands)
     runs = run_detectors(labels, EDGE_MODEL, CLOUD_MODEL, floor, threads)
     policies = evaluate(runs, bands)
     objects = [t for r in runs for t in r.truth]

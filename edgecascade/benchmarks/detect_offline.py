@@ -1,20 +1,13 @@
-"""The offline evaluator of ``bench detect``: both detectors run once over the labelled set, then
-each escalation policy is simulated on what they found, to choose and sanity-check policies
-before (and apart from) a run through the real topology.
+"""The offline evaluator of ``bench detect``, part one: both detectors run once over the
+labelled set, and the figures of a policy's answers (the policies are simulated in
+:mod:`.detect_policies`), to choose and sanity-check policies before (and apart from) a run
+through the real topology.
 
-Per frame: the edge detector (short-range) on the whole frame, its score floor lowered to the
-lowest band's ``low`` so the band can see unsure faces; the cloud detector (full-range) on the
-whole frame and on overlapping tiles (:func:`~edgecascade.shared.runtime.tiles.detect_sliced`,
-what the cloud worker runs); the frame's JPEG size; and its 32x32 gray thumbnail, which a
-:class:`~edgecascade.edge_agent.gating.SceneGate` per camera compares (the agent's scene gate,
-its mean absolute difference against the last frame that changed). A cascade policy escalates a
-frame when an edge score lies in ``[low, high)``, or the count of edge detections scoring at
-least ``high`` differs from the previous frame's, or the edge found nothing at or above ``high``
-while the scene gate says the frame changed. An escalated frame's answer is the cloud's, any
-other the edge's. A band may instead name the *local* change measure (``measure="max"``: the
-largest absolute difference of one thumbnail cell, same reference rule), which is NOT what the
-agent's gate computes: it is here to show what a far person does to each measure (a far person
-moves the mean of 1024 cells about as much as an empty scene's noise and gain drift do).
+Per frame: the edge detector (short-range) on the whole frame, its card's score threshold
+lowered to the lowest band's ``low`` (what a deployment would do to let the band see faces below
+the card's 0.5); the cloud detector (full-range) on the whole frame and on overlapping tiles
+(:func:`~edgecascade.shared.runtime.tiles.detect_sliced`, what the cloud worker runs); the
+frame's JPEG size; and its 32x32 gray thumbnail for the scene gate.
 
 **Bytes** are counted as the wire would carry them, uncompressed: every frame sends one result
 (the JSON of a :class:`~edgecascade.shared.messages.ResultMessage` with the edge's boxes); an
@@ -45,63 +38,15 @@ EDGE_THRESHOLD = 0.5  # the short-range card's score threshold: what the edge re
 
 
 @dataclass(frozen=True)
-class Band:
-    """A cascade policy: the uncertainty band ``[low, high)`` and the scene gate's threshold
-    on the absolute difference of 32x32 gray thumbnails (0-255), by ``measure``: ``mean`` over
-    the cells (the agent's :class:`SceneGate`) or ``max`` (the most changed cell; not the
-    agent's)."""
-
-    low: float
-    high: float
-    gate: float
-    measure: str = "mean"
-
-    @property
-    def name(self) -> str:
-        gate = f"{self.gate:g}" if self.measure == "mean" else f"{self.measure}{self.gate:g}"
-        return f"band-{self.low:.2f}-{self.high:.2f}@{gate}"
-
-
-class LocalGate:
-    """:class:`SceneGate`'s rule (compare with the last frame that changed) on the most changed
-    thumbnail cell instead of the mean over cells."""
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self._last: npt.NDArray[np.float32] | None = None
-
-    def changed(self, thumb: npt.NDArray[np.uint8]) -> bool:
-        import numpy as np
-
-        cells = thumb.astype(np.float32)
-        if self._last is not None and float(np.abs(cells - self._last).max()) < self.threshold:
-            return False
-        self._last = cells
-        return True
-
-
-DEFAULT_BANDS = (
-    Band(0.5, 0.7, 2.0),
-    Band(0.3, 0.8, 2.0),
-    Band(0.3, 0.8, 0.5),
-    Band(0.25, 0.8, 0.5),
-    Band(0.2, 0.8, 2.0),
-    Band(0.2, 0.8, 0.3),
-    Band(0.3, 0.8, 8.0, "max"),
-    Band(0.3, 0.8, 16.0, "max"),
-)
-
-
-@dataclass(frozen=True)
 class FrameRun:
     """What the two detectors found on one frame, and what the policies need of it."""
 
     camera: str
+    index: int
     truth: list[Truth]
-    edge: list[Found]
+    edge: list[Found]  # down to the floor run_detectors was given
     cloud: list[Found]
     jpeg_bytes: int
-    result_bytes: int
     thumbnail: npt.NDArray[np.uint8]
 
 
@@ -116,14 +61,11 @@ def thumbnail(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def result_bytes(camera: str, index: int, edge: list[Found]) -> int:
-    """Size of the JSON result the agent would send for this frame's edge boxes."""
-    from edgecascade.shared.messages import DetectedObject, ModelRef, ResultMessage
+    """Size of the JSON result the agent would send with these edge boxes."""
+    from edgecascade.shared.fields import DetectedObject
+    from edgecascade.shared.messages import ModelRef, ResultMessage
 
-    boxes = [
-        DetectedObject(label=d.label, score=round(d.score, 4), box=d.box)
-        for d in edge
-        if d.score >= EDGE_THRESHOLD
-    ][:100]
+    boxes = [DetectedObject(label=d.label, score=round(d.score, 4), box=d.box) for d in edge][:100]
     message = ResultMessage(
         frame_id=f"{camera}-{index:06d}",
         captured_at=0.0,
@@ -174,42 +116,15 @@ def run_detectors(
         runs.append(
             FrameRun(
                 camera=frame["camera"],
+                index=frame["index"],
                 truth=[Truth(o["label"], tuple(o["box"])) for o in frame["objects"]],
                 edge=edge_found,
                 cloud=_found(detect_sliced(cloud, image, Slicing(tile=auto_tile(h, w, side)))),
                 jpeg_bytes=len(data),
-                result_bytes=result_bytes(frame["camera"], frame["index"], edge_found),
                 thumbnail=thumbnail(image),
             )
         )
     return runs
-
-
-def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
-    """Per frame, why the cascade at ``band`` escalates it (None: it does not)."""
-    from edgecascade.edge_agent.gating import SceneGate
-
-    gates: dict[str, SceneGate | LocalGate] = {}
-    counts: dict[str, int] = {}
-    reasons: list[str | None] = []
-    for run in runs:
-        if run.camera not in gates:
-            kind = SceneGate if band.measure == "mean" else LocalGate
-            gates[run.camera] = kind(band.gate)
-        gate = gates[run.camera]
-        changed = gate.changed(run.thumbnail)
-        sure = sum(1 for d in run.edge if d.score >= band.high)
-        previous = counts.get(run.camera)
-        counts[run.camera] = sure
-        reason = None
-        if any(band.low <= d.score < band.high for d in run.edge):
-            reason = "uncertain"
-        elif previous is not None and sure != previous:
-            reason = "count"
-        elif sure == 0 and changed and previous is not None:
-            reason = "changed"
-        reasons.append(reason)
-    return reasons
 
 
 def figures(
@@ -249,35 +164,3 @@ def add_ratios(policies: list[dict[str, Any]]) -> None:
             if entry["map50"] is None or cloud["map50"] is None
             else 100 * (entry["map50"] - cloud["map50"])
         )
-
-
-def score_policy(
-    runs: list[FrameRun], name: str, family: str, escalated: list[bool]
-) -> dict[str, Any]:
-    """A simulated policy: final answers are the cloud's where escalated, else the edge's."""
-    final = [r.cloud if up else r.edge for r, up in zip(runs, escalated, strict=True)]
-    sent = sum(
-        r.result_bytes + (r.jpeg_bytes + r.result_bytes if up else 0)
-        for r, up in zip(runs, escalated, strict=True)
-    )
-    return figures(name, family, [r.truth for r in runs], final, escalated, sent)
-
-
-def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, Any]]:
-    """Edge-only, cloud-only and the cascade at each band, with ratios to cloud-only."""
-    policies = [
-        score_policy(runs, "edge-only", "edge-only", [False] * len(runs)),
-        score_policy(runs, "cloud-only", "cloud-only", [True] * len(runs)),
-    ]
-    for band in bands:
-        reasons = escalations(runs, band)
-        entry = score_policy(runs, band.name, "cascade", [r is not None for r in reasons])
-        entry["band"] = [band.low, band.high]
-        entry["gate_threshold"] = band.gate
-        entry["gate_measure"] = band.measure
-        entry["reasons"] = {
-            why: sum(1 for r in reasons if r == why) for why in ("uncertain", "count", "changed")
-        }
-        policies.append(entry)
-    add_ratios(policies)
-    return policies

@@ -11,7 +11,8 @@ import pytest
 
 from edgecascade.benchmarks.detect import parse_bands
 from edgecascade.benchmarks.detect_metrics import Found
-from edgecascade.benchmarks.detect_offline import Band, FrameRun, escalations
+from edgecascade.benchmarks.detect_offline import FrameRun
+from edgecascade.benchmarks.detect_policies import Band, escalations
 from edgecascade.benchmarks.detect_scene import (
     CAMERAS,
     FACES,
@@ -76,37 +77,33 @@ def test_a_near_face_is_found_by_both_and_a_far_one_only_on_tiles(person: str) -
 def _run(camera: str, scores: list[float], level: int) -> FrameRun:
     return FrameRun(
         camera=camera,
+        index=0,
         truth=[],
         edge=[Found("face", s, (0.0, 0.0, 10.0, 10.0)) for s in scores],
         cloud=[],
         jpeg_bytes=1000,
-        result_bytes=100,
         thumbnail=np.full((32, 32), level, np.uint8),
     )
 
 
-def test_escalation_reasons() -> None:
-    band = Band(0.3, 0.8, gate=2.0)
+def _rules(reasons: list[str | None]) -> list[str | None]:
+    return [None if r is None else r.split(" ", 1)[0].rstrip(":") for r in reasons]
+
+
+def test_escalation_reasons_are_the_agents_rules() -> None:
+    band = Band(0.3, 0.8, gate=2.0, count_window=1)
     runs = [
         _run("a", [0.9], 10),  # first frame: nothing to compare with
         _run("a", [0.9, 0.5], 10),  # 0.5 in [0.3, 0.8)
-        _run("a", [0.9, 0.9], 10),  # two sure faces after one
-        _run("a", [0.9, 0.9], 11),  # same count, scene barely changed
-        _run("a", [], 30),  # nothing found, the scene changed: also a count change
-        _run("a", [0.1], 60),  # nothing sure, scene changed
-        _run("a", [], 61),  # nothing sure, scene unchanged
-        _run("b", [], 200),  # another camera's first frame
+        _run("a", [0.9, 0.9], 10),  # two faces, as the frame before
+        _run("a", [0.9], 11),  # one face after two
+        _run("a", [], 30),  # none after one (the scene changed too: count comes first)
+        _run("a", [0.1], 60),  # below the band's floor: nothing found, the scene changed
+        _run("a", [], 61),  # nothing found, the scene unchanged
+        _run("b", [], 200),  # another camera's first frame: its own gate and history
     ]
-    assert escalations(runs, band) == [
-        None,
-        "uncertain",
-        "count",
-        None,
-        "count",
-        "changed",
-        None,
-        None,
-    ]
+    reasons = _rules(escalations(runs, band))
+    assert reasons == [None, "score_band", None, "count", "count", "empty", None, None]
 
 
 def test_bands_are_parsed_or_refused_by_name() -> None:
@@ -155,4 +152,4 @@ def test_one_changed_cell_moves_the_local_measure_not_the_mean() -> None:
     mean = escalations([empty, person], Band(0.3, 0.8, 0.5))
     local = escalations([empty, person], Band(0.3, 0.8, 8.0, "max"))
     assert mean == [None, None]  # 50 / 1024 is below 0.5
-    assert local == [None, "changed"]
+    assert _rules(local) == [None, "empty"]
