@@ -59,9 +59,9 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
     arg(
         "--frames-per-camera",
         type=int,
-        default=120,
+        default=200,
         metavar="N",
-        help="frames in each camera's sequence (default: 120)",
+        help="frames in each camera's sequence, at 2 per second (default: 200)",
     )
     arg(
         "--bands",

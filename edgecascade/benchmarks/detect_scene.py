@@ -1,12 +1,13 @@
 """A labelled face-detection set for ``bench detect``, composed from real photos that ship in
 packages (``data/photos``, licences in its README): fixed cameras where people come and go.
 
-No labelled face-detection set with a redistributable licence ships in a Debian, PyPI or npm
-package we could find, so the set is composed. Each *camera* is one real background photo,
-scaled to cover 1280x720 and never moved; every frame of it gets its own sensor noise and a
-slight gain drift, as a real camera's frames do. *People* are the head and shoulders of two real
-portraits (public domain), cut out with a feathered ellipse and pasted: a person enters,
-walks for a few frames (position and size drift) and leaves; between visits the scene is empty.
+No labelled face-detection set with a licence that allows redistribution turned up among the
+Debian, PyPI and npm packages searched, so the set is composed. Each *camera* is one real
+background photo, scaled to cover 1280x720 and never moved; every frame of it gets its own
+sensor noise and a slight gain drift, as a real camera's frames do; frames are taken as at 2
+per second. *People* are the head and shoulders of two real portraits (public domain), cut out
+with a feathered ellipse and pasted: a person enters, walks for 4-15 s (8-30 frames; position
+and size drift) and leaves; between visits the scene is empty for 3-12 s (6-24 frames).
 Most visits are *near* (a face 200-330 px wide, which the short-range edge detector finds on
 the whole frame), some *mid* (60-130 px) and some *far* (16-34 px: only the full-range detector
 on tiles finds them). The ground truth is the pasted face box: each source face's box was
@@ -136,17 +137,17 @@ def plan(camera: int, frames: int, rng: Any) -> list[Visit]:
     """Visits to one camera: an empty gap, a visit, sometimes a second person at once (in the
     other half of the frame, so nobody hides a face another's label says is visible)."""
     visits: list[Visit] = []
-    t = int(rng.integers(2, 8))
+    t = int(rng.integers(2, 12))
     while t < frames:
-        duration = int(rng.integers(4, 13))
+        duration = int(rng.integers(8, 31))
         half = int(rng.integers(0, 2))
         visits.append(_visit(rng, t, min(frames, t + duration), half))
         if rng.random() < 0.25:
             start = t + int(rng.integers(0, duration))
             if start < frames:
-                length = int(rng.integers(3, 10))
+                length = int(rng.integers(6, 21))
                 visits.append(_visit(rng, start, min(frames, start + length), 1 - half))
-        t += duration + int(rng.integers(3, 12))
+        t += duration + int(rng.integers(6, 25))
     return visits
 
 
@@ -209,7 +210,7 @@ def paste(frame: Pixels, person: Person, visit: Visit, at: int) -> Box:
     )
 
 
-def generate(out: Path, seed: int = DEFAULT_SEED, frames_per_camera: int = 120) -> Path:
+def generate(out: Path, seed: int = DEFAULT_SEED, frames_per_camera: int = 200) -> Path:
     """Write every camera's frames (``<camera>/<index>.jpg``) and ``labels.json`` into ``out``;
     return the labels file. ``labels.json``: the seed, the generator's settings and, per frame,
     its camera, index in the camera's sequence, file (relative to ``out``) and face boxes."""
@@ -225,7 +226,7 @@ def generate(out: Path, seed: int = DEFAULT_SEED, frames_per_camera: int = 120) 
         (out / camera).mkdir(parents=True, exist_ok=True)
         for i in range(frames_per_camera):
             gain = 1.0 + 0.02 * np.sin(i / 9.0 + c)
-            noise = rng.normal(0.0, 2.0, scene.shape)
+            noise = rng.standard_normal(scene.shape, dtype=np.float32) * 2.0
             frame = np.clip(scene * gain + noise, 0, 255).astype(np.uint8)
             boxes = []
             here = [v for v in visits if v.start <= i < v.end]
