@@ -133,7 +133,7 @@ def background(photo: Pixels) -> Pixels:
     return np.asarray(big[y : y + HEIGHT, x : x + WIDTH], dtype=np.uint8).copy()
 
 
-def plan(camera: int, frames: int, rng: Any) -> list[Visit]:
+def plan(frames: int, rng: Any) -> list[Visit]:
     """Visits to one camera: an empty gap, a visit, sometimes a second person at once (in the
     other half of the frame, so nobody hides a face another's label says is visible)."""
     visits: list[Visit] = []
@@ -222,7 +222,7 @@ def generate(out: Path, seed: int = DEFAULT_SEED, frames_per_camera: int = 200) 
     labelled: list[dict[str, Any]] = []
     for c, (camera, photo) in enumerate(CAMERAS.items()):
         scene = background(_read(photo)).astype(np.float32)
-        visits = plan(c, frames_per_camera, rng)
+        visits = plan(frames_per_camera, rng)
         (out / camera).mkdir(parents=True, exist_ok=True)
         for i in range(frames_per_camera):
             gain = 1.0 + 0.02 * np.sin(i / 9.0 + c)
