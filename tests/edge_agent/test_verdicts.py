@@ -51,6 +51,8 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
             [
                 Outgoing(wire, encode(verdict_for(first, first.top[0].label))),  # agrees
                 Outgoing(wire, encode(verdict_for(second, "not-" + second.top[0].label))),
+                # The same verdict again, as after a reconnect: applied and counted once.
+                Outgoing(wire, encode(verdict_for(second, "not-" + second.top[0].label))),
                 Outgoing(wire, encode(unknown)),
                 Outgoing(wire, b'{"schema_version": 1, "top": "nonsense"}'),
             ],
@@ -63,6 +65,7 @@ def test_verdicts_are_applied_counted_and_bad_ones_rejected(
             )
         )
         assert agent.verdicts.counts["verdicts.corrected"] == 1
+        assert wait_until(lambda: agent.verdicts.counts["verdicts.duplicate"] == 1)
         assert agent.verdicts.cloud_label(first.msg_id) == first.top[0].label
         assert agent.verdicts.cloud_label(second.msg_id) == "not-" + second.top[0].label
         frames_before = agent.stats.frames
@@ -83,3 +86,20 @@ def test_verdict_book_keeps_only_the_newest(tmp_path: Path) -> None:
     assert book.apply(verdict_for(results[-1], "bag"))
     assert book.apply(verdict_for(results[-20], "bag"))
     assert not book.apply(verdict_for(results[-21], "bag"))
+
+
+def test_a_verdict_delivered_twice_is_applied_and_counted_once() -> None:
+    from edgecascade.edge_agent.verdicts import VerdictBook
+    from tests.utils.factories import make_result
+
+    book = VerdictBook()
+    result = make_result()
+    book.remember(result)
+    verdict = verdict_for(result, "bag")
+    for _ in range(3):  # after two broker restarts
+        assert book.apply(verdict)
+    assert (book.counts["verdicts.received"], book.counts["verdicts.duplicate"]) == (1, 2)
+    assert book.counts["verdicts.corrected"] == 1
+    again = verdict.model_copy(update={"escalation_id": "0190a4c8-0000-7000-8000-000000000001"})
+    assert book.apply(again)  # a second escalation of the same result is a new verdict
+    assert book.counts["verdicts.received"] == 2
