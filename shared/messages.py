@@ -133,6 +133,12 @@ class ResultMessage(Message, _Answer):
         exclude_if=lambda size: size is None,
         description="(width, height) of the frame the boxes are in; detection results.",
     )
+    policy: Version | None = Field(
+        None,
+        exclude_if=lambda policy: policy is None,
+        description="The escalation policy in force: the remote configuration's version, else "
+        "a fingerprint of the agent's escalation and gating settings.",
+    )
 
     @model_validator(mode="after")
     def _task(self) -> ResultMessage:
