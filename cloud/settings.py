@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.cloud.alerts.config import AlertsSection
+from edgecascade.cloud.retention_settings import RetentionSection
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.topics import ID_PATTERN
 
@@ -331,6 +332,9 @@ class CloudSettings(ComponentSettings):
         default_factory=RegistrySection, description="The model registry."
     )
     rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
+    retention: RetentionSection = Field(
+        default_factory=RetentionSection, description="What is kept how long; the purge."
+    )
     blobs: BlobSection = Field(
         default_factory=BlobSection, description="Where frames and model files are kept."
     )

@@ -138,6 +138,9 @@ class Escalation(Base):
         server_default=false(), comment="A random audit sample of a sure frame, not an unsure one."
     )
     task: Mapped[str] = mapped_column(TASK, server_default=CLASSIFICATION)
+    frame_purged_at: Mapped[float | None] = mapped_column(
+        comment="When retention deleted the frame (the row and its verdict stay)."
+    )
     detections: Mapped[list[Any] | None] = mapped_column(
         comment="Detection: the edge's boxes as sent, in pixels of this frame."
     )
