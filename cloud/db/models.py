@@ -66,6 +66,10 @@ class Device(Base):
     first_seen: Mapped[float]
     last_seen: Mapped[float] = mapped_column(comment="Newest message time heard from it.")
     last_state_at: Mapped[float | None] = mapped_column(comment="Time of the state applied.")
+    clock_skew_s: Mapped[float | None] = mapped_column(
+        comment="The cloud's receive time minus the device's send time of its last state: its "
+        "clock's error plus the transit (and any queueing) delay."
+    )
 
 
 class Result(Base):
