@@ -20,18 +20,16 @@ from typing import Any
 
 from edgecascade.cloud.db.rows import Row, box_row
 from edgecascade.cloud.settings import DetectionSection
-from edgecascade.shared.boxes import agreement
+from edgecascade.shared.boxes import agreement, label_summary
 from edgecascade.shared.errors import ModelError
 from edgecascade.shared.fields import MAX_DETECTIONS, DetectedObject, DetectionAgreement
-from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
+from edgecascade.shared.messages import EscalationHeader, ModelRef
 from edgecascade.shared.runtime.card import ModelCard, card_path_for
 from edgecascade.shared.runtime.detect import Detection
 from edgecascade.shared.runtime.detect_faults import OutputFaults
 from edgecascade.shared.runtime.detector import Detector
 from edgecascade.shared.runtime.preprocess import Image
 from edgecascade.shared.runtime.tiles import Slicing, auto_tile, detect_sliced
-
-SUMMARY_SIZE = 10  # labels in a verdict's per-label summary (``top`` holds at most 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,22 +121,6 @@ def to_objects(
         out.append(DetectedObject(label=d.label, score=score, box=(x0, y0, x1, y1)))
     out.sort(key=lambda o: -o.score)
     return out[:MAX_DETECTIONS], dropped
-
-
-def label_summary(objects: Sequence[DetectedObject], labels: Sequence[str]) -> list[Prediction]:
-    """Each label found with its best score, best first (a detection answer's ``top``);
-    ``index`` is the label's place in the model's labels (a class id for an unlisted one)."""
-    best: dict[str, float] = {}
-    for o in objects:
-        best[o.label] = max(best.get(o.label, 0.0), o.score)
-    order = sorted(best.items(), key=lambda item: -item[1])[:SUMMARY_SIZE]
-    return [Prediction(index=_index(label, labels), label=label, score=s) for label, s in order]
-
-
-def _index(label: str, labels: Sequence[str]) -> int:
-    if label in labels:
-        return list(labels).index(label)
-    return int(label) if label.isdigit() else 0
 
 
 def verdict_fields(

@@ -17,11 +17,9 @@ from pydantic import ValidationError
 from edgecascade.edge_agent.decode import jpeg_size
 from edgecascade.edge_agent.sources import Frame
 from edgecascade.shared.fields import MAX_DETECTIONS, DetectedObject
-from edgecascade.shared.messages import Prediction
 from edgecascade.shared.runtime.detect import Detection
 
 Size = tuple[int, int]  # (width, height)
-SUMMARY_SIZE = 10  # labels in a detection result's ``top``: the contract's Predictions limit
 
 
 def original_size(frame: Frame) -> Size:
@@ -61,22 +59,6 @@ def to_objects(
             invalid += 1
     out.sort(key=lambda o: -o.score)
     return out[:MAX_DETECTIONS], invalid
-
-
-def label_summary(objects: Sequence[DetectedObject], labels: Sequence[str]) -> list[Prediction]:
-    """Each label found with its best score, best first (a detection result's ``top``);
-    ``index`` is the label's index in the card's labels (a class id for an unlisted one)."""
-    best: dict[str, float] = {}
-    for o in objects:
-        best[o.label] = max(best.get(o.label, 0.0), o.score)
-    order = sorted(best.items(), key=lambda item: -item[1])[:SUMMARY_SIZE]
-    return [Prediction(index=_index(label, labels), label=label, score=s) for label, s in order]
-
-
-def _index(label: str, labels: Sequence[str]) -> int:
-    if label in labels:
-        return list(labels).index(label)
-    return int(label) if label.isdigit() else 0
 
 
 def rescale(objects: Sequence[DetectedObject], src: Size, dst: Size) -> list[DetectedObject]:

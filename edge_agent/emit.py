@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from edgecascade.edge_agent.detection_policy import DetectionPolicy
-from edgecascade.edge_agent.detections import label_summary, original_size, to_objects
+from edgecascade.edge_agent.detections import original_size, to_objects
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.feed import Prepared
 from edgecascade.edge_agent.policy import AUDIT, Decision, EscalationPolicy
@@ -25,6 +25,7 @@ from edgecascade.edge_agent.stats import AgentStats
 from edgecascade.edge_agent.telemetry import StageTimer
 from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.edge_agent.zones import ZoneFilter
+from edgecascade.shared.boxes import label_summary
 from edgecascade.shared.codec import encode
 from edgecascade.shared.contract import queue_class_of, spec_of
 from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgecascade.shared.fields import DetectedObject, DetectionAgreement
+from edgecascade.shared.messages import Prediction
 
 Box = tuple[float, float, float, float]
 
@@ -66,3 +67,23 @@ def agreement(
         recall=matched / len(cloud) if cloud else 1.0,
         mean_iou=min(1.0, sum(p[2] for p in pairs) / matched) if matched else 0.0,
     )
+
+
+SUMMARY_SIZE = 10  # labels in a detection answer's ``top``: the contract's Predictions limit
+
+
+def label_summary(objects: Sequence[DetectedObject], labels: Sequence[str]) -> list[Prediction]:
+    """Each label found with its best score, best first (a detection answer's ``top``, on the
+    edge's results and the cloud's verdicts); ``index`` is the label's place in the model's
+    labels (a class id for an unlisted one)."""
+    best: dict[str, float] = {}
+    for o in objects:
+        best[o.label] = max(best.get(o.label, 0.0), o.score)
+    order = sorted(best.items(), key=lambda item: -item[1])[:SUMMARY_SIZE]
+    return [Prediction(index=_index(label, labels), label=label, score=s) for label, s in order]
+
+
+def _index(label: str, labels: Sequence[str]) -> int:
+    if label in labels:
+        return list(labels).index(label)
+    return int(label) if label.isdigit() else 0

@@ -19,6 +19,7 @@ from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, topic
 from tests.cloud.conftest import ApiClient, inbound, serving
 from tests.utils.factories import MODEL, make_escalation, make_result
+from tests.utils.judged import verdict_row
 from tests.utils.mqtt import publish_all, wait_until
 
 
@@ -216,31 +217,6 @@ def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
     assert client.get("/api/telemetry", params={"site": "s1"}).status_code == 422
 
 
-def _verdict(result_id: str, escalation_id: str, label: str) -> Verdict:
-    return Verdict(
-        escalation_id=escalation_id,
-        msg_id=make_result().msg_id,
-        result_id=result_id,
-        site_id="s1",
-        device_id="cam-1",
-        created_at=time.time(),
-        worker_id="w1",
-        model_name="cloud",
-        model_version="2",
-        model_sha256="0" * 64,
-        label=label,
-        label_index=1,
-        score=0.97,
-        top=[{"index": 1, "label": label, "score": 0.97}],
-        edge_model_name="edge",
-        edge_model_version="1",
-        edge_label="cat",
-        edge_score=0.4,
-        agrees=label == "cat",
-        inference_ms=3.5,
-    )
-
-
 def test_results_carry_their_provenance_and_the_answer_that_stands(client: ApiClient) -> None:
     """The model's sha256 and the policy in force, stored with each result; the final answer
     beside the edge's: a person's label over the cloud's, the cloud's over the edge's."""
@@ -254,8 +230,8 @@ def test_results_carry_their_provenance_and_the_answer_that_stands(client: ApiCl
         [inbound("s1", "cam-1", Kind.RESULT, r) for r in (plain, judged, corrected)]
     )
     with services.sessions() as session:
-        session.add(_verdict(judged.msg_id, judged.msg_id, "dog"))
-        session.add(_verdict(corrected.msg_id, corrected.msg_id, "dog"))
+        session.add(verdict_row(judged.msg_id, judged.msg_id))
+        session.add(verdict_row(corrected.msg_id, corrected.msg_id))
         session.add(
             LabelOverride(
                 escalation_id=corrected.msg_id,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine
 
-from edgecascade.cloud.detection import Judgement, label_summary, to_objects, verdict_fields
+from edgecascade.cloud.detection import Judgement, to_objects, verdict_fields
 from edgecascade.cloud.settings import WorkerSection
 from edgecascade.cloud.worker import ReinferenceWorker, _Job
-from edgecascade.shared.boxes import agreement
+from edgecascade.shared.boxes import agreement, label_summary
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.messages import EscalationHeader, ModelRef

@@ -15,7 +15,6 @@ from edgecascade.cloud.db.models import (
     Result,
     Telemetry,
     TrainingRun,
-    Verdict,
 )
 from edgecascade.cloud.retention import DAY, Purger
 from edgecascade.cloud.retention_settings import RetentionSection
@@ -24,6 +23,7 @@ from edgecascade.cloud.store import StoreWriter, decode_inbound
 from edgecascade.shared.codec import encode
 from edgecascade.shared.topics import Kind, Topic
 from tests.utils.factories import make_escalation, make_result, make_telemetry
+from tests.utils.judged import verdict_row
 
 NOW = 1_900_000_000.0
 
@@ -39,30 +39,7 @@ def escalation(services: Services, age_days: float, *, judged: bool, labelled: b
     store(services, Kind.ESCALATION, header, jpeg, at)
     with services.sessions() as session:
         if judged:
-            session.add(
-                Verdict(
-                    escalation_id=header.msg_id,
-                    msg_id=make_result().msg_id,
-                    result_id=header.result_id,
-                    site_id="s1",
-                    device_id="cam1",
-                    created_at=at,
-                    worker_id="w1",
-                    model_name="cloud",
-                    model_version="2",
-                    model_sha256="0" * 64,
-                    label="dog",
-                    label_index=1,
-                    score=0.9,
-                    top=[{"index": 1, "label": "dog", "score": 0.9}],
-                    edge_model_name="edge",
-                    edge_model_version="1",
-                    edge_label="cat",
-                    edge_score=0.4,
-                    agrees=False,
-                    inference_ms=1.0,
-                )
-            )
+            session.add(verdict_row(header.msg_id, header.result_id, device="cam1", created_at=at))
         if labelled:
             session.add(
                 LabelOverride(

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from edgecascade.edge_agent.decode import decode_jpeg
-from edgecascade.edge_agent.detections import label_summary, original_size, rescale, to_objects
+from edgecascade.edge_agent.detections import original_size, rescale, to_objects
 from edgecascade.edge_agent.emit import ResultEmitter
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.feed import Prepared
@@ -23,7 +23,7 @@ from edgecascade.edge_agent.sources import Frame
 from edgecascade.edge_agent.stats import AgentStats
 from edgecascade.edge_agent.telemetry import StageTimer
 from edgecascade.edge_agent.verdicts import VerdictBook
-from edgecascade.shared.boxes import agreement
+from edgecascade.shared.boxes import agreement, label_summary
 from edgecascade.shared.codec import decode
 from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, Prediction, VerdictMessage

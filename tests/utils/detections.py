@@ -14,10 +14,10 @@ from sqlalchemy import insert
 
 from edgecascade.cloud.db.models import Verdict
 from edgecascade.cloud.db.upsert import insert_boxes
-from edgecascade.cloud.detection import Judgement, cloud_box_rows, label_summary, verdict_fields
+from edgecascade.cloud.detection import Judgement, cloud_box_rows, verdict_fields
 from edgecascade.cloud.services import Services
 from edgecascade.cloud.store import StoreWriter
-from edgecascade.shared.boxes import agreement
+from edgecascade.shared.boxes import agreement, label_summary
 from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.messages import EscalationHeader, ModelRef, ResultMessage

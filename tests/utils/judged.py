@@ -42,11 +42,31 @@ def store_judged(
     )
     if cloud is None:
         return header
+    row = verdict_row(
+        header.msg_id, result.msg_id, site=site, device=device, edge=edge, cloud=cloud, **verdict
+    )
+    with services.sessions() as session:
+        session.add(row)
+        session.commit()
+    return header
+
+
+def verdict_row(
+    escalation_id: str,
+    result_id: str,
+    *,
+    site: str = "s1",
+    device: str = "cam-1",
+    edge: str = "cat",
+    cloud: str = "dog",
+    **overrides: Any,
+) -> Verdict:
+    """A worker's verdict row on an escalation of ``edge``: the cloud says ``cloud``."""
     index = LABELS.index(cloud) if cloud in LABELS else 0
     fields: dict[str, Any] = {
-        "escalation_id": header.msg_id,
+        "escalation_id": escalation_id,
         "msg_id": make_result().msg_id,
-        "result_id": result.msg_id,
+        "result_id": result_id,
         "site_id": site,
         "device_id": device,
         "created_at": time.time(),
@@ -57,18 +77,13 @@ def store_judged(
         "label": cloud,
         "label_index": index,
         "score": 0.9,
-        "top": [
-            {"index": LABELS.index(cloud) if cloud in LABELS else 0, "label": cloud, "score": 0.9}
-        ],
-        "edge_model_name": header.model.name,
-        "edge_model_version": header.model.version,
+        "top": [{"index": index, "label": cloud, "score": 0.9}],
+        "edge_model_name": "mobilenet_v2",
+        "edge_model_version": "1.0.0",
         "edge_label": edge,
         "edge_score": 0.4,
         "agrees": edge == cloud,
         "inference_ms": 3.0,
     }
-    fields.update(verdict)
-    with services.sessions() as session:
-        session.add(Verdict(**fields))
-        session.commit()
-    return header
+    fields.update(overrides)
+    return Verdict(**fields)
