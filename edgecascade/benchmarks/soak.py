@@ -148,35 +148,7 @@ def _report(
     from edgecascade.benchmarks.table import format_table
 
     names = sorted({k for s in series for k in s if k != "t"})
-    rows, figures, failed = [], {}, []
-    for name in names:
-        for metric in ("rss_mb", "fds", "bytes"):
-            values = [s[name][metric] for s in series if name in s and metric in s[name]]
-            if not values:
-                continue
-            ratio, level = _levels(values, FLOORS[metric], args.max_growth)
-            grows = name == "cloud database"  # keeps the data: grows by design
-            key = f"{name}.{metric}"
-            figures[key] = {
-                "first": values[0],
-                "max": max(values),
-                "last": values[-1],
-                "growth_ratio": round(ratio, 4),
-                "levels_off": level or grows,
-            }
-            if not (level or grows):
-                failed.append(key)
-            rows.append(
-                [
-                    name,
-                    metric,
-                    values[0],
-                    max(values),
-                    values[-1],
-                    ratio,
-                    "by design" if grows else ("yes" if level else "NO"),
-                ]
-            )
+    rows, figures, failed = _judge(series, names, args.max_growth)
     stored = max(1, summary.get("stored", 0))
     db = figures.get("cloud database.bytes", {})
     table = format_table(
@@ -204,6 +176,34 @@ def _report(
     if failed or not report["every_result_stored"]:
         report["table"] += f"\nFAILED: {', '.join(failed) or 'results missing'}"
     return report
+
+
+def _judge(
+    series: list[dict[str, Any]], names: list[str], max_growth: float
+) -> tuple[list[list[object]], dict[str, Any], list[str]]:
+    """Table rows, figures and the figures that did not level off."""
+    rows: list[list[object]] = []
+    figures: dict[str, Any] = {}
+    failed: list[str] = []
+    for name in names:
+        for metric in ("rss_mb", "fds", "bytes"):
+            values = [s[name][metric] for s in series if name in s and metric in s[name]]
+            if not values:
+                continue
+            ratio, level = _levels(values, FLOORS[metric], max_growth)
+            grows = name == "cloud database"  # keeps the data: grows by design
+            figures[f"{name}.{metric}"] = {
+                "first": values[0],
+                "max": max(values),
+                "last": values[-1],
+                "growth_ratio": round(ratio, 4),
+                "levels_off": level or grows,
+            }
+            if not (level or grows):
+                failed.append(f"{name}.{metric}")
+            verdict = "by design" if grows else ("yes" if level else "NO")
+            rows.append([name, metric, values[0], max(values), values[-1], ratio, verdict])
+    return rows, figures, failed
 
 
 def _plot(series: list[dict[str, Any]], names: list[str], path: Path) -> None:
