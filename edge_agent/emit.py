@@ -17,6 +17,7 @@ from edgecascade.edge_agent.detection_policy import DetectionPolicy
 from edgecascade.edge_agent.detections import label_summary, original_size, to_objects
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.feed import Prepared
+from edgecascade.edge_agent.live import LiveSettings
 from edgecascade.edge_agent.policy import AUDIT, Decision, EscalationPolicy
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.sources import Frame
@@ -45,7 +46,7 @@ class ResultEmitter:
 
     def __init__(
         self,
-        settings: AgentSettings,
+        settings: AgentSettings | LiveSettings,
         outbox: Outbox,
         verdicts: VerdictBook,
         stats: AgentStats,
@@ -53,7 +54,11 @@ class ResultEmitter:
         topic: Callable[[Kind], str],
         labels: Sequence[str],
     ) -> None:
+        # A LiveSettings: a remote config is picked up between two frames (:meth:`emit`).
+        self._live = settings if isinstance(settings, LiveSettings) else None
+        settings = settings.current if isinstance(settings, LiveSettings) else settings
         self.settings = settings
+        self.labels = tuple(labels)
         self.outbox, self.verdicts, self.stats, self.timer = outbox, verdicts, stats, timer
         self.topic = topic
         self.policy = EscalationPolicy(settings.escalation, tuple(labels))
@@ -62,8 +67,23 @@ class ResultEmitter:
         self.detected = False  # a detection answer was emitted: telemetry has its counters
         self.faults = OutputFaults()  # what the detector dropped or clipped, all frames
 
+    def _reconfigure(self, settings: AgentSettings) -> None:
+        """A new live config (the emit thread, between two frames): the policy, its detection
+        rules and the zones are rebuilt from it; their counters carry on. The cooldown's memory,
+        the token bucket and the count history start afresh with the new figures."""
+        old, zones = self.policy, self.zones
+        self.policy = EscalationPolicy(settings.escalation, self.labels)
+        self.policy.over_budget, self.policy.cooled_down = old.over_budget, old.cooled_down
+        self.policy.audits = old.audits
+        self.detection_policy = DetectionPolicy(self.policy)
+        self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
+        self.zones.excluded, self.zones.outside = zones.excluded, zones.outside
+        self.settings = settings
+
     def emit(self, item: Emitted) -> None:
         prepared, answer, model, labels = item
+        if self._live is not None and self._live.current is not self.settings:
+            self._reconfigure(self._live.current)
         t0 = time.perf_counter()
         self.timer.add("capture", prepared.capture_ms)
         for stage, ms in answer.timings_ms.items():

@@ -22,7 +22,7 @@ from edgecascade.shared.manifest import load_public_key
 from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
 from edgecascade.shared.outbox import Outbox
-from edgecascade.shared.topics import Kind, ModelSub, topic
+from edgecascade.shared.topics import Kind, ModelSub, topic, topic_filter
 
 ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
 StateFn = Callable[[str], Outgoing]  # the agent's retained state message, "online"/"offline"
@@ -64,6 +64,7 @@ def open_link(settings: AgentSettings, on_message: MessageHandler, state: StateF
     if s.gateway_id is not None:
         link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
     link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
+    link.subscribe(topic_filter(Kind.CMD, site=s.site, device=s.device, prefix=s.mqtt.prefix))
     return link
 
 

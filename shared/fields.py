@@ -38,6 +38,7 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=N
 ShortText = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
 Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 FrameId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
+ConfigVersion = Annotated[int, Field(ge=1, le=INT64_MAX)]  # a remote config's version
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 

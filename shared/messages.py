@@ -26,6 +26,7 @@ from edgecascade.shared.fields import (
     MAX_FRAME_PIXELS,
     NO_NUL,
     STRICT,
+    ConfigVersion,
     DetectionAgreement,
     Detections,
     FrameId,
@@ -116,6 +117,9 @@ class StateMessage(Message):
     capabilities: Annotated[list[Ident], Field(max_length=32)] = []
     software: Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)] = ""
     detail: ShortText = ""
+    config_version: ConfigVersion | None = Field(
+        None, exclude_if=lambda v: v is None, description="Remote config version in force (agents)."
+    )
 
 
 class ResultMessage(Message, _Answer):
