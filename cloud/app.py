@@ -14,6 +14,7 @@ from edgecascade.cloud.api.routes import (
     accuracy,
     devices,
     escalations,
+    fleet,
     health,
     labels,
     metrics,
@@ -74,6 +75,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(tokens.router)
     app.include_router(models.router)
     app.include_router(rollouts.router)
+    app.include_router(fleet.router)
     app.include_router(accuracy.router)
     app.include_router(training.router)
     app.include_router(dashboard_api.router)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, Index, MetaData, String, Text, false
+from sqlalchemy import JSON, BigInteger, Double, Index, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -64,6 +64,9 @@ class Device(Base):
     first_seen: Mapped[float]
     last_seen: Mapped[float] = mapped_column(comment="Newest message time heard from it.")
     last_state_at: Mapped[float | None] = mapped_column(comment="Time of the state applied.")
+    config_version: Mapped[int | None] = mapped_column(
+        BigInteger, comment="The remote config version its state says it runs."
+    )
 
 
 class Result(Base):
@@ -320,3 +323,45 @@ class TrainingRun(Base):
     started_at: Mapped[float | None]
     finished_at: Mapped[float | None]
     rollout_id: Mapped[str | None] = mapped_column(IDENT)
+
+
+class ConfigVersion(Base):
+    """A remote config document (the agent's live settings) and the devices it targets: a site,
+    a tag expression (fleet-wide or in ``site_id``) or a device list of ``site_id``. A device
+    runs the newest version that targets it (:mod:`cloud.fleet.configs`)."""
+
+    __tablename__ = "config_versions"
+
+    version: Mapped[int] = mapped_column(  # SQLite numbers only an INTEGER key by itself
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    site_id: Mapped[str | None] = mapped_column(IDENT)
+    tags: Mapped[str | None] = mapped_column(Text, comment="Tag expression; none = every tag.")
+    devices: Mapped[list[Any] | None] = mapped_column(comment="Device ids of site_id; none: all.")
+    document: Mapped[dict[str, Any]] = mapped_column(comment="The live settings, as sent.")
+    created_by: Mapped[str] = mapped_column(IDENT)
+    created_at: Mapped[float]
+
+
+class DeviceTags(Base):
+    """The tags of a device (API or provisioning); kept whether or not it was heard from."""
+
+    __tablename__ = "device_tags"
+
+    site_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    device_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    tags: Mapped[list[Any]] = mapped_column(comment="Sorted, unique.")
+    updated_at: Mapped[float]
+
+
+class ConfigReply(Base):
+    """A device's newest answer to ``cmd/config``: applied, or refused with the reason."""
+
+    __tablename__ = "config_replies"
+
+    site_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    device_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, comment="The version the command carried.")
+    status: Mapped[str] = mapped_column(String(16), comment="ok or error.")
+    error: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[float]

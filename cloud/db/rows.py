@@ -96,6 +96,7 @@ def state_row(site: str, device: str, msg: StateMessage) -> Row:
         "first_seen": msg.ts,
         "last_seen": msg.ts,
         "last_state_at": msg.ts,
+        "config_version": msg.config_version,
     }
 
 
