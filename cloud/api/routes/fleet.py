@@ -113,7 +113,14 @@ def put_tags(
     return TagsOut(site=site, device=device, tags=tags)
 
 
-@router.post("/devices/{site}/{device}/diagnostics")
+@router.post(
+    "/devices/{site}/{device}/diagnostics",
+    responses={
+        502: {"description": "The device or gateway answered with an error."},
+        503: {"description": "This process runs without the MQTT link (no ingest)."},
+        504: {"description": "No answer within fleet.command_timeout_s."},
+    },
+)
 async def diagnostics(
     site: SiteId, device: DeviceId, body: DiagnosticsIn, principal: Operator, services: ServicesDep
 ) -> DiagnosticsOut:
