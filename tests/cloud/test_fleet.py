@@ -133,6 +133,12 @@ def test_config_targets_a_tag_expression_through_the_gateway(
     assert "unicorn" in cam2["reply"]["error"]
     assert site.agents["cam2"].agent.settings.escalation.class_thresholds == {}
 
+    # Rollouts take the same tag expressions: one that does not parse is a 422 with the position.
+    rollout = {"model_name": "m", "model_version": "2", "site": "site1", "tags": "zone:north ("}
+    refused_rollout = api.post("/api/rollouts", json=rollout, headers=operator)
+    assert refused_rollout.status_code == 422
+    assert "expected 'and', 'or' or the end, found '(' at position 12" in refused_rollout.text
+
 
 def test_diagnostics_of_an_agent_and_the_gateway_and_a_timeout(
     served: tuple[ApiClient, Site],

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from edgecascade.cloud.db.models import Device
+from edgecascade.cloud.errors import RolloutInvalid
 from edgecascade.cloud.fleet.configs import FleetInvalid, Target
 from edgecascade.cloud.fleet.tags import TagSyntaxError, check_tag, parse
+from edgecascade.cloud.rollouts.plan import RolloutRequest, tagged
 
 
 @pytest.mark.parametrize(
@@ -71,3 +76,20 @@ def test_a_target_names_a_site_a_tag_expression_or_a_site_s_devices() -> None:
     ]:
         with pytest.raises(FleetInvalid, match=reason):
             bad.check()
+
+
+def test_a_rollout_takes_the_cameras_whose_tags_match() -> None:
+    cameras = [Device(site_id="s1", device_id=d) for d in ("cam1", "cam2", "cam3")]
+    tags = {"cam1": ["zone:north"], "cam2": ["zone:north", "model:old"]}
+
+    def chosen(**target: Any) -> list[str]:
+        request = RolloutRequest(model_name="m", model_version="2", site="s1", **target)
+        return [d.device_id for d in tagged(request, cameras, tags)]
+
+    assert chosen() == ["cam1", "cam2", "cam3"]
+    assert chosen(tags="zone:north and not model:old") == ["cam1"]
+    assert chosen(tags="not zone:north") == ["cam3"]
+    with pytest.raises(ValueError, match="at position 12"):  # the request itself: a 422
+        chosen(tags="zone:north (")
+    with pytest.raises(RolloutInvalid, match="not both"):
+        chosen(tags="zone:north", devices=["cam1"])
