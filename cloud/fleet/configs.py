@@ -24,14 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgecascade.cloud.db.models import ConfigReply, ConfigVersion, Device, DeviceTags
+from edgecascade.cloud.errors import FleetInvalid
 from edgecascade.cloud.fleet.tags import check_tag, parse
 from edgecascade.shared.errors import ConfigError
 
 AGENT = "agent"  # the role of a device that takes a config (gateways do not)
-
-
-class FleetInvalid(ValueError):
-    """A request the fleet API refuses (422): a bad target, tag, expression or document."""
 
 
 @dataclass(frozen=True, slots=True)

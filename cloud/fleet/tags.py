@@ -23,20 +23,15 @@ import re
 from collections.abc import Set
 from dataclasses import dataclass
 
+from edgecascade.cloud.errors import TagSyntaxError
+
 TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})?$"
+__all__ = ["Expr", "TagSyntaxError", "check_tag", "parse"]
 KEYWORDS = frozenset({"and", "or", "not"})
 MAX_EXPRESSION = 1024  # characters
 MAX_DEPTH = 32  # nested parentheses and nots: a pathological expression fails clearly
 _TOKEN = re.compile(r"\s*(?:(?P<paren>[()])|(?P<word>[A-Za-z0-9_.:-]+)|(?P<bad>\S))")
 _TAG = re.compile(TAG_PATTERN)
-
-
-class TagSyntaxError(ValueError):
-    """An expression that does not parse; ``position`` is 1-based (characters)."""
-
-    def __init__(self, expression: str, position: int, problem: str) -> None:
-        super().__init__(f"tag expression {expression!r}: {problem} at position {position}")
-        self.position = position
 
 
 def check_tag(tag: str) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from edgecascade.cloud.db.models import Device
-from edgecascade.cloud.errors import RolloutInvalid
-from edgecascade.cloud.fleet.configs import FleetInvalid, Target
+from edgecascade.cloud.errors import FleetInvalid, RolloutInvalid
+from edgecascade.cloud.fleet.configs import Target
 from edgecascade.cloud.fleet.tags import TagSyntaxError, check_tag, parse
 from edgecascade.cloud.rollouts.plan import RolloutRequest, tagged
 

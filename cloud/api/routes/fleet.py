@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from edgecascade.cloud.api.deps import ID, Operator, ServicesDep, SessionDep, require
 from edgecascade.cloud.db.models import ConfigVersion
+from edgecascade.cloud.errors import FleetInvalid
 from edgecascade.cloud.fleet.configs import (
-    FleetInvalid,
     Target,
     add_version,
     fleet_configs,
@@ -47,7 +47,7 @@ SiteId = Annotated[str, Path(pattern=ID)]
 DeviceId = Annotated[str, Path(pattern=ID)]
 
 
-def _invalid(exc: ValueError) -> HTTPException:
+def _invalid(exc: FleetInvalid) -> HTTPException:
     return HTTPException(422, str(exc))  # by number: Starlette renamed the constant
 
 
@@ -68,7 +68,7 @@ async def create_config(
     target = Target(body.site, body.tags, devices)
     try:
         row = add_version(session, target, dict(body.settings), principal.name)
-    except ValueError as exc:  # FleetInvalid, TagSyntaxError
+    except FleetInvalid as exc:  # a TagSyntaxError too
         raise _invalid(exc) from exc
     out = ConfigOut.model_validate(row)
     if services.fleet is not None:
