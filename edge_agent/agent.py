@@ -124,7 +124,7 @@ class Agent:
             self.config,
             self.outbox,
             lambda kind, name: self._topic(kind, name),
-            lambda: self.runtime.labels,
+            lambda: self.results.labels,  # the labels the emitter's policy is built with
             self._config_applied,
         )
         self.emitter: Emitter[Emitted] = Emitter(self.results.emit)
