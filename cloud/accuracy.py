@@ -74,15 +74,16 @@ def judged(site: str | None, since: float | None) -> Select[str, str, str, bool,
     edge's top-1 is the right label.
 
     The right label is a person's (``label_overrides``) where one was given, else the cloud's
-    top-1.
+    top-1. A detection verdict is right when every box matched both ways (its ``agrees``).
     """
     right = func.coalesce(LabelOverride.label, Verdict.label)
+    agrees = case((Verdict.task == "detection", Verdict.agrees), else_=Verdict.edge_label == right)
     query = select(
         Verdict.site_id,
         Verdict.edge_model_name,
         Verdict.edge_model_version,
         Verdict.audit,
-        (Verdict.edge_label == right).label("agrees"),
+        agrees.label("agrees"),
     ).outerjoin(LabelOverride, LabelOverride.escalation_id == Verdict.escalation_id)
     if site is not None:
         query = query.where(Verdict.site_id == site)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from edgecascade.cloud.api.errors import exception_handlers
 from edgecascade.cloud.api.routes import (
     accuracy,
+    detections,
     devices,
     escalations,
     fleet,
@@ -71,6 +72,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(devices.router)
     app.include_router(sites.router)
     app.include_router(escalations.router)
+    app.include_router(detections.router)
     app.include_router(labels.router)
     app.include_router(tokens.router)
     app.include_router(models.router)

@@ -270,6 +270,7 @@ def work(args: argparse.Namespace) -> int:
     """``edgecascade cloud worker``: run until SIGINT/SIGTERM, finishing the frames taken in."""
     from edgecascade.cloud.db.engine import make_engine
     from edgecascade.cloud.db.migrate import current_revision, head_revision
+    from edgecascade.cloud.detection import CloudDetector
     from edgecascade.cloud.errors import StoreError
     from edgecascade.cloud.worker import ReinferenceWorker
     from edgecascade.shared.cli import stop_on_signals
@@ -279,6 +280,9 @@ def work(args: argparse.Namespace) -> int:
     settings = load(args)
     options = settings.worker
     runtime = ModelRuntime.load(options.model, num_threads=options.threads)
+    detector = None
+    if options.detection.model is not None:
+        detector = CloudDetector.load(options.detection, num_threads=options.threads)
     engine = make_engine(settings.db_url)
     try:
         current, head = current_revision(engine), head_revision()
@@ -287,7 +291,9 @@ def work(args: argparse.Namespace) -> int:
                 f"database {engine.url.render_as_string(hide_password=True)} is at revision "
                 f"{current}, not {head}: run `edgecascade cloud migrate` first"
             )
-        worker = ReinferenceWorker(engine, runtime, mqtt=settings.mqtt, options=options)
+        worker = ReinferenceWorker(
+            engine, runtime, mqtt=settings.mqtt, options=options, detector=detector
+        )
         stop = stop_on_signals()
         notifier = Notifier()
         worker.start()

@@ -22,7 +22,7 @@ from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.chunks import chunk_count, read_chunk
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.model_messages import ModelChunkRequestMessage, ModelManifest
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 from edgecascade.shared.topics import Kind, ModelSub, Topic, shared_filter, topic, topic_filter
 

@@ -153,7 +153,8 @@ Row = tuple[Escalation, Verdict, LabelOverride | None, list[Any] | None]
 def _select(session: Session, filters: DatasetFilters) -> list[Row]:
     """The escalations with a verdict in the filters; refuses an unknown site and an empty
     selection."""
-    where: list[ColumnElement[bool]] = []
+    # Classification frames: a detection verdict's label is not the class of its frame.
+    where: list[ColumnElement[bool]] = [Verdict.task == "classification"]
     if filters.site is not None:
         if session.get(Site, filters.site) is None:
             known = ", ".join(session.scalars(select(Site.id).order_by(Site.id))) or "none"

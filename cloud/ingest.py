@@ -48,7 +48,8 @@ from sqlalchemy.exc import (
 )
 
 from edgecascade.cloud.settings import IngestSection
-from edgecascade.cloud.store import BatchWriter, Inbound, decode_inbound
+from edgecascade.cloud.store import BatchWriter, Inbound, ResultDicts, decode_inbound
+from edgecascade.shared.acks import ack_wires
 from edgecascade.shared.codec import limit_for
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.consumer import Ack, CommitConsumer
@@ -61,7 +62,7 @@ from edgecascade.shared.errors import (
 )
 from edgecascade.shared.ids import Clock
 from edgecascade.shared.mqtt import MqttLink, Received
-from edgecascade.shared.topics import Topic, shared_filter, topic_filter
+from edgecascade.shared.topics import Kind, Topic, shared_filter, topic_filter
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Ingestor:
     ) -> None:
         self._writer = writer
         self._clock = clock
+        self._prefix = mqtt.prefix
         self._link = MqttLink(
             mqtt,
             client_id,
@@ -230,7 +232,23 @@ class Ingestor:
         with self._lock:
             self._stored += outcome.stored
             self._duplicates += outcome.duplicates
+        self._confirm([d.inbound for d in batch])
         return Ack.ALL
+
+    def _confirm(self, items: list[Inbound]) -> None:
+        """Tell each sender what is now stored (``ack`` on the topic's site and device): the
+        gateway's outbox forgets those results and escalations. Duplicates are confirmed too:
+        their first confirmation may be what was lost."""
+        ids: dict[tuple[str, str], list[str]] = {}
+        for item in items:
+            key = (item.topic.site, item.topic.device)
+            if isinstance(item.decoded, ResultDicts):
+                ids.setdefault(key, []).extend(r["msg_id"] for _, r in item.decoded.results)
+            elif item.topic.kind is Kind.ESCALATION:
+                ids.setdefault(key, []).append(item.decoded.message.msg_id)
+        for (site, device), msg_ids in ids.items():
+            for wire in ack_wires(site, device, msg_ids, self._prefix):
+                self._link.publish(wire)
 
 
 def _is_permanent(exc: SQLAlchemyError) -> bool:

@@ -120,7 +120,11 @@ def review_queue(session: Session, site: str | None, limit: int) -> tuple[int, l
         select(Escalation, Verdict)
         .join(Verdict, Verdict.escalation_id == Escalation.msg_id)
         .outerjoin(LabelOverride, LabelOverride.escalation_id == Escalation.msg_id)
-        .where(Verdict.agrees.is_(False), LabelOverride.escalation_id.is_(None))
+        .where(
+            Verdict.agrees.is_(False),
+            LabelOverride.escalation_id.is_(None),
+            Verdict.task == "classification",  # a person picks a class, not boxes
+        )
     )
     if site is not None:
         query = query.where(Escalation.site_id == site)

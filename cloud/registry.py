@@ -50,7 +50,7 @@ from edgecascade.shared.manifest import (
     load_private_key,
     sign_manifest,
 )
-from edgecascade.shared.messages import GoldenCase, ModelManifest
+from edgecascade.shared.model_messages import GoldenCase, ModelManifest
 from edgecascade.shared.runtime.card import Lineage, ModelCard, Preprocess, TrainableSource
 from edgecascade.shared.runtime.runtime import ModelRuntime
 

@@ -26,6 +26,7 @@ from edgecascade.cloud.db.models import Escalation, Result, Verdict
 from edgecascade.cloud.periodic import PeriodicPublisher
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.codec import encode
+from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, topic
@@ -104,7 +105,8 @@ class EscalationResubmitter(PeriodicPublisher):
         return len(infos)
 
     def _rebuild(self, esc: Escalation, top_k: list[Any] | None) -> Outgoing | None:
-        """The escalation as its device sent it, from its row, its result's top-k and its frame."""
+        """The escalation as its device sent it, from its row, its result's top-k and its frame
+        (a detection escalation's boxes, as sent, from its row)."""
         try:
             frame = self.blobs.get(esc.blob_path)
         except (BlobNotFound, OSError) as exc:
@@ -117,9 +119,12 @@ class EscalationResubmitter(PeriodicPublisher):
             )
             return None
         top = [Prediction.model_validate(p) for p in top_k] if top_k else []
-        if not top or top[0].label != esc.edge_label:
+        detection = esc.task == "detection"
+        if not detection and (not top or top[0].label != esc.edge_label):
             top = [Prediction(index=0, label=esc.edge_label, score=esc.edge_score)]
         header = EscalationHeader(
+            task="detection" if detection else "classification",
+            detections=[DetectedObject.model_validate(d) for d in esc.detections or []],
             msg_id=esc.msg_id,
             result_id=esc.result_id,
             frame_id=esc.frame_id,

@@ -155,6 +155,38 @@ class IngestSection(Section):
     )
 
 
+class DetectionSection(Section):
+    """The cloud detector: the worker's model for escalations whose task is detection."""
+
+    model: Path | None = Field(
+        None,
+        description="The cloud detection model (.tflite with its card, task detection), e.g. "
+        "models/faces/face_full_range.tflite; unset: detection escalations are rejected "
+        "(counted, logged, acknowledged).",
+    )
+    tile: int | None = Field(
+        None,
+        ge=0,
+        le=16384,
+        description="Sliced inference: tile side in pixels, run besides the whole frame; unset: "
+        "about twice the model's input side when the frame is large enough (auto_tile); 0: "
+        "the whole frame only.",
+    )
+    overlap: float = Field(0.25, ge=0, lt=1, description="Share of a tile its neighbour overlaps.")
+    score_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Boxes scored below it are dropped; unset: the model card's threshold.",
+    )
+    iou_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="IoU at which an edge box matches the cloud's (same label) in the agreement.",
+    )
+
+
 class WorkerSection(Section):
     """Re-inference workers (``edgecascade cloud worker``): the heavy model on escalations."""
 
@@ -182,6 +214,9 @@ class WorkerSection(Section):
         "(MQTT receive maximum): small keeps the split even, larger hides round trips.",
     )
     top_k: int = Field(5, ge=1, le=100, description="Predictions kept in each verdict.")
+    detection: DetectionSection = Field(
+        default_factory=DetectionSection, description="The detector of detection escalations."
+    )
 
 
 class ResubmitSection(Section):

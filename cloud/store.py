@@ -20,13 +20,15 @@ from edgecascade.cloud.blobs import BlobStore, blob_key
 from edgecascade.cloud.db.models import Base, Escalation, ModelAck, Result, Telemetry
 from edgecascade.cloud.db.rows import (
     Row,
+    box_key,
+    detection_rows,
     escalation_row,
     model_ack_row,
     result_row,
     state_row,
     telemetry_row,
 )
-from edgecascade.cloud.db.upsert import apply_state, insert_new, touch
+from edgecascade.cloud.db.upsert import apply_state, insert_boxes, insert_new, touch
 from edgecascade.shared import dicts
 from edgecascade.shared.codec import Decoded, decode, decode_results
 from edgecascade.shared.contract import spec_for
@@ -34,11 +36,11 @@ from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
     EscalationHeader,
     Message,
-    ModelAckMessage,
     StateMessage,
     TelemetryMessage,
     TelemetryRollupMessage,
 )
+from edgecascade.shared.model_messages import ModelAckMessage
 from edgecascade.shared.topics import Kind, Topic
 
 logger = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class _Plan:
     rows: dict[type[Base], dict[str, Row]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     states: list[Row] = field(default_factory=list)
+    boxes: dict[tuple[str, str, int], Row] = field(default_factory=dict)
     seen: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     considered: int = 0
 
@@ -134,6 +137,8 @@ class _Plan:
             times: dict[str, list[float]] = {}
             for result_device, result in item.decoded.results:
                 self.add_row(Result, result_row(site, result_device, result, when))
+                for box in detection_rows(site, result_device, result):
+                    self.boxes.setdefault(box_key(box), box)
                 times.setdefault(result_device, []).append(result["ts"])
             for result_device, ts in times.items():
                 self.saw(site, result_device, min(ts), max(ts))
@@ -205,6 +210,7 @@ class StoreWriter:
         with self._engine.begin() as conn:
             for entity, rows in plan.rows.items():
                 stored += insert_new(conn, entity, list(rows.values()))
+            insert_boxes(conn, list(plan.boxes.values()))
             touch(conn, plan.seen)
             for state in plan.states:
                 apply_state(conn, state)

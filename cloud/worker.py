@@ -6,7 +6,9 @@ each message to one member of the group. For a group of escalations a worker
 
 1. decodes each frame (one that is not the image its header says is rejected: counted, logged,
    acknowledged, never retried forever);
-2. runs the cloud model on it;
+2. runs the cloud model on it: the classifier (``worker.model``), or for an escalation whose
+   task is detection the cloud detector (``worker.detection``) on the whole frame and its tiles,
+   the edge's boxes scored against its own by IoU (:mod:`cloud.detection`);
 3. stores the verdicts in one transaction, keyed by escalation id (a stored one is kept), each
    with the cloud model's whole output distribution (``probs``: the soft targets a fine-tuned edge
    model learns from) and the escalation's ``audit`` flag;
@@ -28,21 +30,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import Engine, RowMapping, select
+from sqlalchemy import Connection, Engine, RowMapping, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from edgecascade.cloud.db.models import Verdict
-from edgecascade.cloud.db.upsert import dialect_insert
+from edgecascade.cloud.db.models import DetectedBox, Verdict
+from edgecascade.cloud.db.upsert import dialect_insert, insert_boxes
+from edgecascade.cloud.detection import CloudDetector, cloud_box_rows, verdict_fields
 from edgecascade.cloud.settings import WorkerSection
 from edgecascade.shared.codec import decode
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.consumer import Ack, CommitConsumer
 from edgecascade.shared.errors import ContractError, TransientCommitError
+from edgecascade.shared.fields import DetectedObject, DetectionAgreement
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, VerdictMessage
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
@@ -53,6 +57,13 @@ logger = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_S = 1.0
 PROBS_DECIMALS = 6  # of the stored output distribution: soft targets, not an exact replay
+# A classification verdict's detection columns: every row of one executemany has every column.
+CLASSIFICATION_FIELDS = {
+    "task": "classification",
+    "agreement": None,
+    "edge_precision": None,
+    "edge_recall": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,7 @@ class _Job:
 class _Judged:
     job: _Job
     row: dict[str, Any]  # the verdict row to store
+    boxes: list[dict[str, Any]] = field(default_factory=list)  # the cloud's detections rows
 
 
 class ReinferenceWorker:
@@ -79,9 +91,11 @@ class ReinferenceWorker:
         *,
         mqtt: MqttSettings,
         options: WorkerSection,
+        detector: CloudDetector | None = None,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
+        self.detector = detector
         self.options = options
         self.worker_id = options.worker_id
         self._counts: Counter[str] = Counter()
@@ -132,6 +146,9 @@ class ReinferenceWorker:
             self._model.version,
             self.filter,
         )
+        if self.detector is not None:
+            model = self.detector.model
+            logger.info("worker %s: detector %s %s", self.worker_id, model.name, model.version)
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._link.wait_connected(timeout)
@@ -165,7 +182,19 @@ class ReinferenceWorker:
     # -- worker thread ---------------------------------------------------------------------------
     def _judge(self, job: _Job) -> _Judged | None:
         """The cloud model's verdict row; None (rejected, acknowledged) if the model fails."""
+        if job.header.task == "detection" and self.detector is None:
+            self._counts["rejected"] += 1
+            logger.warning(
+                "worker %s: detection escalation of frame %r on %s, but no detector is "
+                "configured (worker.detection.model)",
+                self.worker_id,
+                job.header.frame_id,
+                job.wire_topic,
+            )
+            return None
         try:
+            if job.header.task == "detection":
+                return self._detect(job)
             return _Judged(job, self._infer(job))
         except Exception:  # a frame the model cannot take: never kill the worker on it
             self._counts["rejected"] += 1
@@ -180,7 +209,7 @@ class ReinferenceWorker:
     def _commit(self, judged: list[_Judged]) -> Ack:
         """Store the verdicts, send them, and have the escalations acknowledged once confirmed."""
         try:
-            stored = self._store([j.row for j in judged])
+            stored = self._store(judged)
         except SQLAlchemyError as exc:
             raise TransientCommitError(f"storing {len(judged)} verdicts failed: {exc}") from exc
         infos = []
@@ -206,13 +235,28 @@ class ReinferenceWorker:
                 return False
         return True
 
-    def _infer(self, job: _Job) -> dict[str, Any]:
-        start = time.perf_counter()
-        result = self.runtime.classify(job.image)
-        top = result.top(self.options.top_k)
-        inference_ms = (time.perf_counter() - start) * 1000
+    def _detect(self, job: _Job) -> _Judged:
+        """The cloud detector's boxes on the frame, the edge's scored against them."""
+        assert self.detector is not None
+        header, detector = job.header, self.detector
+        judgement = detector.judge(header, job.image)
+        if judgement.dropped:
+            self._counts["detections.dropped"] += judgement.dropped
+        for fault, n in asdict(judgement.faults).items():  # NaN scores, degenerate boxes...
+            if n:
+                self._counts[f"detections.{fault}"] += n
+        labels = detector.detector.card.labels
+        row = {
+            **self._verdict_row(job, detector.model, judgement.inference_ms),
+            **verdict_fields(header, judgement, labels),
+        }
+        site, device = job.topic.site, job.topic.device
+        boxes = cloud_box_rows(site, device, header, detector.model, judgement.detections)
+        return _Judged(job, row, boxes)
+
+    def _verdict_row(self, job: _Job, model: ModelRef, inference_ms: float) -> dict[str, Any]:
+        """The columns every verdict row has, whatever its task."""
         header = job.header
-        edge = header.top[0]
         return {
             "escalation_id": header.msg_id,
             "msg_id": new_message_id(),
@@ -221,25 +265,38 @@ class ReinferenceWorker:
             "device_id": job.topic.device,
             "created_at": time.time(),
             "worker_id": self.worker_id,
-            "model_name": self._model.name,
-            "model_version": self._model.version,
-            "model_sha256": self._model.sha256,
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_sha256": model.sha256,
+            "edge_model_name": header.model.name,
+            "edge_model_version": header.model.version,
+            "inference_ms": inference_ms,
+            "audit": header.audit,
+        }
+
+    def _infer(self, job: _Job) -> dict[str, Any]:
+        start = time.perf_counter()
+        result = self.runtime.classify(job.image)
+        top = result.top(self.options.top_k)
+        inference_ms = (time.perf_counter() - start) * 1000
+        edge = job.header.top[0]
+        return {
+            **self._verdict_row(job, self._model, inference_ms),
             "label": top[0][1],
             "label_index": top[0][0],
             "score": top[0][2],
             "top": [{"index": i, "label": label, "score": score} for i, label, score in top],
-            "edge_model_name": header.model.name,
-            "edge_model_version": header.model.version,
             "edge_label": edge.label,
             "edge_score": edge.score,
             "agrees": top[0][1] == edge.label,
-            "inference_ms": inference_ms,
-            "audit": header.audit,
             "probs": [round(float(p), PROBS_DECIMALS) for p in result.probabilities],
+            **CLASSIFICATION_FIELDS,
         }
 
-    def _store(self, rows: list[dict[str, Any]]) -> dict[str, VerdictMessage]:
-        """Insert the new verdicts; return the stored verdict of every escalation in ``rows``."""
+    def _store(self, judged: list[_Judged]) -> dict[str, VerdictMessage]:
+        """Insert the new verdicts (and the boxes of the new ones); return the stored verdict
+        of every escalation judged."""
+        rows = [j.row for j in judged]
         ids = [row["escalation_id"] for row in rows]
         with self.engine.begin() as conn:
             insert = dialect_insert(conn, Verdict).on_conflict_do_nothing(
@@ -249,16 +306,52 @@ class ReinferenceWorker:
                 insert.returning(Verdict.escalation_id),
                 sorted(rows, key=lambda row: str(row["escalation_id"])),
             ).all()
+            fresh = {escalation_id for (escalation_id,) in new}
+            # A verdict stored before keeps the boxes stored with it.
+            insert_boxes(
+                conn, [b for j in judged if j.row["escalation_id"] in fresh for b in j.boxes]
+            )
             table = Verdict.__table__
             stored = conn.execute(select(table).where(table.c.escalation_id.in_(ids))).mappings()
-            verdicts = {row["escalation_id"]: verdict_message(row) for row in stored}
+            boxes = cloud_boxes(conn, ids)
+            verdicts = {
+                row["escalation_id"]: verdict_message(row, boxes.get(row["escalation_id"], []))
+                for row in stored
+            }
         self._counts["verdicts.new"] += len(new)
         self._counts["verdicts.again"] += len(rows) - len(new)
         return verdicts
 
 
-def verdict_message(row: RowMapping) -> VerdictMessage:
-    """The verdict as it is sent, rebuilt from its stored row (the same message every time)."""
+def cloud_boxes(conn: Connection, escalation_ids: list[str]) -> dict[str, list[DetectedObject]]:
+    """The cloud's stored boxes of these escalations' verdicts, best first."""
+    table = DetectedBox.__table__
+    c = table.c
+    rows = conn.execute(
+        select(table)
+        .where(c.source == "cloud", c.escalation_id.in_(escalation_ids))
+        .order_by(c.escalation_id, c.position)
+    ).mappings()
+    out: dict[str, list[DetectedObject]] = {}
+    for row in rows:
+        out.setdefault(row["escalation_id"], []).append(stored_box(row))
+    return out
+
+
+def stored_box(row: RowMapping) -> DetectedObject:
+    """A ``detections`` row as the box it was."""
+    return DetectedObject(
+        label=row["label"],
+        score=row["score"],
+        box=(row["x0"], row["y0"], row["x1"], row["y1"]),
+        zone=row["zone"],
+    )
+
+
+def verdict_message(row: RowMapping, boxes: list[DetectedObject] | None = None) -> VerdictMessage:
+    """The verdict as it is sent, rebuilt from its stored row and (detection) its stored boxes:
+    the same message every time."""
+    detection = row["task"] == "detection"
     return VerdictMessage(
         msg_id=row["msg_id"],
         ts=row["created_at"],
@@ -269,4 +362,7 @@ def verdict_message(row: RowMapping) -> VerdictMessage:
         ),
         top=[Prediction.model_validate(p) for p in row["top"]],
         agrees=row["agrees"],
+        task="detection" if detection else "classification",
+        detections=boxes or [],
+        agreement=DetectionAgreement.model_validate(row["agreement"]) if detection else None,
     )

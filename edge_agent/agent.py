@@ -41,14 +41,14 @@ from edgecascade.shared.contract import spec_of
 from edgecascade.shared.diagnostics import install_log_ring
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
+    AckMessage,
     CommandMessage,
-    ModelChunkHeader,
-    ModelOfferMessage,
     ModelRef,
     StateMessage,
     TelemetryMessage,
     VerdictMessage,
 )
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import OutboxSender
 from edgecascade.shared.runtime.detector import Detector
@@ -94,6 +94,7 @@ class Agent:
         # Messages to the device, by kind; each feature registers its handler here.
         self._handlers: dict[Kind, Callable[[Topic, Decoded], None]] = {
             Kind.STATE: self._on_gateway_state,
+            Kind.ACK: self._on_ack,
             Kind.VERDICT: self._on_verdict,
             Kind.MODEL: self._on_model,
             Kind.CMD: self._on_command,
@@ -108,7 +109,9 @@ class Agent:
         self.outbox = open_outbox(s)
         self.link = open_link(s, self._on_message, self._state)
         ready = self.gateway_online.is_set if s.gateway_id is not None else None
-        self.sender = OutboxSender(self.outbox, self.link, ready=ready)
+        self.sender = OutboxSender(
+            self.outbox, self.link, ready=ready, confirm_after_s=s.outbox_confirm_s
+        )
         self.verdicts = VerdictBook()
         self.results = ResultEmitter(
             self.config,
@@ -238,6 +241,11 @@ class Agent:
             return
         handler(parsed, decoded)
 
+    def _on_ack(self, topic_: Topic, decoded: Decoded) -> None:
+        """The gateway has committed these results and escalations: the outbox forgets them."""
+        if isinstance(decoded.message, AckMessage):
+            self.outbox.confirm(decoded.message.msg_ids)
+
     def _on_command(self, topic_: Topic, decoded: Decoded) -> None:
         if isinstance(decoded.message, CommandMessage) and topic_.sub is not None:
             self.commands.handle(topic_.sub, decoded.message)
@@ -366,13 +374,19 @@ class Agent:
         return (self.stats.frames - last_frames) / elapsed if elapsed > 0 else 0.0
 
     def _drain(self) -> None:
+        """Until everything queued is sent and confirmed by the gateway, or the timeout; what
+        is left stays on disk and goes at the next start."""
         outbox = self.outbox
         deadline = time.monotonic() + self.settings.drain_timeout_s
-        while sum(outbox.depth().values()) and time.monotonic() < deadline:
+        while sum(outbox.depth().values()) + outbox.awaiting() and time.monotonic() < deadline:
             time.sleep(0.05)
-        left = sum(outbox.depth().values())
-        if left:
-            logger.warning("stopping with %d message(s) still queued on disk", left)
+        left, unconfirmed = sum(outbox.depth().values()), outbox.awaiting()
+        if left or unconfirmed:
+            logger.warning(
+                "stopping with %d message(s) still queued and %d not confirmed yet, on disk",
+                left,
+                unconfirmed,
+            )
 
     def _write_stats(self) -> None:
         path = self.settings.data_dir / "stats.json"

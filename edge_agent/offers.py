@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.model_messages import ModelManifest
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import Download
 from edgecascade.shared.errors import AcceleratorError, ContractError, ModelError
 from edgecascade.shared.manifest import verify_content, verify_manifest
-from edgecascade.shared.messages import (
+from edgecascade.shared.model_messages import (
     ModelAckMessage,
     ModelChunkHeader,
     ModelChunkRequestMessage,

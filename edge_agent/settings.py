@@ -9,7 +9,14 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
-from edgecascade.shared.outbox import DEFAULT_REPLAY_S, ReplaySeconds
+from edgecascade.shared.outbox import (
+    DEFAULT_CONFIRM_S,
+    DEFAULT_REPLAY_S,
+    DEFAULT_SYNC,
+    ConfirmSeconds,
+    OutboxSync,
+    ReplaySeconds,
+)
 from edgecascade.shared.runtime.runtime import Accelerator
 from edgecascade.shared.topics import ID_PATTERN
 
@@ -251,6 +258,8 @@ class AgentSettings(ComponentSettings):
     data_dir: Path = Field(Path("var/agent"), description="Outbox and state directory.")
     outbox_quota_mb: float = Field(256, gt=0, description="Disk quota of the outbox, MiB.")
     outbox_replay_s: ReplaySeconds = DEFAULT_REPLAY_S
+    outbox_confirm_s: ConfirmSeconds = DEFAULT_CONFIRM_S
+    outbox_sync: OutboxSync = DEFAULT_SYNC
     telemetry_interval_s: float = Field(5.0, gt=0, description="Seconds between telemetry.")
     drain_timeout_s: float = Field(
         10.0, ge=0, description="On stop, wait this long for the outbox to empty."

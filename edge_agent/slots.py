@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgecascade.edge_agent.models import EdgeModel, load_model, model_from_bytes
 from edgecascade.shared.errors import ModelError
-from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.model_messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
 from edgecascade.shared.runtime.runtime import Accelerator
 

@@ -19,9 +19,9 @@ from edgecascade.edge_agent.sources import FrameSource
 from edgecascade.shared.codec import encode
 from edgecascade.shared.contract import spec_of
 from edgecascade.shared.manifest import load_public_key
-from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage
+from edgecascade.shared.model_messages import ModelAckMessage, ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
-from edgecascade.shared.outbox import Outbox
+from edgecascade.shared.outbox import CONFIRMED_CLASSES, Outbox
 from edgecascade.shared.topics import Kind, ModelSub, topic, topic_filter
 
 ACK = spec_of(Kind.MODEL, ModelSub.ACK)  # QoS and outbox class of the model acks we send
@@ -48,6 +48,8 @@ def open_outbox(settings: AgentSettings) -> Outbox:
         s.data_dir / "outbox.db",
         quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
         replay_window_s=s.outbox_replay_s,
+        confirmed=CONFIRMED_CLASSES if s.outbox_confirm_s > 0 else (),
+        synchronous=s.outbox_sync,
     )
 
 
@@ -64,6 +66,7 @@ def open_link(settings: AgentSettings, on_message: MessageHandler, state: StateF
     if s.gateway_id is not None:
         link.subscribe(topic(s.site, s.gateway_id, Kind.STATE, prefix=s.mqtt.prefix))
     link.subscribe(topic(s.site, s.device, Kind.VERDICT, prefix=s.mqtt.prefix))
+    link.subscribe(topic(s.site, s.device, Kind.ACK, prefix=s.mqtt.prefix))
     link.subscribe(topic_filter(Kind.CMD, site=s.site, device=s.device, prefix=s.mqtt.prefix))
     return link
 

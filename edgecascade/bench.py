@@ -61,6 +61,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_loop_parser(benches)
     benches.choices["loop"].set_defaults(func=_runner("loop"))
+    from edgecascade.benchmarks.outbox import add_outbox_parser
+
+    add_outbox_parser(benches)
+    benches.choices["outbox"].set_defaults(func=_runner("outbox"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

@@ -30,12 +30,8 @@ from edgecascade.shared.diagnostics import (
     outbox_summary,
 )
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import (
-    CommandMessage,
-    ModelChunkHeader,
-    ModelOfferMessage,
-    ReplyMessage,
-)
+from edgecascade.shared.messages import CommandMessage, ReplyMessage
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import Outbox
 from edgecascade.shared.topics import Kind, Topic, topic

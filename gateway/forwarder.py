@@ -1,13 +1,15 @@
 """The site gateway: site broker <-> disk outboxes <-> cloud broker.
 
-Uplink: every device message is validated against the contract and de-duplicated by message id
-before it is accepted. An accepted message is committed to the uplink outbox (in groups, by
-:class:`gateway.intake.Intake`) and only then acknowledged to the site broker (manual ack), so
-a gateway killed at any point either still has the message on disk or gets it again from the
-broker's persistent session. Messages that fail
-validation go to the dead-letter topic with the reason, counted, and are acknowledged. Results
-leave in batches (:class:`gateway.aggregate.ResultBatcher`), telemetry as per-window rollups,
-escalations first of all, audit samples (escalations whose header says ``audit``) last.
+Uplink: every device message is first checked against its device's rate limits
+(:mod:`gateway.ratelimit`, before any decoding; what exceeds them is counted, dead-lettered once per
+device, class and interval, acknowledged and never forwarded), then validated against the contract
+and de-duplicated by message id before it is accepted. An accepted message is committed to the
+uplink outbox (in groups, by :class:`gateway.intake.Intake`) and only then acknowledged to the site
+broker (manual ack), so a gateway killed at any point either still has the message on disk or gets
+it again from the broker's persistent session. Messages that fail validation go to the dead-letter
+topic with the reason, counted, and are acknowledged. Results leave in batches
+(:class:`gateway.aggregate.ResultBatcher`), telemetry as per-window rollups, escalations first of
+all, audit samples (escalations whose header says ``audit``) last.
 
 Downlink (:mod:`gateway.downlink`): verdicts and model offers from the cloud for the site's devices
 are committed to a second outbox and forwarded to the site broker the same way. Model artifacts are
@@ -17,8 +19,8 @@ relayed to the site broker and its replies go up with the uplink.
 
 Every ``telemetry_interval_s`` the gateway publishes its own telemetry on
 ``<site>/<gateway>/telemetry``: CPU and memory, the depth of both outboxes per class, and its
-counters (accepted, duplicates, rejected and downlinked per kind; sent, expired and dropped per
-outbox class; the model cache's).
+counters (accepted, duplicates, rejected and downlinked per kind; rate-limited in all and for the
+most limited devices per class; sent, expired and dropped per outbox class; the model cache's).
 
 Start-up reads top to bottom in ``Gateway.__init__``: outboxes and links
 (:mod:`gateway.links`), the intake, the model cache, the downlink router, the subscriptions, the
@@ -36,24 +38,33 @@ from collections import Counter
 import psutil
 
 from edgecascade.gateway.aggregate import ResultBatcher, SiteState, TelemetryRollup
+from edgecascade.gateway.confirm import DeviceConfirmations
 from edgecascade.gateway.downlink import DownlinkRouter
 from edgecascade.gateway.intake import Entry, Intake, Pending
 from edgecascade.gateway.links import cloud_topic, open_links, open_outboxes, open_senders
 from edgecascade.gateway.modelcache import ModelCache
+from edgecascade.gateway.ratelimit import (
+    TOP_COUNTED,
+    Excess,
+    RateLimiter,
+    absent_for,
+    mark_alive,
+)
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import queue_class_of, spec_for, spec_of
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.manifest import load_public_key
 from edgecascade.shared.messages import (
+    AckMessage,
     DeadLetterMessage,
     Message,
-    ModelChunkRequestMessage,
     StateMessage,
     TelemetryMessage,
 )
+from edgecascade.shared.model_messages import ModelChunkRequestMessage
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
-from edgecascade.shared.outbox import Outbox, PutOutcome
+from edgecascade.shared.outbox import CONFIRMED_CLASSES, Outbox, PutOutcome
 from edgecascade.shared.systemd import Notifier
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 
@@ -79,6 +90,8 @@ class Gateway:
         self.rejected: Counter[str] = Counter()
         self.downlinked: Counter[str] = Counter()
         self.site_state = SiteState()
+        self.alive_mark = s.data_dir / "alive"
+        self.limiter = RateLimiter(s.rate_limits, absent_for=absent_for(self.alive_mark))
         self.rollup = TelemetryRollup(settings.telemetry_window_s)
         self.batcher = ResultBatcher(
             s.site,
@@ -95,7 +108,10 @@ class Gateway:
         )
         self.uplink, self.downlink = uplink, downlink
         self.site_link, self.cloud_link = site, cloud
-        self.intake = Intake(uplink, site)
+        self.confirms = DeviceConfirmations(
+            s.site, s.site_mqtt.prefix, lambda message: self._publish(site, message)
+        )
+        self.intake = Intake(uplink, site, after_commit=self.confirms.flush)
         self.cache = ModelCache(
             s.data_dir / "models",
             key,
@@ -132,6 +148,7 @@ class Gateway:
         cloud.subscribe(self._topic(Kind.MODEL, ModelSub.CHUNK))
         # Commands to the gateway itself and, relayed, to every device of the site.
         cloud.subscribe(topic_filter(Kind.CMD, site=s.site, prefix=prefix))
+        cloud.subscribe(topic_filter(Kind.ACK, site=s.site, prefix=prefix))
 
     # -- topics ------------------------------------------------------------------------------------
     def _topic(self, kind: Kind, sub: str | None = None, device: str | None = None) -> str:
@@ -158,6 +175,9 @@ class Gateway:
         ):
             counters.update({f"{name}.{key}": value for key, value in counter.items()})
         counters["rejected"] = sum(self.rejected.values())  # reasons are in the dead letters
+        counters["rate_limited"] = self.limiter.total()
+        limited = self.limiter.counts(top=TOP_COUNTED)
+        counters.update({f"rate_limited.{k}": v for k, v in limited.items()})
         counters.update({f"uplink.{k}": v for k, v in uplink.counters().items()})
         counters.update({f"downlink.{k}": v for k, v in downlink.counters().items()})
         counters.update({f"cache.{k}": v for k, v in self.cache.counts.items()})
@@ -189,8 +209,10 @@ class Gateway:
                 if time.monotonic() >= next_telemetry:
                     next_telemetry += self.settings.telemetry_interval_s
                     self._queue_telemetry()
+                    mark_alive(self.alive_mark)  # a restart credits its devices the time away
         finally:
             self._stop()
+            mark_alive(self.alive_mark)
 
     def _start(self) -> None:
         """Consumers first, the site link last: nothing is received before it can be committed."""
@@ -246,6 +268,11 @@ class Gateway:
                 return
             if parsed.site != s.site:
                 raise ContractError(f"topic {message.topic!r} is not of site {s.site!r}")
+            # Before any decoding: a flood costs a lookup per message, not a validation.
+            excess = self.limiter.check(parsed.device, parsed.kind, len(message.payload))
+            if excess is not None:
+                self.intake.submit(Pending(message, self._rate_limited(message, excess)))
+                return
             decoded = decode(parsed, message.payload)
         except ContractError as exc:
             self.intake.submit(Pending(message, self._dead_letter(message, exc)))
@@ -262,7 +289,7 @@ class Gateway:
                 return Pending(message)
             # acks go up to the cloud's rollout
             outgoing = Outgoing(message.topic, message.payload, qos=spec.qos)
-            return self._pending(message, spec.queue_class, outgoing, msg)
+            return self._pending(parsed, message, spec.queue_class, outgoing, msg)
         if isinstance(msg, StateMessage):
             self.site_state.state(parsed.device, msg)
         if isinstance(msg, TelemetryMessage):
@@ -272,10 +299,17 @@ class Gateway:
                 return Pending(message)
         qos = message.qos if spec.qos == 0 else spec.qos  # best effort keeps the sender's QoS
         outgoing = Outgoing(message.topic, message.payload, qos=qos, retain=spec.retain)
-        return self._pending(message, queue_class_of(spec, msg), outgoing, msg)
+        return self._pending(parsed, message, queue_class_of(spec, msg), outgoing, msg)
 
-    def _pending(self, message: Received, klass: str, outgoing: Outgoing, msg: Message) -> Pending:
-        return Pending(message, (klass, outgoing, msg.msg_id), lambda o: self._tally(klass, o))
+    def _pending(
+        self, parsed: Topic, message: Received, klass: str, outgoing: Outgoing, msg: Message
+    ) -> Pending:
+        def outcome(result: PutOutcome) -> None:
+            self._tally(klass, result)
+            if result != "dropped" and klass in CONFIRMED_CLASSES and self.uplink.confirmed:
+                self.confirms.add(parsed.device, msg.msg_id)  # the device may forget it
+
+        return Pending(message, (klass, outgoing, msg.msg_id), outcome)
 
     def _tally(self, klass: str, outcome: PutOutcome) -> None:
         if outcome == "queued":
@@ -290,6 +324,17 @@ class Gateway:
         reason = str(exc)
         self.rejected[reason.split(":", 1)[0][:80]] += 1
         logger.warning("dead letter from %s: %s", message.topic[:200], reason)
+        return self._letter(message, reason)
+
+    def _rate_limited(self, message: Received, excess: Excess) -> Entry | None:
+        """The dead letter of a message over its device's budget, if it is the interval's first
+        (the limiter counts the rest); acknowledged either way, never forwarded."""
+        if excess.reason is None:
+            return None
+        logger.warning("rate limited on %s: %s", message.topic[:200], excess.reason)
+        return self._letter(message, excess.reason)
+
+    def _letter(self, message: Received, reason: str) -> Entry:
         letter = DeadLetterMessage(
             topic=message.topic[:1024],
             reason=reason[:1024],
@@ -317,6 +362,12 @@ class Gateway:
     # -- downlink: cloud -> site -------------------------------------------------------------------
     def _from_cloud(self, message: Received) -> None:
         try:
+            parsed = Topic.parse(message.topic)
+            if parsed.kind is Kind.ACK:  # the cloud has stored these: the outbox forgets them
+                ack = decode(parsed, message.payload).message
+                if isinstance(ack, AckMessage):
+                    self.uplink.confirm(ack.msg_ids)
+                return
             self.router.route(message)
         except ContractError as exc:
             self.rejected[f"downlink {str(exc).split(':', 1)[0][:70]}"] += 1

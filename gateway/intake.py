@@ -49,8 +49,12 @@ class Intake:
         *,
         max_pending: int = 2000,
         max_group: int = 500,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
+        """``after_commit`` runs after each group is on disk (the gateway confirms to the
+        devices what it now keeps)."""
         self.outbox = outbox
+        self._after_commit = after_commit
         self.max_pending = max_pending
         self.max_group = max_group
         # An outbox that cannot commit leaves the group unacknowledged (counted in ``errors``):
@@ -92,6 +96,8 @@ class Intake:
         for put, outcome in zip(group, outcomes, strict=True):
             if put.on_outcome is not None:
                 put.on_outcome(outcome)
+        if self._after_commit is not None:
+            self._after_commit()
         return Ack.ALL
 
 

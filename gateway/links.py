@@ -13,7 +13,13 @@ from edgecascade.gateway.aggregate import ResultBatcher
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.contract import OutboxClass
 from edgecascade.shared.mqtt import MessageHandler, MqttLink, Outgoing
-from edgecascade.shared.outbox import DEFAULT_CLASSES, ClassPolicy, Outbox, OutboxSender
+from edgecascade.shared.outbox import (
+    CONFIRMED_CLASSES,
+    DEFAULT_CLASSES,
+    ClassPolicy,
+    Outbox,
+    OutboxSender,
+)
 from edgecascade.shared.topics import Kind, topic
 
 UPLINK_CLASSES: dict[str, ClassPolicy] = {
@@ -47,6 +53,8 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         quota_bytes=quota,
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
+        confirmed=CONFIRMED_CLASSES if s.outbox_confirm_s > 0 else (),
+        synchronous=s.outbox_sync,
     )
     downlink = Outbox(
         s.data_dir / "downlink.db",
@@ -54,6 +62,7 @@ def open_outboxes(settings: GatewaySettings) -> tuple[Outbox, Outbox]:
         quota_bytes=quota,
         dedup_window_s=s.dedup_window_s,
         replay_window_s=s.outbox_replay_s,
+        synchronous=s.outbox_sync,
     )
     return uplink, downlink
 
@@ -105,6 +114,7 @@ def open_senders(
             batch=s.batch.max_results,
             coalesce=batcher,
             linger_s=s.batch.linger_ms / 1000,
+            confirm_after_s=s.outbox_confirm_s,
         ),
         OutboxSender(downlink, site),
     ]

@@ -25,7 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgecascade.shared.chunks import Download, chunk_count, read_chunk
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.manifest import verify_content, verify_manifest
-from edgecascade.shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.model_messages import (
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelManifest,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from edgecascade.shared.messages import ModelChunkHeader, ModelManifest
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelManifest
 
 
 class Download:

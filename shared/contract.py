@@ -20,14 +20,11 @@ from enum import Enum, StrEnum
 
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
+    AckMessage,
     CommandMessage,
     DeadLetterMessage,
     EscalationHeader,
     Message,
-    ModelAckMessage,
-    ModelChunkHeader,
-    ModelChunkRequestMessage,
-    ModelOfferMessage,
     ReplyMessage,
     ResultBatchMessage,
     ResultMessage,
@@ -35,6 +32,12 @@ from edgecascade.shared.messages import (
     TelemetryMessage,
     TelemetryRollupMessage,
     VerdictMessage,
+)
+from edgecascade.shared.model_messages import (
+    ModelAckMessage,
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
 )
 from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 
@@ -253,7 +256,20 @@ KINDS: dict[tuple[Kind, SubLevel], KindSpec] = dict(
             publishers={GATEWAY},
             readers=set(),  # for operators: nothing in the project consumes them
             outbox=OutboxClass.DEAD_LETTER,
-            description="what failed validation: its topic, the reason, the first 64 bytes",
+            description="what failed validation or a device's rate limit: its topic, the "
+            "reason, the first 64 bytes",
+        ),
+        _row(
+            Kind.ACK,
+            None,
+            AckMessage,
+            64 * KIB,
+            direction=DOWN,
+            publishers={GATEWAY, CLOUD},
+            readers={DEVICE, GATEWAY},
+            outbox=None,  # published as the commit happens; a lost one costs a re-send
+            description="the next hop has committed these message ids: the sender forgets them "
+            "(a device's results and escalations; the gateway's to the cloud)",
         ),
         _row(
             Kind.VERDICT,

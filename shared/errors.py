@@ -15,6 +15,7 @@ EdgeCascadeError
  ├── BrokerError          the MQTT broker refused or dropped us
  ├── CommitError          received messages that could not be committed (shared.consumer)
  │    ├── TransientCommitError  the store is unavailable: the batch is committed again later
+ │    │    └── DiskFullError     the outbox's disk is full (shared.outbox.Outbox.put_many)
  │    └── PermanentCommitError  the data cannot be stored: committed message by message
  ├── AgentError           the edge agent's          -> drawn in edgecascade.edge_agent.errors
  ├── CloudError           tokens, registry, rollouts -> drawn in edgecascade.cloud.errors
@@ -62,6 +63,11 @@ class CommitError(EdgeCascadeError):
 
 class TransientCommitError(CommitError):
     """The store failed for a reason that passes (connection lost, disk full): retry later."""
+
+
+class DiskFullError(TransientCommitError):
+    """The outbox could not commit because its disk (or SQLite's page limit) is full; nothing of
+    the group was kept. Transient: the group commits once space returns."""
 
 
 class PermanentCommitError(CommitError):

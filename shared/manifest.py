@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import GoldenCase, ModelManifest
+from edgecascade.shared.model_messages import GoldenCase, ModelManifest
 
 
 class ManifestError(ContractError):

@@ -41,6 +41,7 @@ class Kind(StrEnum):
     CMD = "cmd"
     REPLY = "reply"
     DEAD_LETTER = "deadletter"
+    ACK = "ack"
 
 
 class ModelSub(StrEnum):

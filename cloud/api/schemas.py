@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from edgecascade.cloud.dataset import LabelSource
-from edgecascade.shared.fields import NO_NUL
+from edgecascade.shared.fields import NO_NUL, DetectedObject, DetectionAgreement, Task
 from edgecascade.shared.messages import Prediction
 from edgecascade.shared.topics import ID_PATTERN
 
@@ -86,8 +86,15 @@ class VerdictOut(_FromRow):
     label: str = Field(description="The cloud's top-1.")
     score: float
     top: list[Prediction]
-    agrees: bool = Field(description="The edge's top-1 was the same.")
+    agrees: bool = Field(
+        description="Classification: the edge's top-1 was the same; detection: every box matched."
+    )
     inference_ms: float
+    task: Task = "classification"
+    detections: list[DetectedObject] = Field([], description="Detection: the cloud's boxes.")
+    agreement: DetectionAgreement | None = Field(
+        None, description="Detection: the edge's boxes scored against the cloud's."
+    )
 
 
 class EscalationOut(_FromRow):
@@ -110,6 +117,12 @@ class EscalationOut(_FromRow):
     height: int
     ground_truth: str | None
     audit: bool = Field(description="A random audit sample of a frame the edge was sure of.")
+    task: Task = "classification"
+    edge_detections: Annotated[list[DetectedObject], BeforeValidator(lambda v: v or [])] = Field(
+        [],
+        validation_alias="detections",
+        description="Detection: the edge's boxes, in pixels of this frame (the verdict's too).",
+    )
     frame_url: str = Field(description="The frame itself (same token).")
     verdict: VerdictOut | None
     final_label: str | None = Field(

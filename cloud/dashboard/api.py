@@ -74,6 +74,13 @@ class HealthPoint(BaseModel):
     escalation_bytes: int = Field(description="Escalated frames, with headers.")
     uplink_bytes: int = Field(description="Results and escalations, as sent.")
     every_frame_bytes: int | None = Field(description="Had every frame been sent instead.")
+    detection_verdicts: int = Field(0, description="Of the verdicts, on detection frames.")
+    edge_precision: float | None = Field(
+        None, description="Mean precision of the edge's boxes against the cloud's; null: none."
+    )
+    edge_recall: float | None = Field(
+        None, description="Mean recall of the edge's boxes against the cloud's; null: none."
+    )
 
 
 class HealthTotals(BaseModel):
@@ -86,6 +93,9 @@ class HealthTotals(BaseModel):
     escalation_rate: float | None
     disagreement: float | None
     uplink_ratio: float | None = Field(description="uplink_bytes / every_frame_bytes.")
+    detection_verdicts: int = Field(0, description="Of the verdicts, on detection frames.")
+    edge_precision: float | None = Field(None, description="Mean over detection verdicts.")
+    edge_recall: float | None = Field(None, description="Mean over detection verdicts.")
 
 
 class Health(BaseModel):

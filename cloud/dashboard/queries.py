@@ -13,12 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from edgecascade.cloud.blobs import BlobNotFound, BlobStore
+from edgecascade.cloud.dashboard.boxes import edge_boxes
+from edgecascade.cloud.dashboard.buckets import bucket_index
 from edgecascade.cloud.db.models import Device, Escalation, Result, Telemetry, Verdict
 from edgecascade.shared.codec import encode
+from edgecascade.shared.fields import DetectedObject
 from edgecascade.shared.messages import EscalationHeader, ModelRef, Prediction, ResultMessage
 
 SIZE_SAMPLE = 200  # newest rows re-encoded to size a message
@@ -137,7 +140,8 @@ def message_sizes(session: Session, blobs: BlobStore, escalation_ids: list[str])
     results = session.scalars(
         select(Result).order_by(Result.received_at.desc()).limit(SIZE_SAMPLE)
     ).all()
-    result_sizes = [len(encode(_result_message(row))) for row in results]
+    boxes = edge_boxes(session, [row.msg_id for row in results if row.task == "detection"])
+    result_sizes = [len(encode(_result_message(row, boxes.get(row.msg_id, [])))) for row in results]
     rows = session.scalars(select(Escalation).where(Escalation.msg_id.in_(escalation_ids))).all()
     sample = session.scalars(
         select(Escalation).order_by(Escalation.received_at.desc()).limit(SIZE_SAMPLE)
@@ -151,8 +155,11 @@ def message_sizes(session: Session, blobs: BlobStore, escalation_ids: list[str])
     )
 
 
-def _result_message(row: Result) -> ResultMessage:
+def _result_message(row: Result, boxes: list[DetectedObject]) -> ResultMessage:
+    detection = row.task == "detection"
     return ResultMessage(
+        task="detection" if detection else "classification",
+        detections=boxes,
         msg_id=row.msg_id,
         ts=row.captured_at,
         frame_id=row.frame_id,
@@ -177,7 +184,11 @@ def _escalation_bytes(row: Escalation, blobs: BlobStore) -> int | None:
         frame_id=row.frame_id,
         captured_at=row.captured_at,
         model=ModelRef(name=row.model_name, version=row.model_version),
-        top=[Prediction(index=0, label=row.edge_label, score=row.edge_score)],
+        top=[Prediction(index=0, label=row.edge_label, score=row.edge_score)]
+        if row.task != "detection"
+        else [],
+        task="detection" if row.task == "detection" else "classification",
+        detections=[DetectedObject.model_validate(d) for d in row.detections or []],
         reason=row.reason,
         content_type="image/png" if row.content_type == "image/png" else "image/jpeg",
         width=row.width,
@@ -204,10 +215,15 @@ def health(
         point = points[min(index, count - 1)]
         point["results"] += n
         point["escalated"] += escalated
-    for index, n, disagreed in _verdict_buckets(session, since, until, bucket_s):
+    for index, n, disagreed, boxed, precision, recall in _verdict_buckets(
+        session, since, until, bucket_s
+    ):
         point = points[min(index, count - 1)]
         point["verdicts"] += n
         point["disagreed"] += disagreed
+        point["detection_verdicts"] += boxed
+        point["precision_sum"] += precision
+        point["recall_sum"] += recall
     for msg_id, received_at in escalations:
         index = min(int((received_at - since) // bucket_s), count - 1)
         points[index]["escalation_bytes"] += sizes.frame_bytes.get(msg_id, 0)
@@ -232,6 +248,9 @@ def _empty_point(start: float) -> dict[str, Any]:
         "verdicts": 0,
         "disagreed": 0,
         "escalation_bytes": 0,
+        "detection_verdicts": 0,
+        "precision_sum": 0.0,
+        "recall_sum": 0.0,
     }
 
 
@@ -239,7 +258,7 @@ def _result_buckets(
     session: Session, since: float, until: float, bucket_s: float
 ) -> list[tuple[int, int, int]]:
     """(bucket index, results, escalated) of the results received in ``[since, until)``."""
-    bucket = _bucket(session, Result.received_at, since, bucket_s)
+    bucket = bucket_index(session, Result.received_at, since, bucket_s)
     rows = session.execute(
         select(bucket, func.count(), func.sum(case((Result.escalated.is_(True), 1), else_=0)))
         .where(Result.received_at >= since, Result.received_at < until)
@@ -250,23 +269,44 @@ def _result_buckets(
 
 def _verdict_buckets(
     session: Session, since: float, until: float, bucket_s: float
-) -> list[tuple[int, int, int]]:
-    """(bucket index, verdicts, disagreed) of the verdicts on escalations (audit samples left
-    out) made in ``[since, until)``: biased, as only unsure frames are escalated; the unbiased
-    figure is :mod:`cloud.accuracy`'s."""
-    bucket = _bucket(session, Verdict.created_at, since, bucket_s)
+) -> list[tuple[int, int, int, int, float, float]]:
+    """(bucket index, verdicts, disagreed, detection verdicts, sum of the edge's precision, of
+    its recall) of the verdicts on escalations (audit samples left out) made in
+    ``[since, until)``: biased, as only unsure frames are escalated; the unbiased figure is
+    :mod:`cloud.accuracy`'s. A detection verdict disagrees unless every box matched both ways."""
+    bucket = bucket_index(session, Verdict.created_at, since, bucket_s)
+    detection = Verdict.task == "detection"
     rows = session.execute(
-        select(bucket, func.count(), func.sum(case((Verdict.agrees.is_(False), 1), else_=0)))
+        select(
+            bucket,
+            func.count(),
+            func.sum(case((Verdict.agrees.is_(False), 1), else_=0)),
+            func.sum(case((detection, 1), else_=0)),
+            func.sum(case((detection, Verdict.edge_precision), else_=0.0)),
+            func.sum(case((detection, Verdict.edge_recall), else_=0.0)),
+        )
         .where(Verdict.created_at >= since, Verdict.created_at < until, Verdict.audit.is_(False))
         .group_by(bucket)
     ).all()
-    return [(int(index), int(n), int(disagreed or 0)) for index, n, disagreed in rows]
+    return [
+        (int(index), int(n), int(disagreed or 0), int(boxed or 0), float(p or 0), float(r or 0))
+        for index, n, disagreed, boxed, p, r in rows
+    ]
 
 
 def _totals(points: list[dict[str, Any]]) -> dict[str, Any]:
     totals: dict[str, Any] = {
         key: sum(p[key] for p in points)
-        for key in ("results", "escalated", "verdicts", "disagreed", "uplink_bytes")
+        for key in (
+            "results",
+            "escalated",
+            "verdicts",
+            "disagreed",
+            "uplink_bytes",
+            "detection_verdicts",
+            "precision_sum",
+            "recall_sum",
+        )
     }
     every = [p["every_frame_bytes"] for p in points if p["every_frame_bytes"] is not None]
     totals["every_frame_bytes"] = sum(every) if every else None
@@ -275,24 +315,17 @@ def _totals(points: list[dict[str, Any]]) -> dict[str, Any]:
         "escalation_rate": _share(totals["escalated"], totals["results"]),
         "disagreement": _share(totals["disagreed"], totals["verdicts"]),
         "uplink_ratio": _share(totals["uplink_bytes"], totals["every_frame_bytes"]),
+        "edge_precision": _share(totals["precision_sum"], totals["detection_verdicts"]),
+        "edge_recall": _share(totals["recall_sum"], totals["detection_verdicts"]),
     }
-
-
-def _bucket(
-    session: Session, column: InstrumentedAttribute[float], since: float, bucket_s: float
-) -> ColumnElement[int]:
-    """The bucket index of ``column`` (>= since): SQLite's integer cast truncates, which is the
-    floor here; PostgreSQL's rounds, so it gets ``floor`` (SQLite may lack it)."""
-    offset = (column - since) / bucket_s
-    if session.get_bind().dialect.name == "sqlite":
-        return cast(offset, Integer)
-    return cast(func.floor(offset), Integer)
 
 
 def _finish_point(point: dict[str, Any], sizes: Sizes) -> None:
     results = point["results"]
     point["escalation_rate"] = _share(point["escalated"], results)
     point["disagreement"] = _share(point["disagreed"], point["verdicts"])
+    point["edge_precision"] = _share(point["precision_sum"], point["detection_verdicts"])
+    point["edge_recall"] = _share(point["recall_sum"], point["detection_verdicts"])
     point["uplink_bytes"] = round(results * (sizes.result or 0)) + point["escalation_bytes"]
     point["every_frame_bytes"] = (
         round(results * sizes.escalation) if sizes.escalation is not None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Double, Index, Integer, MetaData, String, Text, false
+from sqlalchemy import JSON, BigInteger, Double, Index, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -26,6 +26,8 @@ NAMING_CONVENTION = {
 MSG_ID = String(36)
 IDENT = String(64)
 LABEL = String(128)
+TASK = String(16)
+CLASSIFICATION = "classification"
 
 
 class Base(DeclarativeBase):
@@ -93,6 +95,12 @@ class Result(Base):
     latency: Mapped[dict[str, Any]] = mapped_column(comment="Stage latencies, milliseconds.")
     escalated: Mapped[bool]
     ground_truth: Mapped[str | None] = mapped_column(LABEL)
+    task: Mapped[str] = mapped_column(
+        TASK,
+        server_default=CLASSIFICATION,
+        comment="classification, or detection (boxes in "
+        "the detections table; label is the best box's, empty without boxes).",
+    )
 
 
 class Escalation(Base):
@@ -124,6 +132,10 @@ class Escalation(Base):
     ground_truth: Mapped[str | None] = mapped_column(LABEL)
     audit: Mapped[bool] = mapped_column(
         server_default=false(), comment="A random audit sample of a sure frame, not an unsure one."
+    )
+    task: Mapped[str] = mapped_column(TASK, server_default=CLASSIFICATION)
+    detections: Mapped[list[Any] | None] = mapped_column(
+        comment="Detection: the edge's boxes as sent, in pixels of this frame."
     )
 
 
@@ -188,6 +200,49 @@ class Verdict(Base):
     probs: Mapped[list[Any] | None] = mapped_column(
         comment="The cloud model's whole output distribution, in the order of its labels."
     )
+    task: Mapped[str] = mapped_column(TASK, server_default=CLASSIFICATION)
+    agreement: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Detection: the edge's boxes against the cloud's (shared.boxes.agreement)."
+    )
+    edge_precision: Mapped[float | None] = mapped_column(comment="Detection: of the edge.")
+    edge_recall: Mapped[float | None] = mapped_column(comment="Detection: of the edge.")
+
+
+class DetectedBox(Base):
+    """One box of a detection answer: the edge's (from its result) or the cloud's (from its
+    verdict on the escalated frame), one row per box, so boxes are counted and filtered in SQL.
+
+    Keyed by the result, the source and the box's place in its answer (best first): a result
+    or a verdict stored again adds nothing. ``captured_at`` is the result's capture time for
+    both sources. The box is in pixels of the frame its source saw (``frame_width`` x
+    ``frame_height``: the edge's frame, or the escalated one, which may be downscaled).
+    """
+
+    __tablename__ = "detections"
+    __table_args__ = (
+        Index(None, "label", "captured_at"),
+        Index(None, "site_id", "captured_at"),
+        Index(None, "device_id", "captured_at"),
+    )
+
+    result_id: Mapped[str] = mapped_column(MSG_ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(8), primary_key=True, comment="edge or cloud.")
+    position: Mapped[int] = mapped_column(primary_key=True, comment="0: the best box.")
+    escalation_id: Mapped[str | None] = mapped_column(MSG_ID, comment="The cloud's: judged.")
+    site_id: Mapped[str] = mapped_column(IDENT)
+    device_id: Mapped[str] = mapped_column(IDENT)
+    captured_at: Mapped[float]
+    model_name: Mapped[str] = mapped_column(IDENT)
+    model_version: Mapped[str] = mapped_column(IDENT)
+    label: Mapped[str] = mapped_column(LABEL)
+    score: Mapped[float]
+    x0: Mapped[float]
+    y0: Mapped[float]
+    x1: Mapped[float]
+    y1: Mapped[float]
+    zone: Mapped[str | None] = mapped_column(IDENT)
+    frame_width: Mapped[int | None]
+    frame_height: Mapped[int | None]
 
 
 class ApiToken(Base):
@@ -325,43 +380,6 @@ class TrainingRun(Base):
     rollout_id: Mapped[str | None] = mapped_column(IDENT)
 
 
-class ConfigVersion(Base):
-    """A remote config document (the agent's live settings) and the devices it targets: a site,
-    a tag expression (fleet-wide or in ``site_id``) or a device list of ``site_id``. A device
-    runs the newest version that targets it (:mod:`cloud.fleet.configs`)."""
-
-    __tablename__ = "config_versions"
-
-    version: Mapped[int] = mapped_column(  # SQLite numbers only an INTEGER key by itself
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
-    site_id: Mapped[str | None] = mapped_column(IDENT)
-    tags: Mapped[str | None] = mapped_column(Text, comment="Tag expression; none = every tag.")
-    devices: Mapped[list[Any] | None] = mapped_column(comment="Device ids of site_id; none: all.")
-    document: Mapped[dict[str, Any]] = mapped_column(comment="The live settings, as sent.")
-    created_by: Mapped[str] = mapped_column(IDENT)
-    created_at: Mapped[float]
-
-
-class DeviceTags(Base):
-    """The tags of a device (API or provisioning); kept whether or not it was heard from."""
-
-    __tablename__ = "device_tags"
-
-    site_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
-    device_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
-    tags: Mapped[list[Any]] = mapped_column(comment="Sorted, unique.")
-    updated_at: Mapped[float]
-
-
-class ConfigReply(Base):
-    """A device's newest answer to ``cmd/config``: applied, or refused with the reason."""
-
-    __tablename__ = "config_replies"
-
-    site_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
-    device_id: Mapped[str] = mapped_column(IDENT, primary_key=True)
-    version: Mapped[int] = mapped_column(BigInteger, comment="The version the command carried.")
-    status: Mapped[str] = mapped_column(String(16), comment="ok or error.")
-    error: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[float]
+# The fleet's tables (remote config, tags) live in their own module; importing it here puts them
+# on Base.metadata wherever the models are loaded (migrations, the schema comparison).
+from edgecascade.cloud.db import fleet_models as _fleet_models  # noqa: E402, F401

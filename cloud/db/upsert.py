@@ -21,8 +21,8 @@ from sqlalchemy import Connection, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from edgecascade.cloud.db.models import Base, Device, Site
-from edgecascade.cloud.db.rows import Row
+from edgecascade.cloud.db.models import Base, DetectedBox, Device, Site
+from edgecascade.cloud.db.rows import Row, box_key
 from edgecascade.cloud.errors import StoreError
 
 Insert = postgresql.Insert | sqlite.Insert
@@ -60,6 +60,18 @@ def insert_new(conn: Connection, entity: type[Base], rows: Sequence[Row]) -> int
     if inserted < 0:  # a driver that does not count: never silently report nothing stored
         raise StoreError(f"the {conn.dialect.name} driver reports no row count for inserts")
     return inserted
+
+
+def insert_boxes(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert ``detections`` rows, skipping stored ones (a redelivered result or verdict adds
+    no box twice); in key order, as :func:`insert_new`. Boxes are not counted as messages."""
+    if not rows:
+        return
+    table = DetectedBox.__table__.c
+    stmt = dialect_insert(conn, DetectedBox).on_conflict_do_nothing(
+        index_elements=[table.result_id, table.source, table.position]
+    )
+    conn.execute(stmt, sorted(rows, key=box_key))
 
 
 def _greater(new: ColumnElement[Any], old: ColumnElement[Any]) -> ColumnElement[Any]:

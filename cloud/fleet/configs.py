@@ -23,7 +23,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edgecascade.cloud.db.models import ConfigReply, ConfigVersion, Device, DeviceTags
+from edgecascade.cloud.db.fleet_models import ConfigReply, ConfigVersion, DeviceTags
+from edgecascade.cloud.db.models import Device
 from edgecascade.cloud.errors import FleetInvalid
 from edgecascade.cloud.fleet.tags import check_tag, parse
 from edgecascade.shared.errors import ConfigError

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgecascade.cloud.db.models import ConfigReply, ConfigVersion
+from edgecascade.cloud.db.fleet_models import ConfigReply, ConfigVersion
 from edgecascade.cloud.fleet.configs import fleet_configs
 from edgecascade.cloud.periodic import PeriodicPublisher
 from edgecascade.cloud.settings import CloudSettings

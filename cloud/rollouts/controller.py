@@ -39,7 +39,7 @@ from edgecascade.cloud.rollouts.store import Change, RolloutStore, view
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.codec import encode
 from edgecascade.shared.manifest import OfferSequence, sign_offer
-from edgecascade.shared.messages import ModelManifest, ModelOfferMessage
+from edgecascade.shared.model_messages import ModelManifest, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, ModelSub, topic
 

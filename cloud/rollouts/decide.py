@@ -83,6 +83,10 @@ class Figures:
     results: int
     escalation_rate: float | None
     invoke_ms_p50: float | None
+    # Detection models: the mean precision and recall of the edge's boxes against the cloud's
+    # over its detection verdicts (None without any); such a verdict disagrees unless both are 1.
+    edge_precision: float | None = None
+    edge_recall: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

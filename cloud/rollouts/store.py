@@ -16,9 +16,9 @@ import numpy as np
 from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgecascade.cloud.db.fleet_models import DeviceTags
 from edgecascade.cloud.db.models import (
     Device,
-    DeviceTags,
     ModelAck,
     ModelVersion,
     Result,
@@ -191,6 +191,11 @@ def figures(session: Session, site: str, name: str, version: str, since: float) 
     )
     disagreed = func.sum(case((Verdict.agrees.is_(False), 1), else_=0))
     verdicts = session.execute(select(func.count(), disagreed).where(*judged)).one()
+    boxes = session.execute(
+        select(func.avg(Verdict.edge_precision), func.avg(Verdict.edge_recall)).where(
+            *judged, Verdict.task == "detection"
+        )
+    ).one()
     escalated = func.sum(case((Result.escalated.is_(True), 1), else_=0))
     results = session.execute(select(func.count(), escalated).where(*ran)).one()
     latencies = session.scalars(
@@ -209,4 +214,6 @@ def figures(session: Session, site: str, name: str, version: str, since: float) 
         results=n_results,
         escalation_rate=n_escalated / n_results if n_results else None,
         invoke_ms_p50=float(np.median(invokes)) if invokes else None,
+        edge_precision=float(boxes[0]) if boxes[0] is not None else None,
+        edge_recall=float(boxes[1]) if boxes[1] is not None else None,
     )

@@ -225,14 +225,15 @@ class VerdictCounts:
 
 
 def verdict_counts(session: Session, site: str, since: float | None) -> VerdictCounts:
-    """Verdicts of ``site`` created at or after ``since`` (all when None); the disagreement is
-    counted on escalated frames only (audit samples measure accuracy, not this trigger)."""
+    """Classification verdicts of ``site`` created at or after ``since`` (all when None); the
+    disagreement is counted on escalated frames only (audit samples measure accuracy, not this
+    trigger). Detection verdicts are no training samples of the site's classifier."""
     escalated = Verdict.audit.is_(False)
     query = select(
         func.count(),
         func.count().filter(escalated),
         func.count().filter(escalated, Verdict.agrees.is_(False)),
-    ).where(Verdict.site_id == site)
+    ).where(Verdict.site_id == site, Verdict.task == "classification")
     if since is not None:
         query = query.where(Verdict.created_at >= since)
     total, escalated_count, disagreeing = session.execute(query).one()

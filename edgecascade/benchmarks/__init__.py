@@ -13,6 +13,7 @@ from edgecascade.benchmarks.edge import bench_edge
 from edgecascade.benchmarks.gateway import bench_gateway
 from edgecascade.benchmarks.load import bench_load
 from edgecascade.benchmarks.loop import bench_loop
+from edgecascade.benchmarks.outbox import bench_outbox
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cascade": bench_cascade,
@@ -22,4 +23,5 @@ REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "gateway": bench_gateway,
     "load": bench_load,
     "loop": bench_loop,
+    "outbox": bench_outbox,
 }

@@ -19,9 +19,13 @@ Each path runs three ways:
 - **paced**: ``--paced-rate`` results/s, below what either path sustains: latency from publish
   to arrival, which in a flood would only measure the backlog.
 
+Then the **flooder** scenario (``--flooder-budget``; :mod:`.gateway_flooder`): a gateway that
+limits every device to that many results/s runs the paced run twice, alone and while one more
+device floods; the neighbours' p99 with the flood over without it is ``flooder_p99_ratio``.
+
 Reported: the rates and their ratios, how many results each cloud message carried (the
-batching reduction), p50/p99 latency and what the gateway adds, and whether every result
-arrived exactly once.
+batching reduction), p50/p99 latency and what the gateway adds, the flooder's effect on its
+neighbours, and whether every result arrived exactly once.
 """
 
 from __future__ import annotations
@@ -282,6 +286,15 @@ def _gateway_path(
 
 def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
     from edgecascade.brokers import MosquittoBroker
+    from edgecascade.shared.errors import EdgeCascadeError
+
+    per_device = args.paced_rate / args.devices
+    if args.flooder_budget and per_device > args.flooder_budget:
+        raise EdgeCascadeError(
+            f"--paced-rate {args.paced_rate:g} over {args.devices} devices is {per_device:g} "
+            f"results/s per device, above --flooder-budget {args.flooder_budget:g}: the "
+            "neighbours would be limited too"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -296,11 +309,21 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
             raw = _raw_path(site.port, args)
             _progress("gateway: the same through site broker -> gateway -> cloud broker ...")
             gw = _gateway_path(site.port, cloud.port, work, args)
+            flooder = None
+            if args.flooder_budget > 0:
+                from edgecascade.benchmarks.gateway_flooder import flooder_path
+
+                _progress(
+                    f"flooder: {args.paced_results} paced results from {args.devices} devices, "
+                    f"alone and while one more device floods at {args.flooder_times:g}x its budget "
+                    f"({args.flooder_budget:g} results/s per device) ..."
+                )
+                flooder = flooder_path(site.port, cloud.port, work, args)
         finally:
             site.stop()
             cloud.stop()
 
-    return gateway_report(args, raw, gw)
+    return gateway_report(args, raw, gw, flooder)
 
 
 def _progress(line: str) -> None:
@@ -352,5 +375,20 @@ def add_gateway_parser(benches: Any) -> None:
     )
     parser.add_argument("--devices", type=int, default=10, help="devices publishing (10)")
     parser.add_argument("--linger-ms", type=float, default=200.0, help="batch linger (200)")
+    parser.add_argument(
+        "--flooder-budget",
+        type=float,
+        default=50.0,
+        metavar="RESULTS_PER_S",
+        help="the flooder scenario: every device limited to this many results/s while one "
+        "floods beside the paced devices; 0 skips it (50)",
+    )
+    parser.add_argument(
+        "--flooder-times",
+        type=float,
+        default=50.0,
+        metavar="X",
+        help="the flooder publishes at X times its budget; 0: as fast as the broker takes (50)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="per path, seconds (120)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the figures as JSON")

@@ -22,7 +22,10 @@ HEADERS = [
 
 
 def gateway_report(
-    args: argparse.Namespace, raw: dict[str, dict[str, Any]], gw: dict[str, dict[str, Any]]
+    args: argparse.Namespace,
+    raw: dict[str, dict[str, Any]],
+    gw: dict[str, dict[str, Any]],
+    flooder: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     def ratio(phase: str) -> float:
         base = raw[phase]["results_per_s"]
@@ -38,6 +41,11 @@ def gateway_report(
         f"{_ms(added['p99'])} (batch linger {args.linger_ms:g} ms)"
     )
     everything = [*raw.values(), *gw.values()]
+    noisy: dict[str, Any] = {}
+    if flooder is not None:
+        noisy = _flooder_figures(flooder)
+        table += "\n" + noisy.pop("line")
+        everything += [flooder["quiet"], flooder["control"], flooder["flood"]]
     return {
         "results": args.results,
         "paced_results": args.paced_results,
@@ -54,8 +62,41 @@ def gateway_report(
         "added_latency_ms_p99": added["p99"],
         "lost": sum(r["lost"] for r in everything),
         "duplicates": sum(r["duplicates"] for r in everything),
+        **noisy,
         "table": table,
     }
+
+
+def _flooder_figures(flooder: dict[str, Any]) -> dict[str, Any]:
+    """The flooder scenario's ratios (flood over quiet, the neighbours' latency) and its line."""
+    quiet, control, flood = flooder["quiet"], flooder["control"], flooder["flood"]
+
+    def ratio(q: str, base: dict[str, Any]) -> float | None:
+        with_flood, without = flood[f"latency_ms_{q}"], base[f"latency_ms_{q}"]
+        return float(with_flood / without) if with_flood is not None and without else None
+
+    line = (
+        f"flooder at {flood['flooder_results_per_s']:.0f} results/s "
+        f"({flood['flooder_vs_budget']:.0f}x its {flooder['budget_results_per_s']:g}/s budget; "
+        f"{flood['flooder_arrived']} of its {flood['flooder_sent']} went up): neighbours' p99 "
+        f"{_ms(flood['latency_ms_p99'])}, alone {_ms(quiet['latency_ms_p99'])} (ratio "
+        f"{_ratio(ratio('p99', quiet))}, p50 {_ratio(ratio('p50', quiet))}), beside the same "
+        f"flood on another site {_ms(control['latency_ms_p99'])} (ratio "
+        f"{_ratio(ratio('p99', control))}); neighbours lost "
+        f"{quiet['lost'] + control['lost'] + flood['lost']}"
+    )
+    return {
+        "flooder": flooder,
+        "flooder_p50_ratio": ratio("p50", quiet),
+        "flooder_p99_ratio": ratio("p99", quiet),
+        "flooder_vs_control_p99_ratio": ratio("p99", control),
+        "flooder_vs_budget": flood["flooder_vs_budget"],
+        "line": line,
+    }
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _table(raw: dict[str, dict[str, Any]], gw: dict[str, dict[str, Any]]) -> str:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from edgecascade.shared.errors import BrokerError
 from edgecascade.shared.mqtt import MqttLink
-from edgecascade.shared.outbox.store import Coalesce, Outbox, Row, one_by_one
+from edgecascade.shared.outbox.classes import Coalesce, Row, one_by_one
+from edgecascade.shared.outbox.store import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,12 @@ class OutboxSender(threading.Thread):
         ready: Callable[[], bool] | None = None,
         coalesce: Coalesce = one_by_one,
         linger_s: float = 0.0,
+        confirm_after_s: float = 0.0,
     ) -> None:
         """``coalesce`` groups rows into the messages sent; ``linger_s`` waits up to that long
-        after the oldest queued row for ``batch`` rows to gather (fewer, bigger messages)."""
+        after the oldest queued row for ``batch`` rows to gather (fewer, bigger messages);
+        ``confirm_after_s`` > 0 sends again the rows the receiver has not confirmed that long
+        after they were sent (the outbox's ``confirmed`` classes)."""
         super().__init__(name=f"outbox-sender-{link.client_id}", daemon=True)
         self.outbox = outbox
         self.link = link
@@ -40,6 +44,8 @@ class OutboxSender(threading.Thread):
         self._ready = ready
         self._coalesce = coalesce
         self._linger_s = linger_s
+        self._confirm_after_s = confirm_after_s
+        self._next_resend = time.monotonic() + confirm_after_s
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -61,8 +67,11 @@ class OutboxSender(threading.Thread):
                 self._stopping.wait(0.2)  # e.g. no consumer on the broker yet: hold the rows
                 continue
             connection = self.link.connects
-            if connection != replayed_on and self._replay():
+            if connection != replayed_on and self._replay(self.outbox.replayable()):
                 replayed_on = connection
+            if self._confirm_after_s > 0 and time.monotonic() >= self._next_resend:
+                self._next_resend = time.monotonic() + self._confirm_after_s / 2
+                self._replay(self.outbox.unconfirmed(self._confirm_after_s), "unconfirmed")
             rows = self.outbox.peek(self.batch)
             if not rows:
                 self.outbox.wait(0.5)
@@ -74,12 +83,12 @@ class OutboxSender(threading.Thread):
                     rows = self.outbox.peek(self.batch)
             self._send(rows)
 
-    def _replay(self) -> bool:
-        """After a new connection, send the rows acknowledged within the replay window again:
-        the broker may have died before saving them. True once all were acknowledged again."""
-        rows = self.outbox.replayable()
+    def _replay(self, rows: list[Row], what: str = "recently acknowledged") -> bool:
+        """Send ``rows`` again: after a new connection those acknowledged within the replay
+        window or not confirmed yet (the broker may have died before saving them), and rows whose
+        confirmation is overdue. True once all were acknowledged again."""
         if rows:
-            logger.info("outbox: sending %d recently acknowledged row(s) again", len(rows))
+            logger.info("outbox: sending %d %s row(s) again", len(rows), what)
         for start in range(0, len(rows), self.batch):
             pending = [
                 self.link.publish(m) for m, _ in self._coalesce(rows[start : start + self.batch])

@@ -1,7 +1,16 @@
 """The outbox's queue on disk: SQLite (WAL), one connection guarded by a lock.
 
 What :mod:`shared.outbox` promises (accepted once put, at-least-once, TTLs, quota, replay
-window) is kept here; :mod:`shared.outbox.sender` publishes the rows.
+window) is kept here; :mod:`shared.outbox.sender` publishes the rows; :mod:`shared.outbox.disk`
+opens the file for power loss and tracks a full disk.
+
+On a full disk nothing raises into a producer that cannot wait: :meth:`Outbox.put` drops the
+message and counts it (``dropped.disk_full.<class>``), while :meth:`Outbox.put_many` raises
+:class:`DiskFullError` so that a caller holding the messages elsewhere (the gateway's intake:
+unacknowledged at the broker) commits them again later. Acknowledgements that cannot be
+written wait in memory (the rows are not sent again meanwhile) and are written with the next
+commit that has room; a process that dies before that sends those rows again, which the
+receivers drop by message id.
 """
 
 from __future__ import annotations
@@ -11,107 +20,26 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from edgecascade.shared.config import Section
-from edgecascade.shared.contract import OutboxClass
+from edgecascade.shared.errors import DiskFullError
 from edgecascade.shared.ids import Clock
 from edgecascade.shared.mqtt import Outgoing
+from edgecascade.shared.outbox.classes import DEFAULT_CLASSES, ClassPolicy, PutOutcome, Row
+from edgecascade.shared.outbox.confirm import Confirmations
+from edgecascade.shared.outbox.disk import (
+    DEFAULT_SYNC,
+    DiskFullEpisodes,
+    Synchronous,
+    is_disk_full,
+    open_db,
+)
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    klass    TEXT    NOT NULL,
-    priority INTEGER NOT NULL,
-    msg_id   TEXT    UNIQUE,
-    topic    TEXT    NOT NULL,
-    payload  BLOB    NOT NULL,
-    qos      INTEGER NOT NULL,
-    retain   INTEGER NOT NULL,
-    created  REAL    NOT NULL,
-    expires  REAL    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_expires ON outbox (expires);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
-"""
-# Rows acknowledged and kept for replay have ``sent_at``; the pending ones have none. Added after
-# the first release: older outbox files get the column when opened.
-_SENT_SCHEMA = """
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (priority, seq) WHERE sent_at IS NULL;
-CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
-DROP INDEX IF EXISTS outbox_order;
-"""
 
-
-class ClassPolicy(Section):
-    """How one class of message is queued."""
-
-    priority: int = 1
-    ttl_s: float = 86_400.0
-
-
-# Keyed by the contract's outbox classes (each row of shared.contract.KINDS names its class).
-DEFAULT_CLASSES: dict[str, ClassPolicy] = {
-    OutboxClass.ESCALATION: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    OutboxClass.VERDICT: ClassPolicy(priority=0, ttl_s=6 * 3600.0),
-    OutboxClass.RESULT: ClassPolicy(priority=1, ttl_s=7 * 86_400.0),
-    OutboxClass.STATE: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.MODEL: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.REPLY: ClassPolicy(priority=1, ttl_s=86_400.0),
-    OutboxClass.TELEMETRY: ClassPolicy(priority=2, ttl_s=3600.0),
-    # Random audit samples of sure frames: after everything else, the first dropped when full.
-    OutboxClass.AUDIT: ClassPolicy(priority=3, ttl_s=6 * 3600.0),
-}
-
-
-PutOutcome = Literal["queued", "duplicate", "dropped"]
-
-DEFAULT_REPLAY_S = 90.0
-"""The default ``outbox_replay_s``: above the 60 s ``autosave_interval`` of the shipped brokers
-(``deploy/mosquitto``, ``deploy/docker``), so a component started from flags alone loses nothing
-when its broker is SIGKILLed (``tests/deploy/test_deploy_files.py`` keeps the two in step)."""
-
-ReplaySeconds = Annotated[
-    float,
-    Field(
-        ge=0,
-        description="Keep acknowledged outbox rows this long and publish them again after "
-        "every reconnect: a broker killed before it saved them (Mosquitto's autosave_interval) "
-        "then loses nothing; receivers drop the copies by message id. Keep it above the "
-        "broker's autosave_interval (the default is above the shipped brokers' 60 s). 0 deletes "
-        "a row at its PUBACK: a SIGKILLed broker then loses what it had not saved.",
-    ),
-]
-"""The ``outbox_replay_s`` setting of every component with an outbox."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    seq: int
-    klass: str
-    message: Outgoing
-    created: float = 0.0
-
-
-# Groups rows into the messages that carry them: each (message, rows) pair is published once and
-# its rows are deleted when the broker acknowledges it. The default sends each row as it is.
-Coalesce = Callable[[list[Row]], list[tuple[Outgoing, list[Row]]]]
-
-
-def one_by_one(rows: list[Row]) -> list[tuple[Outgoing, list[Row]]]:
-    return [(row.message, [row]) for row in rows]
-
-
-class Outbox:
+class Outbox(Confirmations):
     """A thread-safe on-disk queue; one SQLite file, one connection guarded by a lock."""
 
     def __init__(
@@ -122,14 +50,24 @@ class Outbox:
         quota_bytes: int = 256 * 1024 * 1024,
         dedup_window_s: float = 0.0,
         replay_window_s: float = 0.0,
+        confirmed: Iterable[str] = (),
+        synchronous: Synchronous = DEFAULT_SYNC,
         clock: Clock = time.time,
     ) -> None:
         """``dedup_window_s`` > 0 also refuses a ``msg_id`` sent within that window (the gateway
         uses it: a device that missed a PUBACK sends again after its message was forwarded).
-        ``replay_window_s`` > 0 keeps acknowledged rows that long for :meth:`replayable`."""
+        ``replay_window_s`` > 0 keeps acknowledged rows that long for :meth:`replayable`.
+        ``synchronous`` is the durability on power loss (:mod:`shared.outbox.disk`).
+        Rows of the ``confirmed`` classes (with a ``msg_id``) are kept after their PUBACK until
+        the receiver confirms them (:meth:`confirm`): sent again after every reconnect and,
+        through :meth:`unconfirmed`, when no confirmation comes."""
         self.path = path
         self.dedup_window_s = dedup_window_s
         self.replay_window_s = replay_window_s
+        self.confirmed = frozenset(confirmed)
+        marks = ",".join(f"'{klass}'" for klass in sorted(self.confirmed) if klass.isidentifier())
+        # The SQL test of a row kept until its receiver confirms it.
+        self._awaits = f"(msg_id IS NOT NULL AND klass IN ({marks}))" if marks else "0"
         self._next_prune = 0.0
         self._next_expiry = 0.0
         self.classes = dict(classes)
@@ -138,16 +76,11 @@ class Outbox:
         self._lock = threading.Lock()
         self._closed = False
         self.not_empty = threading.Condition(self._lock)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL survives a process crash (SIGKILL); FULL would also survive power loss.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
-        if "sent_at" not in columns:
-            self._db.execute("ALTER TABLE outbox ADD COLUMN sent_at REAL")
-        self._db.executescript(_SENT_SCHEMA)
+        self.synchronous = synchronous
+        self._db = open_db(path, synchronous)
+        self._full = DiskFullEpisodes(path)
+        # Rows delivered whose acknowledgement could not be written (full disk): seq -> row.
+        self._acked: dict[int, tuple[Row, str]] = {}
         self._bytes = int(
             self._db.execute(
                 "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE sent_at IS NULL"
@@ -165,35 +98,51 @@ class Outbox:
 
         Returns ``"queued"``, ``"duplicate"`` (a row with this ``msg_id`` is still queued, or was
         within ``dedup_window_s``) or ``"dropped"`` (it does not fit the quota even after evicting
-        lower-priority rows).
+        lower-priority rows, or the disk is full: counted as ``dropped.disk_full.<class>``).
         """
-        return self.put_many([(klass, message, msg_id)])[0]
+        try:
+            return self.put_many([(klass, message, msg_id)])[0]
+        except DiskFullError as exc:
+            with self._lock:
+                self._full.hit(exc, Counter({f"dropped.disk_full.{klass}": 1}))
+            return "dropped"
 
     def put_many(self, items: Sequence[tuple[str, Outgoing, str | None]]) -> list[PutOutcome]:
         """Commit several ``(klass, message, msg_id)`` in one transaction: one disk write for
         all of them (the gateway's intake commits what arrived meanwhile as a group). The
         outcomes are those of :meth:`put`, in order; a repeated ``msg_id`` within the group is a
-        duplicate like any other."""
+        duplicate like any other. Raises :class:`DiskFullError` (nothing of the group kept)
+        when the disk is full."""
         for klass, _, _ in items:
             if klass not in self.classes:
                 raise ValueError(f"unknown outbox class {klass!r}; known: {sorted(self.classes)}")
         now = self._clock()
         with self._lock:
             size_before = self._bytes
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 outcomes = [self._insert(klass, m, msg_id, now) for klass, m, msg_id in items]
                 pairs = zip(outcomes, items, strict=True)
                 tally = Counter(f"{outcome}.{klass}" for outcome, (klass, _, _) in pairs)
-                self._count_all(tally)
+                self._count_all(tally + self._full.unsaved)
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
                 self._bytes = size_before
+                if is_disk_full(exc):
+                    self._full.hit(exc)
+                    raise DiskFullError(f"outbox {self.path}: disk full ({exc})") from exc
                 raise
+            self._full.saved(kept=True)
             if "queued" in outcomes:
                 self.not_empty.notify_all()
+        self._record_acks()  # acknowledgements that waited for room
         return outcomes
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it may after SQLITE_FULL)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _insert(self, klass: str, message: Outgoing, msg_id: str | None, now: float) -> PutOutcome:
         """One row of :meth:`put_many` (lock held, inside its transaction; the caller counts)."""
@@ -256,34 +205,48 @@ class Outbox:
 
     # -- consumer side ---------------------------------------------------------------------------
     def peek(self, limit: int = 100) -> list[Row]:
-        """The next rows to send, after expiring those past their TTL."""
+        """The next rows to send, after expiring those past their TTL (rows delivered whose
+        acknowledgement waits for disk space are left out)."""
+        self._record_acks()
         with self._lock:
             self._expire()
             rows = self._db.execute(
                 "SELECT seq, klass, topic, payload, qos, retain, created FROM outbox"
                 " WHERE sent_at IS NULL ORDER BY priority, seq LIMIT ?",
-                (limit,),
+                (limit + len(self._acked),),
             ).fetchall()
+            rows = [r for r in rows if r[0] not in self._acked][:limit]
         return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
 
     def replayable(self) -> list[Row]:
-        """Rows acknowledged within ``replay_window_s``, oldest first (older ones are deleted);
-        counted as ``replayed.<class>``, since the caller sends them again."""
-        if self.replay_window_s <= 0:
+        """Rows acknowledged within ``replay_window_s`` and rows not confirmed yet, oldest first
+        (older ones are deleted); counted as ``replayed.<class>``, since the caller sends them
+        again."""
+        if self.replay_window_s <= 0 and not self.confirmed:
             return []
         with self._lock:
-            self._purge_sent()
             rows = self._db.execute(
                 "SELECT seq, klass, topic, payload, qos, retain, created FROM outbox"
-                " WHERE sent_at IS NOT NULL ORDER BY priority, seq"
+                f" WHERE sent_at IS NOT NULL AND (sent_at >= ? OR {self._awaits})"
+                " ORDER BY priority, seq",
+                (self._clock() - self.replay_window_s,),
             ).fetchall()
-            self._count_all(Counter(f"replayed.{r[1]}" for r in rows))
+            replayed = Counter(f"replayed.{r[1]}" for r in rows)
+            try:
+                self._purge_sent()
+                self._count_all(replayed)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                self._full.hit(exc, replayed)
         return [Row(r[0], r[1], Outgoing(r[2], bytes(r[3]), r[4], bool(r[5])), r[6]) for r in rows]
 
     def _purge_sent(self) -> None:
-        """Forget acknowledged rows older than the replay window (lock held)."""
+        """Forget acknowledged rows older than the replay window, unless they wait for their
+        receiver's confirmation (lock held)."""
         self._db.execute(
-            "DELETE FROM outbox WHERE sent_at < ?", (self._clock() - self.replay_window_s,)
+            f"DELETE FROM outbox WHERE sent_at < ? AND NOT {self._awaits}",
+            (self._clock() - self.replay_window_s,),
         )
 
     def wait(self, timeout: float) -> None:
@@ -292,59 +255,101 @@ class Outbox:
             self.not_empty.wait(timeout)
 
     def ack(self, rows: Iterable[Row], outcome: str = "sent") -> None:
-        """Delete delivered (or rejected) rows and count them under ``outcome``."""
-        rows = list(rows)
-        if not rows:
-            return
-        tally: Counter[str] = Counter()
-        keep = self.replay_window_s > 0 and outcome == "sent"
+        """Delete delivered (or rejected) rows and count them under ``outcome``; on a full
+        disk they wait in memory, not sent again, until a later commit has room."""
         with self._lock:
+            for row in rows:
+                self._acked.setdefault(row.seq, (row, outcome))
+        self._record_acks()
+
+    def _record_acks(self) -> None:
+        """Write the acknowledgements waiting in memory, in one transaction."""
+        with self._lock:
+            if not self._acked:
+                return
             if self._closed:  # a sender that outlived its stop: the rows are sent again next time
                 logger.warning(
-                    "outbox %s is closed: %d acknowledgement(s) not recorded", self.path, len(rows)
+                    "outbox %s is closed: %d acknowledgement(s) not recorded",
+                    self.path,
+                    len(self._acked),
                 )
+                self._acked.clear()
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(rows), 500):
-                seqs = [row.seq for row in rows[start : start + 500]]
-                marks = ",".join("?" * len(seqs))
-                # Kept for replay (marked sent) or deleted; rows already gone or already marked
-                # (expired meanwhile, acknowledged twice) are not counted again.
-                if keep:
-                    deleted = self._db.execute(
-                        f"UPDATE outbox SET sent_at = ? WHERE seq IN ({marks})"
-                        " AND sent_at IS NULL RETURNING klass, LENGTH(payload)",
-                        [self._clock(), *seqs],
-                    ).fetchall()
-                else:
-                    deleted = self._db.execute(
-                        f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent_at IS NULL"
-                        " RETURNING klass, LENGTH(payload)",
-                        seqs,
-                    ).fetchall()
-                for klass, size in deleted:  # rows already gone (expired meanwhile) are not
-                    self._bytes -= int(size)
-                    tally[f"{outcome}.{klass}"] += 1
-            self._count_all(tally)
-            self._db.execute("COMMIT")
+            size_before = self._bytes
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                tally = self._full.unsaved.copy()
+                for outcome in {outcome for _, outcome in self._acked.values()}:
+                    seqs = [seq for seq, (_, o) in self._acked.items() if o == outcome]
+                    tally.update(self._ack_rows(seqs, outcome))
+                self._count_all(tally)
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                self._bytes = size_before
+                if not is_disk_full(exc):
+                    raise
+                self._full.hit(exc)
+                return
+            self._acked.clear()
+            self._full.saved(kept=False)
+
+    def _ack_rows(self, seqs: list[int], outcome: str) -> Counter[str]:
+        """Delete (or mark sent, with a replay window) rows acknowledged with ``outcome`` (lock
+        held, inside a transaction); rows already gone or marked are not counted again."""
+        tally: Counter[str] = Counter()
+        keep = self.replay_window_s > 0 and outcome == "sent"
+        # Rows the receiver confirms stay (marked sent) until it does, whatever the window.
+        awaits = self._awaits if outcome == "sent" else "0"
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            deleted = self._db.execute(
+                f"UPDATE outbox SET sent_at = ? WHERE seq IN ({marks})"
+                f" AND sent_at IS NULL AND ({int(keep)} OR {awaits})"
+                " RETURNING klass, LENGTH(payload)",
+                [self._clock(), *chunk],
+            ).fetchall()
+            deleted += self._db.execute(
+                f"DELETE FROM outbox WHERE seq IN ({marks}) AND sent_at IS NULL"
+                " RETURNING klass, LENGTH(payload)",
+                chunk,
+            ).fetchall()
+            for klass, size in deleted:  # rows already gone (expired meanwhile) are not
+                self._bytes -= int(size)
+                tally[f"{outcome}.{klass}"] += 1
+        return tally
 
     def _expire(self) -> None:
         now = self._clock()
         if now < self._next_expiry:
             return  # once a second is precise enough for TTLs of minutes to days
         self._next_expiry = now + 1.0
-        if self.replay_window_s > 0:
-            self._purge_sent()
-        expired = self._db.execute(
-            "DELETE FROM outbox WHERE expires < ? AND sent_at IS NULL"
-            " RETURNING klass, LENGTH(payload)",
-            (now,),
-        ).fetchall()
-        for klass, size in expired:
-            self._bytes -= int(size)
-            self._count(f"expired.{klass}", 1)
-        if expired:
-            logger.warning("outbox: %d message(s) expired before they could be sent", len(expired))
+        tally: Counter[str] = Counter()
+        try:
+            if self.replay_window_s > 0:
+                self._purge_sent()
+            expired = self._db.execute(
+                "DELETE FROM outbox WHERE expires < ? AND sent_at IS NULL"
+                " RETURNING klass, LENGTH(payload)",
+                (now,),
+            ).fetchall()
+            for klass, size in expired:
+                self._bytes -= int(size)
+                tally[f"expired.{klass}"] += 1
+            never_confirmed = self._db.execute(
+                "DELETE FROM outbox WHERE expires < ? AND sent_at IS NOT NULL AND "
+                f"{self._awaits} RETURNING klass",
+                (now,),
+            ).fetchall()
+            tally.update(f"unconfirmed.{klass}" for (klass,) in never_confirmed)
+            self._count_all(tally)
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            self._full.hit(exc, tally)  # expired again once there is room
+        if tally:
+            logger.warning("outbox: %d message(s) expired before they could be sent", tally.total())
 
     def _count_all(self, tally: Mapping[str, int]) -> None:
         self._db.executemany(
@@ -362,18 +367,26 @@ class Outbox:
 
     # -- figures ---------------------------------------------------------------------------------
     def depth(self) -> dict[str, int]:
-        """Queued rows per class."""
+        """Queued rows per class (not those delivered whose acknowledgement waits for room)."""
         with self._lock:
-            return dict(
-                self._db.execute(
-                    "SELECT klass, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY klass"
-                ).fetchall()
+            depth = Counter(
+                dict(
+                    self._db.execute(
+                        "SELECT klass, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY klass"
+                    ).fetchall()
+                )
             )
+            depth.subtract(row.klass for row, _ in self._acked.values())
+        return {klass: n for klass, n in depth.items() if n > 0}
 
     def counters(self) -> dict[str, int]:
-        """Persistent counters: ``queued.<class>``, ``sent.*``, ``expired.*``, ``dropped.*``..."""
+        """Persistent counters: ``queued.<class>``, ``sent.*``, ``expired.*``, ``dropped.*``
+        (``dropped.disk_full.<class>``: not kept for lack of disk space), ``disk_full.episodes``;
+        with the counts of a full disk not written yet."""
         with self._lock:
-            return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            counts = Counter(dict(self._db.execute("SELECT name, value FROM counters").fetchall()))
+            counts.update(self._full.unsaved)
+        return dict(counts)
 
     @property
     def size_bytes(self) -> int:

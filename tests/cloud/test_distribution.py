@@ -17,7 +17,7 @@ from edgecascade.edge_agent.settings import SourceSettings
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import encode
 from edgecascade.shared.manifest import generate_keys
-from edgecascade.shared.messages import ModelOfferMessage
+from edgecascade.shared.model_messages import ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.topics import Kind, ModelSub, topic

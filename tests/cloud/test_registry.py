@@ -23,7 +23,7 @@ from edgecascade.cloud.settings import CloudSettings
 from edgecascade.demo_models import register_model
 from edgecascade.modelzoo.architectures import ARCHITECTURES
 from edgecascade.shared.manifest import generate_keys, verify_manifest
-from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.model_messages import ModelManifest
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.cloud.conftest import ApiClient, serving

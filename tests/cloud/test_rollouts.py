@@ -36,7 +36,7 @@ from edgecascade.edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import decode
 from edgecascade.shared.manifest import generate_keys
-from edgecascade.shared.messages import ModelOfferMessage
+from edgecascade.shared.model_messages import ModelOfferMessage
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic_filter

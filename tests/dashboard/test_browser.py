@@ -183,6 +183,10 @@ def test_every_page_shows_the_demos_live_data(demo: Demo, page: Page, screenshot
     page.select_option("#esc-class", "")
     page.select_option("#esc-agree", "")
     page.wait_for_selector("#gallery .shot img")
+    # Classification cameras only: no boxes to draw or count, no detection panel.
+    page.wait_for_selector("#detections-panel", state="attached")
+    assert page.is_hidden("#detections-panel")
+    assert page.locator("#gallery svg.boxes").count() == 0
     page.screenshot(path=screenshots / "escalations.png", full_page=True)
 
     # Models: both registered versions.

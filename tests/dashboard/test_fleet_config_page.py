@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from edgecascade.cloud.db.models import ConfigReply, ConfigVersion, Device
+from edgecascade.cloud.db.fleet_models import ConfigReply, ConfigVersion
+from edgecascade.cloud.db.models import Device
 from edgecascade.cloud.services import Services
 from tests.cloud.conftest import ApiClient
 from tests.dashboard.conftest import SCREENSHOTS

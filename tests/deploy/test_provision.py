@@ -48,6 +48,7 @@ def test_a_devices_acl_is_derived_from_the_contract_as_written_by_hand_before() 
         ("write", "p/v1/site1/cam1/model/request"),
         ("write", "p/v1/site1/cam1/model/ack"),
         ("write", "p/v1/site1/cam1/reply/+"),
+        ("read", "p/v1/site1/cam1/ack"),
         ("read", "p/v1/site1/cam1/verdict"),
         ("read", "p/v1/site1/cam1/model/offer"),
         ("read", "p/v1/site1/cam1/model/chunk"),

@@ -16,7 +16,7 @@ from edgecascade.edge_agent.rollout import RolloutClient, RolloutFailed
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.errors import ModelError
 from edgecascade.shared.manifest import build_manifest, golden_case
-from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.model_messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
 from edgecascade.shared.runtime.detect import DetectionResult
 from edgecascade.shared.runtime.detection_card import DetectionSpec

@@ -16,7 +16,7 @@ from edgecascade.shared.manifest import (
     sign_offer,
     verify_manifest,
 )
-from edgecascade.shared.messages import ModelManifest
+from edgecascade.shared.model_messages import ModelManifest
 
 KEY = Ed25519PrivateKey.generate()
 NOW = 1_800_000_000.0

@@ -19,12 +19,8 @@ from edgecascade.shared.manifest import (
     load_private_key,
     sign_offer,
 )
-from edgecascade.shared.messages import (
-    ModelAckMessage,
-    ModelManifest,
-    ModelOfferMessage,
-    ResultMessage,
-)
+from edgecascade.shared.messages import ResultMessage
+from edgecascade.shared.model_messages import ModelAckMessage, ModelManifest, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter

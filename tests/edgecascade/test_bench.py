@@ -122,6 +122,13 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert report["gateway_vs_raw_throughput_ratio"] > 0
     assert report["gateway_vs_raw_drain_ratio"] > 0
     assert report["added_latency_ms_p50"] is not None
+    # The flooder scenario: the neighbours lose nothing; of the flood, little goes up.
+    flooder = report["flooder"]
+    assert [flooder[phase]["arrived"] for phase in ("quiet", "control", "flood")] == [50] * 3
+    assert flooder["control"]["flooder_arrived"] == 0  # another site: not the gateway's
+    assert 0 < flooder["flood"]["flooder_arrived"] < flooder["flood"]["flooder_sent"]
+    assert report["flooder_p99_ratio"] > 0 and report["flooder_vs_control_p99_ratio"] > 0
+    assert report["flooder_vs_budget"] > 1
 
 
 def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(
@@ -220,3 +227,20 @@ def test_bench_cloud_refuses_a_count_below_one_by_name(
 ) -> None:
     assert main(["bench", "cloud", "--skip-postgres", "--frames", "0", flag, "0"]) != 0
     assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_bench_outbox_writes_both_modes_and_their_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "outbox.json"
+    argv = ["bench", "outbox", "--dir", str(tmp_path), "--count", "20", "--group", "5"]
+    assert main([*argv, "--groups", "4", "--rounds", "1", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["modes"]) == {"normal", "full"}
+    for mode in report["modes"].values():
+        assert mode["puts_per_s"] > 0 and mode["grouped_msgs_per_s"] > 0
+        assert 0 < mode["put_ms_p50"] <= mode["put_ms_p99"]
+    ratio = report["modes"]["full"]["puts_per_s"] / report["modes"]["normal"]["puts_per_s"]
+    assert report["full_vs_normal_put_ratio"] == ratio
+    assert report["payload_bytes"] > 300  # a real encoded result message
+    assert [p.name for p in tmp_path.iterdir()] == ["outbox.json"]  # its files are removed
+    with pytest.raises(ValueError, match="--rounds must be at least 1, not 0"):
+        main([*argv, "--rounds", "0"])

@@ -25,14 +25,17 @@ from edgecascade.shared.framecodec import MAGIC
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.manifest import build_manifest
 from edgecascade.shared.messages import (
+    AckMessage,
     CommandMessage,
     DeadLetterMessage,
+    ReplyMessage,
+    VerdictMessage,
+)
+from edgecascade.shared.model_messages import (
     ModelAckMessage,
     ModelChunkHeader,
     ModelChunkRequestMessage,
     ModelOfferMessage,
-    ReplyMessage,
-    VerdictMessage,
 )
 from edgecascade.shared.topics import Kind, ModelSub, Topic
 from tests.utils.factories import (
@@ -102,6 +105,10 @@ def samples() -> list[Sample]:
         Sample(
             t(SITE, DEVICE, Kind.REPLY, "resync"),
             _json(ReplyMessage(correlation=correlation, status="ok", data={"n": [1, 2]})),
+        ),
+        Sample(
+            t(SITE, DEVICE, Kind.ACK),
+            _json(AckMessage(msg_ids=[correlation, new_message_id()])),
         ),
         Sample(
             t(SITE, "gw", Kind.DEAD_LETTER),

@@ -32,6 +32,7 @@ from edgecascade.shared.codec import encode
 from edgecascade.shared.manifest import generate_keys
 from edgecascade.shared.topics import Kind, Topic
 from tests.fuzz.strategies import SCALE
+from tests.utils.detections import box, store_detection_judged
 from tests.utils.factories import make_escalation, make_result, make_state
 
 # The statuses that report a device or gateway beyond the cloud (the fleet's commands): a 5xx
@@ -53,6 +54,11 @@ def _seed(services: Services) -> None:
             topic = Topic("site1", device, kind)
             items.append(decode_inbound(topic, encode(message, body), 1.0))
     writer.write(items)
+    # Detection answers: boxes of the edge (a result) and of the cloud (a verdict) to list,
+    # count and draw.
+    face, person = box("face", 0.8, 4, 4), box("person", 0.6, 20, 10)
+    store_detection_judged(services, [face], [face, person], "site1", "cam1", captured_at=1.0)
+    store_detection_judged(services, [person], None, "site1", "cam2", captured_at=2.0)
 
 
 @pytest.fixture

@@ -39,14 +39,8 @@ from edgecascade.shared.manifest import (
     sign_manifest,
     verify_manifest,
 )
-from edgecascade.shared.messages import (
-    EscalationHeader,
-    Message,
-    ModelChunkHeader,
-    ModelManifest,
-    ResultBatchMessage,
-    ResultMessage,
-)
+from edgecascade.shared.messages import EscalationHeader, Message, ResultBatchMessage, ResultMessage
+from edgecascade.shared.model_messages import ModelChunkHeader, ModelManifest
 from edgecascade.shared.topics import Kind, Topic, topic, topic_filter, validate_id
 from tests.fuzz.strategies import (
     SAMPLES,

@@ -27,7 +27,7 @@ from edgecascade.edge_agent.rollout import RolloutClient
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.chunks import read_chunk
 from edgecascade.shared.manifest import generate_keys, sign_manifest
-from edgecascade.shared.messages import (
+from edgecascade.shared.model_messages import (
     ModelAckMessage,
     ModelChunkRequestMessage,
     ModelManifest,

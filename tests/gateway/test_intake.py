@@ -10,6 +10,7 @@ from pathlib import Path
 from edgecascade.gateway.intake import Intake, Pending
 from edgecascade.shared.mqtt import Outgoing, Received
 from edgecascade.shared.outbox import Outbox, PutOutcome
+from tests.utils.diskfull import ROOMY, set_page_limit
 from tests.utils.links import AckRecorder
 from tests.utils.mqtt import wait_until
 
@@ -69,3 +70,22 @@ def test_a_full_queue_blocks_the_network_thread(tmp_path: Path) -> None:
     assert returned == [False] * 5 + [True] * 5
     intake.stop()
     assert acked == list(range(10))
+
+
+def test_a_full_disk_leaves_the_group_unacknowledged_until_space_returns(tmp_path: Path) -> None:
+    """The broker keeps what the gateway could not commit: nothing is dropped at the intake."""
+    box = Outbox(tmp_path / "o.db")
+    box.put("result", Outgoing("t/0", b"r" * 3000), "id0")
+    set_page_limit(box, 1)  # SQLITE_FULL, as on a full disk
+    acked: list[int] = []
+    intake = Intake(box, AckRecorder(lambda m: acked.append(m.mid)))
+    intake.start()
+    for mid in range(1, 11):
+        intake.submit(Pending(received(mid), ("result", Outgoing(f"t/{mid}", b"r" * 3000), None)))
+    assert wait_until(lambda: intake._consumer.retries >= 2)  # committed again, and again
+    assert acked == [] and box.depth() == {"result": 1}
+    set_page_limit(box, ROOMY)
+    assert wait_until(lambda: len(acked) == 10)
+    intake.stop()
+    assert acked == list(range(1, 11)) and box.depth() == {"result": 11}
+    assert not any(name.startswith("dropped.") for name in box.counters())

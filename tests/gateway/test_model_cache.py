@@ -13,7 +13,11 @@ from edgecascade.edge_agent.settings import SourceSettings
 from edgecascade.shared.chunks import chunk_count
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.manifest import generate_keys, load_private_key
-from edgecascade.shared.messages import ModelAckMessage, ModelChunkRequestMessage, ModelOfferMessage
+from edgecascade.shared.model_messages import (
+    ModelAckMessage,
+    ModelChunkRequestMessage,
+    ModelOfferMessage,
+)
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic, topic_filter
 from tests.gateway.conftest import SITE, StartGateway

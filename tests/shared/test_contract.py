@@ -20,7 +20,8 @@ from edgecascade.shared.contract import (
     spec_of,
 )
 from edgecascade.shared.errors import ContractError
-from edgecascade.shared.messages import EscalationHeader, ModelChunkHeader
+from edgecascade.shared.messages import EscalationHeader
+from edgecascade.shared.model_messages import ModelChunkHeader
 from edgecascade.shared.outbox import DEFAULT_CLASSES
 from edgecascade.shared.topics import MODEL_SUBS, Kind, ModelSub, Topic
 from tests.fuzz.strategies import SAMPLES

@@ -13,7 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.manifest import build_manifest, golden_case, sign_manifest
-from edgecascade.shared.messages import ModelChunkHeader, ModelChunkRequestMessage, ModelManifest
+from edgecascade.shared.model_messages import (
+    ModelChunkHeader,
+    ModelChunkRequestMessage,
+    ModelManifest,
+)
 from edgecascade.shared.mqtt import MqttLink, Outgoing, Received
 from edgecascade.shared.runtime.card import load_card_for
 from edgecascade.shared.runtime.runtime import ModelRuntime

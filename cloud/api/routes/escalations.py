@@ -18,8 +18,10 @@ from edgecascade.cloud.api.deps import (
 )
 from edgecascade.cloud.api.schemas import EscalationOut, EscalationPage, VerdictOut
 from edgecascade.cloud.blobs import BlobNotFound
+from edgecascade.cloud.dashboard.boxes import cloud_boxes
 from edgecascade.cloud.db.models import Escalation, LabelOverride, Verdict
 from edgecascade.cloud.labels import final_label
+from edgecascade.shared.fields import DetectedObject
 
 router = APIRouter(prefix="/api", tags=["escalations"], dependencies=[Depends(require("viewer"))])
 
@@ -62,19 +64,32 @@ def list_escalations(
         .limit(limit)
         .offset(offset)
     ).all()
-    items = [_escalation_out(*row) for row in rows]
+    boxes = cloud_boxes(session, [e.msg_id for e, v, _ in rows if v and v.task == "detection"])
+    items = [_escalation_out(*row, boxes=boxes.get(row[0].msg_id, [])) for row in rows]
     return EscalationPage(items=items, total=total, limit=limit, offset=offset)
 
 
 def _escalation_out(
-    escalation: Escalation, verdict: Verdict | None, override: LabelOverride | None
+    escalation: Escalation,
+    verdict: Verdict | None,
+    override: LabelOverride | None,
+    boxes: list[DetectedObject],
 ) -> EscalationOut:
+    """An escalation with its verdict; a detection's with the edge's and the cloud's boxes."""
     final = final_label(verdict, override)
+    judged = None
+    if verdict is not None:
+        judged = VerdictOut.model_validate(
+            {
+                **{c.key: getattr(verdict, c.key) for c in Verdict.__table__.columns},
+                "detections": boxes,
+            }
+        )
     return EscalationOut.model_validate(
         {
             **{c.key: getattr(escalation, c.key) for c in Escalation.__table__.columns},
             "frame_url": f"/api/escalations/{escalation.msg_id}/frame",
-            "verdict": VerdictOut.model_validate(verdict) if verdict is not None else None,
+            "verdict": judged,
             "final_label": final.label,
             "label_source": final.source,
         }

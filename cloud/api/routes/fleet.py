@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from edgecascade.cloud.api.deps import ID, Operator, ServicesDep, SessionDep, require
-from edgecascade.cloud.db.models import ConfigVersion
+from edgecascade.cloud.db.fleet_models import ConfigVersion
 from edgecascade.cloud.errors import FleetInvalid
 from edgecascade.cloud.fleet.configs import (
     Target,

@@ -322,20 +322,24 @@ async function loadEscalations() {
     .map(d => [`${d.site}/${d.device}`, `${d.site}/${d.device}`]), true);
   const page = await api(`/api/escalations?limit=48&offset=${Math.max(0, first.total - 48)}${q}`);
   const labels = new Set([...$("#esc-class").options].slice(1).map(o => o.value));
-  page.items.forEach(e => labels.add(e.edge_label));
+  page.items.forEach(e => { if (e.edge_label) labels.add(e.edge_label); });
   fillSelect($("#esc-class"), [...labels].sort(), true);
   $("#esc-count").textContent = `${first.total} escalation(s)`;
   const cards = await Promise.all(page.items.reverse().map(async e => {
     const v = e.verdict;
     const verdict = v ? h("span", { class: "badge " + (v.agrees ? "agree" : "disagree") }, v.agrees ? "agree" : "disagree")
                       : h("span", { class: "badge pending" }, "pending");
-    return h("div", { class: "shot" + (v && !v.agrees ? " disagree" : ""), dataset: { id: e.msg_id } },
-      h("img", { src: await frameUrl(e), alt: e.frame_id }),
-      h("div", {}, `${e.device} · ${new Date(e.captured_at * 1000).toLocaleTimeString()}`),
+    const lines = e.task === "detection" ? window.detectionLines(e) : [
       h("div", { class: "edge" }, `edge: ${e.edge_label} ${pct(e.edge_score)}`),
-      h("div", { class: "cloud" }, v ? `cloud: ${v.label} ${pct(v.score)} ` : "cloud: ", verdict));
+      h("div", { class: "cloud" }, v ? `cloud: ${v.label} ${pct(v.score)} ` : "cloud: ")];
+    lines[1].append(verdict);
+    return h("div", { class: "shot" + (v && !v.agrees ? " disagree" : ""), dataset: { id: e.msg_id, task: e.task } },
+      window.framedShot(await frameUrl(e), e),
+      h("div", {}, `${e.device} · ${new Date(e.captured_at * 1000).toLocaleTimeString()}`),
+      ...lines);
   }));
   $("#gallery").replaceChildren(...cards);
+  await window.loadDetectionCounts();  // detections.js
 }
 
 // Models and rollouts -------------------------------------------------------------------------------

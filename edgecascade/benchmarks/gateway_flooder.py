@@ -1,0 +1,169 @@
+"""``edgecascade bench gateway``'s flooder scenario: one device floods, its neighbours' latency.
+
+A gateway of its own (a fresh outbox) runs with a per-device result budget of
+``--flooder-budget`` results/s (burst: one second of it). The paced run of the other phases is
+made three times by the same neighbour devices, each well within the budget:
+
+- **quiet**: alone;
+- **control**: while one more device, ``flooder``, publishes results at ``--flooder-times`` its
+  budget (0: as fast as the site broker acknowledges them) on another site's topic, which the
+  gateway does not subscribe to: the same load on the machine and the broker (everything shares
+  the cores here; a real flooder is a device of its own), none on the gateway;
+- **flood**: the same flood on the gateway's own site.
+
+Reported: the neighbours' p50/p99 publish-to-cloud latency in each and the ratios to quiet (the
+same run; ``flood`` over ``quiet`` is the target's measure, ``flood`` over ``control`` what the
+gateway's own handling of the flood adds), what the neighbours lost or got twice, the flooder's
+rate as a multiple of its budget, and how many of its results went up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgecascade.benchmarks.cascade_tap import counted_gateway_env
+from edgecascade.benchmarks.gateway import (
+    PUBLISH_WINDOW,
+    SITE,
+    _messages,
+    _publish,
+    _Subscriber,
+    wait_gateway_online,
+)
+
+FLOODER = "flooder"
+
+
+class _Flooder(threading.Thread):
+    """Publishes results of one device at QoS 1 at a rate (or as fast as they are acknowledged),
+    until stopped."""
+
+    def __init__(self, port: int, site: str, rate: float) -> None:
+        """``rate``: results/s to publish at (0: as fast as acknowledged)."""
+        super().__init__(name="bench-flooder", daemon=True)
+        self.port = port
+        self.site = site
+        self.rate = rate
+        self.ids: list[str] = []
+        self.seconds = 0.0
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=120)
+
+    def run(self) -> None:
+        from edgecascade.benchmarks.messages import sample_result
+        from edgecascade.shared.codec import encode
+        from edgecascade.shared.topics import Kind, topic
+
+        wire = topic(self.site, FLOODER, Kind.RESULT)
+        window = threading.Semaphore(PUBLISH_WINDOW)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-flooder", protocol=paho.MQTTv5
+        )
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_publish = lambda *args: window.release()
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        start = time.perf_counter()
+        infos = []
+        n = 0
+        while not self._stop_event.is_set():
+            if self.rate:
+                pause = start + n / self.rate - time.perf_counter()
+                if pause > 0.001:
+                    time.sleep(pause)
+            if not window.acquire(timeout=1):
+                continue
+            message = sample_result(n)
+            n += 1
+            self.ids.append(message.msg_id)
+            infos.append(client.publish(wire, encode(message), qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+        self.seconds = time.perf_counter() - start
+        client.loop_stop()
+        client.disconnect()
+
+
+def _paced(
+    port: int, sub: _Subscriber, args: argparse.Namespace, flooder: _Flooder | None
+) -> dict[str, Any]:
+    """The paced run by the neighbours (with the flooder publishing meanwhile, when given)."""
+    import numpy as np
+
+    messages = _messages(args.paced_results, args.devices)
+    sub.reset(0)  # arrivals are counted for the neighbours' ids only, below
+    if flooder is not None:
+        flooder.start()
+    sent = _publish(port, messages, args.paced_rate)
+    if flooder is not None:
+        flooder.stop()
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and not all(i in sub.arrived for i in sent):
+        time.sleep(0.1)
+    time.sleep(0.5)  # duplicates, if any, arrive after the last new id
+    arrived = dict(sub.arrived)
+    latencies = np.array([(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived])
+    return {
+        "results": len(messages),
+        "arrived": sum(1 for i in sent if i in arrived),
+        "lost": sum(1 for i in sent if i not in arrived),
+        "duplicates": sub.duplicates,  # of anyone's: the flooder's too would be an error
+        "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
+        "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else None,
+        "flooder_arrived": sum(1 for i in flooder.ids if i in arrived) if flooder else 0,
+    }
+
+
+def flooder_path(
+    site_port: int, cloud_port: int, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Quiet, then flood, through a gateway that limits every device to the flooder budget."""
+    from edgecascade.processes import ProcessGroup
+
+    budget = args.flooder_budget
+    group = ProcessGroup(work / "logs-flooder")
+    env = {
+        **counted_gateway_env(compress=False),
+        "EC_GATEWAY_RATE_LIMITS__RESULT__MESSAGES_PER_S": f"{budget:g}",
+        "EC_GATEWAY_RATE_LIMITS__RESULT__BURST_MESSAGES": str(max(1, round(budget))),
+    }
+    argv = [
+        "gateway",
+        "--site",
+        SITE,
+        "--data-dir",
+        str(work / "gateway-flooder"),
+        "--site-mqtt-port",
+        str(site_port),
+        "--cloud-mqtt-port",
+        str(cloud_port),
+        "--batch-linger-ms",
+        str(args.linger_ms),
+    ]
+    sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud-flooder")
+    try:
+        group.spawn_cli("gateway", *argv, env=env)
+        wait_gateway_online(site_port, args.timeout)
+        phases = {"quiet": _paced(site_port, sub, args, None)}
+        for phase, site in (("control", f"{SITE}-elsewhere"), ("flood", SITE)):
+            flooder = _Flooder(site_port, site, budget * args.flooder_times)
+            phases[phase] = _paced(site_port, sub, args, flooder)
+            rate = len(flooder.ids) / flooder.seconds if flooder.seconds else 0.0
+            phases[phase]["flooder_sent"] = len(flooder.ids)
+            phases[phase]["flooder_results_per_s"] = rate
+            phases[phase]["flooder_vs_budget"] = rate / budget
+    finally:
+        sub.close()
+        group.stop_all()
+    return {"budget_results_per_s": budget, **phases}
