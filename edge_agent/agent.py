@@ -160,6 +160,7 @@ class Agent:
             software=SOFTWARE,
             detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
             config_version=self.config.version,
+            tags=list(self.settings.tags),
         )
         return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)
 

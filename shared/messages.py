@@ -35,6 +35,7 @@ from edgecascade.shared.fields import (
     Sha256,
     ShortText,
     Side,
+    Tag,
     Task,
     Version,
 )
@@ -116,6 +117,9 @@ class StateMessage(Message):
     detail: ShortText = ""
     config_version: ConfigVersion | None = Field(
         None, exclude_if=lambda v: v is None, description="Remote config version in force (agents)."
+    )
+    tags: Annotated[list[Tag], Field(max_length=64)] = Field(
+        [], exclude_if=lambda tags: not tags, description="Provisioned tags (agents)."
     )
 
 

@@ -24,8 +24,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 
 from edgecascade.cloud.errors import TagSyntaxError
+from edgecascade.shared.fields import TAG_PATTERN
 
-TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})?$"
 __all__ = ["Expr", "TagSyntaxError", "check_tag", "parse"]
 KEYWORDS = frozenset({"and", "or", "not"})
 MAX_EXPRESSION = 1024  # characters

@@ -12,12 +12,16 @@ import pytest
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.cloud.app import create_app
+from edgecascade.cloud.fleet.configs import tags_of
 from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.store import StoreWriter
 from edgecascade.edge_agent.settings import EscalationSettings, SourceSettings
 from edgecascade.gateway.settings import GatewaySettings
-from tests.cloud.conftest import ApiClient, serving
+from edgecascade.shared.topics import Kind
+from tests.cloud.conftest import ApiClient, inbound, serving
 from tests.gateway.conftest import RunningGateway
 from tests.utils.agents import RunningAgent, agent_settings
+from tests.utils.factories import make_state
 from tests.utils.mqtt import wait_until
 from tests.utils.paths import sample_subset
 
@@ -192,3 +196,17 @@ def test_bad_tags_are_422_and_the_viewer_cannot_tag(client: ApiClient) -> None:
         client.post("/api/devices/s1/cam1/diagnostics", json={}, headers=operator).status_code
         == 503
     )
+
+
+def test_provisioned_tags_are_adopted_unless_an_operator_set_some(client: ApiClient) -> None:
+    writer = StoreWriter(client.services.engine, client.services.blobs)
+    operator = client.as_role("operator")
+    assert client.put("/api/devices/s1/cam2/tags", json={"tags": ["ops"]}, headers=operator)
+    states = [
+        inbound("s1", device, Kind.STATE, make_state().model_copy(update={"tags": ["zone:north"]}))
+        for device in ("cam1", "cam2")
+    ]
+    writer.write(states)
+    with client.services.sessions() as session:
+        assert tags_of(session, "s1", "cam1") == ["zone:north"]  # adopted from its state
+        assert tags_of(session, "s1", "cam2") == ["ops"]  # the operator's tags win

@@ -173,17 +173,21 @@ def test_the_agent_applies_refuses_and_keeps_a_config_across_a_restart(
             again.close()
 
 
-def test_diagnostics_answer_with_logs_settings_without_secrets_and_the_outbox(
+def test_diagnostics_answer_with_logs_settings_and_the_outbox_and_the_state_has_tags(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     sample_subset(tmp_path / "frames", per_class=1)
     settings = agent_settings(
-        broker, tmp_path / "agent", SourceSettings(path=tmp_path / "frames", fps=20, loop=True)
+        broker,
+        tmp_path / "agent",
+        SourceSettings(path=tmp_path / "frames", fps=20, loop=True),
+        tags="zone:north, pilot",  # as the environment gives them
     )
     with Collector(broker.settings, "ec/v1/#", client_id="watch") as collector:
         running = RunningAgent(settings)
         try:
             assert wait_until(lambda: bool(decoded(collector, StateMessage)))
+            assert last_state(collector).tags == ["zone:north", "pilot"]  # provisioned
             asked = send(broker, "diagnostics", {"lines": 5})
             assert wait_until(lambda: reply_to(collector, asked) is not None)
             reply = reply_to(collector, asked)
