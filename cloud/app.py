@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from edgecascade.cloud.api.errors import exception_handlers
 from edgecascade.cloud.api.routes import (
     accuracy,
+    alerts,
     detections,
     devices,
     escalations,
@@ -80,6 +81,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(fleet.router)
     app.include_router(accuracy.router)
     app.include_router(training.router)
+    app.include_router(alerts.router)
     app.include_router(dashboard_api.router)
     app.include_router(dashboard_events.router)
     dashboard_pages.mount(app)

@@ -1,8 +1,8 @@
 """What a running cloud process holds, opened and closed in one place, top to bottom.
 
 :func:`open_services` migrates the database, builds the engine, the session factory and the blob
-store, and (optionally) starts the ingest, the model distributor, the rollout controller and the
-training trigger;
+store, and (optionally) starts the ingest, the model distributor, the rollout controller, the
+training trigger and the alert evaluator;
 :meth:`Services.close` stops them in reverse order. The FastAPI lifespan calls both; request
 handlers reach the parts through :mod:`cloud.api.deps`.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from edgecascade.cloud.alerts.evaluator import AlertEvaluator
 from edgecascade.cloud.blobs import BlobStore, open_blobs
 from edgecascade.cloud.db.engine import make_engine, make_session_factory
 from edgecascade.cloud.db.migrate import upgrade_engine
@@ -43,11 +44,14 @@ class Services:
     rollouts: RolloutController | None = None
     resubmitter: EscalationResubmitter | None = None
     training: TrainingScheduler | None = None
+    alerts: AlertEvaluator | None = None
     fleet: FleetController | None = None
 
     def close(self) -> None:
         if self.fleet is not None:
             self.fleet.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.training is not None:
             self.training.stop()
         if self.resubmitter is not None:
@@ -91,6 +95,8 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
         if triggers_on(settings.train):
             services.training = TrainingScheduler(engine, settings.train)
             services.training.start()
+        services.alerts = AlertEvaluator(engine, settings)
+        services.alerts.begin()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

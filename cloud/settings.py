@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from edgecascade.cloud.alerts.config import AlertsSection
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.topics import ID_PATTERN
 
@@ -363,6 +364,9 @@ class CloudSettings(ComponentSettings):
     )
     train: TrainSection = Field(
         default_factory=TrainSection, description="The learning loop (training runs)."
+    )
+    alerts: AlertsSection = Field(
+        default_factory=AlertsSection, description="Alert rules and notification channels."
     )
     client_id: str = Field(
         "cloud-ingest",

@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from edgecascade.cloud.blobs import BlobStore, blob_key
+from edgecascade.cloud.db.conditions import apply_condition, condition_row
 from edgecascade.cloud.db.models import Base, Escalation, ModelAck, Result, Telemetry
 from edgecascade.cloud.db.rows import (
     Row,
@@ -118,6 +119,7 @@ class _Plan:
     states: list[Row] = field(default_factory=list)
     tags: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # provisioned
     boxes: dict[tuple[str, str, int], Row] = field(default_factory=dict)
+    conditions: list[Row] = field(default_factory=list)  # the states' detail, for the alerts
     seen: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     considered: int = 0
 
@@ -174,6 +176,7 @@ class _Plan:
     def state(self, site: str, device: str, item: Inbound, msg: Message) -> None:
         assert isinstance(msg, StateMessage)
         self.states.append(state_row(site, device, msg))
+        self.conditions.append(condition_row(site, device, msg))
         if msg.tags:
             self.tags[(site, device)] = list(msg.tags)
 
@@ -217,5 +220,7 @@ class StoreWriter:
             touch(conn, plan.seen)
             for state in plan.states:
                 apply_state(conn, state)
+            for condition in plan.conditions:
+                apply_condition(conn, condition)
             adopt_tags(conn, plan.tags)
         return WriteOutcome(stored=stored, duplicates=plan.considered - stored)

@@ -352,7 +352,8 @@ class Agent:
             fps=self._fps(),
             frames=self.stats.frames,
             latency_ms=self.timer.percentiles(),
-            queues={f"outbox.{k}": v for k, v in outbox.depth().items()},
+            queues={f"outbox.{k}": v for k, v in outbox.depth().items()}
+            | {"outbox_bytes": outbox.size_bytes, "outbox_quota_bytes": outbox.quota_bytes},
             counters=counters,
             model=self._model_ref,
             accelerator=self.runtime.accelerator,

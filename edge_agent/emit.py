@@ -10,6 +10,7 @@ an unsure frame (or an audit sample) is escalated under the same budget and cool
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -41,6 +42,15 @@ Answer = Classification | DetectionResult
 Emitted = tuple[Prepared, Answer, ModelRef, Sequence[str]]
 
 
+def policy_fingerprint(settings: AgentSettings) -> str:
+    """The id of the escalation policy in force when no remote configuration version names it:
+    a digest of everything that decides which frames go up (escalation, gating, zones), so two
+    results with the same id were judged by the same rules."""
+    rules = [settings.escalation, settings.gating, *settings.zones]
+    text = "|".join(part.model_dump_json() for part in rules) + f"|{settings.zone_anchor}"
+    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class ResultEmitter:
     """Builds, commits and escalates the results of one agent (the emit thread only)."""
 
@@ -66,6 +76,12 @@ class ResultEmitter:
         self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
         self.detected = False  # a detection answer was emitted: telemetry has its counters
         self.faults = OutputFaults()  # what the detector dropped or clipped, all frames
+        self.policy_id = self._policy_id(settings)  # every result says which rules judged it
+
+    def _policy_id(self, settings: AgentSettings) -> str:
+        """``config-<version>`` while a remote config is in force, else the fingerprint."""
+        version = self._live.version if self._live is not None else None
+        return f"config-{version}" if version is not None else policy_fingerprint(settings)
 
     def _reconfigure(self, settings: AgentSettings) -> None:
         """A new live config (the emit thread, between two frames): the policy, its detection
@@ -79,6 +95,7 @@ class ResultEmitter:
         self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
         self.zones.excluded, self.zones.outside = zones.excluded, zones.outside
         self.settings = settings
+        self.policy_id = self._policy_id(settings)
 
     def emit(self, item: Emitted) -> None:
         prepared, answer, model, labels = item
@@ -116,6 +133,7 @@ class ResultEmitter:
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
             accelerator=result.accelerator,
+            policy=self.policy_id,
         )
         return message, decision
 
@@ -146,6 +164,7 @@ class ResultEmitter:
             escalated=decision.escalate,
             ground_truth=frame.ground_truth,
             accelerator=result.accelerator,
+            policy=self.policy_id,
         )
         return message, decision
 

@@ -10,7 +10,9 @@ cloud's agreement (:class:`~edgecascade.shared.messages.DetectionAgreement`: mat
 edge-only and cloud-only ones), counts ``verdicts.disagreed`` when the boxes did not all match
 both ways and adds the unmatched boxes to ``verdicts.edge_only`` / ``verdicts.cloud_only``. A
 verdict whose task is not its result's (a cloud that ran the wrong kind of model) is counted in
-``verdicts.mismatched`` and otherwise ignored.
+``verdicts.mismatched`` and otherwise ignored. A verdict delivered again for the same escalation
+(after a reconnect, or resubmitted by the cloud) is applied and counted once, then only counted in
+``verdicts.duplicate``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Remembered:
     agrees: bool | None = None
     task: str = "classification"
     agreement: DetectionAgreement | None = None  # detection verdicts
+    judged_by: str | None = None  # the escalation whose verdict was applied
 
 
 class VerdictBook:
@@ -66,6 +69,11 @@ class VerdictBook:
             if entry.task != verdict.task:
                 self.counts["verdicts.mismatched"] += 1
                 return False
+            if entry.judged_by == verdict.escalation_id:
+                # Delivered again (a reconnect, a resubmitted escalation): applied once.
+                self.counts["verdicts.duplicate"] += 1
+                return True
+            entry.judged_by = verdict.escalation_id
             if verdict.task == "detection":
                 entry.cloud_label = verdict.top[0].label if verdict.top else None
                 entry.agrees, entry.agreement = verdict.agrees, verdict.agreement

@@ -41,6 +41,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_cascade_parser(benches)
     benches.choices["cascade"].set_defaults(func=_runner("cascade"))
+    from edgecascade.benchmarks.detect import add_detect_parser
+
+    add_detect_parser(benches)
+    benches.choices["detect"].set_defaults(func=_runner("detect"))
     from edgecascade.benchmarks.edge import add_edge_parser
 
     add_edge_parser(benches)

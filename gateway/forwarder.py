@@ -183,6 +183,8 @@ class Gateway:
         counters.update({f"cache.{k}": v for k, v in self.cache.counts.items()})
         queues = {f"uplink.{k}": v for k, v in uplink.depth().items()}
         queues.update({f"downlink.{k}": v for k, v in downlink.depth().items()})
+        # The uplink fills while the cloud is away: what the cloud's outbox alert compares.
+        queues.update(outbox_bytes=uplink.size_bytes, outbox_quota_bytes=uplink.quota_bytes)
         return TelemetryMessage(
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_percent=psutil.virtual_memory().percent,

@@ -77,6 +77,7 @@ class ResultMessage(TypedDict):
     ground_truth: NotRequired[Label | None]
     accelerator: NotRequired[Label]
     frame_size: NotRequired[tuple[Side, Side] | None]
+    policy: NotRequired[Version | None]
 
 
 @with_config(_STRICT)

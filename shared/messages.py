@@ -141,6 +141,12 @@ class ResultMessage(Message, _Answer):
         exclude_if=lambda size: size is None,
         description="(width, height) of the frame the boxes are in; detection results.",
     )
+    policy: Version | None = Field(
+        None,
+        exclude_if=lambda policy: policy is None,
+        description="The escalation policy in force: config-<version> of the remote "
+        "configuration, else a fingerprint of the agent's escalation and gating settings.",
+    )
 
     @model_validator(mode="after")
     def _task(self) -> ResultMessage:

@@ -34,6 +34,19 @@ class ResultOut(_FromRow):
     latency: dict[str, float] = Field(description="Stage latencies, milliseconds.")
     escalated: bool
     ground_truth: str | None
+    model_sha256: str | None = Field(
+        None, description="sha256 of the model file that produced it (null: not reported)."
+    )
+    policy: str | None = Field(
+        None, description="The escalation policy in force (config version or rules fingerprint)."
+    )
+    final_label: str = Field(
+        "",
+        description="The answer that stands: a person's label, else the cloud's, else the edge's.",
+    )
+    final_source: Literal["edge", "cloud", "person"] = Field(
+        "edge", description="Whose answer final_label is."
+    )
 
 
 class ResultPage(BaseModel):

@@ -101,6 +101,13 @@ class Result(Base):
         comment="classification, or detection (boxes in "
         "the detections table; label is the best box's, empty without boxes).",
     )
+    model_sha256: Mapped[str | None] = mapped_column(
+        String(64), comment="sha256 of the model file that produced it (empty: not reported)."
+    )
+    policy: Mapped[str | None] = mapped_column(
+        String(64),
+        comment="The escalation policy in force: config version or rules fingerprint.",
+    )
 
 
 class Escalation(Base):

@@ -37,6 +37,8 @@ def result_row(site: str, device: str, result: dicts.ResultMessage, received_at:
         "received_at": received_at,
         "model_name": model["name"],
         "model_version": model["version"],
+        "model_sha256": model.get("sha256", ""),
+        "policy": result.get("policy"),
         "label": label,
         "label_index": index,
         "score": score,

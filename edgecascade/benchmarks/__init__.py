@@ -9,6 +9,7 @@ from typing import Any
 from edgecascade.benchmarks.cascade import bench_cascade
 from edgecascade.benchmarks.cloud import bench_cloud
 from edgecascade.benchmarks.codec import bench_codec
+from edgecascade.benchmarks.detect import bench_detect
 from edgecascade.benchmarks.edge import bench_edge
 from edgecascade.benchmarks.gateway import bench_gateway
 from edgecascade.benchmarks.load import bench_load
@@ -19,6 +20,7 @@ REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cascade": bench_cascade,
     "cloud": bench_cloud,
     "codec": bench_codec,
+    "detect": bench_detect,
     "edge": bench_edge,
     "gateway": bench_gateway,
     "load": bench_load,

@@ -13,7 +13,7 @@ What each identity may do (``prefix/v1/<site>/<device>/...``, the contract's top
   the kinds sent down to it under its own id (``verdict``, ``model/offer``, ``model/chunk``,
   ``cmd/+``) and its gateway's ``state``;
 * a **gateway** reads and writes everything of its site (on the site and the cloud broker);
-* the **cloud** services read and write every site.
+* the **cloud** services read and write every site, and their own ``prefix/cloud/#`` (alerts).
 """
 
 from __future__ import annotations
@@ -125,12 +125,14 @@ def gateway_acl(site: str, gateway_id: str, prefix: str = "ec") -> AclBlock:
 
 
 def cloud_acl(username: str, prefix: str = "ec") -> AclBlock:
-    """The cloud services (ingest, API, workers, distributor): every site, both ways."""
+    """The cloud services (ingest, API, workers, distributor): every site, both ways; and the
+    cloud's own topics, ``<prefix>/cloud/#`` (alerts: ``alerts.mqtt_topic`` goes under it)."""
     validate_username(username)
+    prefix = validate_id(prefix, "topic prefix")
     return AclBlock(
         username,
         f"edgecascade cloud {username}",
-        (("readwrite", f"{validate_id(prefix, 'topic prefix')}/{VERSION}/#"),),
+        (("readwrite", f"{prefix}/{VERSION}/#"), ("readwrite", f"{prefix}/cloud/#")),
     )
 
 

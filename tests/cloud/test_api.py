@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.cloud.app import create_app
-from edgecascade.cloud.db.models import ApiToken, Verdict
+from edgecascade.cloud.db.models import ApiToken, LabelOverride, Verdict
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.cloud.store import StoreWriter
 from edgecascade.shared.codec import encode
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, topic
 from tests.cloud.conftest import ApiClient, inbound, serving
-from tests.utils.factories import make_escalation, make_result
+from tests.utils.factories import MODEL, make_escalation, make_result
 from tests.utils.mqtt import publish_all, wait_until
 
 
@@ -214,3 +214,63 @@ def test_sites_and_a_telemetry_series(client: ApiClient) -> None:
     latest = client.get("/api/telemetry", params={"site": "s1", "device": "cam-1", "limit": 2})
     assert [p["ts"] for p in latest.json()["points"]] == [103.0, 104.0]
     assert client.get("/api/telemetry", params={"site": "s1"}).status_code == 422
+
+
+def _verdict(result_id: str, escalation_id: str, label: str) -> Verdict:
+    return Verdict(
+        escalation_id=escalation_id,
+        msg_id=make_result().msg_id,
+        result_id=result_id,
+        site_id="s1",
+        device_id="cam-1",
+        created_at=time.time(),
+        worker_id="w1",
+        model_name="cloud",
+        model_version="2",
+        model_sha256="0" * 64,
+        label=label,
+        label_index=1,
+        score=0.97,
+        top=[{"index": 1, "label": label, "score": 0.97}],
+        edge_model_name="edge",
+        edge_model_version="1",
+        edge_label="cat",
+        edge_score=0.4,
+        agrees=label == "cat",
+        inference_ms=3.5,
+    )
+
+
+def test_results_carry_their_provenance_and_the_answer_that_stands(client: ApiClient) -> None:
+    """The model's sha256 and the policy in force, stored with each result; the final answer
+    beside the edge's: a person's label over the cloud's, the cloud's over the edge's."""
+    services = client.services
+    sha = MODEL.sha256
+    plain, judged, corrected = (
+        make_result("s1", "cam-1", label="cat", policy="p-0123456789ab", model=MODEL)
+        for _ in range(3)
+    )
+    StoreWriter(services.engine, services.blobs).write(
+        [inbound("s1", "cam-1", Kind.RESULT, r) for r in (plain, judged, corrected)]
+    )
+    with services.sessions() as session:
+        session.add(_verdict(judged.msg_id, judged.msg_id, "dog"))
+        session.add(_verdict(corrected.msg_id, corrected.msg_id, "dog"))
+        session.add(
+            LabelOverride(
+                escalation_id=corrected.msg_id,
+                label="bird",
+                created_by="ops",
+                created_at=time.time(),
+                note="",
+            )
+        )
+        session.commit()
+    items = {i["msg_id"]: i for i in client.get("/api/results").json()["items"]}
+    answers = {k: (i["label"], i["final_label"], i["final_source"]) for k, i in items.items()}
+    assert answers == {
+        plain.msg_id: ("cat", "cat", "edge"),
+        judged.msg_id: ("cat", "dog", "cloud"),
+        corrected.msg_id: ("cat", "bird", "person"),
+    }
+    assert {(i["model_sha256"], i["policy"]) for i in items.values()} == {(sha, "p-0123456789ab")}

@@ -20,6 +20,7 @@ from edgecascade.shared.messages import (
     EscalationHeader,
     Message,
     ReplyMessage,
+    ResultMessage,
     StateMessage,
 )
 from edgecascade.shared.mqtt import Outgoing
@@ -100,6 +101,10 @@ def last_state(collector: Collector) -> StateMessage:
     return states[-1]
 
 
+def policies(collector: Collector) -> set[str | None]:
+    return {r.policy for r in decoded(collector, ResultMessage) if isinstance(r, ResultMessage)}
+
+
 def escalations(collector: Collector) -> int:
     return sum(
         isinstance(e, EscalationHeader) and not e.audit
@@ -140,6 +145,8 @@ def test_the_agent_applies_refuses_and_keeps_a_config_across_a_restart(
             assert reply.data == {"version": 3, "changed": True}
             assert wait_until(lambda: last_state(collector).config_version == 3)
             assert wait_until(lambda: escalations(collector) >= 3)  # every frame is unsure now
+            # Results judged by it say so (their provenance).
+            assert wait_until(lambda: "config-3" in policies(collector))
 
             bad = send(
                 broker, "config", {"version": 4, "settings": {"escalation": {"threshold": 1.5}}}

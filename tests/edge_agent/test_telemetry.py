@@ -56,6 +56,9 @@ def test_telemetry_fields_and_gated_frames(broker: MosquittoBroker, tmp_path: Pa
     assert last.model is not None and last.model.sha256 == load_card_for(EDGE_MODEL).sha256
     assert last.memory_rss_mb > 0 and 0 <= last.memory_percent <= 100
     assert last.counters["queued.result"] == 1
+    # What the cloud's outbox alert compares: the outbox's bytes against its quota.
+    assert last.queues["outbox_quota_bytes"] == int(settings.outbox_quota_mb * 1024 * 1024)
+    assert 0 <= last.queues["outbox_bytes"] <= last.queues["outbox_quota_bytes"]
     # The monitoring fields (issue 20): disk, uptimes, inference count, mean model latency.
     assert last.disk_percent is not None and 0 < last.disk_percent <= 100
     assert last.uptime_s is not None and last.uptime_s > (last.agent_uptime_s or 0) > 0

@@ -54,6 +54,8 @@ def test_forwards_valid_messages_and_rejects_invalid(
                 t.counters.get("accepted.result") == 20
                 and t.counters.get("rejected") == 3
                 and t.counters.get("uplink.sent.escalation") == 1
+                and t.queues.get("outbox_quota_bytes") == gw.gateway.uplink.quota_bytes
+                and "outbox_bytes" in t.queues
                 for t in gateway_telemetry(collector)
             ),
             timeout=10,

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from edgecascade.cloud.api.deps import ID, MAX_OFFSET, TEXT, SessionDep, require, scope_filters
 from edgecascade.cloud.api.schemas import ResultOut, ResultPage
-from edgecascade.cloud.db.models import Result
+from edgecascade.cloud.db.models import LabelOverride, Result, Verdict
+
+
+def with_final_answers(session: Session, rows: Sequence[Result]) -> list[ResultOut]:
+    """Each result beside the answer that stands: a person's label on its escalation, else the
+    cloud's verdict (the newest, if it was escalated more than once), else the edge's own."""
+    judged = session.execute(
+        select(Verdict.result_id, Verdict.label, LabelOverride.label)
+        .outerjoin(LabelOverride, LabelOverride.escalation_id == Verdict.escalation_id)
+        .where(Verdict.result_id.in_([row.msg_id for row in rows]))
+        .order_by(Verdict.created_at)
+    ).all()
+    final = {
+        result_id: (person, "person") if person is not None else (cloud, "cloud")
+        for result_id, cloud, person in judged
+    }
+    out = []
+    for row in rows:
+        label, source = final.get(row.msg_id, (row.label, "edge"))
+        item = ResultOut.model_validate(row)
+        out.append(item.model_copy(update={"final_label": label, "final_source": source}))
+    return out
+
 
 router = APIRouter(prefix="/api", tags=["results"], dependencies=[Depends(require("viewer"))])
 
@@ -42,7 +66,7 @@ def list_results(
         .offset(offset)
     ).all()
     return ResultPage(
-        items=[ResultOut.model_validate(row) for row in rows],
+        items=with_final_answers(session, rows),
         total=total,
         limit=limit,
         offset=offset,

@@ -1,0 +1,170 @@
+"""The offline evaluator of ``bench detect``, part two: each escalation policy simulated on what
+the two detectors found (:mod:`.detect_offline`), with the agent's own rules.
+
+Edge-only answers every frame with the edge's boxes (the card's threshold, 0.5); cloud-only
+escalates every frame (``mode: always``) and answers with the cloud's. A cascade band runs
+the agent's :class:`~edgecascade.edge_agent.detection_policy.DetectionPolicy` per camera, rules
+``score_band`` (a score in ``[low, high)``), ``count`` (the count differs from the most frequent
+of the previous ``count_window`` frames) and ``empty`` (nothing found on a frame the scene gate
+passed as changed); its detections are the edge's down to ``min(low, 0.5)``, the threshold the
+card would be given. The scene gate is the agent's
+:class:`~edgecascade.edge_agent.gating.SceneGate` fed the frame's thumbnail, used only for
+``changed``: the offline run does not skip the frames it finds unchanged, as the agent does.
+Budget, cooldown and audit samples are left out (unlimited, as ``bench cascade`` runs them).
+An escalated frame's answer is the cloud's, any other the edge's.
+
+A band may instead name the *local* change measure (``measure="max"``: the largest absolute
+difference of one thumbnail cell, the gate's reference rule), which is NOT what the agent's
+gate computes: it is here to show what a far person does to each measure (a far person moves
+the mean of 1024 cells about as much as an empty scene's noise and gain drift do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from edgecascade.benchmarks.detect_offline import (
+    EDGE_THRESHOLD,
+    FrameRun,
+    add_ratios,
+    figures,
+    result_bytes,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Band:
+    """A cascade policy: the uncertainty band ``[low, high)``, the scene gate's threshold on the
+    absolute difference of 32x32 gray thumbnails (0-255) by ``measure`` (``mean`` over the cells:
+    the agent's gate; ``max``: the most changed cell, not the agent's), and the count rule's
+    window (the agent's default, 5)."""
+
+    low: float
+    high: float
+    gate: float
+    measure: str = "mean"
+    count_window: int = 5
+
+    @property
+    def name(self) -> str:
+        gate = f"{self.gate:g}" if self.measure == "mean" else f"{self.measure}{self.gate:g}"
+        return f"band-{self.low:.2f}-{self.high:.2f}@{gate}"
+
+    @property
+    def floor(self) -> float:
+        """The edge's score threshold under this band."""
+        return min(self.low, EDGE_THRESHOLD)
+
+
+DEFAULT_BANDS = (
+    Band(0.5, 0.7, 2.0),
+    Band(0.5, 0.8, 0.5),
+    Band(0.3, 0.8, 2.0),
+    Band(0.3, 0.8, 0.5),
+    Band(0.25, 0.8, 0.5),
+    Band(0.2, 0.8, 0.3),
+    Band(0.5, 0.8, 8.0, "max"),
+    Band(0.5, 0.8, 16.0, "max"),
+)
+
+
+class LocalGate:
+    """:class:`SceneGate`'s rule (compare with the last frame that changed) on the most changed
+    thumbnail cell instead of the mean over cells."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.compared = False
+        self._last: npt.NDArray[np.float32] | None = None
+
+    def changed(self, thumb: npt.NDArray[np.uint8]) -> bool:
+        import numpy as np
+
+        cells = thumb.astype(np.float32)
+        if self._last is not None and float(np.abs(cells - self._last).max()) < self.threshold:
+            return False
+        self.compared = self._last is not None
+        self._last = cells
+        return True
+
+
+def _policy(band: Band) -> Any:
+    from edgecascade.edge_agent.detection_policy import DetectionPolicy
+    from edgecascade.edge_agent.policy import EscalationPolicy
+    from edgecascade.edge_agent.settings import DetectionEscalationSettings, EscalationSettings
+
+    rules = DetectionEscalationSettings(
+        score_low=band.low, score_high=band.high, count_window=band.count_window
+    )
+    return DetectionPolicy(EscalationPolicy(EscalationSettings(detection=rules)))
+
+
+def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
+    """Per frame, the agent's reason to escalate it at ``band`` (None: it does not)."""
+    from edgecascade.edge_agent.gating import SceneGate
+    from edgecascade.shared.fields import DetectedObject
+
+    gates: dict[str, SceneGate | LocalGate] = {}
+    policies: dict[str, Any] = {}
+    reasons: list[str | None] = []
+    for run in runs:
+        if run.camera not in gates:
+            gates[run.camera] = (SceneGate if band.measure == "mean" else LocalGate)(band.gate)
+            policies[run.camera] = _policy(band)
+        gate = gates[run.camera]
+        changed = gate.changed(run.thumbnail) and gate.compared
+        kept = [
+            DetectedObject(label=d.label, score=d.score, box=d.box)
+            for d in run.edge
+            if d.score >= band.floor
+        ]
+        reasons.append(policies[run.camera].unsure(kept, changed))
+    return reasons
+
+
+def score_policy(
+    runs: list[FrameRun], name: str, family: str, escalated: list[bool], floor: float
+) -> dict[str, Any]:
+    """A simulated policy: final answers are the cloud's where escalated, else the edge's
+    (scoring at least ``floor``)."""
+    edge = [[d for d in r.edge if d.score >= floor] for r in runs]
+    final = [r.cloud if up else e for r, e, up in zip(runs, edge, escalated, strict=True)]
+    sent = 0
+    for r, e, up in zip(runs, edge, escalated, strict=True):
+        result = result_bytes(r.camera, r.index, e)
+        sent += result + (r.jpeg_bytes + result if up else 0)
+    return figures(name, family, [r.truth for r in runs], final, escalated, sent)
+
+
+def _rule(reason: str) -> str:
+    return reason.split(" ", 1)[0].rstrip(":")
+
+
+def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, Any]]:
+    """Edge-only, cloud-only and the cascade at each band, with ratios to cloud-only."""
+    everything = [True] * len(runs)
+    policies = [
+        score_policy(runs, "edge-only", "edge-only", [False] * len(runs), EDGE_THRESHOLD),
+        score_policy(runs, "cloud-only", "cloud-only", everything, EDGE_THRESHOLD),
+    ]
+    for band in bands:
+        reasons = escalations(runs, band)
+        up = [r is not None for r in reasons]
+        entry = score_policy(runs, band.name, "cascade", up, band.floor)
+        entry["band"] = [band.low, band.high]
+        entry["edge_threshold"] = band.floor
+        entry["gate_threshold"] = band.gate
+        entry["gate_measure"] = band.measure
+        entry["count_window"] = band.count_window
+        entry["reasons"] = {
+            rule: sum(1 for r in reasons if r is not None and _rule(r) == rule)
+            for rule in ("score_band", "count", "empty")
+        }
+        policies.append(entry)
+    add_ratios(policies)
+    return policies

@@ -1,0 +1,155 @@
+"""``bench detect``: the composed face set, the offline evaluator and the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgecascade.benchmarks.detect import parse_bands
+from edgecascade.benchmarks.detect_metrics import Found
+from edgecascade.benchmarks.detect_offline import FrameRun
+from edgecascade.benchmarks.detect_policies import Band, escalations
+from edgecascade.benchmarks.detect_scene import (
+    CAMERAS,
+    FACES,
+    Visit,
+    _read,
+    background,
+    cut_out,
+    generate,
+    paste,
+)
+from edgecascade.cli import main
+from edgecascade.shared.boxes import Box, iou
+from edgecascade.shared.errors import EdgeCascadeError
+from edgecascade.shared.runtime.detector import Detector
+from edgecascade.shared.runtime.tiles import Slicing, auto_tile, detect_sliced
+from tests.utils.paths import REPO
+
+FACE_SHORT = REPO / "models" / "faces" / "face_short_range.tflite"
+FACE_FULL = REPO / "models" / "faces" / "face_full_range.tflite"
+
+
+def test_the_set_is_deterministic_and_labelled_inside_the_frame(tmp_path: Path) -> None:
+    first = json.loads(generate(tmp_path / "a", seed=7, frames_per_camera=5).read_text())
+    second = json.loads(generate(tmp_path / "b", seed=7, frames_per_camera=5).read_text())
+    assert first == second
+    assert first["seed"] == 7 and len(first["frames"]) == 5 * len(CAMERAS)
+    for frame in first["frames"]:
+        a = (tmp_path / "a" / frame["file"]).read_bytes()
+        assert a == (tmp_path / "b" / frame["file"]).read_bytes()
+        for obj in frame["objects"]:
+            x0, y0, x1, y1 = obj["box"]
+            assert obj["label"] == "face" and 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 720
+    other = json.loads(generate(tmp_path / "c", seed=8, frames_per_camera=5).read_text())
+    assert other["frames"] != first["frames"] or any(
+        (tmp_path / "a" / f["file"]).read_bytes() != (tmp_path / "c" / f["file"]).read_bytes()
+        for f in first["frames"]
+    )
+
+
+@pytest.mark.parametrize("person", sorted(FACES))
+def test_a_near_face_is_found_by_both_and_a_far_one_only_on_tiles(person: str) -> None:
+    photo, box = FACES[person]
+    cutout = cut_out(_read(photo), box)
+    edge = Detector.load(FACE_SHORT, num_threads=1)
+    cloud = Detector.load(FACE_FULL, num_threads=1)
+    slicing = Slicing(tile=auto_tile(720, 1280, 192))
+
+    def place(width: float) -> tuple[Any, Box]:
+        frame = background(_read(CAMERAS["temple"]))
+        visit = Visit(person, False, 1.0, "x", 0, 1, (640, 360, width), (640, 360, width))
+        return frame, paste(frame, cutout, visit, 0)
+
+    frame, label = place(260)
+    for detector in (edge, cloud):
+        assert any(iou(d.box, label) >= 0.5 for d in detector.detect(frame).detections)
+    frame, label = place(28)
+    assert not any(iou(d.box, label) > 0 for d in edge.detect(frame).detections)
+    found = detect_sliced(cloud, frame, slicing).detections
+    assert any(iou(d.box, label) >= 0.5 for d in found)
+
+
+def _run(camera: str, scores: list[float], level: int) -> FrameRun:
+    return FrameRun(
+        camera=camera,
+        index=0,
+        truth=[],
+        edge=[Found("face", s, (0.0, 0.0, 10.0, 10.0)) for s in scores],
+        cloud=[],
+        jpeg_bytes=1000,
+        thumbnail=np.full((32, 32), level, np.uint8),
+    )
+
+
+def _rules(reasons: list[str | None]) -> list[str | None]:
+    return [None if r is None else r.split(" ", 1)[0].rstrip(":") for r in reasons]
+
+
+def test_escalation_reasons_are_the_agents_rules() -> None:
+    band = Band(0.3, 0.8, gate=2.0, count_window=1)
+    runs = [
+        _run("a", [0.9], 10),  # first frame: nothing to compare with
+        _run("a", [0.9, 0.5], 10),  # 0.5 in [0.3, 0.8)
+        _run("a", [0.9, 0.9], 10),  # two faces, as the frame before
+        _run("a", [0.9], 11),  # one face after two
+        _run("a", [], 30),  # none after one (the scene changed too: count comes first)
+        _run("a", [0.1], 60),  # below the band's floor: nothing found, the scene changed
+        _run("a", [], 61),  # nothing found, the scene unchanged
+        _run("b", [], 200),  # another camera's first frame: its own gate and history
+    ]
+    reasons = _rules(escalations(runs, band))
+    assert reasons == [None, "score_band", None, "count", "count", "empty", None, None]
+
+
+def test_bands_are_parsed_or_refused_by_name() -> None:
+    assert parse_bands("0.3-0.8@0.5, 0.5-0.7, 0.3-0.8@max12") == (
+        Band(0.3, 0.8, 0.5),
+        Band(0.5, 0.7, 2.0),
+        Band(0.3, 0.8, 12.0, "max"),
+    )
+    with pytest.raises(EdgeCascadeError, match=r"'0\.8-0\.3'"):
+        parse_bands("0.8-0.3")
+    with pytest.raises(EdgeCascadeError, match="'x'"):
+        parse_bands("x")
+
+
+def test_without_offline_the_command_says_the_topology_run_is_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["bench", "detect"]) == 2
+    err = capsys.readouterr().err
+    assert "not implemented" in err and "--offline" in err
+
+
+def test_offline_run_writes_the_issue_shape(tmp_path: Path) -> None:
+    out = tmp_path / "detect.json"
+    argv = ["bench", "detect", "--offline", "--frames-per-camera", "4", "--seed", "3"]
+    argv += ["--bands", "0.3-0.8@0.5", "--workdir", str(tmp_path / "set"), "--output", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "offline"
+    policies = {p["policy"]: p for p in report["pairs"]["faces"]["policies"]}
+    assert set(policies) == {"edge-only", "cloud-only", "band-0.30-0.80@0.5"}
+    for p in policies.values():
+        assert {"policy", "map50", "bytes_ratio", "small_recall", "escalated_fraction"} <= set(p)
+        assert 0 <= p["precision"] <= 1 and 0 <= p["recall"] <= 1
+    assert policies["cloud-only"]["bytes_ratio"] == 1.0
+    assert policies["cloud-only"]["escalated_fraction"] == 1.0
+    assert policies["edge-only"]["escalated_fraction"] == 0.0
+    assert policies["edge-only"]["bytes_ratio"] < 0.05  # results only, no frames
+    assert report["pairs"]["faces"]["set"]["frames"] == 4 * len(CAMERAS)
+
+
+def test_one_changed_cell_moves_the_local_measure_not_the_mean() -> None:
+    empty = _run("a", [], 10)
+    person = _run("a", [], 10)
+    person.thumbnail[5, 7] = 60  # a far person: one cell of 1024 changes by 50
+    mean = escalations([empty, person], Band(0.3, 0.8, 0.5))
+    local = escalations([empty, person], Band(0.3, 0.8, 8.0, "max"))
+    assert mean == [None, None]  # 50 / 1024 is below 0.5
+    assert _rules(local) == [None, "empty"]
