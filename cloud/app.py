@@ -31,7 +31,7 @@ from edgecascade.cloud.dashboard import api as dashboard_api
 from edgecascade.cloud.dashboard import events as dashboard_events
 from edgecascade.cloud.dashboard import pages as dashboard_pages
 from edgecascade.cloud.device_metrics import DeviceCollector
-from edgecascade.cloud.metrics import IngestCollector, instrument
+from edgecascade.cloud.metrics import IngestCollector, RetentionCollector, instrument
 from edgecascade.cloud.services import open_services
 from edgecascade.cloud.settings import CloudSettings
 
@@ -44,7 +44,11 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(open_services, settings, start_ingest=start_ingest)
         app.state.services = services
-        collectors = [IngestCollector(services), DeviceCollector(services)]
+        collectors = [
+            IngestCollector(services),
+            DeviceCollector(services),
+            RetentionCollector(services),
+        ]
         for collector in collectors:
             registry.register(collector)
         try:

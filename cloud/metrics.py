@@ -56,6 +56,30 @@ class IngestCollector(Collector):
         )
 
 
+class RetentionCollector(Collector):
+    """The blob store's frames (bytes, as of the last purge pass) and what retention purged."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        purger = self.services.retention
+        if purger is None:
+            return
+        if purger.frame_bytes is not None:
+            yield GaugeMetricFamily(
+                "edgecascade_blob_frame_bytes",
+                "Escalation frames in the blob store, bytes (as of the last purge pass).",
+                purger.frame_bytes,
+            )
+        purged = CounterMetricFamily(
+            "edgecascade_retention_purged", "Rows or frames purged, by kind.", labels=["kind"]
+        )
+        for kind, count in sorted(purger.totals.items()):
+            purged.add_metric([kind], count)
+        yield purged
+
+
 def instrument(app: FastAPI, registry: CollectorRegistry) -> None:
     """Count and time every request by method, route template and status."""
     requests = Counter(

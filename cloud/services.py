@@ -23,6 +23,7 @@ from edgecascade.cloud.distributor import ModelDistributor
 from edgecascade.cloud.fleet.controller import FleetController
 from edgecascade.cloud.ingest import Ingestor
 from edgecascade.cloud.resubmit import EscalationResubmitter
+from edgecascade.cloud.retention import Purger
 from edgecascade.cloud.rollouts import RolloutController
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.cloud.store import StoreWriter
@@ -45,11 +46,14 @@ class Services:
     resubmitter: EscalationResubmitter | None = None
     training: TrainingScheduler | None = None
     alerts: AlertEvaluator | None = None
+    retention: Purger | None = None
     fleet: FleetController | None = None
 
     def close(self) -> None:
         if self.fleet is not None:
             self.fleet.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.alerts is not None:
             self.alerts.stop()
         if self.training is not None:
@@ -97,6 +101,8 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
             services.training.start()
         services.alerts = AlertEvaluator(engine, settings)
         services.alerts.begin()
+        services.retention = Purger(engine, blobs, settings.retention)
+        services.retention.start()
     logger.info(
         "cloud store: %s, blobs in %s",
         engine.url.render_as_string(hide_password=True),

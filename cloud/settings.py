@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.cloud.alerts.config import AlertsSection
+from edgecascade.cloud.retention_settings import RetentionSection
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.topics import ID_PATTERN
 
@@ -119,11 +120,7 @@ class FleetSection(Section):
         "version this long after the last send (a refused version is not sent again).",
     )
     command_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        le=300,
-        description="How long the API waits for a device's answer to a command (diagnostics) "
-        "before it gives up with 504.",
+        10.0, gt=0, le=300, description="The API's wait for a device's diagnostics; then 504."
     )
 
 
@@ -352,6 +349,9 @@ class CloudSettings(ComponentSettings):
     rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
     fleet: FleetSection = Field(
         default_factory=FleetSection, description="Remote config and device commands."
+    )
+    retention: RetentionSection = Field(
+        default_factory=RetentionSection, description="What is kept how long; the purge."
     )
     blobs: BlobSection = Field(
         default_factory=BlobSection, description="Where frames and model files are kept."

@@ -175,7 +175,7 @@ class _Plan:
 
     def state(self, site: str, device: str, item: Inbound, msg: Message) -> None:
         assert isinstance(msg, StateMessage)
-        self.states.append(state_row(site, device, msg))
+        self.states.append(state_row(site, device, msg, item.received_at))
         self.conditions.append(condition_row(site, device, msg))
         if msg.tags:
             self.tags[(site, device)] = list(msg.tags)

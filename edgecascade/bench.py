@@ -69,6 +69,10 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
     add_outbox_parser(benches)
     benches.choices["outbox"].set_defaults(func=_runner("outbox"))
+    from edgecascade.benchmarks.soak import add_soak_parser
+
+    add_soak_parser(benches)
+    benches.choices["soak"].set_defaults(func=_runner("soak"))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:

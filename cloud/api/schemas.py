@@ -73,6 +73,11 @@ class DeviceOut(_FromRow):
     first_seen: float
     last_seen: float
     last_state_at: float | None
+    clock_skew_s: float | None = Field(
+        None,
+        description="Receive time minus the device's send time of its last state, seconds: its "
+        "clock's error (plus transit and any queueing delay). Capture times stay the device's.",
+    )
     result_count: int
 
 

@@ -69,6 +69,10 @@ class Device(Base):
     config_version: Mapped[int | None] = mapped_column(
         BigInteger, comment="The remote config version its state says it runs."
     )
+    clock_skew_s: Mapped[float | None] = mapped_column(
+        comment="The cloud's receive time minus the device's send time of its last state: its "
+        "clock's error plus the transit (and any queueing) delay."
+    )
 
 
 class Result(Base):
@@ -141,6 +145,9 @@ class Escalation(Base):
         server_default=false(), comment="A random audit sample of a sure frame, not an unsure one."
     )
     task: Mapped[str] = mapped_column(TASK, server_default=CLASSIFICATION)
+    frame_purged_at: Mapped[float | None] = mapped_column(
+        comment="When retention deleted the frame (the row and its verdict stay)."
+    )
     detections: Mapped[list[Any] | None] = mapped_column(
         comment="Detection: the edge's boxes as sent, in pixels of this frame."
     )

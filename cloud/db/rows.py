@@ -164,9 +164,11 @@ def telemetry_row(site: str, device: str, msg: TelemetryMessage, received_at: fl
     }
 
 
-def state_row(site: str, device: str, msg: StateMessage) -> Row:
-    """A full ``devices`` row from a state message."""
+def state_row(site: str, device: str, msg: StateMessage, received_at: float | None = None) -> Row:
+    """A full ``devices`` row from a state message; with ``received_at``, the device clock's
+    skew as this message shows it (the cloud's receive time minus the device's send time)."""
     return {
+        "clock_skew_s": None if received_at is None else received_at - msg.ts,
         "site_id": site,
         "device_id": device,
         "status": msg.status,

@@ -131,7 +131,7 @@ def apply_state(conn: Connection, row: Row) -> None:
     """Upsert a device from a :func:`~cloud.db.rows.state_row` unless it is of an older session."""
     ins = dialect_insert(conn, Device)
     table = Device.__table__.c
-    fields = (*_STATE_FIELDS, "software", "last_state_at", "config_version")
+    fields = (*_STATE_FIELDS, "software", "last_state_at", "clock_skew_s", "config_version")
     stmt = ins.values(row).on_conflict_do_update(
         index_elements=[table.site_id, table.device_id],
         set_={name: ins.excluded[name] for name in fields},

@@ -15,6 +15,7 @@ from edgecascade.benchmarks.gateway import bench_gateway
 from edgecascade.benchmarks.load import bench_load
 from edgecascade.benchmarks.loop import bench_loop
 from edgecascade.benchmarks.outbox import bench_outbox
+from edgecascade.benchmarks.soak import bench_soak
 
 REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "cascade": bench_cascade,
@@ -26,4 +27,5 @@ REGISTRY: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "load": bench_load,
     "loop": bench_loop,
     "outbox": bench_outbox,
+    "soak": bench_soak,
 }

@@ -27,6 +27,7 @@ from edgecascade.shared.errors import DiskFullError
 from edgecascade.shared.ids import Clock
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.outbox.classes import DEFAULT_CLASSES, ClassPolicy, PutOutcome, Row
+from edgecascade.shared.outbox.clock import ClockWatch, default_monotonic
 from edgecascade.shared.outbox.confirm import Confirmations
 from edgecascade.shared.outbox.disk import (
     DEFAULT_SYNC,
@@ -53,6 +54,7 @@ class Outbox(Confirmations):
         confirmed: Iterable[str] = (),
         synchronous: Synchronous = DEFAULT_SYNC,
         clock: Clock = time.time,
+        monotonic: Clock | None = None,
     ) -> None:
         """``dedup_window_s`` > 0 also refuses a ``msg_id`` sent within that window (the gateway
         uses it: a device that missed a PUBACK sends again after its message was forwarded).
@@ -73,6 +75,7 @@ class Outbox(Confirmations):
         self.classes = dict(classes)
         self.quota_bytes = quota_bytes
         self._clock = clock
+        self._watch = ClockWatch(clock, monotonic or default_monotonic(clock))
         self._lock = threading.Lock()
         self._closed = False
         self.not_empty = threading.Condition(self._lock)
@@ -116,8 +119,9 @@ class Outbox(Confirmations):
         for klass, _, _ in items:
             if klass not in self.classes:
                 raise ValueError(f"unknown outbox class {klass!r}; known: {sorted(self.classes)}")
-        now = self._clock()
         with self._lock:
+            self._next_expiry += self._watch.follow(self._db, self.path)
+            now = self._clock()
             size_before = self._bytes
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -321,6 +325,7 @@ class Outbox(Confirmations):
         return tally
 
     def _expire(self) -> None:
+        self._next_expiry += self._watch.follow(self._db, self.path)  # lock held
         now = self._clock()
         if now < self._next_expiry:
             return  # once a second is precise enough for TTLs of minutes to days

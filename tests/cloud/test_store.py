@@ -39,7 +39,7 @@ def count(services: Services, entity: type[Base]) -> int:
 
 def test_migrations_reach_head_and_match_the_models(services: Services) -> None:
     upgrade(services.settings.db_url)  # a second run is a no-op
-    assert current_revision(services.engine) == head_revision() == "0013"
+    assert current_revision(services.engine) == head_revision() == "0015"
     with services.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())
@@ -277,3 +277,25 @@ def test_healthz_reports_database_and_no_ingest(client: ApiClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": True, "mqtt": None}
+
+
+def test_a_device_clock_hours_off_is_recorded_as_skew_and_capture_times_stay_its_own(
+    services: Services,
+) -> None:
+    """A Pi without a real-time clock, 10 h behind: the cloud keeps its capture times as sent
+    and records how far off its clock is (receive time minus send time of its state)."""
+    received = 1_900_000_000.0
+    behind = received - 10 * 3600
+    state = make_state("s1", "cam-9", ts=behind)
+    result = make_result("s1", "cam-9", captured_at=behind, ts=behind)
+    writer(services).write(
+        [
+            decode_inbound(Topic("s1", "cam-9", Kind.STATE), encode(state), received),
+            decode_inbound(Topic("s1", "cam-9", Kind.RESULT), encode(result), received),
+        ]
+    )
+    with services.sessions() as session:
+        device = session.get(Device, ("s1", "cam-9"))
+        row = session.get(Result, result.msg_id)
+    assert device is not None and device.clock_skew_s == 10 * 3600
+    assert row is not None and (row.captured_at, row.received_at) == (behind, received)

@@ -109,6 +109,12 @@ def escalation_frame(
     escalation = session.get(Escalation, msg_id)
     if escalation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no escalation {msg_id!r}")
+    if escalation.frame_purged_at is not None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"the frame of escalation {msg_id!r} was purged by retention (retention.frames_days "
+            "or frames_max_gb); its verdict is kept",
+        )
     try:
         body = services.blobs.get(escalation.blob_path)
     except BlobNotFound:
