@@ -16,6 +16,7 @@ from edgecascade.cloud.api.routes import (
     detections,
     devices,
     escalations,
+    fleet,
     health,
     labels,
     metrics,
@@ -81,6 +82,7 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(tokens.router)
     app.include_router(models.router)
     app.include_router(rollouts.router)
+    app.include_router(fleet.router)
     app.include_router(accuracy.router)
     app.include_router(training.router)
     app.include_router(alerts.router)

@@ -29,6 +29,9 @@ EdgeCascadeError                  (shared.errors)
       │    ├── ModelNotFound      no such name and version                         -> 404
       │    ├── TooFewVerdicts     not enough verdicts to calibrate on              -> 422
       │    └── SigningKeyUnavailable  no readable manifest signing key             -> 503
+      ├── FleetError              remote config, tags and commands (cloud.fleet)
+      │    └── FleetInvalid       a bad target, tag, tag expression or config      -> 422
+      │         └── TagSyntaxError  a tag expression that does not parse (position) -> 422
       └── RolloutError            a rollout that cannot start or change (cloud.rollouts)
            ├── RolloutInvalid     stages, criteria or targets that cannot be used  -> 422
            ├── RolloutNotFound    no such rollout, or no such model to roll out    -> 404
@@ -145,3 +148,19 @@ class RolloutNotFound(RolloutError):
 class RolloutConflict(RolloutError):
     """Not now: the rollout is in another state, or the fleet does not allow it (the targets run
     the model already, their baseline is not registered, ...)."""
+
+
+class FleetError(CloudError):
+    pass
+
+
+class FleetInvalid(FleetError, ValueError):
+    """A ValueError too: pydantic validators (a rollout request's tags) raise it as a 422."""
+
+
+class TagSyntaxError(FleetInvalid):
+    """A tag expression that does not parse; ``position`` is 1-based (characters)."""
+
+    def __init__(self, expression: str, position: int, problem: str) -> None:
+        super().__init__(f"tag expression {expression!r}: {problem} at position {position}")
+        self.position = position

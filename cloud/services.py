@@ -20,6 +20,7 @@ from edgecascade.cloud.blobs import BlobStore, open_blobs
 from edgecascade.cloud.db.engine import make_engine, make_session_factory
 from edgecascade.cloud.db.migrate import upgrade_engine
 from edgecascade.cloud.distributor import ModelDistributor
+from edgecascade.cloud.fleet.controller import FleetController
 from edgecascade.cloud.ingest import Ingestor
 from edgecascade.cloud.resubmit import EscalationResubmitter
 from edgecascade.cloud.retention import Purger
@@ -46,8 +47,11 @@ class Services:
     training: TrainingScheduler | None = None
     alerts: AlertEvaluator | None = None
     retention: Purger | None = None
+    fleet: FleetController | None = None
 
     def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
         if self.retention is not None:
             self.retention.stop()
         if self.alerts is not None:
@@ -87,6 +91,8 @@ def open_services(settings: CloudSettings, *, start_ingest: bool = True) -> Serv
         services.distributor.start()
         services.rollouts = RolloutController(engine, settings)
         services.rollouts.begin()
+        services.fleet = FleetController(services.sessions, settings)
+        services.fleet.begin()
         if settings.resubmit.after_s > 0:
             services.resubmitter = EscalationResubmitter(engine, blobs, settings)
             services.resubmitter.begin()

@@ -109,6 +109,21 @@ class RolloutSection(Section):
     )
 
 
+class FleetSection(Section):
+    """Remote configuration and commands to devices (``cmd/config``, ``cmd/diagnostics``)."""
+
+    interval_s: float = Field(5.0, gt=0, description="Seconds between config drift checks.")
+    resend_s: float = Field(
+        60.0,
+        gt=0,
+        description="Send a device's desired config again when its state still reports another "
+        "version this long after the last send (a refused version is not sent again).",
+    )
+    command_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="The API's wait for a device's diagnostics; then 504."
+    )
+
+
 class ApiSection(Section):
     """Who may use the HTTP API."""
 
@@ -332,6 +347,9 @@ class CloudSettings(ComponentSettings):
         default_factory=RegistrySection, description="The model registry."
     )
     rollouts: RolloutSection = Field(default_factory=RolloutSection, description="Staged rollouts.")
+    fleet: FleetSection = Field(
+        default_factory=FleetSection, description="Remote config and device commands."
+    )
     retention: RetentionSection = Field(
         default_factory=RetentionSection, description="What is kept how long; the purge."
     )

@@ -29,7 +29,7 @@ from edgecascade.cloud.db.rows import (
     state_row,
     telemetry_row,
 )
-from edgecascade.cloud.db.upsert import apply_state, insert_boxes, insert_new, touch
+from edgecascade.cloud.db.upsert import adopt_tags, apply_state, insert_boxes, insert_new, touch
 from edgecascade.shared import dicts
 from edgecascade.shared.codec import Decoded, decode, decode_results
 from edgecascade.shared.contract import spec_for
@@ -117,6 +117,7 @@ class _Plan:
     rows: dict[type[Base], dict[str, Row]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     states: list[Row] = field(default_factory=list)
+    tags: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # provisioned
     boxes: dict[tuple[str, str, int], Row] = field(default_factory=dict)
     conditions: list[Row] = field(default_factory=list)  # the states' detail, for the alerts
     seen: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
@@ -176,6 +177,8 @@ class _Plan:
         assert isinstance(msg, StateMessage)
         self.states.append(state_row(site, device, msg, item.received_at))
         self.conditions.append(condition_row(site, device, msg))
+        if msg.tags:
+            self.tags[(site, device)] = list(msg.tags)
 
     def model_ack(self, site: str, device: str, item: Inbound, msg: Message) -> None:
         assert isinstance(msg, ModelAckMessage)
@@ -219,4 +222,5 @@ class StoreWriter:
                 apply_state(conn, state)
             for condition in plan.conditions:
                 apply_condition(conn, condition)
+            adopt_tags(conn, plan.tags)
         return WriteOutcome(stored=stored, duplicates=plan.considered - stored)

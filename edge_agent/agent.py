@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from edgecascade.edge_agent.commands import AgentCommands
 from edgecascade.edge_agent.emit import Emitted, ResultEmitter
 from edgecascade.edge_agent.feed import Emitter
+from edgecascade.edge_agent.gating import SceneGate
+from edgecascade.edge_agent.live import LiveSettings
 from edgecascade.edge_agent.models import EdgeModel, infer_tensor
 from edgecascade.edge_agent.monitor import MonitorLog
 from edgecascade.edge_agent.settings import AgentSettings
@@ -35,9 +38,11 @@ from edgecascade.edge_agent.verdicts import VerdictBook
 from edgecascade.edge_agent.wiring import open_feed, open_link, open_outbox, open_rollout
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.contract import spec_of
+from edgecascade.shared.diagnostics import install_log_ring
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
     AckMessage,
+    CommandMessage,
     ModelRef,
     StateMessage,
     TelemetryMessage,
@@ -70,8 +75,10 @@ class Agent:
     """One device's agent, every part built here; :meth:`run` starts them, loops and stops them."""
 
     def __init__(self, settings: AgentSettings, source: FrameSource | None = None) -> None:
-        self.settings = settings
-        s = settings
+        install_log_ring()  # first: diagnostics show the start-up's lines too
+        self.config = LiveSettings(settings)  # the settings in force: start-up + remote config
+        self.config.restore()
+        s = self.settings
         self.stats = AgentStats()
         self.timer = StageTimer()
         self.monitor = MonitorLog(settings.data_dir)
@@ -90,6 +97,7 @@ class Agent:
             Kind.ACK: self._on_ack,
             Kind.VERDICT: self._on_verdict,
             Kind.MODEL: self._on_model,
+            Kind.CMD: self._on_command,
         }
         slots = ModelSlots(s.data_dir / "slots")
         self.runtime = slots.load(s.model, s.threads, s.runtime.accelerator())
@@ -106,10 +114,22 @@ class Agent:
         )
         self.verdicts = VerdictBook()
         self.results = ResultEmitter(
-            s, self.outbox, self.verdicts, self.stats, self.timer, self._topic, self.runtime.labels
+            self.config,
+            self.outbox,
+            self.verdicts,
+            self.stats,
+            self.timer,
+            self._topic,
+            self.runtime.labels,
         )
-        self.policy = self.results.policy
         self.rollout = open_rollout(s, slots, self.link, self.outbox, self._switch)
+        self.commands = AgentCommands(
+            self.config,
+            self.outbox,
+            lambda kind, name: self._topic(kind, name),
+            lambda: self.results.labels,  # the labels the emitter's policy is built with
+            self._config_applied,
+        )
         self.emitter: Emitter[Emitted] = Emitter(self.results.emit)
 
     def _decode_plan(self, height: int, width: int) -> DecodePlan:
@@ -117,10 +137,15 @@ class Agent:
         thread; after a switch, the next frame follows the new model)."""
         return self.runtime.decode_plan(height, width)
 
+    @property
+    def settings(self) -> AgentSettings:
+        """The settings in force (a remote config swaps them whole: read once per use)."""
+        return self.config.current
+
     # -- topics and messages ---------------------------------------------------------------------
-    def _topic(self, kind: Kind) -> str:
+    def _topic(self, kind: Kind, sub: str | None = None) -> str:
         s = self.settings
-        return topic(s.site, s.device, kind, prefix=s.mqtt.prefix)
+        return topic(s.site, s.device, kind, sub, prefix=s.mqtt.prefix)
 
     def _state(self, status: str) -> Outgoing:
         state = StateMessage(
@@ -134,6 +159,8 @@ class Agent:
             ],
             software=SOFTWARE,
             detail=f"{socket.gethostname()[:64]}; source {self._source_status}"[:1024],
+            config_version=self.config.version,
+            tags=list(self.settings.tags),
         )
         return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)
 
@@ -172,8 +199,8 @@ class Agent:
         self.notifier.stopping()
         self._count_frames()
         self.stats.skipped = self.source.skipped
-        self.stats.over_budget = self.policy.over_budget
-        self.stats.cooled_down = self.policy.cooled_down
+        self.stats.over_budget = self.results.policy.over_budget
+        self.stats.cooled_down = self.results.policy.cooled_down
         self.rollout.stop()
         self._publish_telemetry()
         self._drain()
@@ -220,6 +247,19 @@ class Agent:
         if isinstance(decoded.message, AckMessage):
             self.outbox.confirm(decoded.message.msg_ids)
 
+    def _on_command(self, topic_: Topic, decoded: Decoded) -> None:
+        if isinstance(decoded.message, CommandMessage) and topic_.sub is not None:
+            self.commands.handle(topic_.sub, decoded.message)
+
+    def _config_applied(self) -> None:
+        """A remote config is in force (paho's thread): the gate is swapped here, the policy and
+        zones by the emit thread, the pace and telemetry interval by the loop; the retained state
+        says the version now running."""
+        gating = self.settings.gating
+        self.feed.set_gate(SceneGate(gating.threshold) if gating.enabled else None)
+        if self.link.connected:
+            self.link.publish(self._state("online"))
+
     def _on_verdict(self, topic_: Topic, decoded: Decoded) -> None:
         if isinstance(decoded.message, VerdictMessage) and not self.verdicts.apply(decoded.message):
             logger.info("verdict for unknown result %s", decoded.message.result_id)
@@ -234,12 +274,11 @@ class Agent:
 
     def _loop(self, stop: threading.Event) -> None:
         """Stage 2 of the pipeline (see :mod:`edge_agent.feed`): invoke, then hand on."""
-        s = self.settings
         feed = self.feed
-        period = 1.0 / s.source.fps
         next_due = time.monotonic()
-        next_telemetry = time.monotonic() + s.telemetry_interval_s
+        next_telemetry = time.monotonic() + self.settings.telemetry_interval_s
         while not stop.is_set():
+            s = self.settings  # once per frame: a remote config takes effect at the next one
             self.notifier.watchdog()
             if self._next_runtime is not None:  # a new model was verified: switch between frames
                 self.runtime, self._next_runtime = self._next_runtime, None
@@ -266,11 +305,13 @@ class Agent:
             height, width = item.frame.image.shape[:2]
             result = infer_tensor(runtime, tensor, height, width, preprocess_ms)
             self.emitter.put((item, result, self._model_ref, runtime.labels))
+            # A shorter interval from a remote config applies now, not after the old one.
+            next_telemetry = min(next_telemetry, time.monotonic() + s.telemetry_interval_s)
             if time.monotonic() >= next_telemetry:
                 self._count_frames()
                 self._publish_telemetry()
                 next_telemetry += s.telemetry_interval_s
-            next_due += period
+            next_due += 1.0 / s.source.fps
             delay = next_due - time.monotonic()
             if delay > 0.002:  # shorter waits cost more than they save (thread switches)
                 stop.wait(delay)

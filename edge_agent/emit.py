@@ -18,6 +18,7 @@ from edgecascade.edge_agent.detection_policy import DetectionPolicy
 from edgecascade.edge_agent.detections import original_size, to_objects
 from edgecascade.edge_agent.escalation import escalation_payload
 from edgecascade.edge_agent.feed import Prepared
+from edgecascade.edge_agent.live import LiveSettings
 from edgecascade.edge_agent.policy import AUDIT, Decision, EscalationPolicy
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.sources import Frame
@@ -56,7 +57,7 @@ class ResultEmitter:
 
     def __init__(
         self,
-        settings: AgentSettings,
+        settings: AgentSettings | LiveSettings,
         outbox: Outbox,
         verdicts: VerdictBook,
         stats: AgentStats,
@@ -64,7 +65,11 @@ class ResultEmitter:
         topic: Callable[[Kind], str],
         labels: Sequence[str],
     ) -> None:
+        # A LiveSettings: a remote config is picked up between two frames (:meth:`emit`).
+        self._live = settings if isinstance(settings, LiveSettings) else None
+        settings = settings.current if isinstance(settings, LiveSettings) else settings
         self.settings = settings
+        self.labels = tuple(labels)
         self.outbox, self.verdicts, self.stats, self.timer = outbox, verdicts, stats, timer
         self.topic = topic
         self.policy = EscalationPolicy(settings.escalation, tuple(labels))
@@ -72,10 +77,31 @@ class ResultEmitter:
         self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
         self.detected = False  # a detection answer was emitted: telemetry has its counters
         self.faults = OutputFaults()  # what the detector dropped or clipped, all frames
-        self.policy_id = policy_fingerprint(settings)  # every result says which rules judged it
+        self.policy_id = self._policy_id(settings)  # every result says which rules judged it
+
+    def _policy_id(self, settings: AgentSettings) -> str:
+        """``config-<version>`` while a remote config is in force, else the fingerprint."""
+        version = self._live.version if self._live is not None else None
+        return f"config-{version}" if version is not None else policy_fingerprint(settings)
+
+    def _reconfigure(self, settings: AgentSettings) -> None:
+        """A new live config (the emit thread, between two frames): the policy, its detection
+        rules and the zones are rebuilt from it; their counters carry on. The cooldown's memory,
+        the token bucket and the count history start afresh with the new figures."""
+        old, zones = self.policy, self.zones
+        self.policy = EscalationPolicy(settings.escalation, self.labels)
+        self.policy.over_budget, self.policy.cooled_down = old.over_budget, old.cooled_down
+        self.policy.audits = old.audits
+        self.detection_policy = DetectionPolicy(self.policy)
+        self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
+        self.zones.excluded, self.zones.outside = zones.excluded, zones.outside
+        self.settings = settings
+        self.policy_id = self._policy_id(settings)
 
     def emit(self, item: Emitted) -> None:
         prepared, answer, model, labels = item
+        if self._live is not None and self._live.current is not self.settings:
+            self._reconfigure(self._live.current)
         t0 = time.perf_counter()
         self.timer.add("capture", prepared.capture_ms)
         for stage, ms in answer.timings_ms.items():

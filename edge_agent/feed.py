@@ -66,6 +66,7 @@ class FrameFeed:
         self.dropped = 0
         self.ended = threading.Event()
         self._gate = gate
+        self._gated_before = 0  # frames skipped by gates replaced since
         self._newest_wins = newest_wins
         self._queue: queue.Queue[Prepared] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
@@ -77,7 +78,13 @@ class FrameFeed:
 
     @property
     def gated(self) -> int:
-        return self._gate.skipped if self._gate else 0
+        gate = self._gate
+        return self._gated_before + (gate.skipped if gate else 0)
+
+    def set_gate(self, gate: SceneGate | None) -> None:
+        """Swap the scene gate (a remote config; any thread): the next frame uses it."""
+        old, self._gate = self._gate, gate
+        self._gated_before += old.skipped if old else 0
 
     def _run(self) -> None:
         try:
@@ -87,12 +94,13 @@ class FrameFeed:
                 if frame is None:
                     return
                 t1 = time.perf_counter()
-                if self._gate is not None and not self._gate.changed(frame.image):
+                gate = self._gate  # one read per frame: a swap takes effect at the next one
+                if gate is not None and not gate.changed(frame.image):
                     continue
                 t2 = time.perf_counter()
                 runtime = self.runtime
                 tensor = runtime.preprocess(frame.image)
-                changed = self._gate is not None and self._gate.compared
+                changed = gate is not None and gate.compared
                 capture_ms, preprocess_ms = (t1 - t0) * 1000, (time.perf_counter() - t2) * 1000
                 item = Prepared(frame, tensor, runtime, capture_ms, preprocess_ms, changed)
                 self._put(item)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
+from edgecascade.shared.fields import Tag
 from edgecascade.shared.outbox import (
     DEFAULT_CONFIRM_S,
     DEFAULT_REPLAY_S,
@@ -275,11 +276,25 @@ class AgentSettings(ComponentSettings):
         "Detections whose anchor point lies in an exclude zone are dropped; with include zones, "
         "so are those outside all of them, and a kept one names its include zone.",
     )
+    tags: Annotated[list[Tag], NoDecode] = Field(
+        [],
+        max_length=64,
+        description="Tags of this device (zone:north, pilot; comma-separated in the environment), "
+        "as provisioned (deploy provision-device --tag): reported in its state, the cloud adopts "
+        "them for a device it has no tags for; an operator's tags (the API) win.",
+    )
     zone_anchor: Literal["center", "bottom_center"] = Field(
         "bottom_center",
         description="The point of a box tested against the zones: its centre, or the middle of "
         "its bottom edge (where a person or a vehicle stands).",
     )
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _comma_separated(cls, tags: object) -> object:
+        if isinstance(tags, str):
+            return [tag.strip() for tag in tags.split(",") if tag.strip()]
+        return tags
 
     @model_validator(mode="after")
     def _model_is_tflite(self) -> AgentSettings:

@@ -14,7 +14,8 @@ all, audit samples (escalations whose header says ``audit``) last.
 Downlink (:mod:`gateway.downlink`): verdicts and model offers from the cloud for the site's devices
 are committed to a second outbox and forwarded to the site broker the same way. Model artifacts are
 fetched once per site (:mod:`gateway.modelcache`) and served to the devices from disk. A
-``cmd/resync`` from the cloud is answered with the whole site state.
+``cmd/resync`` from the cloud is answered with the whole site state; commands to a device are
+relayed to the site broker and its replies go up with the uplink.
 
 Every ``telemetry_interval_s`` the gateway publishes its own telemetry on
 ``<site>/<gateway>/telemetry``: CPU and memory, the depth of both outboxes per class, and its
@@ -71,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 SOFTWARE = "edgecascade-gateway/0.1.0"
 # Device -> cloud, besides model acks and requests; each is queued under its row's outbox class.
-UPLINK = (Kind.RESULT, Kind.ESCALATION, Kind.TELEMETRY, Kind.STATE)
+UPLINK = (Kind.RESULT, Kind.ESCALATION, Kind.TELEMETRY, Kind.STATE, Kind.REPLY)
 STATE, TELEMETRY = spec_of(Kind.STATE), spec_of(Kind.TELEMETRY)
 ROLLUP, DEAD_LETTER = spec_of(Kind.TELEMETRY_ROLLUP), spec_of(Kind.DEAD_LETTER)
 PAYLOAD_HEAD = 64  # bytes of a rejected payload kept (hex) in its dead letter
@@ -126,6 +127,7 @@ class Gateway:
             cache=self.cache,
             site_state=self.site_state,
             downlinked=self.downlinked,
+            relay=site.publish,
         )
         self._subscribe(site, cloud)
         self.senders = open_senders(s, uplink, downlink, site, cloud, self.batcher)
@@ -144,7 +146,8 @@ class Gateway:
         cloud.subscribe(topic_filter(Kind.VERDICT, site=s.site, prefix=prefix))
         cloud.subscribe(topic_filter(Kind.MODEL, site=s.site, sub=ModelSub.OFFER, prefix=prefix))
         cloud.subscribe(self._topic(Kind.MODEL, ModelSub.CHUNK))
-        cloud.subscribe(topic_filter(Kind.CMD, site=s.site, device=s.gateway_id, prefix=prefix))
+        # Commands to the gateway itself and, relayed, to every device of the site.
+        cloud.subscribe(topic_filter(Kind.CMD, site=s.site, prefix=prefix))
         cloud.subscribe(topic_filter(Kind.ACK, site=s.site, prefix=prefix))
 
     # -- topics ------------------------------------------------------------------------------------
@@ -156,7 +159,7 @@ class Gateway:
             status="online" if status == "online" else "offline",
             session=self.session,
             role="gateway",
-            capabilities=["forward", "batch", "rollup", "model-cache", "resync"],
+            capabilities=["forward", "batch", "rollup", "model-cache", "resync", "diagnostics"],
             software=SOFTWARE,
         )
         return Outgoing(self._topic(Kind.STATE), encode(state), qos=STATE.qos, retain=STATE.retain)

@@ -38,6 +38,10 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=N
 ShortText = Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)]
 Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 FrameId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
+ConfigVersion = Annotated[int, Field(ge=1, le=INT64_MAX)]  # a remote config's version
+# A device tag: a word or name:value (zone:north, pilot); cloud.fleet.tags combines them.
+TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})?$"
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 

@@ -24,6 +24,7 @@ from edgecascade.shared.fields import (
     MAX_FRAME_PIXELS,
     NO_NUL,
     STRICT,
+    ConfigVersion,
     DetectionAgreement,
     Detections,
     FrameId,
@@ -34,6 +35,7 @@ from edgecascade.shared.fields import (
     Sha256,
     ShortText,
     Side,
+    Tag,
     Task,
     Version,
 )
@@ -113,6 +115,12 @@ class StateMessage(Message):
     capabilities: Annotated[list[Ident], Field(max_length=32)] = []
     software: Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)] = ""
     detail: ShortText = ""
+    config_version: ConfigVersion | None = Field(
+        None, exclude_if=lambda v: v is None, description="Remote config version in force (agents)."
+    )
+    tags: Annotated[list[Tag], Field(max_length=64)] = Field(
+        [], exclude_if=lambda tags: not tags, description="Provisioned tags (agents)."
+    )
 
 
 class ResultMessage(Message, _Answer):
@@ -136,8 +144,8 @@ class ResultMessage(Message, _Answer):
     policy: Version | None = Field(
         None,
         exclude_if=lambda policy: policy is None,
-        description="The escalation policy in force: the remote configuration's version, else "
-        "a fingerprint of the agent's escalation and gating settings.",
+        description="The escalation policy in force: config-<version> of the remote "
+        "configuration, else a fingerprint of the agent's escalation and gating settings.",
     )
 
     @model_validator(mode="after")

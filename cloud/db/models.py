@@ -66,6 +66,9 @@ class Device(Base):
     first_seen: Mapped[float]
     last_seen: Mapped[float] = mapped_column(comment="Newest message time heard from it.")
     last_state_at: Mapped[float | None] = mapped_column(comment="Time of the state applied.")
+    config_version: Mapped[int | None] = mapped_column(
+        BigInteger, comment="The remote config version its state says it runs."
+    )
     clock_skew_s: Mapped[float | None] = mapped_column(
         comment="The cloud's receive time minus the device's send time of its last state: its "
         "clock's error plus the transit (and any queueing) delay."
@@ -389,3 +392,8 @@ class TrainingRun(Base):
     started_at: Mapped[float | None]
     finished_at: Mapped[float | None]
     rollout_id: Mapped[str | None] = mapped_column(IDENT)
+
+
+# The fleet's tables (remote config, tags) live in their own module; importing it here puts them
+# on Base.metadata wherever the models are loaded (migrations, the schema comparison).
+from edgecascade.cloud.db import fleet_models as _fleet_models  # noqa: E402, F401

@@ -181,6 +181,7 @@ def state_row(site: str, device: str, msg: StateMessage, received_at: float | No
         "first_seen": msg.ts,
         "last_seen": msg.ts,
         "last_state_at": msg.ts,
+        "config_version": msg.config_version,
     }
 
 

@@ -13,6 +13,7 @@ Rows are written in key order so concurrent ingest replicas take row locks in th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from edgecascade.cloud.db.fleet_models import DeviceTags
 from edgecascade.cloud.db.models import Base, DetectedBox, Device, Site
 from edgecascade.cloud.db.rows import Row, box_key
 from edgecascade.cloud.errors import StoreError
@@ -129,10 +131,24 @@ def apply_state(conn: Connection, row: Row) -> None:
     """Upsert a device from a :func:`~cloud.db.rows.state_row` unless it is of an older session."""
     ins = dialect_insert(conn, Device)
     table = Device.__table__.c
-    fields = (*_STATE_FIELDS, "software", "last_state_at", "clock_skew_s")
+    fields = (*_STATE_FIELDS, "software", "last_state_at", "clock_skew_s", "config_version")
     stmt = ins.values(row).on_conflict_do_update(
         index_elements=[table.site_id, table.device_id],
         set_={name: ins.excluded[name] for name in fields},
         where=table.session.is_(None) | (table.session <= ins.excluded.session),
     )
     conn.execute(stmt)
+
+
+def adopt_tags(conn: Connection, tags: Mapping[tuple[str, str], list[str]]) -> None:
+    """Tags a device's state reports (provisioned), kept only for a device that has none yet:
+    tags an operator set through the API are never overwritten."""
+    if not tags:
+        return
+    stmt = dialect_insert(conn, DeviceTags).on_conflict_do_nothing()
+    now = time.time()
+    rows = [
+        {"site_id": s, "device_id": d, "tags": sorted(set(t)), "updated_at": now}
+        for (s, d), t in sorted(tags.items())
+    ]
+    conn.execute(stmt, rows)

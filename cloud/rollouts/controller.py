@@ -83,6 +83,8 @@ class RolloutController(PeriodicPublisher):
                 f"no model {request.model_name} {request.model_version} in the registry"
             )
         devices = self.store.cameras(request.site, request.devices)
+        if request.tags is not None:
+            devices = plan.tagged(request, devices, self.store.tags(request.site))
         plan.check_targets(request, devices)
         baseline_sha = plan.baseline_sha(devices, model)
         baseline = self.store.model_by_sha(baseline_sha)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from edgecascade.cloud.db.models import Device, ModelVersion, Rollout
 from edgecascade.cloud.errors import RolloutConflict, RolloutInvalid
+from edgecascade.cloud.fleet.tags import parse
 from edgecascade.cloud.rollouts.decide import RolloutState, stage_devices
 from edgecascade.cloud.settings import RolloutCriteria
 from edgecascade.shared.fields import NO_NUL
@@ -32,10 +33,25 @@ class RolloutRequest(BaseModel):
     devices: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
         None, description="Only these devices of the site (default: every camera of it)."
     )
+    tags: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Only the site's cameras whose tags match this expression, e.g. "
+        "'zone:north and not model:old' (not with devices).",
+    )
     stages: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
         [10.0, 50.0, 100.0], min_length=1, max_length=20, description="Percent of the targets."
     )
     criteria: dict[str, float] = Field({}, description="Overrides of rollouts.criteria.")
+
+    @field_validator("tags")
+    @classmethod
+    def _parses(cls, tags: str | None) -> str | None:
+        if tags is not None:
+            parse(tags)  # a TagSyntaxError (a ValueError) names the position: a 422
+        return tags
 
 
 def criteria_of(request: RolloutRequest, defaults: RolloutCriteria) -> RolloutCriteria:
@@ -47,6 +63,19 @@ def criteria_of(request: RolloutRequest, defaults: RolloutCriteria) -> RolloutCr
         return RolloutCriteria.model_validate({**defaults.model_dump(), **request.criteria})
     except ValueError as exc:
         raise RolloutInvalid(f"invalid criteria: {exc}") from exc
+
+
+def tagged(
+    request: RolloutRequest, devices: Sequence[Device], tags: Mapping[str, Sequence[str]]
+) -> list[Device]:
+    """The cameras whose tags (by device id) match the request's expression (all without
+    one)."""
+    if request.tags is None:
+        return list(devices)
+    if request.devices is not None:
+        raise RolloutInvalid("target either a device list or a tag expression, not both")
+    expression = parse(request.tags)  # it parsed when the request was validated
+    return [d for d in devices if expression.matches(frozenset(tags.get(d.device_id, ())))]
 
 
 def check_targets(request: RolloutRequest, devices: Sequence[Device]) -> None:

@@ -16,7 +16,15 @@ import numpy as np
 from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgecascade.cloud.db.models import Device, ModelAck, ModelVersion, Result, Rollout, Verdict
+from edgecascade.cloud.db.fleet_models import DeviceTags
+from edgecascade.cloud.db.models import (
+    Device,
+    ModelAck,
+    ModelVersion,
+    Result,
+    Rollout,
+    Verdict,
+)
 from edgecascade.cloud.rollouts.decide import (
     WATCHED,
     Acks,
@@ -123,6 +131,12 @@ class RolloutStore:
             query = query.where(Device.device_id.in_(devices))
         with self.sessions() as session:
             return list(session.scalars(query.order_by(Device.device_id)))
+
+    def tags(self, site: str) -> dict[str, list[str]]:
+        """The tags of the site's devices, by device id."""
+        query = select(DeviceTags).where(DeviceTags.site_id == site)
+        with self.sessions() as session:
+            return {row.device_id: list(row.tags) for row in session.scalars(query)}
 
     def transition(
         self, rollout: Rollout, expected: RolloutState, change: Change, now: float

@@ -117,6 +117,14 @@ def _add_device(actions: SubParsers[argparse.ArgumentParser]) -> None:
     device.add_argument(
         "--gateway-id", default="gateway", help="the site gateway's id (default: gateway)"
     )
+    device.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a tag of the device (zone:north, pilot; repeat for more): its state reports it and "
+        "the cloud targets configs and rollouts by tag expressions",
+    )
     _add_endpoint(device, "broker", "the site broker", 8883)
     _add_common(device)
     device.set_defaults(func=run_device)
@@ -228,6 +236,7 @@ def run_device(args: argparse.Namespace) -> int:
         args.out,
         gateway_id=args.gateway_id,
         prefix=args.prefix,
+        tags=args.tag,
     )
     return _done(env, files.directory)
 

@@ -11,6 +11,7 @@ What is written is validated by the component's own settings class first.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,10 @@ def provision_device(
     *,
     gateway_id: str = "gateway",
     prefix: str = "ec",
+    tags: Sequence[str] = (),
 ) -> Path:
-    """A camera on the site broker; writes ``out/agent.env``."""
+    """A camera on the site broker; writes ``out/agent.env`` (with its ``tags``, which its state
+    reports and the cloud adopts)."""
     from edgecascade.edge_agent.settings import AgentSettings
 
     block = device_acl(site, device, gateway_id, prefix)
@@ -93,6 +96,8 @@ def provision_device(
         "gateway_id": gateway_id,
         "mqtt": endpoint.settings(block.username, password, prefix),
     }
+    if tags:
+        values["tags"] = ",".join(tags)
     env = _render_env(AgentSettings, values, "EC_AGENT_")
     broker.add(block, password)
     return write_file(out / "agent.env", env, mode=0o600)

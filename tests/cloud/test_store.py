@@ -39,7 +39,7 @@ def count(services: Services, entity: type[Base]) -> int:
 
 def test_migrations_reach_head_and_match_the_models(services: Services) -> None:
     upgrade(services.settings.db_url)  # a second run is a no-op
-    assert current_revision(services.engine) == head_revision() == "0014"
+    assert current_revision(services.engine) == head_revision() == "0015"
     with services.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         tables = set(inspect(conn).get_table_names())

@@ -87,6 +87,20 @@ def test_a_bad_device_id_is_refused_and_nothing_is_written(tmp_path: Path) -> No
     assert not broker.directory.exists() and not (tmp_path / "out").exists()
 
 
+def test_provisioned_tags_reach_the_agents_settings_and_bad_ones_are_refused(
+    tmp_path: Path,
+) -> None:
+    broker = BrokerFiles(tmp_path / "broker")
+    endpoint = Endpoint("h", 8883)
+    env = provision_device(
+        "site1", "cam1", broker, endpoint, tmp_path / "cam1", tags=["zone:north", "pilot"]
+    )
+    assert "EC_AGENT_TAGS=zone:north,pilot\n" in env.read_text()
+    assert settings_from_env_file(AgentSettings, env).tags == ["zone:north", "pilot"]
+    with pytest.raises(DeployError, match=r"tags\.0: String should match pattern"):
+        provision_device("site1", "cam2", broker, endpoint, tmp_path / "cam2", tags=["a b"])
+
+
 def test_certificates_chain_to_the_ca_and_name_the_hosts(tmp_path: Path) -> None:
     ca, created = ensure_ca(tmp_path)
     assert created and not ensure_ca(tmp_path)[1]  # reused the second time

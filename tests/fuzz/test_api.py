@@ -35,6 +35,9 @@ from tests.fuzz.strategies import SCALE
 from tests.utils.detections import box, store_detection_judged
 from tests.utils.factories import make_escalation, make_result, make_state
 
+# The statuses that report a device or gateway beyond the cloud (the fleet's commands): a 5xx
+# the operation documents is its answer about the device, not a failure of the server.
+GATEWAY = (502, 503, 504)
 EXAMPLES = 25  # per operation and mode: some 40 operations x 2 modes x 2 databases in ~1 min
 
 
@@ -63,7 +66,11 @@ def app(
     database_url: str, tmp_path: Path, broker: MosquittoBroker
 ) -> Iterator[tuple[FastAPI, str]]:
     settings = CloudSettings(
-        database_url=database_url, data_dir=tmp_path / "cloud", mqtt=broker.settings
+        database_url=database_url,
+        data_dir=tmp_path / "cloud",
+        mqtt=broker.settings,
+        # Diagnostics of the fuzzer's made-up devices: nobody answers, a 504 soon.
+        fleet={"command_timeout_s": 0.05},
     )
     generate_keys(settings.signing_key_path.parent)
     application = create_app(settings)  # with its ingest and rollout link on a real broker
@@ -112,6 +119,9 @@ def test_no_request_gets_a_server_error(app: tuple[FastAPI, str]) -> None:
             def fuzz(case: schemathesis.Case[Any], auth: bool) -> None:
                 # Mostly as an admin; sometimes with the token the case itself generated.
                 response = case.call(headers=headers if auth or case.headers is None else None)
+                documented = case.operation.definition.raw.get("responses", {})
+                if response.status_code in GATEWAY and str(response.status_code) in documented:
+                    return  # a device that does not answer: documented, not a server error
                 case.validate_response(response, checks=[not_a_server_error])
 
             fuzz()
