@@ -29,6 +29,7 @@ EdgeCascadeError                  (shared.errors)
       │    ├── ModelNotFound      no such name and version                         -> 404
       │    ├── TooFewVerdicts     not enough verdicts to calibrate on              -> 422
       │    └── SigningKeyUnavailable  no readable manifest signing key             -> 503
+      ├── DeliveryError           one alert notification attempt failed (cloud.alerts.channels)
       ├── FleetError              remote config, tags and commands (cloud.fleet)
       │    └── FleetInvalid       a bad target, tag, tag expression or config      -> 422
       │         └── TagSyntaxError  a tag expression that does not parse (position) -> 422
@@ -148,6 +149,11 @@ class RolloutNotFound(RolloutError):
 class RolloutConflict(RolloutError):
     """Not now: the rollout is in another state, or the fleet does not allow it (the targets run
     the model already, their baseline is not registered, ...)."""
+
+
+class DeliveryError(CloudError):
+    """One delivery attempt of an alert notification failed; the message says why (the sender
+    retries with backoff)."""
 
 
 class FleetError(CloudError):

@@ -16,14 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edgecascade.cloud.alerts.config import AlertsSection
+from edgecascade.cloud.errors import DeliveryError
 from edgecascade.shared.mqtt import Outgoing
 
 Payload = dict[str, Any]
 Publish = Callable[[Outgoing, float], None]  # publish and wait for the broker's ack, or raise
-
-
-class DeliveryError(Exception):
-    """One delivery attempt failed; the message says why."""
 
 
 def channel_names(alerts: AlertsSection) -> list[str]:

@@ -14,12 +14,13 @@ import time
 
 from sqlalchemy import Engine
 
-from edgecascade.cloud.alerts.channels import Channels, DeliveryError, channel_names
+from edgecascade.cloud.alerts.channels import Channels, channel_names
 from edgecascade.cloud.alerts.measure import measure
 from edgecascade.cloud.alerts.rulestore import current_rules
 from edgecascade.cloud.alerts.sender import DeliverySender
 from edgecascade.cloud.alerts.state import AlertStates
 from edgecascade.cloud.db.engine import make_session_factory
+from edgecascade.cloud.errors import DeliveryError
 from edgecascade.cloud.periodic import PeriodicPublisher
 from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.errors import BrokerError

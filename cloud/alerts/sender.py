@@ -24,9 +24,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from edgecascade.cloud.alerts.channels import Channels, DeliveryError
+from edgecascade.cloud.alerts.channels import Channels
 from edgecascade.cloud.alerts.config import AlertsSection
 from edgecascade.cloud.db.alert_models import AlertDelivery
+from edgecascade.cloud.errors import DeliveryError
 from edgecascade.shared.backoff import Backoff
 
 logger = logging.getLogger(__name__)
