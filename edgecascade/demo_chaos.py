@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecascade.demo import Demo, DemoPlan
@@ -144,15 +144,23 @@ class ChaosDemo(Demo):
     """A :class:`~edgecascade.demo.Demo` whose parts a :class:`ChaosMonkey` kills and restarts,
     with a supervisor that restarts any service that dies on its own."""
 
-    def __init__(self, plan: DemoPlan, seed: int, rounds: int) -> None:
+    def __init__(
+        self, plan: DemoPlan, seed: int, rounds: int, spread_s: float | None = None
+    ) -> None:
+        """``spread_s``: stretch the pauses so the faults span that long (a soak), instead of
+        following each other within seconds."""
         super().__init__(plan)
-        self.seed, self.rounds = seed, rounds
+        self.seed, self.rounds, self.spread_s = seed, rounds, spread_s
         self.monkey: ChaosMonkey | None = None
         self.supervised = 0  # services restarted after dying on their own
 
     def start(self) -> list[str]:
         agents = super().start()
         faults = chaos_plan(self.seed, agents, self.rounds)
+        if self.spread_s and faults:
+            busy = sum(f.pause_s + f.down_s for f in faults)
+            extra = max(0.0, self.spread_s - busy) / len(faults)
+            faults = [replace(f, pause_s=round(f.pause_s + extra, 1)) for f in faults]
         self.say(f"chaos: seed {self.seed}, {len(faults)} faults, one at a time")
         self.monkey = ChaosMonkey(faults, self._part, self.say, self.started)
         return agents

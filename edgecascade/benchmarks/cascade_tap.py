@@ -40,11 +40,14 @@ UPLINK_KINDS = frozenset(
 
 
 def counted_gateway_env(compress: bool) -> dict[str, str]:
-    """The gateway of a bench that counts bytes on the wire: ``batch.compress`` as named, and no
-    replay (a reconnect would send up to ``outbox_replay_s`` of results again, counted twice)."""
+    """The gateway of a bench that counts bytes on the wire: ``batch.compress`` as named, no
+    replay (a reconnect would send up to ``outbox_replay_s`` of results again, counted twice) and
+    no confirmations (a bench without the cloud's ingest confirms nothing: every result would go
+    up again after ``outbox_confirm_s``, counted twice)."""
     return {
         "EC_GATEWAY_BATCH__COMPRESS": "true" if compress else "false",
         "EC_GATEWAY_OUTBOX_REPLAY_S": "0",
+        "EC_GATEWAY_OUTBOX_CONFIRM_S": "0",
     }
 
 

@@ -112,8 +112,11 @@ def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
         candidate_model=None,
     )
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
-    rounds = max(1, int(args.minutes // 2))  # a fault about every 20 s, all run long
-    demo = Demo(plan) if args.no_faults else ChaosDemo(plan, seed, rounds)
+    # A fault about every half minute (each part once per three minutes), over the whole run
+    # but its last tenth, so the run ends with every part back and a quiet stretch to judge.
+    rounds = max(1, int(args.minutes // 3))
+    spread = 0.9 * args.minutes * 60
+    demo = Demo(plan) if args.no_faults else ChaosDemo(plan, seed, rounds, spread_s=spread)
     demo.out = io.StringIO()  # the demo's progress lines stay out of the table
     series, summary = _run(demo, workdir, args.sample_s)
     return _report(args, series, summary, seed, workdir)
