@@ -108,6 +108,9 @@ class Ingestor:
         self._writer = writer
         self._clock = clock
         self._prefix = mqtt.prefix
+        # Confirmations go out on a link of their own: the consuming link's acknowledgements
+        # (PUBACKs after each commit) never queue behind them.
+        self._acks = MqttLink(mqtt, f"{client_id}-acks", persistent=False)
         self._link = MqttLink(
             mqtt,
             client_id,
@@ -156,6 +159,7 @@ class Ingestor:
         for filter_ in self._filters:
             self._link.subscribe(filter_, qos=1)
         self._consumer.start()
+        self._acks.start()
         self._link.start()
         logger.info("ingest: subscribing to %s", ", ".join(self._filters))
 
@@ -163,6 +167,7 @@ class Ingestor:
         """Stop taking messages, commit and acknowledge what is queued, then disconnect."""
         self._consumer.stop(timeout)
         self._link.stop()
+        self._acks.stop()
 
     def stats(self) -> IngestStats:
         with self._lock:
@@ -248,7 +253,7 @@ class Ingestor:
                 ids.setdefault(key, []).append(item.decoded.message.msg_id)
         for (site, device), msg_ids in ids.items():
             for wire in ack_wires(site, device, msg_ids, self._prefix):
-                self._link.publish(wire)
+                self._acks.publish(wire)
 
 
 def _is_permanent(exc: SQLAlchemyError) -> bool:

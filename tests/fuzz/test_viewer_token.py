@@ -31,6 +31,7 @@ PATH_VALUES = {
     "run_id": "tr-0123456789ab",
     "site": "site1",
     "device": "cam1",
+    "alert_id": "01234567-89ab-7def-8123-456789abcdee",
 }
 
 
