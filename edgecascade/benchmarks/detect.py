@@ -8,9 +8,10 @@ recall of small faces, the escalated fraction and bytes uplinked relative to clo
 Two modes. ``--offline`` runs :mod:`.detect_offline`: both detectors once over the set, each
 policy simulated on their outputs; it is how policies are chosen and checked, and its JSON says
 ``"mode": "offline"``. The default mode, through the real topology (brokers, gateway, cloud,
-a worker running the cloud detector, one agent per policy, as ``bench cascade`` does), is
-:func:`run_topology`; it needs the agent's detection escalation and the worker's detection
-verdicts, and until those exist it says so instead of printing offline figures as its own.
+a worker running the cloud detector, per policy one agent per camera, as ``bench cascade``
+does), is :func:`run_topology` (:mod:`.detect_topology`); its JSON says ``"mode": "topology"``
+and adds the share of frames the agents' scene gate skipped and the first and final answer
+latencies.
 """
 
 from __future__ import annotations
