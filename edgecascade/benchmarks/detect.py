@@ -69,8 +69,8 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         metavar="LIST",
         help="cascade policies as LOW-HIGH[@GATE] comma-separated, e.g. 0.3-0.8@0.5: GATE is "
         "the scene gate's threshold on the mean absolute difference of 32x32 gray thumbnails "
-        "(0-255, the agent's measure; default 2.0), or maxN for N on the most changed cell "
-        "(not the agent's measure); default: a built-in grid",
+        "(0-255, the agent's gating.measure mean; default 2.0), or maxN for N on the most "
+        "changed cell (gating.measure max_cell); default: a built-in grid",
     )
     arg(
         "--count-window",
@@ -146,7 +146,7 @@ def run_topology(args: argparse.Namespace) -> dict[str, Any]:
     bands = _bands(args, DEFAULT_BANDS)
     if args.fps <= 0:
         raise EdgeCascadeError(f"--fps {args.fps}: needs to be positive")
-    policies, offline_only = topology_policies(bands)
+    policies = topology_policies(bands)
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         root = (args.workdir or Path(temp)).resolve()
         labels = generate(root / "frames", args.seed, args.frames_per_camera)
@@ -163,7 +163,6 @@ def run_topology(args: argparse.Namespace) -> dict[str, Any]:
                 "cloud_model": CLOUD_MODEL.name,
                 "fps": args.fps,
                 "set": faces,
-                "offline_only_bands": offline_only,
                 "policies": measured,
                 "targets": judge(measured),
             }
@@ -243,13 +242,8 @@ def run_offline(
 
 def judge(policies: list[dict[str, Any]]) -> dict[str, Any]:
     """Does a cascade policy reach cloud-only's mAP@0.5 minus TARGET_POINTS at no more than
-    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one. Only
-    policies with the agent's scene-gate measure count."""
-    cascade = [
-        p
-        for p in policies
-        if p["family"] == "cascade" and p["map50"] is not None and p["gate_measure"] == "mean"
-    ]
+    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one."""
+    cascade = [p for p in policies if p["family"] == "cascade" and p["map50"] is not None]
     within = [p for p in cascade if (p["bytes_ratio"] or 0.0) <= TARGET_BYTES_RATIO]
     best = max(within, key=lambda p: p["map50"], default=None)
     met = best is not None and best["map50_vs_cloud_points"] >= -TARGET_POINTS
@@ -319,8 +313,8 @@ def format_report(measured: dict[str, Any], mode: str = "offline") -> str:
             format_table(headers, rows),
             *(
                 [
-                    "@maxN: scene change measured on the most changed thumbnail cell, NOT the "
-                    "agent's gate (mean over cells); shown for comparison"
+                    "@maxN: the scene gate measures the most changed thumbnail cell "
+                    "(gating.measure = max_cell), threshold N; @N: the mean over cells"
                 ]
                 if any(p.get("gate_measure") == "max" for p in measured["policies"])
                 else []

@@ -11,9 +11,9 @@ answer back to its labels) through the edge detector, the cameras of one policy 
 - **edge-only**: ``escalation.detection.rules = []``: no rule can make a frame unsure (and no
   audit samples), so nothing goes up;
 - **cascade** at each band: rules ``score_band`` ``[low, high)``, ``count`` and ``empty``, the
-  scene gate on at the band's threshold (the ``empty`` rule needs it) and the edge model's score
-  threshold lowered to ``low`` where it is below the card's 0.5 (a copy of the model whose card
-  says so), as the offline evaluator simulates them.
+  scene gate on at the band's threshold and measure (the ``empty`` rule needs it) and the edge
+  model's score threshold lowered to ``low`` where it is below the card's 0.5 (a copy of the
+  model whose card says so), as the offline evaluator simulates them.
 
 Budget and cooldown are unlimited and audit samples off, as in ``bench cascade``. What each
 policy cost is read off the wire by :class:`~edgecascade.benchmarks.cascade_tap.WireTap`; what
@@ -61,31 +61,22 @@ class TopologyPolicy:
         return f"{safe}.{camera}"
 
 
-def topology_policies(bands: tuple[Band, ...]) -> tuple[list[TopologyPolicy], list[str]]:
-    """Cloud-only, edge-only and a cascade per band; bands whose scene-gate measure the agent
-    does not have are returned by name instead (they stay offline-only)."""
+def topology_policies(bands: tuple[Band, ...]) -> list[TopologyPolicy]:
+    """Cloud-only, edge-only and a cascade per band."""
     quiet = {**UNLIMITED, "audit_fraction": 0.0}
     policies = [
         TopologyPolicy("cloud-only", "cloud-only", {**quiet, "mode": "always"}),
         TopologyPolicy("edge-only", "edge-only", {**quiet, "detection": {"rules": []}}),
     ]
-    skipped = []
     for band in bands:
-        if band.measure != "mean":
-            skipped.append(band.name)
-            continue
         rules = {"score_low": band.low, "score_high": band.high, "count_window": band.count_window}
+        gating = {"enabled": True, "threshold": band.gate, "measure": band.gate_measure}
         policies.append(
             TopologyPolicy(
-                band.name,
-                "cascade",
-                {**quiet, "detection": rules},
-                {"enabled": True, "threshold": band.gate},
-                band.floor,
-                band,
+                band.name, "cascade", {**quiet, "detection": rules}, gating, band.floor, band
             )
         )
-    return policies, skipped
+    return policies
 
 
 def toml_text(settings: dict[str, Any], prefix: str = "") -> str:

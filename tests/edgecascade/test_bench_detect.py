@@ -138,9 +138,8 @@ def test_topology_run_writes_the_issue_shape(topology: dict[str, Any]) -> None:
     assert topology["mode"] == "topology"
     faces = topology["pairs"]["faces"]
     policies = {p["policy"]: p for p in faces["policies"]}
-    # The most-changed-cell gate is not the agent's: that band stays offline-only.
-    assert set(policies) == {"cloud-only", "edge-only", "band-0.30-0.80@0.5"}
-    assert faces["offline_only_bands"] == ["band-0.50-0.80@max8"]
+    assert set(policies) == {"cloud-only", "edge-only", "band-0.30-0.80@0.5", "band-0.50-0.80@max8"}
+    assert policies["band-0.50-0.80@max8"]["gate_measure"] == "max"
     assert faces["set"]["frames"] == 8 * len(CAMERAS)
     for p in policies.values():
         assert {"policy", "map50", "bytes_ratio", "small_recall", "escalated_fraction"} <= set(p)
@@ -169,18 +168,22 @@ def test_topology_references_escalate_everything_and_nothing(topology: dict[str,
 
 
 def test_topology_policies_are_the_agents_settings() -> None:
-    policies, skipped = topology_policies((Band(0.3, 0.8, 0.5), Band(0.5, 0.8, 8.0, "max")))
+    policies = topology_policies((Band(0.3, 0.8, 0.5), Band(0.5, 0.8, 8.0, "max")))
     by_name = {p.name: p for p in policies}
-    assert skipped == ["band-0.50-0.80@max8"]
+    assert by_name["band-0.50-0.80@max8"].gating["measure"] == "max_cell"
     assert by_name["cloud-only"].escalation["mode"] == "always"
     assert by_name["edge-only"].escalation["detection"] == {"rules": []}
     assert by_name["edge-only"].escalation["audit_fraction"] == 0.0
     band = by_name["band-0.30-0.80@0.5"]
-    assert band.gating == {"enabled": True, "threshold": 0.5} and band.edge_threshold == 0.3
+    assert band.gating == {"enabled": True, "threshold": 0.5, "measure": "mean"}
+    assert band.edge_threshold == 0.3
     assert band.device("temple") == "band-0.30-0.80_gate0.5.temple"
     text = toml_text({"threads": 1, "escalation": band.escalation, "gating": band.gating})
     settings = AgentSettings.model_validate(tomllib.loads(text))
     assert settings.escalation.detection.score_low == 0.3 and settings.gating.enabled
+    local = by_name["band-0.50-0.80@max8"]
+    text = toml_text({"gating": local.gating})
+    assert AgentSettings.model_validate(tomllib.loads(text)).gating.measure == "max_cell"
     edge = toml_text({"escalation": by_name["edge-only"].escalation})
     assert AgentSettings.model_validate(tomllib.loads(edge)).escalation.detection.rules == []
 
