@@ -96,7 +96,12 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         "escalations answered, after its agents end (default: 180)",
     )
     arg("--plot", type=Path, metavar="FILE", help="write mAP@0.5 vs bytes as a PNG")
-    arg("--workdir", type=Path, help="write the generated frames here (default: temp)")
+    arg(
+        "--workdir",
+        type=Path,
+        help="write the generated frames (and the topology run's logs and data) here "
+        "(default: temp)",
+    )
     arg("--output", type=Path, metavar="FILE", help="write the figures as JSON")
 
 
