@@ -68,7 +68,15 @@ class GatingSettings(Section):
 
     enabled: bool = Field(False, description="Turn scene-change gating on.")
     threshold: float = Field(
-        2.0, ge=0, le=255, description="Mean absolute difference (0-255) below which to skip."
+        2.0, ge=0, le=255, description="Difference (0-255, by measure) below which to skip."
+    )
+    measure: Literal["mean", "max_cell"] = Field(
+        "mean",
+        description="How a frame's 32x32 gray thumbnail is compared with the last processed "
+        "one: mean = mean absolute difference over the cells (the whole scene's change; a far "
+        "person barely moves it); max_cell = the largest absolute difference of one cell (a "
+        "small local change passes, e.g. a far person; so does noise in one cell: use a "
+        "higher threshold, e.g. 8-16).",
     )
 
 

@@ -38,7 +38,7 @@ def open_feed(
         runtime,
         maxsize=s.source.queue_size if live else 2,
         newest_wins=live,  # replay sources lose nothing; live cameras keep the newest frame
-        gate=SceneGate(s.gating.threshold) if s.gating.enabled else None,
+        gate=SceneGate(s.gating.threshold, s.gating.measure) if s.gating.enabled else None,
     )
 
 

@@ -138,7 +138,7 @@ class WireTap:
             if isinstance(decoded, ResultMessage) and decoded.msg_id not in traffic.answers:
                 traffic.answers[decoded.msg_id] = EdgeAnswer(
                     frame_id=decoded.frame_id,
-                    label=decoded.top[0].label,
+                    label=decoded.top[0].label if decoded.top else "",  # a detector's may be empty
                     top=tuple((p.index, p.score) for p in decoded.top),
                     ground_truth=decoded.ground_truth,
                     escalated=decoded.escalated,
@@ -147,7 +147,8 @@ class WireTap:
                     model_version=decoded.model.version,
                 )
             elif isinstance(decoded, VerdictMessage) and decoded.result_id not in traffic.verdicts:
-                traffic.verdicts[decoded.result_id] = CloudAnswer(decoded.top[0].label, arrived)
+                label = decoded.top[0].label if decoded.top else ""  # a detector's: no box found
+                traffic.verdicts[decoded.result_id] = CloudAnswer(label, arrived)
 
     # -- cloud broker: bytes uplinked ------------------------------------------------------------
     def _on_cloud(self, message: Received) -> None:

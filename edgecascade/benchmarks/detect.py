@@ -8,9 +8,10 @@ recall of small faces, the escalated fraction and bytes uplinked relative to clo
 Two modes. ``--offline`` runs :mod:`.detect_offline`: both detectors once over the set, each
 policy simulated on their outputs; it is how policies are chosen and checked, and its JSON says
 ``"mode": "offline"``. The default mode, through the real topology (brokers, gateway, cloud,
-a worker running the cloud detector, one agent per policy, as ``bench cascade`` does), is
-:func:`run_topology`; it needs the agent's detection escalation and the worker's detection
-verdicts, and until those exist it says so instead of printing offline figures as its own.
+a worker running the cloud detector, per policy one agent per camera, as ``bench cascade``
+does), is :func:`run_topology` (:mod:`.detect_topology`); its JSON says ``"mode": "topology"``
+and adds the share of frames the agents' scene gate skipped and the first and final answer
+latencies.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         metavar="LIST",
         help="cascade policies as LOW-HIGH[@GATE] comma-separated, e.g. 0.3-0.8@0.5: GATE is "
         "the scene gate's threshold on the mean absolute difference of 32x32 gray thumbnails "
-        "(0-255, the agent's measure; default 2.0), or maxN for N on the most changed cell "
-        "(not the agent's measure); default: a built-in grid",
+        "(0-255, the agent's gating.measure mean; default 2.0), or maxN for N on the most "
+        "changed cell (gating.measure max_cell); default: a built-in grid",
     )
     arg(
         "--count-window",
@@ -80,8 +81,27 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         "held against (the agent's escalation.detection.count_window; default: 5)",
     )
     arg("--threads", type=int, default=1, help="interpreter threads per detector (default: 1)")
+    arg(
+        "--fps",
+        type=float,
+        default=2.0,
+        help="topology run: frames per second each camera's agent replays at (default: 2, the "
+        "rate the set's frames were taken at)",
+    )
+    arg(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="topology run: seconds to wait for a policy's results to be stored and its "
+        "escalations answered, after its agents end (default: 180)",
+    )
     arg("--plot", type=Path, metavar="FILE", help="write mAP@0.5 vs bytes as a PNG")
-    arg("--workdir", type=Path, help="write the generated frames here (default: temp)")
+    arg(
+        "--workdir",
+        type=Path,
+        help="write the generated frames (and the topology run's logs and data) here "
+        "(default: temp)",
+    )
     arg("--output", type=Path, metavar="FILE", help="write the figures as JSON")
 
 
@@ -111,39 +131,86 @@ def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
         return run_topology(args)
     from edgecascade.benchmarks.detect_policies import DEFAULT_BANDS
 
-    if args.count_window < 1:
-        raise EdgeCascadeError(f"--count-window {args.count_window}: needs at least 1")
-    bands = tuple(
-        dataclasses.replace(b, count_window=args.count_window)
-        for b in (parse_bands(args.bands) if args.bands else DEFAULT_BANDS)
-    )
+    bands = _bands(args, DEFAULT_BANDS)
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         root = args.workdir or Path(temp)
         measured = run_offline(root, args.seed, args.frames_per_camera, bands, args.threads)
-    report = {"mode": "offline", "pairs": {"faces": measured}}
+    return _finish({"mode": "offline", "pairs": {"faces": measured}}, args)
+
+
+def run_topology(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark through the real topology (:mod:`.detect_topology`): brokers, gateway,
+    cloud, a worker running the cloud detector with sliced inference, and per policy one agent
+    per camera replaying its frames; scored from the answers the cloud stored."""
+    from edgecascade.benchmarks.detect_offline import add_ratios
+    from edgecascade.benchmarks.detect_policies import DEFAULT_BANDS
+    from edgecascade.benchmarks.detect_readback import add_frame_ratio
+    from edgecascade.benchmarks.detect_scene import generate
+    from edgecascade.benchmarks.detect_topology import DetectRun, topology_policies
+
+    bands = _bands(args, DEFAULT_BANDS)
+    if args.fps <= 0:
+        raise EdgeCascadeError(f"--fps {args.fps}: needs to be positive")
+    policies = topology_policies(bands)
+    with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
+        root = (args.workdir or Path(temp)).resolve()
+        labels = generate(root / "frames", args.seed, args.frames_per_camera)
+        run = DetectRun(labels, policies, EDGE_MODEL, CLOUD_MODEL, args.fps, args.timeout, root)
+        measured = run.measure()
+    add_ratios(measured)
+    add_frame_ratio(measured)
+    faces = _set_summary(args.seed, run.document)
+    report = {
+        "mode": "topology",
+        "pairs": {
+            "faces": {
+                "edge_model": EDGE_MODEL.name,
+                "cloud_model": CLOUD_MODEL.name,
+                "fps": args.fps,
+                "set": faces,
+                "policies": measured,
+                "targets": judge(measured),
+            }
+        },
+    }
+    return _finish(report, args)
+
+
+def _bands(args: argparse.Namespace, default: tuple[Any, ...]) -> tuple[Any, ...]:
+    if args.count_window < 1:
+        raise EdgeCascadeError(f"--count-window {args.count_window}: needs at least 1")
+    return tuple(
+        dataclasses.replace(b, count_window=args.count_window)
+        for b in (parse_bands(args.bands) if args.bands else default)
+    )
+
+
+def _set_summary(seed: int, document: dict[str, Any]) -> dict[str, Any]:
+    objects = [o for f in document["frames"] for o in f["objects"]]
+    small = sum(1 for o in objects if _small(o["box"]))
+    return {
+        "seed": seed,
+        "frames": len(document["frames"]),
+        "cameras": len({f["camera"] for f in document["frames"]}),
+        "objects": len(objects),
+        "small_objects": small,
+        "frames_without_faces": sum(1 for f in document["frames"] if not f["objects"]),
+    }
+
+
+def _small(box: list[float]) -> bool:
+    from edgecascade.benchmarks.detect_metrics import Truth
+
+    return Truth("face", (box[0], box[1], box[2], box[3])).small
+
+
+def _finish(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if args.plot is not None:
         from edgecascade.benchmarks.detect_plot import plot
 
         plot(report, args.plot)
-    report["table"] = format_report(measured)
+    report["table"] = format_report(report["pairs"]["faces"], report["mode"])
     return report
-
-
-def run_topology(args: argparse.Namespace) -> dict[str, Any]:
-    """The benchmark through the real topology: not built yet. It will start what
-    ``bench cascade`` starts (site and cloud brokers, gateway, cloud, a worker with the
-    full-range detector and sliced inference), replay the generated frames through one agent
-    per policy (edge-only; cloud-only as escalation ``mode = "always"``; the cascade bands) and
-    score the answers read off the wire with
-    :func:`~edgecascade.benchmarks.detect_offline.figures` and
-    :func:`~edgecascade.benchmarks.detect_offline.add_ratios` (bytes as the gateway sent them, as
-    ``bench cascade`` counts them), adding first and final answer latencies. It needs the
-    agent's detection escalation and the worker's detection verdicts (issue 19, items 2, 3)."""
-    raise EdgeCascadeError(
-        "bench detect through the real topology is not implemented yet: it needs the edge "
-        "agent's detection escalation and the cloud worker's detection verdicts; run "
-        "`edgecascade bench detect --offline` for the offline evaluator's figures"
-    )
 
 
 def run_offline(
@@ -180,13 +247,8 @@ def run_offline(
 
 def judge(policies: list[dict[str, Any]]) -> dict[str, Any]:
     """Does a cascade policy reach cloud-only's mAP@0.5 minus TARGET_POINTS at no more than
-    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one. Only
-    policies with the agent's scene-gate measure count."""
-    cascade = [
-        p
-        for p in policies
-        if p["family"] == "cascade" and p["map50"] is not None and p["gate_measure"] == "mean"
-    ]
+    TARGET_BYTES_RATIO of its bytes? Names the best such policy, or the closest one."""
+    cascade = [p for p in policies if p["family"] == "cascade" and p["map50"] is not None]
     within = [p for p in cascade if (p["bytes_ratio"] or 0.0) <= TARGET_BYTES_RATIO]
     best = max(within, key=lambda p: p["map50"], default=None)
     met = best is not None and best["map50_vs_cloud_points"] >= -TARGET_POINTS
@@ -211,9 +273,21 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
     return "-" if value is None else f"{scale * value:.{digits}f}"
 
 
-def format_report(measured: dict[str, Any]) -> str:
+def _latencies(p: dict[str, Any]) -> list[str]:
+    first, final = p["first_answer_ms"], p["final_answer_ms"]
+    return [
+        _fmt(p["gated_fraction"], 100, 1),
+        f"{_fmt(first['p50'], digits=0)}/{_fmt(first['p95'], digits=0)}",
+        f"{_fmt(final['p50'], digits=0)}/{_fmt(final['p95'], digits=0)}",
+    ]
+
+
+def format_report(measured: dict[str, Any], mode: str = "offline") -> str:
     headers = ["policy", "mAP@0.5", "vs cloud pts", "small recall", "P@0.5", "R@0.5"]
     headers += ["escalated %", "bytes ratio"]
+    topology = mode == "topology"
+    if topology:
+        headers += ["gated %", "first p50/p95 ms", "final p50/p95 ms"]
     rows = [
         [
             p["policy"],
@@ -224,21 +298,28 @@ def format_report(measured: dict[str, Any]) -> str:
             _fmt(p["recall"]),
             _fmt(p["escalated_fraction"], 100, 1),
             _fmt(p["bytes_ratio"]),
+            *(_latencies(p) if topology else []),
         ]
         for p in measured["policies"]
     ]
     s = measured["set"]
     return "\n".join(
         [
-            "OFFLINE: policies simulated on the detectors' outputs, not run through the topology",
+            (
+                f"TOPOLOGY: each policy run by one agent per camera at {measured['fps']:g} fps, "
+                "answers read back from the cloud, bytes from the wire"
+                if topology
+                else "OFFLINE: policies simulated on the detectors' outputs, not run through the "
+                "topology"
+            ),
             f"set: seed {s['seed']}, {s['frames']} frames from {s['cameras']} cameras, "
             f"{s['objects']} faces ({s['small_objects']} small, area < 32x32 px), "
             f"{s['frames_without_faces']} frames without a face",
             format_table(headers, rows),
             *(
                 [
-                    "@maxN: scene change measured on the most changed thumbnail cell, NOT the "
-                    "agent's gate (mean over cells); shown for comparison"
+                    "@maxN: the scene gate measures the most changed thumbnail cell "
+                    "(gating.measure = max_cell), threshold N; @N: the mean over cells"
                 ]
                 if any(p.get("gate_measure") == "max" for p in measured["policies"])
                 else []

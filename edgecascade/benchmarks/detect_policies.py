@@ -14,9 +14,9 @@ Budget, cooldown and audit samples are left out (unlimited, as ``bench cascade``
 An escalated frame's answer is the cloud's, any other the edge's.
 
 A band may instead name the *local* change measure (``measure="max"``: the largest absolute
-difference of one thumbnail cell, the gate's reference rule), which is NOT what the agent's
-gate computes: it is here to show what a far person does to each measure (a far person moves
-the mean of 1024 cells about as much as an empty scene's noise and gain drift do).
+difference of one thumbnail cell, the agent's ``gating.measure = max_cell``): a far person moves
+the mean of 1024 cells about as much as an empty scene's noise and gain drift do, while the
+cell it stands in changes far more than noise does.
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ from edgecascade.benchmarks.detect_offline import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+    pass
 
 
 @dataclass(frozen=True)
 class Band:
     """A cascade policy: the uncertainty band ``[low, high)``, the scene gate's threshold on the
-    absolute difference of 32x32 gray thumbnails (0-255) by ``measure`` (``mean`` over the cells:
-    the agent's gate; ``max``: the most changed cell, not the agent's), and the count rule's
+    absolute difference of 32x32 gray thumbnails (0-255) by ``measure`` (``mean`` over the cells,
+    the agent's default; ``max``: the most changed cell, ``gating.measure = max_cell``), and
+    the count rule's
     window (the agent's default, 5)."""
 
     low: float
@@ -54,6 +54,11 @@ class Band:
     def name(self) -> str:
         gate = f"{self.gate:g}" if self.measure == "mean" else f"{self.measure}{self.gate:g}"
         return f"band-{self.low:.2f}-{self.high:.2f}@{gate}"
+
+    @property
+    def gate_measure(self) -> str:
+        """The agent's ``gating.measure`` of this band."""
+        return "mean" if self.measure == "mean" else "max_cell"
 
     @property
     def floor(self) -> float:
@@ -73,26 +78,6 @@ DEFAULT_BANDS = (
 )
 
 
-class LocalGate:
-    """:class:`SceneGate`'s rule (compare with the last frame that changed) on the most changed
-    thumbnail cell instead of the mean over cells."""
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.compared = False
-        self._last: npt.NDArray[np.float32] | None = None
-
-    def changed(self, thumb: npt.NDArray[np.uint8]) -> bool:
-        import numpy as np
-
-        cells = thumb.astype(np.float32)
-        if self._last is not None and float(np.abs(cells - self._last).max()) < self.threshold:
-            return False
-        self.compared = self._last is not None
-        self._last = cells
-        return True
-
-
 def _policy(band: Band) -> Any:
     from edgecascade.edge_agent.detection_policy import DetectionPolicy
     from edgecascade.edge_agent.policy import EscalationPolicy
@@ -109,12 +94,12 @@ def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
     from edgecascade.edge_agent.gating import SceneGate
     from edgecascade.shared.fields import DetectedObject
 
-    gates: dict[str, SceneGate | LocalGate] = {}
+    gates: dict[str, SceneGate] = {}
     policies: dict[str, Any] = {}
     reasons: list[str | None] = []
     for run in runs:
         if run.camera not in gates:
-            gates[run.camera] = (SceneGate if band.measure == "mean" else LocalGate)(band.gate)
+            gates[run.camera] = SceneGate(band.gate, band.gate_measure)
             policies[run.camera] = _policy(band)
         gate = gates[run.camera]
         changed = gate.changed(run.thumbnail) and gate.compared

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from edgecascade.benchmarks.detect import parse_bands
+from edgecascade.benchmarks.detect import format_report, parse_bands
 from edgecascade.benchmarks.detect_metrics import Found
 from edgecascade.benchmarks.detect_offline import FrameRun
 from edgecascade.benchmarks.detect_policies import Band, escalations
@@ -23,7 +24,9 @@ from edgecascade.benchmarks.detect_scene import (
     generate,
     paste,
 )
+from edgecascade.benchmarks.detect_topology import toml_text, topology_policies
 from edgecascade.cli import main
+from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.shared.boxes import Box, iou
 from edgecascade.shared.errors import EdgeCascadeError
 from edgecascade.shared.runtime.detector import Detector
@@ -118,12 +121,71 @@ def test_bands_are_parsed_or_refused_by_name() -> None:
         parse_bands("x")
 
 
-def test_without_offline_the_command_says_the_topology_run_is_missing(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["bench", "detect"]) == 2
-    err = capsys.readouterr().err
-    assert "not implemented" in err and "--offline" in err
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The topology run on 3 cameras x 8 frames: cloud-only, edge-only and one band."""
+    work = tmp_path_factory.mktemp("detect")
+    out, png = work / "detect.json", work / "detect.png"
+    argv = ["bench", "detect", "--frames-per-camera", "8", "--fps", "10", "--timeout", "60"]
+    argv += ["--bands", "0.3-0.8@0.5,0.5-0.8@max8", "--workdir", str(work / "run")]
+    assert main([*argv, "--output", str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loaded: dict[str, Any] = json.loads(out.read_text())
+    return loaded
+
+
+def test_topology_run_writes_the_issue_shape(topology: dict[str, Any]) -> None:
+    assert topology["mode"] == "topology"
+    faces = topology["pairs"]["faces"]
+    policies = {p["policy"]: p for p in faces["policies"]}
+    assert set(policies) == {"cloud-only", "edge-only", "band-0.30-0.80@0.5", "band-0.50-0.80@max8"}
+    assert policies["band-0.50-0.80@max8"]["gate_measure"] == "max"
+    assert faces["set"]["frames"] == 8 * len(CAMERAS)
+    for p in policies.values():
+        assert {"policy", "map50", "bytes_ratio", "small_recall", "escalated_fraction"} <= set(p)
+        assert 0 <= p["map50"] <= 1 and 0 <= p["precision"] <= 1
+        assert p["first_answer_ms"]["p50"] > 0 and p["final_answer_ms"]["p95"] > 0
+        # every frame the agents did not gate has its result stored and uplinked
+        assert p["agent"]["results"] + p["agent"]["gated"] == p["frames"] == 8 * len(CAMERAS)
+        assert p["uplinked_results"] == p["agent"]["results"]
+        assert p["verdicts_missing"] == 0 and p["verdicts_used"] == p["escalated"]
+    table = format_report(faces, "topology")
+    assert table.startswith("TOPOLOGY") and "first p50/p95 ms" in table
+
+
+def test_topology_references_escalate_everything_and_nothing(topology: dict[str, Any]) -> None:
+    policies = {p["policy"]: p for p in topology["pairs"]["faces"]["policies"]}
+    cloud, edge = policies["cloud-only"], policies["edge-only"]
+    assert cloud["escalated_fraction"] == 1.0 and cloud["bytes_ratio"] == 1.0
+    assert cloud["gated_fraction"] == 0.0 and cloud["frame_bytes"] > 0
+    assert edge["escalated_fraction"] == 0.0 and edge["frame_bytes"] == 0
+    assert edge["bytes_ratio"] < 0.05  # results only
+    # Every answer of cloud-only is the cloud's: far faces only its tiles find are found.
+    assert cloud["small_recall"] > edge["small_recall"] == 0.0
+    band = policies["band-0.30-0.80@0.5"]
+    assert band["edge_threshold"] == 0.3 and band["gate_measure"] == "mean"
+    assert 0.0 <= band["bytes_ratio"] <= 1.0
+
+
+def test_topology_policies_are_the_agents_settings() -> None:
+    policies = topology_policies((Band(0.3, 0.8, 0.5), Band(0.5, 0.8, 8.0, "max")))
+    by_name = {p.name: p for p in policies}
+    assert by_name["band-0.50-0.80@max8"].gating["measure"] == "max_cell"
+    assert by_name["cloud-only"].escalation["mode"] == "always"
+    assert by_name["edge-only"].escalation["detection"] == {"rules": []}
+    assert by_name["edge-only"].escalation["audit_fraction"] == 0.0
+    band = by_name["band-0.30-0.80@0.5"]
+    assert band.gating == {"enabled": True, "threshold": 0.5, "measure": "mean"}
+    assert band.edge_threshold == 0.3
+    assert band.device("temple") == "band-0.30-0.80_gate0.5.temple"
+    text = toml_text({"threads": 1, "escalation": band.escalation, "gating": band.gating})
+    settings = AgentSettings.model_validate(tomllib.loads(text))
+    assert settings.escalation.detection.score_low == 0.3 and settings.gating.enabled
+    local = by_name["band-0.50-0.80@max8"]
+    text = toml_text({"gating": local.gating})
+    assert AgentSettings.model_validate(tomllib.loads(text)).gating.measure == "max_cell"
+    edge = toml_text({"escalation": by_name["edge-only"].escalation})
+    assert AgentSettings.model_validate(tomllib.loads(edge)).escalation.detection.rules == []
 
 
 def test_offline_run_writes_the_issue_shape(tmp_path: Path) -> None:
