@@ -371,7 +371,12 @@ def test_an_agent_fed_garbage_keeps_classifying_and_applies_good_verdicts(
                 good = Outgoing(str(Topic("site1", "cam1", Kind.VERDICT)), encode(verdict))
                 publish_all(broker.settings, [*bad, good])
                 applied += 1
-                assert wait_until(lambda: agent.verdicts.counts["verdicts.received"] >= applied)
+                # Two examples may judge the same newest result: the second is then a duplicate,
+                # applied once (issue 20: a verdict delivered twice counts once).
+                counts = agent.verdicts.counts
+                assert wait_until(
+                    lambda: counts["verdicts.received"] + counts["verdicts.duplicate"] >= applied
+                )
                 assert wait_until(lambda: agent.stats.rejected >= rejected_before + len(mine))
                 assert wait_until(lambda: agent.stats.frames > frames_before)  # still running
 
