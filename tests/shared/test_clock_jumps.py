@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from edgecascade.shared import ids as id_generator
 from edgecascade.shared.ids import message_id_time, new_message_id
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.outbox import Outbox
@@ -69,7 +72,13 @@ def test_small_drift_is_not_a_jump(tmp_path: Path) -> None:
     assert len(box.peek()) == 1 and "clock_jumps" not in box.counters()
 
 
-def test_message_ids_keep_increasing_when_the_clock_goes_back() -> None:
+def test_message_ids_keep_increasing_when_the_clock_goes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The generator's memory of the last id, restored afterwards: later ids in this process
+    # must not carry this test's far-future time.
+    monkeypatch.setattr(id_generator, "_last_ms", 0)
+    monkeypatch.setattr(id_generator, "_counter", 0)
     times = iter([2_000_000_000.0, 2_000_000_000.5, 2_000_000_000.5 - 3 * HOUR, 1_999_999_000.0])
     ids = [new_message_id(lambda: next(times)) for _ in range(4)]
     assert ids == sorted(ids) and len(set(ids)) == 4
