@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecascade.cloud.cli import add_parser as add_cloud
     from edgecascade.cloud.training.cli import add_trainer_parser
     from edgecascade.configref import add_parser as add_config_reference
+    from edgecascade.conformance.cli import add_parser as add_conformance
     from edgecascade.contract_cli import add_parser as add_contract
     from edgecascade.demo_cli import add_parser as add_demo
     from edgecascade.deploy.cli import add_parser as add_deploy
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_reference(sub)
     add_topic_reference(sub)
     add_contract(sub)
+    add_conformance(sub)
     add_deploy(sub)
     return parser
 

@@ -1,0 +1,66 @@
+"""The suite's report and its pieces that need no broker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecascade.conformance.defaults import GROUP_NAMES
+from edgecascade.conformance.python_agent import agent_argv
+from edgecascade.conformance.report import Report, failed, passed, skipped
+from edgecascade.conformance.runner import GROUPS, Options, run_conformance
+from edgecascade.shared.errors import ConfigError
+
+
+def test_a_skip_does_not_fail_the_run_a_failure_does() -> None:
+    report = Report([passed("a.one", "fine"), skipped("b.two", "not observable")])
+    assert report.passed
+    report.checks.append(failed("c.three", "x" * 250))
+    assert not report.passed
+    document = json.loads(report.to_json())
+    assert document["passed"] is False
+    assert document["checks"][2] == {"name": "c.three", "status": "fail", "detail": "x" * 250}
+    table = report.table(width=80)
+    assert table.splitlines()[-1] == "1 passed, 1 failed, 1 skipped: FAILED"
+    assert all(len(line) <= 80 for line in table.splitlines())  # long details wrap
+
+
+def test_the_cli_lists_the_groups_in_the_order_they_run() -> None:
+    assert tuple(GROUPS) == GROUP_NAMES
+
+
+def test_a_run_without_an_agent_command_or_with_an_unknown_check_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--agent-cmd"):
+        run_conformance(Options(agent_cmd=None))
+    with pytest.raises(ConfigError, match="unknown check"):
+        run_conformance(Options(agent_cmd="true", groups=["state", "telepathy"]))
+
+
+def test_the_python_agent_launcher_maps_every_setting() -> None:
+    env = {
+        f"EC_CONFORMANCE_{k}": v
+        for k, v in {
+            "USERNAME": "s1/cam9",
+            "PASSWORD": "pw",
+            "PREFIX": "ec",
+            "GATEWAY": "gw",
+            "MODEL_PUBLIC_KEY": "/k.pem",
+            "TELEMETRY_INTERVAL_S": "1",
+            "CONFIRM_S": "3",
+            "SITE": "s1",
+            "DEVICE": "cam9",
+            "MODEL": "/m.tflite",
+            "FRAMES": "/frames",
+            "DATA_DIR": "/data",
+            "BROKER_HOST": "127.0.0.1",
+            "BROKER_PORT": "1884",
+        }.items()
+    }
+    argv, settings = agent_argv(env, ["--threshold", "0.9"])
+    assert argv[:5] == ["agent", "--site", "s1", "--device", "cam9"]
+    assert argv[-2:] == ["--threshold", "0.9"] and "1884" in argv
+    assert settings["EC_AGENT_MQTT__PASSWORD"] == "pw"
+    assert settings["EC_AGENT_GATEWAY_ID"] == "gw"
+    with pytest.raises(KeyError, match="EC_CONFORMANCE_SITE"):
+        agent_argv({k: v for k, v in env.items() if k != "EC_CONFORMANCE_SITE"})
