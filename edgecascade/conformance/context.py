@@ -37,6 +37,7 @@ class Run:
     start_model: Path
     agent: LaunchedAgent | None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    confirm_s: float = 3.0  # EC_CONFORMANCE_CONFIRM_S: the agent re-sends unacknowledged ones
     started_at: float = field(default_factory=time.time)
 
     @property

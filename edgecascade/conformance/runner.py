@@ -139,6 +139,7 @@ def _run(options: Options, workdir: Path) -> Report:
             options.model,
             agent,
             options.timeouts,
+            inputs.confirm_s,
         )
         return _checks(run, options.groups)
     finally:

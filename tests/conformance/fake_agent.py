@@ -4,19 +4,21 @@ would be: plain paho and the ``EC_CONFORMANCE_*`` variables.
 ``python fake_agent.py no-lwt``: online state, retained, but no last will.
 ``python fake_agent.py accepts-any-offer``: a last will, and ``applied`` for every offer, signed
 or not, expired or replayed.
+``python fake_agent.py ignores-acks``: a last will, and one result sent again every half second
+whatever the gateway acknowledges.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
+import time
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgecascade.shared.codec import decode, encode
-from edgecascade.shared.messages import StateMessage
+from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage, StateMessage
 from edgecascade.shared.model_messages import ModelAckMessage, ModelOfferMessage
 from edgecascade.shared.topics import Kind, ModelSub, Topic, topic
 
@@ -55,7 +57,16 @@ def main(mode: str) -> None:
     client.on_message = on_message
     client.connect(env("BROKER_HOST"), int(env("BROKER_PORT")))
     client.loop_start()
-    threading.Event().wait()
+    result = ResultMessage(
+        frame_id="frame-1",
+        captured_at=time.time(),
+        model=ModelRef(name="fake", version="1"),
+        top=[Prediction(index=0, label="a", score=0.5)],
+    )
+    while True:
+        if mode == "ignores-acks":
+            client.publish(wire(Kind.RESULT), encode(result), 1)
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,16 @@ def test_an_agent_that_installs_any_offer_fails_the_offer_checks(tmp_path: Path)
     assert statuses["offers.state"] is Status.FAIL  # its state never names the new model
 
 
+def test_an_agent_that_ignores_acks_fails_the_ack_check(tmp_path: Path) -> None:
+    report = run_conformance(
+        Options(agent_cmd=fake("ignores-acks"), groups=["state", "acks"], workdir=tmp_path)
+    )
+    statuses = {check.name: check.status for check in report.checks}
+    assert statuses["acks.gateway"] is Status.PASS  # the gateway did acknowledge it
+    assert statuses["acks.honoured"] is Status.FAIL, report.table()
+    assert not report.passed
+
+
 def test_without_launching_the_kill_check_is_skipped(tmp_path: Path) -> None:
     """--no-launch prints the settings; an agent started from them is tested, LWT skipped."""
     started: list[subprocess.Popen[bytes]] = []
