@@ -90,14 +90,14 @@ def _unknown_verdict(run: Run) -> Check:
     sent_at = time.time()
     run.cloud_rec.publish(run.cloud.wire(Kind.VERDICT, unknown_verdict()))
     reply = _command(run, "diagnostics", {"lines": 1})
-    alive = run.agent is None or run.agent.running
-    offline = [m for _s, m, _e in run.states(sent_at) if m is not None and m.status == "offline"]
     later = run.site_rec.wait(
         lambda: (
             True if run.site_rec.seen(lambda s: s.is_(Kind.RESULT, run.device), sent_at) else None
         ),
         run.timeouts.event,
     )
+    alive = run.agent is None or run.agent.running
+    offline = [m for _s, m, _e in run.states(sent_at) if m is not None and m.status == "offline"]
     problems = [
         text
         for bad, text in (

@@ -214,6 +214,9 @@ def check_escalations(run: Run) -> list[Check]:
         ]
     header, body = found[0]
     problem = image_problem(header, body)
+    result = run.site_rec.wait(lambda: True if header.result_id in _result_ids(run) else None, 5.0)
+    if problem is None and not result:
+        problem = f"its result_id {header.result_id} names no result the agent published"
     return [
         expect(
             "escalations.cloud",
@@ -224,6 +227,16 @@ def check_escalations(run: Run) -> list[Check]:
             else problem,
         )
     ]
+
+
+def _result_ids(run: Run) -> set[str]:
+    ids = set()
+    for seen in run.site_rec.seen(lambda s: s.is_(Kind.RESULT, run.device)):
+        try:
+            ids.add(seen.decoded().message.msg_id)
+        except ContractError:
+            continue
+    return ids
 
 
 def image_problem(header: EscalationHeader, body: bytes) -> str | None:

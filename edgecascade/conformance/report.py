@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -64,7 +65,7 @@ class Report:
         room = max(width - name_w - 10, 30)
         for check in self.checks:
             detail = check.detail or "-"
-            chunks = [detail[i : i + room] for i in range(0, len(detail), room)]
+            chunks = textwrap.wrap(detail, room) or ["-"]
             lines.append(f"{check.name:<{name_w}}  {check.status.value:<6}  {chunks[0]}")
             lines += [f"{'':<{name_w}}          {chunk}" for chunk in chunks[1:]]
         counts = {s: sum(c.status is s for c in self.checks) for s in Status}
