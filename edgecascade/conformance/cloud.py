@@ -9,18 +9,21 @@ the cloud's distributor does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edgecascade.conformance.recorder import Seen
 from edgecascade.conformance.site import SiteIds
+from edgecascade.shared.acks import ack_wires
 from edgecascade.shared.chunks import chunk_count, read_chunk
 from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.ids import new_message_id
 from edgecascade.shared.manifest import build_manifest, sign_offer
-from edgecascade.shared.messages import CommandMessage, Message
+from edgecascade.shared.messages import CommandMessage, Message, ResultBatchMessage
 from edgecascade.shared.model_messages import (
     ModelChunkRequestMessage,
     ModelManifest,
@@ -90,6 +93,30 @@ class Distributor:
                 header, body = read_chunk(path, manifest, index)
                 self.link.publish(Outgoing(wire, encode(header, body)))
                 self.served += 1
+
+
+class IngestConfirmations:
+    """Confirms what the gateway forwards, as the cloud's ingest does once it has stored it: the
+    ids of results (alone or in batches) and escalations, in ``ack`` messages on the cloud broker
+    (otherwise the gateway sends them all again after ``outbox_confirm_s``)."""
+
+    def __init__(self, publish: Callable[[Outgoing], object]) -> None:
+        self._publish = publish
+
+    def __call__(self, seen: Seen) -> None:
+        t = seen.topic
+        if t is None or t.kind not in (Kind.RESULT, Kind.RESULT_BATCH, Kind.ESCALATION):
+            return
+        try:
+            message = seen.decoded().message
+        except ContractError:
+            return
+        if isinstance(message, ResultBatchMessage):
+            ids = [entry.result.msg_id for entry in message.results]
+        else:
+            ids = [message.msg_id]
+        for wire in ack_wires(t.site, t.device, ids, t.prefix):
+            self._publish(wire)
 
 
 class CloudSide:

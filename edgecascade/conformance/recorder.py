@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from edgecascade.shared.codec import Decoded, decode
@@ -22,7 +23,7 @@ from edgecascade.shared.topics import Kind, Topic
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Seen:
     """One message as it arrived, with the suite's clock and its parsed topic (None: the topic
     is not the contract's)."""
@@ -40,17 +41,36 @@ class Seen:
             and (sub is None or t.sub == sub)
         )
 
-    def decoded(self) -> Decoded:
-        """The payload validated against the contract; :class:`ContractError` names the fault."""
+    @cached_property
+    def _decoding(self) -> Decoded | ContractError:
         if self.topic is None:
-            raise ContractError(f"topic {self.message.topic!r} is not the contract's")
-        return decode(self.topic, self.message.payload)
+            return ContractError(f"topic {self.message.topic!r} is not the contract's")
+        try:
+            return decode(self.topic, self.message.payload)
+        except ContractError as exc:
+            return exc
+
+    def decoded(self) -> Decoded:
+        """The payload validated against the contract (once; the checks ask often);
+        :class:`ContractError` names the fault."""
+        outcome = self._decoding
+        if isinstance(outcome, ContractError):
+            raise outcome
+        return outcome
 
 
 class Recorder:
     """One connection to a broker that keeps every message on ``filters``."""
 
-    def __init__(self, settings: MqttSettings, client_id: str, *filters: str) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        *filters: str,
+        then: Callable[[Seen], None] | None = None,
+    ) -> None:
+        """``then`` is called with every message after it is recorded (paho's thread)."""
+        self._then = then
         self._seen: list[Seen] = []
         self._changed = threading.Condition()
         self.link = MqttLink(settings, client_id, on_message=self._add, persistent=False)
@@ -74,9 +94,12 @@ class Recorder:
             parsed: Topic | None = Topic.parse(message.topic)
         except ContractError:
             parsed = None
+        seen = Seen(time.time(), message, parsed)
         with self._changed:
-            self._seen.append(Seen(time.time(), message, parsed))
+            self._seen.append(seen)
             self._changed.notify_all()
+        if self._then is not None:
+            self._then(seen)
 
     def seen(
         self, where: Callable[[Seen], bool] = lambda s: True, since: float = 0.0
@@ -85,17 +108,19 @@ class Recorder:
             return [s for s in self._seen if s.at >= since and where(s)]
 
     def wait(self, probe: Callable[[], T | None], timeout: float) -> T | None:
-        """``probe()`` once it returns something other than None (re-tried on every message
-        and at least every 0.2 s), or None at ``timeout``."""
+        """``probe()`` once it returns something other than None (tried again after every new
+        message, and at least every 0.5 s), or None at ``timeout``."""
         deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                count = len(self._seen)
+            found = probe()
+            left = deadline - time.monotonic()
+            if found is not None or left <= 0:
+                return found
+            self._wait_past(count, min(left, 0.5))
+
+    def _wait_past(self, count: int, timeout: float) -> None:
+        """Until more than ``count`` messages have arrived, or ``timeout``."""
         with self._changed:
-            while True:
-                self._changed.release()
-                try:
-                    found = probe()
-                finally:
-                    self._changed.acquire()
-                left = deadline - time.monotonic()
-                if found is not None or left <= 0:
-                    return found
-                self._changed.wait(min(left, 0.2))
+            self._changed.wait_for(lambda: len(self._seen) != count, timeout)

@@ -28,7 +28,7 @@ from edgecascade.conformance.checks_uplink import (
     check_results,
     check_state,
 )
-from edgecascade.conformance.cloud import CloudSide, Distributor
+from edgecascade.conformance.cloud import CloudSide, Distributor, IngestConfirmations
 from edgecascade.conformance.context import Run, Timeouts
 from edgecascade.conformance.defaults import (
     DEFAULT_FRAMES,
@@ -106,7 +106,10 @@ def _run(options: Options, workdir: Path) -> Report:
     site = Site(workdir, ids, options.bind)
     site_rec = Recorder(site.site_settings(OBSERVER), OBSERVER, site_filter(ids.site, ids.prefix))
     cloud_rec = Recorder(
-        site.cloud_settings, "conformance-cloud", site_filter(ids.site, ids.prefix)
+        site.cloud_settings,
+        "conformance-cloud",
+        site_filter(ids.site, ids.prefix),
+        then=IngestConfirmations(lambda wire: cloud_rec.link.publish(wire)),
     )
     distributor = Distributor(site.cloud_settings)
     agent: LaunchedAgent | None = None

@@ -6,7 +6,9 @@ The site broker has a password file and an ACL file written by :mod:`edgecascade
 websockets listener (Mosquitto 2.0 needs the plain one for the websockets one to start), and, as
 in ``deploy/mosquitto/site.conf``, the user name as client id. The gateway runs without the
 signing key: an offer the devices must refuse reaches them, so the device's own verification is
-what is tested. The cloud broker is a private anonymous one; the suite is the cloud on it.
+what is tested. The suite confirms what the gateway forwards, as the cloud's ingest does
+(:class:`~edgecascade.conformance.cloud.IngestConfirmations`). The cloud broker is a private
+anonymous one; the suite is the cloud on it.
 """
 
 from __future__ import annotations
