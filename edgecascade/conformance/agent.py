@@ -38,6 +38,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from edgecascade.conformance.site import Site
 from edgecascade.processes import die_with_parent
 
@@ -98,25 +100,41 @@ class LaunchedAgent:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def _family(self) -> list[psutil.Process]:
+        """Everything the agent started, also what left its process group (a browser that a
+        launcher starts in a session of its own)."""
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
     def kill(self) -> None:
         """SIGKILL the agent and everything it started (no goodbye: the broker's LWT speaks)."""
+        if self.proc.poll() is not None:
+            return  # reaped: its pid (and group id) may belong to another process by now
+        family = self._family()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for process in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.running:
-            return
-        try:
+        """SIGTERM to the agent's process group, SIGKILL to what is left after ``timeout``."""
+        if self.proc.poll() is not None:
+            return  # reaped: its pid (and group id) may belong to another process by now
+        family = self._family()
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            self.kill()
-        # a launcher that exited on SIGTERM may leave children in the group
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for process in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.proc.wait(timeout=10)
 
     def log_tail(self, lines: int = 15) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

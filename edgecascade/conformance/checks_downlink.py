@@ -167,6 +167,9 @@ def check_commands(run: Run) -> list[Check]:
 def check_lwt(run: Run) -> list[Check]:
     if run.agent is None:
         return [skipped("lwt.offline", "--no-launch: the suite cannot kill the agent")]
+    if not run.agent.running:
+        code = run.agent.proc.returncode
+        return [failed("lwt.offline", f"the agent exited with {code} before the suite killed it")]
     killed_at = time.time()
     run.agent.kill()
 

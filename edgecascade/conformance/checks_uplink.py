@@ -27,15 +27,18 @@ ACK_GRACE_S = 2.0  # a re-send this soon after the ack may have crossed it on th
 def check_state(run: Run) -> list[Check]:
     """A retained, valid ``online`` state once connected (the birth message)."""
 
-    def online() -> StateMessage | None:
+    def online() -> StateMessage | bool | None:
         for _seen, message, _error in run.states():
             if message is not None and message.status == "online":
                 return message
-        return None
+        return False if run.agent is not None and not run.agent.running else None
 
     found = run.site_rec.wait(online, run.timeouts.connect)
     invalid = [error for _s, message, error in run.states() if message is None]
-    if found is None:
+    if found is False and run.agent is not None:
+        code = run.agent.proc.returncode
+        return [failed("state.online", f"the agent exited with {code} before it came online")]
+    if not isinstance(found, StateMessage):
         why = f"; invalid states: {invalid[0]}" if invalid else ""
         return [
             failed("state.online", f"no valid online state within {run.timeouts.connect:g} s{why}")

@@ -108,3 +108,23 @@ def test_without_launching_the_kill_check_is_skipped(tmp_path: Path) -> None:
         "lwt.offline": Status.SKIP,
     }
     assert report.passed
+
+
+def test_an_agent_that_exits_fails_at_once_with_its_log(tmp_path: Path) -> None:
+    options = Options(agent_cmd="echo no broker for me; exit 3", workdir=tmp_path, say=print)
+    report = run_conformance(options)
+    rows = {check.name: check for check in report.checks}
+    assert rows["state.online"].detail == "the agent exited with 3 before it came online"
+    assert "no broker for me" in rows["agent.log"].detail
+    assert rows["results"].status is Status.SKIP  # the rest: never came online
+
+
+def test_the_kill_reaches_what_a_launcher_started_in_a_session_of_its_own(tmp_path: Path) -> None:
+    """As a browser started by a Playwright launcher: not in the launcher's process group, but
+    killed with it, so its connection drops and the last will is published."""
+    command = f"setsid {fake('accepts-any-offer')} & wait"
+    report = run_conformance(
+        Options(agent_cmd=command, groups=["state", "lwt"], workdir=tmp_path, say=print)
+    )
+    statuses = {check.name: check.status for check in report.checks}
+    assert statuses["lwt.offline"] is Status.PASS, report.table()
