@@ -8,6 +8,7 @@ import time
 from edgecascade.conformance.context import Run
 from edgecascade.conformance.recorder import Recorder, Seen
 from edgecascade.conformance.report import Check, expect, failed, passed
+from edgecascade.conformance.schemas import schema_problem, validated
 from edgecascade.conformance.site import PROBE
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.messages import (
@@ -35,6 +36,7 @@ def check_state(run: Run) -> list[Check]:
 
     found = run.site_rec.wait(online, run.timeouts.connect)
     invalid = [error for _s, message, error in run.states() if message is None]
+    invalid += [problem for seen, _m, _e in run.states() if (problem := schema_problem(seen))]
     if found is False and run.agent is not None:
         code = run.agent.proc.returncode
         return [failed("state.online", f"the agent exited with {code} before it came online")]
@@ -48,7 +50,7 @@ def check_state(run: Run) -> list[Check]:
             "state.online",
             not invalid,
             f"online, role {found.role}, model {found.model.name if found.model else '-'}, "
-            f"session {found.session}"
+            f"session {found.session} ({validated()})"
             + (f"; but an invalid state was published: {invalid[0]}" if invalid else ""),
         )
     ]
@@ -118,13 +120,17 @@ def check_results(run: Run) -> list[Check]:
             seen.decoded()
         except ContractError as exc:
             invalid.append(str(exc))
+            continue
+        problem = schema_problem(seen)
+        if problem is not None:
+            invalid.append(problem)
     if not published:
         schema = failed("results.schema", "the agent published no result")
     else:
         schema = expect(
             "results.schema",
             not invalid,
-            f"{len(published)} result(s) published, every one valid"
+            f"{len(published)} result(s) published, every one valid ({validated()})"
             if not invalid
             else f"{len(invalid)} of {len(published)} invalid: {invalid[0]}",
         )

@@ -8,9 +8,15 @@ import pytest
 
 from edgecascade.conformance.defaults import GROUP_NAMES
 from edgecascade.conformance.python_agent import agent_argv
+from edgecascade.conformance.recorder import Seen
 from edgecascade.conformance.report import Report, failed, passed, skipped
 from edgecascade.conformance.runner import GROUPS, Options, run_conformance
+from edgecascade.conformance.schemas import schema_problem
+from edgecascade.shared.codec import encode
 from edgecascade.shared.errors import ConfigError
+from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
+from edgecascade.shared.mqtt import Received
+from edgecascade.shared.topics import Kind, Topic, topic
 
 
 def test_a_skip_does_not_fail_the_run_a_failure_does() -> None:
@@ -64,3 +70,22 @@ def test_the_python_agent_launcher_maps_every_setting() -> None:
     assert settings["EC_AGENT_GATEWAY_ID"] == "gw"
     with pytest.raises(KeyError, match="EC_CONFORMANCE_SITE"):
         agent_argv({k: v for k, v in env.items() if k != "EC_CONFORMANCE_SITE"})
+
+
+def test_the_published_json_schema_judges_what_an_agent_sent() -> None:
+    good = ResultMessage(
+        frame_id="f1",
+        captured_at=1.0,
+        model=ModelRef(name="m", version="1"),
+        top=[Prediction(index=0, label="a", score=0.5)],
+    )
+    wire = topic("s1", "cam1", Kind.RESULT)
+
+    def seen(payload: bytes) -> Seen:
+        return Seen(0.0, Received(wire, payload, 1, False, 1), Topic.parse(wire))
+
+    assert schema_problem(seen(encode(good))) is None
+    document = json.loads(encode(good))
+    document["top"][0]["score"] = 1.5
+    problem = schema_problem(seen(json.dumps(document).encode()))
+    assert problem is not None and problem.startswith("ResultMessage JSON Schema: top/0/score")
