@@ -2,7 +2,7 @@
 MQTT contract on a real site broker, a real gateway and a cloud broker the suite plays the cloud on.
 
 The agent is started with ``/bin/sh -c "<agent-cmd>"`` and its settings in ``EC_CONFORMANCE_*``
-environment variables (README "Conformance suite"): broker host, port and websockets URL, site,
+environment variables (docs/contract/CONFORMANCE.md): broker host, port and websockets URL, site,
 device and gateway ids, topic prefix, user name and password, model, offer public key, frames,
 a data directory. Each check prints pass, fail or skip with the reason; ``--output`` writes them
 as JSON. Exit status 1 when a check failed.
@@ -46,7 +46,9 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         action="append",
         choices=GROUP_NAMES,
         metavar="NAME",
-        help=f"run only these groups of checks (repeat; default all: {', '.join(GROUP_NAMES)})",
+        help="run only these groups (repeat; state always runs; default all: "
+        + ", ".join(GROUP_NAMES)
+        + ")",
     )
     run.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL, help="model the agent starts with"
