@@ -12,6 +12,7 @@ const out = resolve(process.argv[2] ?? join(here, "dist"));
 const tmp = `${out}.tmp-${process.pid}`;
 rmSync(tmp, { recursive: true, force: true });
 mkdirSync(join(tmp, "wasm"), { recursive: true });
+try {
 await build({
   entryPoints: [join(here, "src", "main.js")],
   bundle: true,
@@ -28,6 +29,10 @@ for (const file of ["index.html", "camera.css"]) copyFileSync(join(here, file), 
 const wasm = join(here, "node_modules", "@litertjs", "core", "wasm");
 for (const name of ["litert_wasm_internal", "litert_wasm_compat_internal"]) {
   for (const ext of [".js", ".wasm"]) copyFileSync(join(wasm, name + ext), join(tmp, "wasm", name + ext));
+}
+} catch (error) {
+  rmSync(tmp, { recursive: true, force: true });
+  throw error;
 }
 // Replace the old build in one step: a server reading dist/ never sees half a build.
 rmSync(out, { recursive: true, force: true });
