@@ -18,6 +18,7 @@ from edgecascade.cloud.settings import CloudSettings
 from edgecascade.shared.codec import Decoded, decode, encode
 from edgecascade.shared.framecodec import image_size
 from edgecascade.shared.ids import new_message_id
+from edgecascade.shared.manifest import build_manifest
 from edgecascade.shared.messages import (
     CommandMessage,
     EscalationHeader,
@@ -29,13 +30,14 @@ from edgecascade.shared.messages import (
     TelemetryMessage,
     VerdictMessage,
 )
+from edgecascade.shared.model_messages import ModelAckMessage, ModelOfferMessage
 from edgecascade.shared.mqtt import Outgoing
-from edgecascade.shared.topics import Kind, Topic, topic
+from edgecascade.shared.topics import Kind, ModelSub, Topic, topic
 from tests.camera.conftest import TIMEOUT_MS, CameraSite
 from tests.cloud.conftest import serving
 from tests.utils.camera import DEVICE, MODEL, SITE, TESTER
 from tests.utils.mqtt import Collector, wait_until
-from tests.utils.paths import REPO
+from tests.utils.paths import EDGE_MODEL, REPO
 
 SCHEMAS = REPO / "docs" / "contract" / "schemas"
 
@@ -116,6 +118,7 @@ def test_the_camera_page_is_a_device_of_the_site(
         assert "bag" in (page.text_content("#verdict") or "")
 
         check_commands(seen)
+        check_offer_refused(seen)
         page.context.close()  # the tab goes: the broker publishes the page's will
         assert wait_until(lambda: last_state(seen).status == "offline")
         # The will, not a goodbye: made at connect time, before the online state.
@@ -140,6 +143,20 @@ def forwarded(cloud: Collector) -> int:
             assert isinstance(batch, ResultBatchMessage)
             count += sum(1 for item in batch.results if item.device == DEVICE)
     return count
+
+
+def check_offer_refused(seen: Collector) -> None:
+    """The page installs no model: an offer gets a failed ack that says why."""
+    manifest = build_manifest(
+        EDGE_MODEL.read_bytes(), name="fashion-edge", version="2.0.0", labels=["a"]
+    )
+    offer = ModelOfferMessage(rollout_id="r1", manifest=manifest)
+    send(seen, Outgoing(topic(SITE, DEVICE, Kind.MODEL, ModelSub.OFFER), encode(offer)))
+    assert wait_until(lambda: bool(decoded(seen, Kind.MODEL, ModelSub.ACK)), timeout=10)
+    ack = decoded(seen, Kind.MODEL, ModelSub.ACK)[0].message
+    assert isinstance(ack, ModelAckMessage) and ack.rollout_id == "r1"
+    assert ack.status == "failed" and "camera.model" in ack.detail
+    assert ack.sha256 == manifest.sha256
 
 
 def send(collector: Collector, wire: Outgoing) -> None:

@@ -4,6 +4,7 @@ permission, gets a clear message on the page, and the page goes no further."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -13,6 +14,7 @@ from playwright.sync_api import Browser, Page, Playwright
 from edgecascade.camera.launch import CHROMIUM_ARGS, serve
 from tests.camera.conftest import CHROMIUM, TIMEOUT_MS
 from tests.utils.camera import MODEL
+from tests.utils.paths import EDGE_MODEL
 
 QUERY = {"ws": "ws://127.0.0.1:9/", "site": "site1", "device": "cam1"}
 # What a browser without WebAssembly SIMD answers: the page's own check (WebAssembly.validate on
@@ -28,12 +30,20 @@ navigator.mediaDevices.getUserMedia = (c) => { window.cameraCalls += 1; return g
 """
 
 
+@contextmanager
+def served(page: Path, model: Path) -> Iterator[str]:
+    server = serve(page, model)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def base_url(camera_page: Path) -> Iterator[str]:
-    server = serve(camera_page, MODEL)
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with served(camera_page, MODEL) as url:
+        yield url
 
 
 @pytest.fixture
@@ -81,3 +91,14 @@ def test_a_bad_setting_is_named(plain_browser: Browser, base_url: str) -> None:
     page.goto(f"{base_url}/?{urlencode({**QUERY, 'threshold': '7'})}")
     kind, text = problem(page)
     assert kind == "settings" and 'threshold "7"' in text, text
+
+
+def test_an_int8_input_model_is_named_with_what_to_serve_instead(
+    camera_browser: Browser, camera_page: Path
+) -> None:
+    """LiteRT.js's tensors are float32, int32 or uint8: the int8 edge model cannot run."""
+    with served(camera_page, EDGE_MODEL) as url:
+        page = camera_browser.new_context(permissions=["camera"]).new_page()
+        page.goto(f"{url}/?{urlencode(QUERY)}")
+        kind, text = problem(page)
+    assert kind == "start" and "fashion-edge" in text and "_fp32" in text, text

@@ -80,6 +80,10 @@ export function telemetryMessage(fields) {
   return { ...envelope(), ...fields };
 }
 
+export function modelAckMessage(rolloutId, version, sha256, status, detail) {
+  return { ...envelope(), rollout_id: rolloutId, version, sha256, status, detail };
+}
+
 export function replyMessage(correlation, status, data, error) {
   return { ...envelope(), correlation, status, data, error };
 }

@@ -3,7 +3,7 @@
 // Settings come from the form or from the URL's query (for automation): ws, site, device,
 // username, password, gateway, prefix, threshold, fps, telemetry, max_side, quality, model, card.
 import {
-  encodeFrame, encodeJson, escalationHeader, parseTopic, replyMessage, resultMessage,
+  encodeFrame, encodeJson, escalationHeader, modelAckMessage, parseTopic, replyMessage, resultMessage,
   stateMessage, telemetryMessage, validateId,
 } from "./contract.js";
 import { EdgeModel, hasWasmSimd, topK } from "./model.js";
@@ -221,6 +221,8 @@ class BrowserAgent {
       this.verdict(message);
     } else if (parsed.kind === "cmd" && parsed.sub) {
       this.command(parsed.sub, message);
+    } else if (parsed.kind === "model" && parsed.sub === "offer") {
+      this.refuseOffer(message);
     }
   }
 
@@ -259,6 +261,18 @@ class BrowserAgent {
     }
     this.link.publish(this.link.topic("reply", name), encodeJson(reply), 1);
     log(`command ${name}: ${reply.status}`);
+  }
+
+  // The page runs the model the server serves with it: it installs no rollout, and says so in a
+  // failed ack (the rollout controller counts it) rather than leaving the offer unanswered.
+  refuseOffer(offer) {
+    const manifest = offer?.manifest;
+    if (typeof offer?.rollout_id !== "string" || !manifest?.version || !manifest?.sha256) return;
+    const ack = modelAckMessage(offer.rollout_id, manifest.version, manifest.sha256, "failed",
+      "the browser camera runs the model its page is served with; update the cloud's camera.model and reload the page");
+    this.link.publish(this.link.topic("model", "ack"), encodeJson(ack), 1);
+    this.stats.count("offers.refused");
+    log(`model offer ${offer.rollout_id} refused: the page does not install models`);
   }
 
   diagnostics() {

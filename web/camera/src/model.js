@@ -32,8 +32,16 @@ export class EdgeModel {
     if (digest !== null && card.sha256 && digest !== card.sha256) {
       throw new Error(`model ${modelUrl} has sha256 ${digest}, its card says ${card.sha256}`);
     }
-    const compiled = await loadAndCompile(bytes, { accelerator: "wasm" });
-    return new EdgeModel(compiled, card, digest ?? card.sha256 ?? "");
+    try {
+      const compiled = await loadAndCompile(bytes, { accelerator: "wasm" });
+      return new EdgeModel(compiled, card, digest ?? card.sha256 ?? "");
+    } catch (exc) {
+      // LiteRT.js's tensors are float32, int32 or uint8: an int8-input model cannot run here.
+      const hint = /not supported|int8/i.test(exc.message)
+        ? " LiteRT.js runs float32 and uint8 tensors: serve a float-input model (the _fp32 file)."
+        : "";
+      throw new Error(`model ${card.name ?? modelUrl} cannot run in this page: ${exc.message}${hint}`);
+    }
   }
 
   constructor(compiled, card, sha256) {
