@@ -90,5 +90,5 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(dashboard_api.router)
     app.include_router(dashboard_events.router)
     dashboard_pages.mount(app)
-    camera_page.mount(app, settings.camera)
+    camera_page.mount(app, settings)
     return app

@@ -5,16 +5,18 @@ into a camera of a site: it runs the edge model in the browser with LiteRT.js an
 site broker over MQTT over WebSockets with the device's own credentials, which the user types in
 (or the URL's query carries). The page and the model hold no data of the fleet, so they are
 served without a token, as the dashboard's static files are; every message the page sends is
-checked by the broker's password file and ACL.
+checked by the broker's password file and ACL. The page installs the models the cloud offers
+it (signed manifests, checked with ``/camera/signing-key.pem``), as the Python agent does.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from edgecascade.cloud.camera_settings import CameraSection
+from edgecascade.cloud.errors import SigningKeyUnavailable
+from edgecascade.cloud.settings import CloudSettings
 
 NOT_BUILT = (
     "the camera page is not configured: build it with `edgecascade camera build --out DIR` "
@@ -23,8 +25,10 @@ NOT_BUILT = (
 NO_MODEL = "no camera model: set camera.model (EC_CLOUD_CAMERA__MODEL) to a .tflite file"
 
 
-def mount(app: FastAPI, camera: CameraSection) -> None:
-    """Serve ``/camera/``: the built page and, when set, the model and its card."""
+def mount(app: FastAPI, settings: CloudSettings) -> None:
+    """Serve ``/camera/``: the built page, the model and its card, and the public key the
+    page checks model offers with."""
+    camera = settings.camera
     router = APIRouter(tags=["camera"], include_in_schema=False)
 
     @router.get("/camera")
@@ -42,6 +46,23 @@ def mount(app: FastAPI, camera: CameraSection) -> None:
         if camera.model is None:
             raise HTTPException(404, NO_MODEL)
         return FileResponse(camera.model.with_suffix(".json"), media_type="application/json")
+
+    @router.get("/camera/signing-key.pem")
+    def public_key() -> Response:
+        """The manifest signing key's public half (as ``/api/models/signing-key``, which needs a
+        token: the page has none, and a public key is no secret)."""
+        from cryptography.hazmat.primitives import serialization
+
+        from edgecascade.cloud.registry import signing_key
+
+        try:
+            key = signing_key(settings).public_key()
+        except SigningKeyUnavailable as exc:
+            raise HTTPException(404, str(exc)) from exc
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return Response(pem, media_type="application/x-pem-file")
 
     if camera.dir is None:
 

@@ -56,6 +56,7 @@ def add_parser(sub: Any) -> None:
     launch.add_argument("--model", default=None, help=".tflite classifier, card beside it")
     launch.add_argument("--frames", default=None, help="folder of images for the fake camera")
     launch.add_argument("--video", default=None, help="a .y4m or .mjpeg film instead of frames")
+    launch.add_argument("--key", default=None, help="PEM public key model offers are signed with")
     launch.add_argument("--chromium", default=None, help="chromium binary (default: on PATH)")
     launch.add_argument("--param", action=_Param, default=None, help="key=value, repeatable")
     launch.set_defaults(func=_launch)

@@ -37,10 +37,11 @@ PAGE_PARAMS = ("ws", "site", "device", "username", "password", "gateway", "prefi
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
-    """The built page, plus ``/model.tflite`` and ``/model.json`` from the model's path."""
+    """The built page, plus ``/model.tflite`` and ``/model.json`` from the model's path and
+    ``/signing-key.pem``, the public key model offers are signed with (if any)."""
 
-    def __init__(self, *args: Any, model: Path, **kwargs: Any) -> None:
-        self.model = model
+    def __init__(self, *args: Any, model: Path, key: Path | None, **kwargs: Any) -> None:
+        self.model, self.key = model, key
         super().__init__(*args, **kwargs)
 
     def translate_path(self, path: str) -> str:
@@ -49,15 +50,17 @@ class _PageHandler(SimpleHTTPRequestHandler):
             return str(self.model)
         if name == "/model.json":
             return str(self.model.with_suffix(".json"))
+        if name == "/signing-key.pem":
+            return str(self.key) if self.key is not None else "/nonexistent"
         return super().translate_path(path)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
 
 
-def serve(page: Path, model: Path) -> ThreadingHTTPServer:
-    """Serve ``page`` and ``model`` on a free loopback port, in a daemon thread."""
-    handler = partial(_PageHandler, directory=str(page), model=model)
+def serve(page: Path, model: Path, key: Path | None = None) -> ThreadingHTTPServer:
+    """Serve ``page``, ``model`` and ``key`` on a free loopback port, in a daemon thread."""
+    handler = partial(_PageHandler, directory=str(page), model=model, key=key)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, name="camera-page", daemon=True).start()
     return server
@@ -83,12 +86,26 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
     for key, value in (("telemetry", interval), ("confirm", confirm)):
         if value:
             values[key] = value
+    values["fps"] = "10"  # a film, not a phone: keep the suite's checks fed (--param fps=N)
     values.update(args.param or {})
     missing = [name for name in ("ws", "site", "device") if not values.get(name)]
     if missing:
         names = ", ".join(f"--{n} or {ENV}{'WS_URL' if n == 'ws' else n.upper()}" for n in missing)
         raise EdgeCascadeError(f"the camera launcher needs {names}")
     return values
+
+
+def _public_key(args: argparse.Namespace, tmp: Path) -> Path | None:
+    """The model signing key's PEM file: ``--key``, ``$EC_CONFORMANCE_MODEL_PUBLIC_KEY`` or the
+    PEM text of ``$EC_CONFORMANCE_MODEL_PUBLIC_KEY_PEM``; None: the page refuses every offer."""
+    path = args.key or os.environ.get(ENV + "MODEL_PUBLIC_KEY")
+    if path:
+        return Path(path)
+    text = os.environ.get(ENV + "MODEL_PUBLIC_KEY_PEM")
+    if not text:
+        return None
+    (tmp / "signing-key.pem").write_text(text)
+    return tmp / "signing-key.pem"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with tempfile.TemporaryDirectory(prefix="ec-camera-") as tmp:
         film = Path(args.video) if args.video else write_y4m(images_in(frames), Path(tmp) / "f.y4m")
-        server = serve(page_dir, model)
+        server = serve(page_dir, model, _public_key(args, Path(tmp)))
         url = page_url(f"http://127.0.0.1:{server.server_port}", settings)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=chromium_args(film))

@@ -56,7 +56,7 @@ def test_launched_page_publishes_and_its_will_follows_a_sigkill(
         "EC_CONFORMANCE_FRAMES": str(EVAL_SAMPLE),
         "EC_CONFORMANCE_TELEMETRY_INTERVAL_S": "1",
     }
-    command = [sys.executable, "-m", "edgecascade", "camera", "launch", "--param", "fps=5"]
+    command = [sys.executable, "-m", "edgecascade", "camera", "launch"]
     with Collector(site.mqtt(TESTER), f"ec/v1/{SITE}/{DEVICE}/#", client_id=TESTER) as seen:
         launcher = subprocess.Popen(
             command, env=env, start_new_session=True, preexec_fn=die_with_parent
@@ -84,4 +84,4 @@ def test_launcher_names_the_missing_settings(monkeypatch: pytest.MonkeyPatch) ->
         _settings(args)
     args.site, args.ws, args.device, args.password = "s1", "ws://h:1/", "cam1", ""
     url = page_url("http://x", _settings(args))
-    assert url == "http://x/?site=s1&device=cam1&ws=ws%3A%2F%2Fh%3A1%2F"
+    assert url == "http://x/?site=s1&device=cam1&ws=ws%3A%2F%2Fh%3A1%2F&fps=10"

@@ -146,7 +146,8 @@ def forwarded(cloud: Collector) -> int:
 
 
 def check_offer_refused(seen: Collector) -> None:
-    """The page installs no model: an offer gets a failed ack that says why."""
+    """An unsigned offer gets a failed ack that says why (tests/camera/test_rollout.py installs
+    a signed one)."""
     manifest = build_manifest(
         EDGE_MODEL.read_bytes(), name="fashion-edge", version="2.0.0", labels=["a"]
     )
@@ -155,7 +156,7 @@ def check_offer_refused(seen: Collector) -> None:
     assert wait_until(lambda: bool(decoded(seen, Kind.MODEL, ModelSub.ACK)), timeout=10)
     ack = decoded(seen, Kind.MODEL, ModelSub.ACK)[0].message
     assert isinstance(ack, ModelAckMessage) and ack.rollout_id == "r1"
-    assert ack.status == "failed" and "camera.model" in ack.detail
+    assert ack.status == "failed" and "is not signed" in ack.detail
     assert ack.sha256 == manifest.sha256
 
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from edgecascade.cloud.app import create_app
 from edgecascade.cloud.camera_settings import CameraSection
-from edgecascade.cloud.settings import CloudSettings
+from edgecascade.cloud.settings import CloudSettings, RegistrySection
+from edgecascade.shared.manifest import generate_keys
 from tests.cloud.conftest import serving
 from tests.utils.paths import EDGE_MODEL_FP32
 
@@ -71,3 +72,20 @@ def test_a_model_that_is_not_tflite_or_without_the_page_is_refused() -> None:
         CameraSection(dir=Path("/x"), model=Path("/x/model.onnx"))
     with pytest.raises(ValidationError, match=r"camera\.dir is not"):
         CameraSection(model=EDGE_MODEL_FP32)
+
+
+def test_the_public_signing_key_is_served_without_a_token(tmp_path: Path) -> None:
+    page = _page(tmp_path)
+    with camera_client(tmp_path, CameraSection(dir=page)) as client:
+        missing = client.get("/camera/signing-key.pem")
+    assert missing.status_code == 404 and "keys generate" in missing.json()["detail"]
+    private, public = generate_keys(tmp_path / "keys")
+    settings = CloudSettings(
+        data_dir=tmp_path / "cloud",
+        camera=CameraSection(dir=page),
+        registry=RegistrySection(signing_key=private),
+    )
+    with serving(create_app(settings, start_ingest=False)) as base, httpx.Client() as client:
+        response = client.get(f"{base}/camera/signing-key.pem")
+    assert response.status_code == 200 and response.content == public.read_bytes()
+    assert b"PRIVATE" not in response.content

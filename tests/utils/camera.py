@@ -26,6 +26,7 @@ from tests.utils.paths import EDGE_MODEL_FP32, EVAL_SAMPLE
 
 SITE, DEVICE, GATEWAY = "site1", "cam1", "gateway"
 TESTER = "camera-test"
+MODELS = "camera-models"  # answers chunk requests (tests/utils/model_server.py)
 MODEL = EDGE_MODEL_FP32  # the page needs a float-input model
 
 
@@ -71,6 +72,7 @@ def ws_site(workdir: Path) -> WsSite:
         device_acl(SITE, DEVICE, GATEWAY),
         gateway_acl(SITE, GATEWAY),
         AclBlock(TESTER, "camera tests", (("readwrite", site_filter(SITE)),)),
+        AclBlock(MODELS, "model server", (("readwrite", "ec/#"),)),
     ):
         passwords[block.username] = new_password()
         files.add(block, passwords[block.username])

@@ -50,7 +50,7 @@ export function newMessageId(now = Date.now()) {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-function envelope() {
+export function envelope() {
   return { schema_version: 1, msg_id: newMessageId(), ts: Date.now() / 1000 };
 }
 
@@ -86,6 +86,18 @@ export function modelAckMessage(rolloutId, version, sha256, status, detail) {
 
 export function replyMessage(correlation, status, data, error) {
   return { ...envelope(), correlation, status, data, error };
+}
+
+// A frame-codec payload -> [header, body]; null if it is not one.
+export function decodeFrame(payload) {
+  if (payload.length < 8 || new TextDecoder().decode(payload.subarray(0, 4)) !== "ECF1") return null;
+  const length = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(4, false);
+  if (8 + length > payload.length) return null;
+  try {
+    return [JSON.parse(new TextDecoder().decode(payload.subarray(8, 8 + length))), payload.subarray(8 + length)];
+  } catch {
+    return null;
+  }
 }
 
 // b"ECF1" | header length (uint32, big-endian) | header JSON (UTF-8) | body

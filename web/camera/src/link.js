@@ -43,7 +43,7 @@ export class SiteLink {
       this.onStatus("connected", url);
       this.client.publish(this.topic("state"), encodeJson(this.stateFor("online")), { qos: 1, retain: true });
       const filters = [this.topic("verdict"), this.topic("ack"), this.topic("cmd", "+"),
-        this.topic("model", "offer")];
+        this.topic("model", "offer"), this.topic("model", "chunk")];
       if (gateway !== null) filters.push(topic(prefix, site, gateway, "state"));
       this.client.subscribe(filters, { qos: 1 }, (err, granted) => {
         const refused = (granted ?? []).filter((g) => g.qos >= 128).map((g) => g.topic);

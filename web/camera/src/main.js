@@ -3,11 +3,12 @@
 // Settings come from the form or from the URL's query (for automation): ws, site, device,
 // username, password, gateway, prefix, threshold, fps, telemetry, max_side, quality, model, card.
 import {
-  encodeFrame, encodeJson, escalationHeader, modelAckMessage, parseTopic, replyMessage, resultMessage,
+  decodeFrame, encodeFrame, encodeJson, escalationHeader, parseTopic, replyMessage, resultMessage,
   stateMessage, telemetryMessage, validateId,
 } from "./contract.js";
 import { EdgeModel, hasWasmSimd, topK } from "./model.js";
 import { SiteLink } from "./link.js";
+import { Rollout } from "./rollout.js";
 import { Stats } from "./stats.js";
 
 const $ = (id) => document.getElementById(id);
@@ -105,6 +106,8 @@ class BrowserAgent {
     this.policy = `browser-t${config.threshold}`;
     this.link = new SiteLink(config, (status) => this.state(status), (t, p) => this.onMessage(t, p),
       (status, detail) => this.onStatus(status, detail));
+    this.rollout = new Rollout(this, new URL("signing-key.pem", location.href).href);
+    this.log = log;
     this.commands = { diagnostics: () => this.diagnostics(), config: () => { throw new Error("the browser camera takes its settings from its page, not remote config"); } };
   }
 
@@ -203,6 +206,11 @@ class BrowserAgent {
 
   onMessage(wireTopic, payload) {
     const parsed = parseTopic(wireTopic);
+    if (parsed?.kind === "model" && parsed.sub === "chunk") {
+      const frame = decodeFrame(payload);
+      if (frame) this.rollout.chunk(frame[0], frame[1]);
+      return;
+    }
     let message;
     try {
       message = JSON.parse(new TextDecoder().decode(payload));
@@ -222,7 +230,7 @@ class BrowserAgent {
     } else if (parsed.kind === "cmd" && parsed.sub) {
       this.command(parsed.sub, message);
     } else if (parsed.kind === "model" && parsed.sub === "offer") {
-      this.refuseOffer(message);
+      this.rollout.offer(new TextDecoder().decode(payload));
     }
   }
 
@@ -263,16 +271,12 @@ class BrowserAgent {
     log(`command ${name}: ${reply.status}`);
   }
 
-  // The page runs the model the server serves with it: it installs no rollout, and says so in a
-  // failed ack (the rollout controller counts it) rather than leaving the offer unanswered.
-  refuseOffer(offer) {
-    const manifest = offer?.manifest;
-    if (typeof offer?.rollout_id !== "string" || !manifest?.version || !manifest?.sha256) return;
-    const ack = modelAckMessage(offer.rollout_id, manifest.version, manifest.sha256, "failed",
-      "the browser camera runs the model its page is served with; update the cloud's camera.model and reload the page");
-    this.link.publish(this.link.topic("model", "ack"), encodeJson(ack), 1);
-    this.stats.count("offers.refused");
-    log(`model offer ${offer.rollout_id} refused: the page does not install models`);
+  // A verified model (the rollout): used from the next frame on; the retained state names it.
+  switchModel(model) {
+    this.model = model;
+    Object.assign(this.modelCanvas, { width: model.width, height: model.height });
+    this.link.republishState();
+    log(`switched to model ${model.ref.name} ${model.ref.version}`);
   }
 
   diagnostics() {

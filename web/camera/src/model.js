@@ -14,7 +14,7 @@ export function hasWasmSimd() {
   return typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
 }
 
-async function sha256Hex(bytes) {
+export async function sha256Hex(bytes) {
   if (!crypto.subtle) return null; // only in a secure context (HTTPS or localhost)
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -32,15 +32,19 @@ export class EdgeModel {
     if (digest !== null && card.sha256 && digest !== card.sha256) {
       throw new Error(`model ${modelUrl} has sha256 ${digest}, its card says ${card.sha256}`);
     }
+    return EdgeModel.fromBytes(bytes, card, digest ?? card.sha256 ?? "");
+  }
+
+  static async fromBytes(bytes, card, sha256) {
     try {
       const compiled = await loadAndCompile(bytes, { accelerator: "wasm" });
-      return new EdgeModel(compiled, card, digest ?? card.sha256 ?? "");
+      return new EdgeModel(compiled, card, sha256);
     } catch (exc) {
       // LiteRT.js's tensors are float32, int32 or uint8: an int8-input model cannot run here.
       const hint = /not supported|int8/i.test(exc.message)
         ? " LiteRT.js runs float32 and uint8 tensors: serve a float-input model (the _fp32 file)."
         : "";
-      throw new Error(`model ${card.name ?? modelUrl} cannot run in this page: ${exc.message}${hint}`);
+      throw new Error(`model ${card.name} cannot run in this page: ${exc.message}${hint}`);
     }
   }
 
