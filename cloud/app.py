@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from edgecascade.cloud import camera_page
 from edgecascade.cloud.api.errors import exception_handlers
 from edgecascade.cloud.api.routes import (
     accuracy,
@@ -89,4 +90,5 @@ def create_app(settings: CloudSettings, *, start_ingest: bool = True) -> FastAPI
     app.include_router(dashboard_api.router)
     app.include_router(dashboard_events.router)
     dashboard_pages.mount(app)
+    camera_page.mount(app, settings)
     return app

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edgecascade.cloud.alerts.config import AlertsSection
+from edgecascade.cloud.camera_settings import CameraSection
 from edgecascade.cloud.retention_settings import RetentionSection
 from edgecascade.shared.config import ComponentSettings, MqttSettings, Section
 from edgecascade.shared.topics import ID_PATTERN
@@ -368,6 +369,7 @@ class CloudSettings(ComponentSettings):
     alerts: AlertsSection = Field(
         default_factory=AlertsSection, description="Alert rules and notification channels."
     )
+    camera: CameraSection = Field(default_factory=CameraSection, description="The /camera/ page.")
     client_id: str = Field(
         "cloud-ingest",
         pattern=ID_PATTERN,

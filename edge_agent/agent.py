@@ -109,9 +109,7 @@ class Agent:
         self.outbox = open_outbox(s)
         self.link = open_link(s, self._on_message, self._state)
         ready = self.gateway_online.is_set if s.gateway_id is not None else None
-        self.sender = OutboxSender(
-            self.outbox, self.link, ready=ready, confirm_after_s=s.outbox_confirm_s
-        )
+        self.sender = OutboxSender(self.outbox, self.link, ready=ready, confirm_after_s=s.confirm_s)
         self.verdicts = VerdictBook()
         self.results = ResultEmitter(
             self.config,

@@ -250,7 +250,8 @@ class AgentSettings(ComponentSettings):
         pattern=ID_PATTERN,
         description=(
             "Publish only while this site gateway's retained state is online, so nothing is "
-            "sent to a site broker with nobody listening; none publishes whenever connected."
+            "sent to a site broker with nobody listening; none publishes whenever connected "
+            "and keeps nothing for a confirmation (only a gateway confirms)."
         ),
     )
     threads: int = Field(
@@ -303,6 +304,12 @@ class AgentSettings(ComponentSettings):
         if isinstance(tags, str):
             return [tag.strip() for tag in tags.split(",") if tag.strip()]
         return tags
+
+    @property
+    def confirm_s(self) -> float:
+        """``outbox_confirm_s``, or 0 without a site gateway: nothing else confirms a device's
+        results, so waiting for it would only send them again and again."""
+        return self.outbox_confirm_s if self.gateway_id is not None else 0.0
 
     @model_validator(mode="after")
     def _model_is_tflite(self) -> AgentSettings:

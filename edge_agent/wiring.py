@@ -48,7 +48,7 @@ def open_outbox(settings: AgentSettings) -> Outbox:
         s.data_dir / "outbox.db",
         quota_bytes=int(s.outbox_quota_mb * 1024 * 1024),
         replay_window_s=s.outbox_replay_s,
-        confirmed=CONFIRMED_CLASSES if s.outbox_confirm_s > 0 else (),
+        confirmed=CONFIRMED_CLASSES if s.confirm_s > 0 else (),
         synchronous=s.outbox_sync,
     )
 

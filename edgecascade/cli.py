@@ -18,6 +18,7 @@ from edgecascade.shared.errors import EdgeCascadeError
 
 def build_parser() -> argparse.ArgumentParser:
     from edgecascade.bench import add_parser as add_bench
+    from edgecascade.camera.cli import add_parser as add_camera
     from edgecascade.cascade_pick import add_parser as add_cascade
     from edgecascade.cloud.cli import add_parser as add_cloud
     from edgecascade.cloud.training.cli import add_trainer_parser
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_contract(sub)
     add_conformance(sub)
     add_deploy(sub)
+    add_camera(sub)
     return parser
 
 

@@ -9,6 +9,8 @@ Environment variables use the component's prefix and ``__`` between levels, for 
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,11 +125,35 @@ def load_settings(
     file_values = _read_toml(path) if path is not None else {}
     source = str(path) if path is not None else "defaults/environment"
     try:
+        _refuse_unknown_env(cls)
         env_values = EnvSettingsSource(cls)()
         values = _deep_merge(_deep_merge(file_values, env_values), overrides or {})
         return cls.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, cls)) from exc
+
+
+def _refuse_unknown_env(cls: type[ComponentSettings]) -> None:
+    """A variable with the component's prefix that names no setting is a typo (pydantic-settings
+    would ignore it, and the default would run): refused, naming it and the nearest settings."""
+    prefix = str(cls.model_config.get("env_prefix") or "").upper()
+    if not prefix:
+        return
+    delimiter = str(cls.model_config.get("env_nested_delimiter") or "__")
+    names = sorted(cls.model_fields)
+    problems = []
+    for key in sorted(os.environ):
+        if not key.upper().startswith(prefix):
+            continue
+        head = key[len(prefix) :].split(delimiter, 1)[0].lower()
+        if head in cls.model_fields:
+            continue
+        near = difflib.get_close_matches(head, names, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        problems.append(f"  {key}: no setting {head!r}{hint}")
+    if problems:
+        lines = [f"unknown environment variable(s) for {cls.__name__}:", *problems]
+        raise ConfigError("\n".join(lines))
 
 
 def _describe(exc: ValidationError, source: str, cls: type[BaseModel]) -> str:

@@ -36,6 +36,22 @@ def stored_results(database: Path) -> int:
         return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
 
 
+def wait_stored(database: Path, accepted: int, quiet_s: float = 5.0, timeout: float = 60) -> None:
+    """Until the cloud stored ``accepted`` results, or stored nothing new for ``quiet_s`` (what
+    was lost will not come: the control need not wait out the whole timeout)."""
+    last, changed = -1, time.monotonic()
+    deadline = changed + timeout
+    while time.monotonic() < deadline:
+        stored = stored_results(database)
+        if stored >= accepted:
+            return
+        if stored != last:
+            last, changed = stored, time.monotonic()
+        elif time.monotonic() - changed > quiet_s:
+            return
+        time.sleep(0.5)
+
+
 def awaiting(outbox: Path) -> int:
     """Rows an outbox sent and still waits to hear are committed."""
     with sqlite3.connect(outbox) as db:
@@ -84,7 +100,7 @@ def run_outage(tmp_path: Path, confirm_s: float) -> tuple[int, int, dict[str, in
         outboxes = [topology.agent_dir(a.name) / "outbox.db" for a in topology.agents]
         figures = [agent_outbox(path) for path in outboxes]
         accepted = sum(queued(f, "result") for f in figures)
-        wait_until(lambda: stored_results(database) >= accepted, timeout=60, step=1.0)
+        wait_stored(database, accepted)
         if confirm_s > 0:  # the cloud confirmed what the gateway sent: nothing left waiting
             uplink = tmp_path / "gateway" / "outbox.db"
             assert wait_until(lambda: awaiting(uplink) == 0, timeout=60), topology.log_tails()

@@ -32,6 +32,7 @@ class InstalledBroker:
     etc: Path
     broker: MosquittoBroker
     local_port: int
+    ws_port: int = 0  # the site broker's secure websockets listener (browser cameras)
 
     @property
     def files(self) -> BrokerFiles:
@@ -59,19 +60,21 @@ def install_broker(conf: str, name: str, root: Path, pki: Path) -> InstalledBrok
     for file in ("ca.crt", f"{name}.crt", f"{name}.key"):
         shutil.copy2(pki / file, etc / file)
     text = (REPO / "deploy" / "mosquitto" / conf).read_text()
-    tls_port, local_port = free_port(), free_port()
+    tls_port, local_port, ws_port = free_port(), free_port(), free_port()
     moves = [
         (ETC, f"{etc}/"),
         ("listener 8883\n", f"listener {tls_port} 127.0.0.1\n"),
         ("listener 1883 127.0.0.1\n", f"listener {local_port} 127.0.0.1\n"),
     ]
+    if "listener 9001\n" in text:
+        moves.append(("listener 9001\n", f"listener {ws_port} 127.0.0.1\n"))
     for old, new in moves:
         assert old in text, f"{conf} no longer has {old!r}: update the install steps"
         text = text.replace(old, new)
     (conf_d / "edgecascade.conf").write_text(text)
     debian_main = f"persistence true\npersistence_location {var}/\ninclude_dir {conf_d}\n"
     broker = MosquittoBroker(root / "run", port=tls_port, config=debian_main)
-    return InstalledBroker(name, etc, broker, local_port)
+    return InstalledBroker(name, etc, broker, local_port, ws_port)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -159,9 +159,15 @@ def start_unit(
         env |= read_env_file(Path(root.rewrite(env_file.lstrip("-"))))
     for directory in unit.get("StateDirectory", []):
         (root.var / directory).mkdir(parents=True, exist_ok=True)
+    # A short name: a socket's path has at most 107 bytes, and pytest's tmp_path is deep.
+    short = unit_name.removeprefix("edgecascade-").split("@")[0].split(".")[0]
+    notify_path = root.path / f"{short}.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify_path = root.path / f"{unit_name}.notify"
-    notify.bind(str(notify_path))
+    try:
+        notify.bind(str(notify_path))
+    except OSError:
+        notify.close()
+        raise
     notify.setblocking(False)
     env["NOTIFY_SOCKET"] = str(notify_path)
     if "WatchdogSec" in unit:

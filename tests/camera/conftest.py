@@ -1,0 +1,89 @@
+"""The camera page's fixtures: the built page, a site with a websockets listener and a gateway,
+and a headless chromium whose camera plays a film of the repository's images."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from edgecascade.brokers import MosquittoBroker
+from edgecascade.camera.build import build
+from edgecascade.camera.launch import CHROMIUM_ARGS, chromium_args
+from edgecascade.deploy.mosquitto import device_username
+from edgecascade.gateway.forwarder import Gateway
+from edgecascade.gateway.settings import GatewaySettings
+from tests.utils.camera import GATEWAY, SITE, WsSite, fashion_film, ws_site
+from tests.utils.mqtt import wait_until
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def camera_page() -> Path:
+    """The page built from web/camera/ (npm ci and esbuild the first time; later runs reuse it)."""
+    return build()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if CHROMIUM is None:
+        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def camera_browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
+    """Headless chromium whose camera plays the Fashion-MNIST film, camera prompts accepted."""
+    film = fashion_film(tmp_path / "film.y4m")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(film))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def plain_browser(playwright: Playwright) -> Iterator[Browser]:
+    """Headless chromium without a fake camera or its prompt accepted."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class CameraSite:
+    site: WsSite
+    cloud: MosquittoBroker
+    gateway: Gateway
+
+
+@pytest.fixture
+def camera_site(tmp_path: Path) -> Iterator[CameraSite]:
+    """The site broker (websockets too), a cloud broker and a real gateway between them."""
+    site = ws_site(tmp_path / "site")
+    cloud = MosquittoBroker(tmp_path / "cloud")
+    with site.broker, cloud:
+        settings = GatewaySettings.model_validate(
+            {
+                "site": SITE,
+                "gateway_id": GATEWAY,
+                "data_dir": tmp_path / "gateway",
+                "site_mqtt": site.mqtt(device_username(SITE, GATEWAY)),
+                "cloud_mqtt": cloud.settings,
+                "batch": {"linger_ms": 50},
+            }
+        )
+        gateway = Gateway(settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+        thread.start()
+        assert wait_until(lambda: gateway.site_link.connected)
+        yield CameraSite(site, cloud, gateway)
+        stop.set()
+        thread.join(timeout=20)

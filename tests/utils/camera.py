@@ -1,0 +1,99 @@
+"""A site for the browser camera: a site broker with the deployment's password file and ACL, a TCP
+listener and a websockets listener (Mosquitto 2.0 starts the websockets one only beside a plain
+one), a provisioned device, a gateway user and a test user who reads and writes the whole site;
+and a fake camera film made from the repository's Fashion-MNIST evaluation images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from edgecascade.brokers import MosquittoBroker, free_port
+from edgecascade.camera.video import images_in, write_y4m
+from edgecascade.deploy.mosquitto import (
+    AclBlock,
+    device_acl,
+    device_username,
+    gateway_acl,
+    new_password,
+    site_filter,
+)
+from edgecascade.deploy.provision import BrokerFiles
+from edgecascade.shared.config import MqttSettings
+from tests.utils.paths import EDGE_MODEL_FP32, EVAL_SAMPLE
+
+SITE, DEVICE, GATEWAY = "site1", "cam1", "gateway"
+TESTER = "camera-test"
+MODELS = "camera-models"  # answers chunk requests (tests/utils/model_server.py)
+MODEL = EDGE_MODEL_FP32  # the page needs a float-input model
+
+
+@dataclass(frozen=True)
+class WsSite:
+    """The site broker and who may use it."""
+
+    broker: MosquittoBroker
+    ws_url: str
+    passwords: dict[str, str]  # user name -> password
+
+    def mqtt(self, username: str) -> MqttSettings:
+        """Settings of ``username`` on the TCP listener."""
+        return MqttSettings(
+            host="127.0.0.1",
+            port=self.broker.port,
+            username=username,
+            password=SecretStr(self.passwords[username]),
+            reconnect_min=0.2,
+            reconnect_max=1.0,
+        )
+
+    def page_query(self, **extra: str) -> dict[str, str]:
+        """The camera page's settings for the provisioned device."""
+        username = device_username(SITE, DEVICE)
+        return {
+            "ws": self.ws_url,
+            "site": SITE,
+            "device": DEVICE,
+            "username": username,
+            "password": self.passwords[username],
+            "gateway": GATEWAY,
+            **extra,
+        }
+
+
+def ws_site(workdir: Path) -> WsSite:
+    """A site broker (not started) as ``deploy/mosquitto/site.conf`` sets up users and ACLs."""
+    files = BrokerFiles(workdir / "auth")
+    files.directory.mkdir(parents=True, exist_ok=True)
+    passwords = {}
+    for block in (
+        device_acl(SITE, DEVICE, GATEWAY),
+        gateway_acl(SITE, GATEWAY),
+        AclBlock(TESTER, "camera tests", (("readwrite", site_filter(SITE)),)),
+        AclBlock(MODELS, "model server", (("readwrite", "ec/#"),)),
+    ):
+        passwords[block.username] = new_password()
+        files.add(block, passwords[block.username])
+    port, ws_port = free_port(), free_port()
+    config = (
+        "per_listener_settings false\n"
+        "allow_anonymous false\n"
+        f"password_file {files.passwd}\n"
+        f"acl_file {files.acl}\n"
+        f"listener {port} 127.0.0.1\n"
+        "use_username_as_clientid true\n"
+        f"listener {ws_port} 127.0.0.1\n"
+        "protocol websockets\n"
+        "use_username_as_clientid true\n"
+        "message_size_limit 4194304\n"
+    )
+    broker = MosquittoBroker(workdir / "broker", port=port, config=config)
+    return WsSite(broker, f"ws://127.0.0.1:{ws_port}/", passwords)
+
+
+def fashion_film(out: Path) -> Path:
+    """20 of the evaluation images (two of each class) as a Y4M film, each held for half a
+    second at 10 fps."""
+    return write_y4m(images_in(EVAL_SAMPLE, limit=20), out)
