@@ -4,6 +4,7 @@ it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shlex
 import shutil
@@ -89,6 +90,15 @@ class Options:
         ):
             if not path.exists():
                 raise ConfigError(f"{what} {path} does not exist")
+        if "offers" in self.groups and _digest(self.model) == _digest(self.offer_model):
+            raise ConfigError(
+                f"offer model {self.offer_model} is the model the agent starts with: the valid "
+                "offer must install another model the agent can run (--offer-model)"
+            )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_conformance(options: Options) -> Report:

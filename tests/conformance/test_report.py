@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgecascade.conformance.defaults import GROUP_NAMES
+from edgecascade.conformance.defaults import DEFAULT_MODEL, GROUP_NAMES
 from edgecascade.conformance.python_agent import agent_argv
 from edgecascade.conformance.recorder import Seen
 from edgecascade.conformance.report import Report, failed, passed, skipped
@@ -41,6 +41,9 @@ def test_a_run_without_an_agent_command_or_with_an_unknown_check_is_refused() ->
         run_conformance(Options(agent_cmd=None))
     with pytest.raises(ConfigError, match="unknown check"):
         run_conformance(Options(agent_cmd="true", groups=["state", "telepathy"]))
+    same = Options(agent_cmd="true", offer_model=DEFAULT_MODEL)
+    with pytest.raises(ConfigError, match="is the model the agent starts with"):
+        run_conformance(same)
 
 
 def test_the_python_agent_launcher_maps_every_setting() -> None:
