@@ -308,8 +308,10 @@ class Gateway:
     ) -> Pending:
         def outcome(result: PutOutcome) -> None:
             self._tally(klass, result)
-            if result != "dropped" and klass in CONFIRMED_CLASSES and self.uplink.confirmed:
-                self.confirms.add(parsed.device, msg.msg_id)  # the device may forget it
+            # On disk here: the device may forget it, whatever this gateway's own uplink does
+            # (with outbox_confirm_s = 0 it does not wait for the cloud, but devices still may).
+            if result != "dropped" and klass in CONFIRMED_CLASSES:
+                self.confirms.add(parsed.device, msg.msg_id)
 
         return Pending(message, (klass, outgoing, msg.msg_id), outcome)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.shared.codec import decode, encode
-from edgecascade.shared.messages import DeadLetterMessage, EscalationHeader, TelemetryMessage
+from edgecascade.shared.messages import (
+    AckMessage,
+    DeadLetterMessage,
+    EscalationHeader,
+    TelemetryMessage,
+)
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.topics import Kind, Topic, topic, topic_filter
 from tests.gateway.conftest import (
@@ -168,3 +173,25 @@ def test_an_audit_sample_goes_up_under_the_lowest_class(
         audit.msg_id: True,
         unsure.msg_id: False,
     }
+
+
+def test_devices_get_their_acks_even_when_the_gateway_does_not_wait_for_the_cloud(
+    brokers: tuple[MosquittoBroker, MosquittoBroker], start_gateway: StartGateway
+) -> None:
+    """``outbox_confirm_s = 0`` is the gateway's own uplink choice: what it committed to disk is
+    still confirmed to the devices, which would otherwise send it again and again."""
+    site, _ = brokers
+    start_gateway(outbox_confirm_s=0)
+    sent = results(5)
+    with Collector(site.settings, topic_filter(Kind.ACK)) as collector:
+        publish_all(site.settings, [m for _, m in sent])
+
+        def acked() -> set[str]:
+            ids: set[str] = set()
+            for message in collector.messages:
+                ack = decode(Topic.parse(message.topic), message.payload).message
+                assert isinstance(ack, AckMessage)
+                ids.update(ack.msg_ids)
+            return ids
+
+        assert wait_until(lambda: acked() == {msg_id for msg_id, _ in sent}), acked()
