@@ -1,9 +1,9 @@
 """A flooding device for ``edgecascade bench gateway``: a process of its own, as a device is.
 
 Publishes valid result messages of one device at QoS 1, at a rate (or as fast as the broker
-acknowledges them), until its standard input closes; then writes the message ids it published
-and how long it ran as JSON. Run as ``python -m edgecascade.benchmarks.flood_device``; the bench
-starts it (:class:`FloodDevice`).
+acknowledges them), until its standard input closes; then writes, as JSON, the message ids it
+published, how long it ran and the CPU time it (and its ``mosquitto_pub``) took. Run as
+``python -m edgecascade.benchmarks.flood_device``; the bench starts it (:class:`FloodDevice`).
 
 It is a process, not a thread of the bench, because a device does not share the measuring process's
 interpreter lock: as a thread, the flood's own Python work delayed the bench's paced publisher and
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,7 @@ class FloodDevice:
         self.out = out
         self.ids: list[str] = []
         self.seconds = 0.0
+        self.cpu_s = 0.0  # its CPU time in all, start-up included
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -162,7 +164,7 @@ class FloodDevice:
         self._proc = None
         if self.out.exists():
             report = json.loads(self.out.read_text())
-            self.ids, self.seconds = report["ids"], report["seconds"]
+            self.ids, self.seconds, self.cpu_s = report["ids"], report["seconds"], report["cpu_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         ids, seconds = flood(args.port, args.site, args.rate, stop, ready)
     else:
         ids, seconds = flood_through(binary, args.port, args.site, args.rate, stop, ready)
-    args.out.write_text(json.dumps({"ids": ids, "seconds": seconds}))
+    spent = os.times()  # this process's CPU and its mosquitto_pub's (waited for)
+    cpu_s = spent.user + spent.system + spent.children_user + spent.children_system
+    args.out.write_text(json.dumps({"ids": ids, "seconds": seconds, "cpu_s": cpu_s}))
     return 0
 
 

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from edgecascade.benchmarks.cascade_tap import counted_gateway_env
 from edgecascade.benchmarks.flood_device import FloodDevice
 from edgecascade.benchmarks.gateway import (
@@ -37,13 +39,18 @@ from edgecascade.benchmarks.gateway import (
 
 
 def _paced(
-    port: int, sub: _Subscriber, args: argparse.Namespace, flooder: FloodDevice | None
+    port: int,
+    sub: _Subscriber,
+    args: argparse.Namespace,
+    flooder: FloodDevice | None,
+    gateway: psutil.Process,
 ) -> dict[str, Any]:
     """The paced run by the neighbours (with the flooder publishing meanwhile, when given)."""
     import numpy as np
 
     messages = _messages(args.paced_results, args.devices)
     sub.reset(0)  # arrivals are counted for the neighbours' ids only, below
+    cpu = _cpu_s(gateway)
     if flooder is not None:
         flooder.start()
     sent = _publish(port, messages, args.paced_rate)
@@ -53,6 +60,7 @@ def _paced(
     while time.monotonic() < deadline and not all(i in sub.arrived for i in sent):
         time.sleep(0.1)
     time.sleep(0.5)  # duplicates, if any, arrive after the last new id
+    cpu = _cpu_s(gateway) - cpu
     arrived = dict(sub.arrived)
     latencies = np.array([(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived])
     return {
@@ -63,7 +71,14 @@ def _paced(
         "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
         "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else None,
         "flooder_arrived": sum(1 for i in flooder.ids if i in arrived) if flooder else 0,
+        "gateway_cpu_s": cpu,  # the gateway process's, all its threads
+        "flooder_cpu_s": flooder.cpu_s if flooder else 0.0,  # with its mosquitto_pub
     }
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def flooder_path(
@@ -94,14 +109,14 @@ def flooder_path(
     ]
     sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud-flooder")
     try:
-        group.spawn_cli("gateway", *argv, env=env)
+        gateway = psutil.Process(group.spawn_cli("gateway", *argv, env=env).pid)
         wait_gateway_online(site_port, args.timeout)
-        phases = {"quiet": _paced(site_port, sub, args, None)}
+        phases = {"quiet": _paced(site_port, sub, args, None, gateway)}
         for phase, site in (("control", f"{SITE}-elsewhere"), ("flood", SITE)):
             flooder = FloodDevice(
                 site_port, site, budget * args.flooder_times, work / f"flooder-{phase}.json"
             )
-            phases[phase] = _paced(site_port, sub, args, flooder)
+            phases[phase] = _paced(site_port, sub, args, flooder, gateway)
             rate = len(flooder.ids) / flooder.seconds if flooder.seconds else 0.0
             phases[phase]["flooder_sent"] = len(flooder.ids)
             phases[phase]["flooder_results_per_s"] = rate
