@@ -2,7 +2,9 @@
 
 Uplink: every device message is first checked against its device's rate limits
 (:mod:`gateway.ratelimit`, before any decoding; what exceeds them is counted, dead-lettered once per
-device, class and interval, acknowledged and never forwarded), then validated against the contract
+device, class and interval, acknowledged and never forwarded; the rest of the excess acknowledged
+at once, out of turn, so a flood neither waits behind its neighbours' commits nor fills the broker's
+in-flight window ahead of them), then validated against the contract
 and de-duplicated by message id before it is accepted. An accepted message is committed to the
 uplink outbox (in groups, by :class:`gateway.intake.Intake`) and only then acknowledged to the site
 broker (manual ack), so a gateway killed at any point either still has the message on disk or gets
@@ -273,7 +275,7 @@ class Gateway:
             # Before any decoding: a flood costs a lookup per message, not a validation.
             excess = self.limiter.check(parsed.device, parsed.kind, len(message.payload))
             if excess is not None:
-                self.intake.submit(Pending(message, self._rate_limited(message, excess)))
+                self._refuse(message, excess)
                 return
             decoded = decode(parsed, message.payload)
         except ContractError as exc:
@@ -330,13 +332,16 @@ class Gateway:
         logger.warning("dead letter from %s: %s", message.topic[:200], reason)
         return self._letter(message, reason)
 
-    def _rate_limited(self, message: Received, excess: Excess) -> Entry | None:
-        """The dead letter of a message over its device's budget, if it is the interval's first
-        (the limiter counts the rest); acknowledged either way, never forwarded."""
+    def _refuse(self, message: Received, excess: Excess) -> None:
+        """A message over its device's budget: never forwarded. The interval's first is
+        dead-lettered (committed, then acknowledged in its turn); the rest, which the limiter
+        only counts, are acknowledged at once, out of turn, so a flood waits behind nothing and
+        nothing waits behind it (:meth:`gateway.intake.Intake.refuse`)."""
         if excess.reason is None:
-            return None
+            self.intake.refuse(message)
+            return
         logger.warning("rate limited on %s: %s", message.topic[:200], excess.reason)
-        return self._letter(message, excess.reason)
+        self.intake.submit(Pending(message, self._letter(message, excess.reason)))
 
     def _letter(self, message: Received, reason: str) -> Entry:
         letter = DeadLetterMessage(

@@ -8,6 +8,8 @@ acknowledges the group in arrival order (MQTT wants PUBACKs in the order the PUB
 The queue between them is bounded: when it is full the network thread waits, the broker stops
 sending (its in-flight window fills) and the backlog stays in the broker, not in our memory.
 The queue, the thread and the acknowledgements are :class:`shared.consumer.CommitConsumer`'s.
+The exception is a message the gateway refuses (over its device's rate limit, not the first of its
+interval): :meth:`Intake.refuse` acknowledges it at once, out of turn, without queueing it.
 """
 
 from __future__ import annotations
@@ -86,6 +88,11 @@ class Intake:
         :meth:`stop` it is left unacknowledged: the broker delivers it to the next session."""
         put = None if pending.entry is None else _Put(pending.entry, pending.on_outcome)
         self._consumer.submit(pending.message, put)
+
+    def refuse(self, message: Received) -> None:
+        """Acknowledge a refused message at once, out of turn (the network thread): a flooding
+        device's excess must not wait behind, nor hold up, its neighbours' commits."""
+        self._consumer.refuse(message)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and acknowledge what is queued, then stop."""

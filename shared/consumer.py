@@ -24,7 +24,10 @@ the order the PUBLISHes came (MQTT asks for it), and only on the connection that
 message: after a reconnect the resumed session delivers it again, and its old packet id may then
 name another message. ``prepare`` runs once per message, before the first attempt, so a retried
 commit does not redo (or recount) its work; a message it returns None for, or submitted without
-an item, is only acknowledged in its turn.
+an item, is only acknowledged in its turn. A message submitted without an item when nothing before
+it is unsettled is acknowledged at once by the network thread: what a gateway refuses (a flooding
+device's excess) then costs no hand-over to the commit thread, and the commit thread is woken only
+when the queue gets its first message (or a full batch), not for every one.
 
 :meth:`CommitConsumer.stop` stops taking messages (one submitted later is left unacknowledged for
 the next session), commits and acknowledges what is queued, then returns. A transient failure
@@ -112,6 +115,8 @@ class CommitConsumer(Generic[T, U]):
         self.rejected = 0  # messages acknowledged uncommitted: their data failed on its own
         self.errors = 0  # batches left unacknowledged after an unexpected error
         self.stalls = 0  # times the network thread waited for room in the queue
+        self.immediate = 0  # messages with nothing to commit acknowledged on arrival
+        self.refused = 0  # messages acknowledged out of turn by refuse()
         self._link = link
         self._commit = commit
         self._prepare = prepare
@@ -160,6 +165,12 @@ class CommitConsumer(Generic[T, U]):
         """
         delivery = _Delivery(message, self._link.connects, item)
         with self._cond:
+            if item is None and not self._queue and not self._taken and not self.stopping:
+                # Nothing before it is unsettled: its turn is now. Acknowledged here, it costs
+                # no wake-up of the commit thread (a flood of refused messages is mostly these).
+                self.immediate += 1
+                self._link.ack(message)
+                return True
             if len(self._queue) >= self._max_queued and not self.stopping:
                 self.stalls += 1
             while len(self._queue) >= self._max_queued and not self.stopping:
@@ -167,7 +178,27 @@ class CommitConsumer(Generic[T, U]):
             if self.stopping:
                 return False
             self._queue.append(delivery)
-            self._cond.notify_all()
+            if len(self._queue) == 1 or len(self._queue) >= self._max_batch:
+                self._cond.notify_all()  # the commit thread waits for the first, or lingers
+        return True
+
+    def refuse(self, message: Received) -> bool:
+        """Acknowledge ``message``, which will never be committed, now: out of turn.
+
+        For what a gateway refuses (a device over its rate limit). MQTT asks for PUBACKs in the
+        order the PUBLISHes came, but brokers match them by packet id (Mosquitto, EMQX); held back
+        behind its neighbours' commits, a flood's refused messages filled the broker's in-flight
+        window during any slow commit, and its neighbours' messages then waited in the broker
+        behind the flood. Acknowledged at once, a refused message holds nothing up and costs
+        the commit thread nothing; a message before it that is not committed yet is still
+        acknowledged only after its commit (or delivered again). After :meth:`stop`: False,
+        left unacknowledged for the next session (which refuses it again).
+        """
+        with self._cond:
+            if self.stopping:
+                return False
+            self.refused += 1
+        self._link.ack(message)
         return True
 
     # -- commit thread ---------------------------------------------------------------------------

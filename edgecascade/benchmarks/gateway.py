@@ -112,8 +112,8 @@ class _Subscriber:
         self.connected_at = time.perf_counter()
 
     def close(self) -> None:
+        self.client.disconnect()  # first: it wakes paho's loop, which then ends at once
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 def _messages(count: int, devices: int) -> list[tuple[str, str, bytes]]:
@@ -161,8 +161,8 @@ def _publish(
         infos.append(client.publish(wire, payload, qos=1))
     for info in infos:
         info.wait_for_publish(timeout=60)
+    client.disconnect()  # first: it wakes paho's loop, which then ends at once
     client.loop_stop()
-    client.disconnect()
     return sent
 
 
@@ -353,8 +353,8 @@ def wait_gateway_online(port: int, timeout: float, site: str = SITE) -> None:
         if not online.wait(timeout):
             raise RuntimeError(f"the gateway did not come online within {timeout:g} s")
     finally:
+        client.disconnect()  # first: it wakes paho's loop, which then ends at once
         client.loop_stop()
-        client.disconnect()
 
 
 def add_gateway_parser(benches: Any) -> None:

@@ -5,10 +5,11 @@ A gateway of its own (a fresh outbox) runs with a per-device result budget of
 made three times by the same neighbour devices, each well within the budget:
 
 - **quiet**: alone;
-- **control**: while one more device, ``flooder``, publishes results at ``--flooder-times`` its
-  budget (0: as fast as the site broker acknowledges them) on another site's topic, which the
-  gateway does not subscribe to: the same load on the machine and the broker (everything shares
-  the cores here; a real flooder is a device of its own), none on the gateway;
+- **control**: while one more device, ``flooder`` (a process of its own,
+  :mod:`.flood_device`), publishes results at ``--flooder-times`` its budget (0: as fast as the
+  site broker acknowledges them) on another site's topic, which the gateway does not subscribe
+  to: the same load on the machine and the broker (everything shares the cores here; a real
+  flooder is a machine of its own), none on the gateway;
 - **flood**: the same flood on the gateway's own site.
 
 Reported: the neighbours' p50/p99 publish-to-cloud latency in each and the ratios to quiet (the
@@ -20,17 +21,15 @@ rate as a multiple of its budget, and how many of its results went up.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+import psutil
 
 from edgecascade.benchmarks.cascade_tap import counted_gateway_env
+from edgecascade.benchmarks.flood_device import FloodDevice
 from edgecascade.benchmarks.gateway import (
-    PUBLISH_WINDOW,
     SITE,
     _messages,
     _publish,
@@ -38,71 +37,20 @@ from edgecascade.benchmarks.gateway import (
     wait_gateway_online,
 )
 
-FLOODER = "flooder"
-
-
-class _Flooder(threading.Thread):
-    """Publishes results of one device at QoS 1 at a rate (or as fast as they are acknowledged),
-    until stopped."""
-
-    def __init__(self, port: int, site: str, rate: float) -> None:
-        """``rate``: results/s to publish at (0: as fast as acknowledged)."""
-        super().__init__(name="bench-flooder", daemon=True)
-        self.port = port
-        self.site = site
-        self.rate = rate
-        self.ids: list[str] = []
-        self.seconds = 0.0
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=120)
-
-    def run(self) -> None:
-        from edgecascade.benchmarks.messages import sample_result
-        from edgecascade.shared.codec import encode
-        from edgecascade.shared.topics import Kind, topic
-
-        wire = topic(self.site, FLOODER, Kind.RESULT)
-        window = threading.Semaphore(PUBLISH_WINDOW)
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="bench-flooder", protocol=paho.MQTTv5
-        )
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
-        client.on_publish = lambda *args: window.release()
-        client.connect("127.0.0.1", self.port)
-        client.loop_start()
-        start = time.perf_counter()
-        infos = []
-        n = 0
-        while not self._stop_event.is_set():
-            if self.rate:
-                pause = start + n / self.rate - time.perf_counter()
-                if pause > 0.001:
-                    time.sleep(pause)
-            if not window.acquire(timeout=1):
-                continue
-            message = sample_result(n)
-            n += 1
-            self.ids.append(message.msg_id)
-            infos.append(client.publish(wire, encode(message), qos=1))
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-        self.seconds = time.perf_counter() - start
-        client.loop_stop()
-        client.disconnect()
-
 
 def _paced(
-    port: int, sub: _Subscriber, args: argparse.Namespace, flooder: _Flooder | None
+    port: int,
+    sub: _Subscriber,
+    args: argparse.Namespace,
+    flooder: FloodDevice | None,
+    gateway: psutil.Process,
 ) -> dict[str, Any]:
     """The paced run by the neighbours (with the flooder publishing meanwhile, when given)."""
     import numpy as np
 
     messages = _messages(args.paced_results, args.devices)
     sub.reset(0)  # arrivals are counted for the neighbours' ids only, below
+    cpu = _cpu_s(gateway)
     if flooder is not None:
         flooder.start()
     sent = _publish(port, messages, args.paced_rate)
@@ -112,6 +60,7 @@ def _paced(
     while time.monotonic() < deadline and not all(i in sub.arrived for i in sent):
         time.sleep(0.1)
     time.sleep(0.5)  # duplicates, if any, arrive after the last new id
+    cpu = _cpu_s(gateway) - cpu
     arrived = dict(sub.arrived)
     latencies = np.array([(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived])
     return {
@@ -122,7 +71,14 @@ def _paced(
         "latency_ms_p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
         "latency_ms_p99": float(np.percentile(latencies, 99)) if len(latencies) else None,
         "flooder_arrived": sum(1 for i in flooder.ids if i in arrived) if flooder else 0,
+        "gateway_cpu_s": cpu,  # the gateway process's, all its threads
+        "flooder_cpu_s": flooder.cpu_s if flooder else 0.0,  # with its mosquitto_pub
     }
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def flooder_path(
@@ -153,12 +109,14 @@ def flooder_path(
     ]
     sub = _Subscriber(cloud_port, "ec/v1/#", "bench-cloud-flooder")
     try:
-        group.spawn_cli("gateway", *argv, env=env)
+        gateway = psutil.Process(group.spawn_cli("gateway", *argv, env=env).pid)
         wait_gateway_online(site_port, args.timeout)
-        phases = {"quiet": _paced(site_port, sub, args, None)}
+        phases = {"quiet": _paced(site_port, sub, args, None, gateway)}
         for phase, site in (("control", f"{SITE}-elsewhere"), ("flood", SITE)):
-            flooder = _Flooder(site_port, site, budget * args.flooder_times)
-            phases[phase] = _paced(site_port, sub, args, flooder)
+            flooder = FloodDevice(
+                site_port, site, budget * args.flooder_times, work / f"flooder-{phase}.json"
+            )
+            phases[phase] = _paced(site_port, sub, args, flooder, gateway)
             rate = len(flooder.ids) / flooder.seconds if flooder.seconds else 0.0
             phases[phase]["flooder_sent"] = len(flooder.ids)
             phases[phase]["flooder_results_per_s"] = rate

@@ -85,7 +85,18 @@ def _flooder_figures(flooder: dict[str, Any]) -> dict[str, Any]:
         f"{_ratio(ratio('p99', control))}); neighbours lost "
         f"{quiet['lost'] + control['lost'] + flood['lost']}"
     )
+    # What the flood cost the gateway: its CPU beyond the control phase's, per refused message.
+    refused = flood["flooder_sent"] - flood["flooder_arrived"]
+    extra_cpu = flood["gateway_cpu_s"] - control["gateway_cpu_s"]
+    per_refused = extra_cpu / refused * 1e6 if refused > 0 else None
+    line += (
+        f"\ngateway CPU s quiet/control/flood {quiet['gateway_cpu_s']:.2f}/"
+        f"{control['gateway_cpu_s']:.2f}/{flood['gateway_cpu_s']:.2f} "
+        f"({'n/a' if per_refused is None else f'{per_refused:.0f}'} us a refused message); "
+        f"the flooder's own CPU {flood['flooder_cpu_s']:.2f} s"
+    )
     return {
+        "flooder_gateway_cpu_us_per_refused": per_refused,
         "flooder": flooder,
         "flooder_p50_ratio": ratio("p50", quiet),
         "flooder_p99_ratio": ratio("p99", quiet),

@@ -129,6 +129,10 @@ def test_bench_gateway_writes_json_and_loses_nothing(tmp_path: Path) -> None:
     assert 0 < flooder["flood"]["flooder_arrived"] < flooder["flood"]["flooder_sent"]
     assert report["flooder_p99_ratio"] > 0 and report["flooder_vs_control_p99_ratio"] > 0
     assert report["flooder_vs_budget"] > 1
+    # What the flood cost: the gateway's CPU in each phase, and the flooder's own.
+    assert all(flooder[phase]["gateway_cpu_s"] > 0 for phase in ("quiet", "control", "flood"))
+    assert flooder["flood"]["flooder_cpu_s"] > 0 and flooder["quiet"]["flooder_cpu_s"] == 0
+    assert report["flooder_gateway_cpu_us_per_refused"] is not None
 
 
 def test_bench_cloud_stores_every_result_on_sqlite_and_postgresql(

@@ -89,3 +89,19 @@ def test_a_full_disk_leaves_the_group_unacknowledged_until_space_returns(tmp_pat
     intake.stop()
     assert acked == list(range(1, 11)) and box.depth() == {"result": 11}
     assert not any(name.startswith("dropped.") for name in box.counters())
+
+
+def test_a_refused_message_is_acknowledged_before_the_commits_queued_ahead_of_it(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+    acked: list[tuple[int, int]] = []  # (mid, rows on disk when it was acknowledged)
+    intake = Intake(box, AckRecorder(lambda m: acked.append((m.mid, sum(box.depth().values())))))
+    intake.submit(Pending(received(1), ("result", Outgoing("t/1", b"r"), "id1")))
+    intake.refuse(received(2))  # not started: 1 is not committed, 2 is acknowledged all the same
+    assert acked == [(2, 0)]
+    intake.start()
+    intake.stop()
+    assert acked == [(2, 0), (1, 1)]  # 1 only once on disk
+    intake.refuse(received(3))  # stopped: left to the broker
+    assert [mid for mid, _ in acked] == [2, 1]

@@ -138,6 +138,51 @@ def test_acknowledgements_follow_arrival_order_including_messages_with_nothing_t
     assert store.acked_at_call == [[], [1, 2, 3, 4], [1, 2, 3, 4, 5, 6, 7, 8]]
 
 
+def test_nothing_to_commit_and_nothing_unsettled_before_it_is_acknowledged_on_arrival(
+    make: Make, link: AckRecorder, store: Store
+) -> None:
+    consumer = make()
+    consumer.start()
+    for mid in (1, 2, 3):  # a flood of refused messages: acknowledged by the submitting thread
+        consumer.submit(received(mid), None)
+        assert link.acked == list(range(1, mid + 1))  # already, before submit returned
+    assert consumer.immediate == 3 and store.batches == []
+    store.hold()
+    consumer.submit(received(4), 4)
+    assert store.entered.wait(TIMEOUT)  # 4 is inside its commit
+    consumer.submit(received(5), None)  # behind 4: waits for its turn
+    consumer.submit(received(6), 6)
+    assert link.acked == [1, 2, 3] and consumer.immediate == 3
+    store.release.set()
+    assert link.wait_acked(6)
+    assert link.acked == [1, 2, 3, 4, 5, 6]
+    assert store.batches == [[4], [6]]
+    assert wait_until(lambda: consumer.queued == 0, timeout=TIMEOUT)
+    consumer.submit(received(7), None)  # all settled again
+    assert link.acked[-1] == 7 and consumer.immediate == 4
+    consumer.stop()
+    assert not consumer.submit(received(8), None)  # stopped: left to the next session
+    assert link.acked[-1] == 7
+
+
+def test_a_refused_message_is_acknowledged_at_once_even_behind_an_unsettled_commit(
+    make: Make, link: AckRecorder, store: Store
+) -> None:
+    consumer = holding_the_first(make(), store)  # 1 is inside its commit
+    consumer.submit(received(2), 2)
+    for mid in (3, 4):  # a flood's excess: waits for nothing and holds nothing up
+        assert consumer.refuse(received(mid))
+    assert link.acked == [3, 4] and consumer.refused == 2
+    assert consumer.queued == 2  # 1 and 2 are still to commit, then to acknowledge
+    store.release.set()
+    assert link.wait_acked(4)
+    assert link.acked == [3, 4, 1, 2]  # a committed message only after its commit
+    assert store.batches == [[1], [2]]
+    consumer.stop()
+    assert not consumer.refuse(received(5))  # stopped: left to the next session
+    assert link.acked == [3, 4, 1, 2]
+
+
 def test_a_full_queue_holds_the_network_thread_back(
     make: Make, link: AckRecorder, store: Store
 ) -> None:
