@@ -18,6 +18,7 @@ EdgeCascadeError
  │    │    └── DiskFullError     the outbox's disk is full (shared.outbox.Outbox.put_many)
  │    └── PermanentCommitError  the data cannot be stored: committed message by message
  ├── AgentError           the edge agent's          -> drawn in edgecascade.edge_agent.errors
+ ├── CameraBuildError     the browser camera page could not be built (edgecascade.camera.build)
  ├── CloudError           tokens, registry, rollouts -> drawn in edgecascade.cloud.errors
  └── DeployError          ``edgecascade deploy``'s  -> drawn in edgecascade.deploy.errors
 

@@ -7,11 +7,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.postgres import PostgresServer, find_server_binaries, scratch_database
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Playwright
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
@@ -83,3 +87,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     engine.dispose()
     return f"{base}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """One Playwright driver per test process: its sync API runs an event loop in this thread,
+    and a second one started while the first lives fails ("Sync API inside the asyncio loop")."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.camera.build import build
@@ -31,17 +31,11 @@ def camera_page() -> Path:
     return build()
 
 
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    if CHROMIUM is None:
-        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
-    with sync_playwright() as p:
-        yield p
-
-
 @pytest.fixture
 def camera_browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
     """Headless chromium whose camera plays the Fashion-MNIST film, camera prompts accepted."""
+    if CHROMIUM is None:
+        pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
     film = fashion_film(tmp_path / "film.y4m")
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(film))
     yield browser

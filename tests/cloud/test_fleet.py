@@ -118,7 +118,10 @@ def test_config_targets_a_tag_expression_through_the_gateway(
     assert created.status_code == 201, created.text
     version = created.json()["version"]
     assert wait_until(lambda: configs(api)["cam1"]["reported"] == version, timeout=20)
-    cam1 = api.get("/api/devices/site1/cam1/config").json()
+    # The state naming the version and the command's reply travel apart: either may come first.
+    config_of_cam1 = "/api/devices/site1/cam1/config"
+    assert wait_until(lambda: api.get(config_of_cam1).json()["reply"] is not None, timeout=20)
+    cam1 = api.get(config_of_cam1).json()
     assert cam1["desired"] == version and cam1["drift"] is False
     assert cam1["settings"] == request["settings"] and cam1["reply"]["status"] == "ok"
     assert site.agents["cam1"].agent.settings.escalation.threshold == 0.3

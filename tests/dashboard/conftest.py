@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Playwright
 
 from tests.cloud.conftest import client, cloud_settings, services  # noqa: F401
 
@@ -20,18 +20,17 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def tab() -> Iterator[Page]:
+def tab(playwright: Playwright) -> Iterator[Page]:
     """A page of a fresh headless chromium against a served API; page errors fail the test."""
     if CHROMIUM is None:
         pytest.fail("no chromium on PATH: apt-get install chromium (scripts/test does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    browser.close()
     assert not errors, errors
 
 
