@@ -40,7 +40,10 @@ class LogRing(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record)[:LINE_LIMIT])
+            # A NUL (from hostile input that was logged) would make the whole answer invalid:
+            # the contract refuses NUL in every text, so it is kept visible as an escape.
+            line = self.format(record).replace("\x00", "\\x00")
+            self.lines.append(line[:LINE_LIMIT])
         except Exception:  # a record that does not format must not break the caller
             self.handleError(record)
 
