@@ -5,7 +5,9 @@
 2. **Infer** (the agent's main loop): ``invoke()`` and postprocess. LiteRT releases the GIL while
    it invokes, so stages 1 and 3 run on another core meanwhile.
 3. **Emit** (:class:`Emitter`, its own thread): the escalation decision, the result message, the
-   commit to the disk outbox, the escalation payload.
+   escalation payload, and the commit to the disk outbox: the results waiting together are
+   committed in one transaction (one fsync with ``outbox_sync = full``), so the disk's sync
+   time is shared by the frames that arrived while the previous commit ran (a group commit).
 
 A live source keeps producing while the model works; when inference is slower than the camera the
 prepare queue is full and the *oldest* waiting frame is dropped (counted in ``dropped``), so the
@@ -150,10 +152,16 @@ class FrameFeed:
 
 
 class Emitter(Generic[T]):
-    """Stage 3: hand items to ``emit`` on a thread of its own, in order, none dropped."""
+    """Stage 3: hand items to ``emit`` on a thread of its own, in order, none dropped.
 
-    def __init__(self, emit: Callable[[T], None], maxsize: int = 4) -> None:
+    ``emit`` takes a batch: every item already waiting when the thread comes back for more (up
+    to ``batch``), so a sink that commits to disk commits them in one transaction (one fsync)
+    instead of one each. A batch is never waited for: an item that finds the thread idle goes
+    alone, at once."""
+
+    def __init__(self, emit: Callable[[list[T]], None], maxsize: int = 16, batch: int = 16) -> None:
         self._emit = emit
+        self._batch = max(1, batch)
         self._queue: queue.Queue[T | None] = queue.Queue(maxsize=maxsize)
         self._thread = threading.Thread(target=self._run, name="emit", daemon=True)
 
@@ -163,12 +171,32 @@ class Emitter(Generic[T]):
     def put(self, item: T) -> None:
         self._queue.put(item)
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _take(self) -> tuple[list[T], bool]:
+        """The next batch (blocks for its first item) and whether the end mark came after it."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        items = [first]
+        while len(items) < self._batch:
             try:
-                self._emit(item)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
+
+    def _run(self) -> None:
+        ended = False
+        while not ended:
+            items, ended = self._take()
+            if not items:
+                continue
+            try:
+                self._emit(items)
             except Exception:
-                logger.exception("emitting a result failed")
+                logger.exception("emitting %d result(s) failed", len(items))
 
     def close(self) -> None:
         """Emit everything queued, then stop."""

@@ -17,6 +17,11 @@ A band may instead name the *local* change measure (``measure="max"``: the large
 difference of one thumbnail cell, the agent's ``gating.measure = max_cell``): a far person moves
 the mean of 1024 cells about as much as an empty scene's noise and gain drift do, while the
 cell it stands in changes far more than noise does.
+
+A band may add the ``fewer_than_cloud`` rule (``cloud=True``, named ``...+cloud``): a changed frame
+on which the edge found fewer boxes than the cloud counted on the camera's last escalated frame is
+unsure too; the simulation takes the cloud's count from its answer on the frame it escalated (the
+agent gets it from that frame's verdict, which comes back long before the next frame at 2 fps).
 """
 
 from __future__ import annotations
@@ -49,11 +54,17 @@ class Band:
     gate: float
     measure: str = "mean"
     count_window: int = 5
+    cloud: bool = False  # the fewer_than_cloud rule too
 
     @property
     def name(self) -> str:
         gate = f"{self.gate:g}" if self.measure == "mean" else f"{self.measure}{self.gate:g}"
-        return f"band-{self.low:.2f}-{self.high:.2f}@{gate}"
+        return f"band-{self.low:.2f}-{self.high:.2f}@{gate}{'+cloud' if self.cloud else ''}"
+
+    @property
+    def rules(self) -> list[str]:
+        """The agent's ``escalation.detection.rules`` of this band."""
+        return ["score_band", "count", "empty", *(["fewer_than_cloud"] if self.cloud else [])]
 
     @property
     def gate_measure(self) -> str:
@@ -69,12 +80,13 @@ class Band:
 DEFAULT_BANDS = (
     Band(0.5, 0.7, 2.0),
     Band(0.5, 0.8, 0.5),
-    Band(0.3, 0.8, 2.0),
     Band(0.3, 0.8, 0.5),
-    Band(0.25, 0.8, 0.5),
-    Band(0.2, 0.8, 0.3),
     Band(0.5, 0.8, 8.0, "max"),
     Band(0.5, 0.8, 16.0, "max"),
+    Band(0.5, 0.8, 0.5, cloud=True),
+    Band(0.5, 0.8, 8.0, "max", cloud=True),
+    Band(0.5, 0.8, 16.0, "max", cloud=True),
+    Band(0.5, 0.85, 16.0, "max", cloud=True),
 )
 
 
@@ -84,7 +96,7 @@ def _policy(band: Band) -> Any:
     from edgecascade.edge_agent.settings import DetectionEscalationSettings, EscalationSettings
 
     rules = DetectionEscalationSettings(
-        score_low=band.low, score_high=band.high, count_window=band.count_window
+        rules=band.rules, score_low=band.low, score_high=band.high, count_window=band.count_window
     )
     return DetectionPolicy(EscalationPolicy(EscalationSettings(detection=rules)))
 
@@ -108,7 +120,10 @@ def escalations(runs: list[FrameRun], band: Band) -> list[str | None]:
             for d in run.edge
             if d.score >= band.floor
         ]
-        reasons.append(policies[run.camera].unsure(kept, changed))
+        reason = policies[run.camera].unsure(kept, changed)
+        if reason is not None:  # the verdict on this frame: how many faces the cloud found
+            policies[run.camera].cloud_counted(len(run.cloud))
+        reasons.append(reason)
     return reasons
 
 
@@ -148,7 +163,7 @@ def evaluate(runs: list[FrameRun], bands: tuple[Band, ...]) -> list[dict[str, An
         entry["count_window"] = band.count_window
         entry["reasons"] = {
             rule: sum(1 for r in reasons if r is not None and _rule(r) == rule)
-            for rule in ("score_band", "count", "empty")
+            for rule in ("score_band", "count", "empty", "fewer_than_cloud")
         }
         policies.append(entry)
     add_ratios(policies)

@@ -143,19 +143,23 @@ def test_replay_feed_blocks_instead_of_dropping() -> None:
     assert taken == list(range(1, 21))
 
 
-def test_emitter_keeps_order_and_flushes_on_close() -> None:
+def test_emitter_keeps_order_batches_what_waits_and_flushes_on_close() -> None:
     seen: list[int] = []
+    batches: list[int] = []
 
-    def slow_emit(n: int) -> None:
+    def slow_emit(items: list[int]) -> None:
         time.sleep(0.002)  # a slow sink, on purpose: the emitter's queue fills
-        seen.append(n)
+        batches.append(len(items))
+        seen.extend(items)
 
-    emitter: Emitter[int] = Emitter(slow_emit, maxsize=2)
+    emitter: Emitter[int] = Emitter(slow_emit, maxsize=4, batch=3)
     emitter.start()
     for n in range(50):
         emitter.put(n)
     emitter.close()
     assert seen == list(range(50))
+    assert max(batches) == 3  # what waited went together, never more than the batch
+    assert len(batches) < 50
 
 
 def test_scene_gate_skips_static_frames() -> None:
