@@ -59,6 +59,12 @@ def add_detect_parser(benches: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="simulate the policies on the detectors' outputs (no brokers, cloud or agents)",
     )
+    arg(
+        "--gate-skips",
+        action="store_true",
+        help="offline: the cascades' scene gates skip unchanged frames as the agent's do (a "
+        "skipped frame sends nothing and keeps its camera's last answer)",
+    )
     arg("--seed", type=int, default=DEFAULT_SEED, help=f"the set's seed (default: {DEFAULT_SEED})")
     arg(
         "--frames-per-camera",
@@ -149,7 +155,13 @@ def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as temp:
         root = args.workdir or Path(temp)
         measured = run_offline(
-            root, args.seed, args.frames_per_camera, bands, args.threads, args.edge_model
+            root,
+            args.seed,
+            args.frames_per_camera,
+            bands,
+            args.threads,
+            args.edge_model,
+            args.gate_skips,
         )
     return _finish({"mode": "offline", "pairs": {"faces": measured}}, args)
 
@@ -238,6 +250,7 @@ def run_offline(
     bands: tuple[Any, ...],
     threads: int,
     edge_model: Path = EDGE_MODEL,
+    skip: bool = False,
 ) -> dict[str, Any]:
     """Generate the set into ``root``, run both detectors, simulate every policy."""
     from edgecascade.benchmarks.detect_offline import run_detectors
@@ -249,7 +262,7 @@ def run_offline(
     labels = generate(root, seed, frames_per_camera)
     floor = min(b.floor for b in bands)
     runs = run_detectors(labels, edge_model, CLOUD_MODEL, floor, threads)
-    policies = evaluate(runs, bands)
+    policies = evaluate(runs, bands, skip)
     objects = [t for r in runs for t in r.truth]
     return {
         "edge_model": edge_model.name,
@@ -263,6 +276,7 @@ def run_offline(
             "frames_without_faces": sum(1 for r in runs if not r.truth),
         },
         "edge_score_floor": floor,
+        "gate_skips": skip,
         "policies": policies,
         "targets": judge(policies),
     }
@@ -309,8 +323,11 @@ def format_report(measured: dict[str, Any], mode: str = "offline") -> str:
     headers = ["policy", "mAP@0.5", "vs cloud pts", "small recall", "P@0.5", "R@0.5"]
     headers += ["escalated %", "bytes ratio"]
     topology = mode == "topology"
+    skips = measured.get("gate_skips", False)
     if topology:
         headers += ["gated %", "first p50/p95 ms", "final p50/p95 ms"]
+    elif skips:
+        headers += ["gated %"]
     rows = [
         [
             p["policy"],
@@ -322,6 +339,7 @@ def format_report(measured: dict[str, Any], mode: str = "offline") -> str:
             _fmt(p["escalated_fraction"], 100, 1),
             _fmt(p["bytes_ratio"]),
             *(_latencies(p) if topology else []),
+            *([_fmt(p["gated_fraction"], 100, 1)] if skips and not topology else []),
         ]
         for p in measured["policies"]
     ]
@@ -334,6 +352,7 @@ def format_report(measured: dict[str, Any], mode: str = "offline") -> str:
                 if topology
                 else "OFFLINE: policies simulated on the detectors' outputs, not run through the "
                 "topology"
+                + ("; the gates skip unchanged frames as the agent's do" if skips else "")
             ),
             f"set: seed {s['seed']}, {s['frames']} frames from {s['cameras']} cameras, "
             f"{s['objects']} faces ({s['small_objects']} small, area < 32x32 px), "

@@ -58,7 +58,7 @@ class TopologyPolicy:
 
     def device(self, camera: str) -> str:
         """The agent's device id: the policy's name where a device id allows it, and the camera."""
-        safe = self.name.replace("@", "_gate")
+        safe = self.name.replace("@", "_gate").replace("+", "_")
         return f"{safe}.{camera}"
 
 

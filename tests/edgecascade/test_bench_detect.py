@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from edgecascade.benchmarks.detect import format_report, parse_bands
-from edgecascade.benchmarks.detect_metrics import Found
+from edgecascade.benchmarks.detect_metrics import Found, Truth
 from edgecascade.benchmarks.detect_offline import FrameRun
-from edgecascade.benchmarks.detect_policies import Band, escalations
+from edgecascade.benchmarks.detect_policies import GATED, Band, escalations, score_policy
 from edgecascade.benchmarks.detect_scene import (
     CAMERAS,
     FACES,
@@ -193,6 +193,9 @@ def test_topology_policies_are_the_agents_settings() -> None:
     text = toml_text({"escalation": cloud.escalation, "gating": cloud.gating})
     rules = AgentSettings.model_validate(tomllib.loads(text)).escalation.detection.rules
     assert rules == ["score_band", "count", "empty", "fewer_than_cloud"]
+    device = cloud.device("temple")
+    assert device == "band-0.50-0.80_gatemax8_cloud.temple"
+    assert AgentSettings(device=device).device == device  # a device id the contract allows
     edge = toml_text({"escalation": by_name["edge-only"].escalation})
     assert AgentSettings.model_validate(tomllib.loads(edge)).escalation.detection.rules == []
 
@@ -237,6 +240,23 @@ def test_a_cloud_band_holds_changed_frames_to_the_clouds_last_count() -> None:
     unsure = [None, "empty", "count", "score_band", None, None]
     assert _rules(escalations(runs, plain)) == unsure
     assert _rules(escalations(runs, cloud)) == [*unsure[:4], "fewer_than_cloud", None]
+
+
+def test_with_gate_skips_an_unchanged_frame_costs_nothing_and_keeps_the_last_answer() -> None:
+    face = Found("face", 0.9, (0.0, 0.0, 10.0, 10.0))
+    runs = [_run("a", [0.9], 10), _run("a", [], 10), _run("b", [], 10)]
+    runs[1].truth.append(Truth("face", (0.0, 0.0, 10.0, 10.0)))  # the face is still there
+    band = Band(0.5, 0.8, 8.0, "max")
+    assert _rules(escalations(runs, band)) == [None, "count", None]  # the agent never sees it:
+    reasons = escalations(runs, band, skip=True)
+    assert reasons == [None, GATED, None]  # camera b's first frame is never skipped
+    gated = [r == GATED for r in reasons]
+    kept = score_policy(runs, "skip", "cascade", [False] * 3, 0.5, gated)
+    plain = score_policy(runs, "plain", "cascade", [False] * 3, 0.5)
+    assert kept["gated_fraction"] == 1 / 3 and plain["gated_fraction"] == 0.0
+    assert kept["recall"] == 1.0 > plain["recall"]  # the skipped frame kept the face it had
+    assert kept["uplink_bytes"] < plain["uplink_bytes"]  # and sent no result
+    assert runs[0].edge == [face]
 
 
 def test_one_changed_cell_moves_the_local_measure_not_the_mean() -> None:
