@@ -9,6 +9,11 @@
    committed in one transaction (one fsync with ``outbox_sync = full``), so the disk's sync
    time is shared by the frames that arrived while the previous commit ran (a group commit).
 
+The three threads hand the GIL to each other several times a frame, so the process's switch
+interval is lowered to :data:`SWITCH_INTERVAL_S` (0.5 ms) when the feed starts: with Python's
+default 5 ms the loop thread could wait that long for the GIL after each ``invoke()``
+(docs/BENCHMARKS.md, ``bench edge``).
+
 A live source keeps producing while the model works; when inference is slower than the camera the
 prepare queue is full and the *oldest* waiting frame is dropped (counted in ``dropped``), so the
 model always sees the most recent scene and memory stays bounded. Replay sources (folders, files)
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# The interpreter's GIL switch interval while the pipeline runs (Python's default: 5 ms). After
+# each invoke() the loop thread needs the GIL back from the prepare or emit thread; with the
+# default it may wait up to 5 ms for it, longer than a small detector's whole invoke.
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +85,9 @@ class FrameFeed:
         self._thread = threading.Thread(target=self._run, name="prepare", daemon=True)
 
     def start(self) -> None:
-        """Start reading frames (built first, started by the agent's ``run``)."""
+        """Start reading frames (built first, started by the agent's ``run``); the process's
+        GIL switch interval becomes :data:`SWITCH_INTERVAL_S`."""
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread.start()
 
     @property

@@ -3,6 +3,7 @@ back, newest-frame-wins when inference is slower than capture, and scene-change 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.errors import SourceError
-from edgecascade.edge_agent.feed import Emitter, FrameFeed
+from edgecascade.edge_agent.feed import SWITCH_INTERVAL_S, Emitter, FrameFeed
 from edgecascade.edge_agent.gating import SceneGate
 from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.edge_agent.sources import Frame, open_source
@@ -131,7 +132,13 @@ def test_newest_frame_wins_and_drops_are_counted() -> None:
 def test_replay_feed_blocks_instead_of_dropping() -> None:
     source = SlowSource()
     feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=2, newest_wins=False)
-    feed.start()
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default
+    try:
+        feed.start()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)  # the GIL's hand-offs
+    finally:
+        sys.setswitchinterval(before)
     taken = []
     for _ in range(20):
         time.sleep(0.01)  # a consumer slower than the source: the bounded queue fills
