@@ -27,7 +27,7 @@ from edgecascade.edge_agent.emit import Emitted, ResultEmitter
 from edgecascade.edge_agent.feed import Emitter
 from edgecascade.edge_agent.gating import SceneGate
 from edgecascade.edge_agent.live import LiveSettings
-from edgecascade.edge_agent.models import EdgeModel, infer_tensor
+from edgecascade.edge_agent.models import EdgeModel, invoke_tensor
 from edgecascade.edge_agent.monitor import MonitorLog
 from edgecascade.edge_agent.settings import AgentSettings
 from edgecascade.edge_agent.slots import ModelSlots
@@ -128,7 +128,7 @@ class Agent:
             lambda: self.results.labels,  # the labels the emitter's policy is built with
             self._config_applied,
         )
-        self.emitter: Emitter[Emitted] = Emitter(self.results.emit)
+        self.emitter: Emitter[Emitted] = Emitter(self.results.emit_batch)
 
     def _decode_plan(self, height: int, width: int) -> DecodePlan:
         """How small the source may decode a frame: for the model running now (the feed's
@@ -261,6 +261,8 @@ class Agent:
     def _on_verdict(self, topic_: Topic, decoded: Decoded) -> None:
         if isinstance(decoded.message, VerdictMessage) and not self.verdicts.apply(decoded.message):
             logger.info("verdict for unknown result %s", decoded.message.result_id)
+        elif isinstance(decoded.message, VerdictMessage):
+            self.results.verdict_applied(decoded.message)  # a detector's: the cloud's count
 
     def _on_gateway_state(self, topic_: Topic, decoded: Decoded) -> None:
         if not isinstance(decoded.message, StateMessage):
@@ -301,7 +303,7 @@ class Agent:
                 tensor = runtime.preprocess(item.frame.image)
                 preprocess_ms = (time.perf_counter() - t0) * 1000
             height, width = item.frame.image.shape[:2]
-            result = infer_tensor(runtime, tensor, height, width, preprocess_ms)
+            result = invoke_tensor(runtime, tensor, height, width, preprocess_ms)
             self.emitter.put((item, result, self._model_ref, runtime.labels))
             # A shorter interval from a remote config applies now, not after the old one.
             next_telemetry = min(next_telemetry, time.monotonic() + s.telemetry_interval_s)

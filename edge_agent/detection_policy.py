@@ -8,7 +8,12 @@ A detector has no class distribution to measure; what makes its frame unsure
   most frequent count of the previous ``count_window`` frames (earliest on ties): someone came or
   went, or the model flickers; either way the cloud's count settles it;
 - ``empty``: nothing found on a frame the scene gate (:mod:`edge_agent.gating`) passed as changed
-  against the previous one: something moved and the model saw nothing.
+  against the previous one: something moved and the model saw nothing;
+- ``fewer_than_cloud``: on a frame the scene gate passed as changed, the edge found fewer boxes
+  (of any label) than the cloud counted on this camera's last judged frame (the newest detection
+  verdict's boxes): the cloud has shown that the scene holds what the edge
+  cannot see (a far face under the edge model's input resolution), so while the scene changes
+  the cloud keeps looking, until a verdict says the count came down to the edge's.
 
 ``escalation.mode: always`` escalates every frame (cloud-only reference) as for a classifier.
 An unsure frame then goes through the same cooldown, token bucket and audit sampling
@@ -46,6 +51,13 @@ class DetectionPolicy:
         self.policy = policy
         self.settings = policy.settings.detection
         self._history: deque[Counter[str]] = deque(maxlen=self.settings.count_window)
+        # Boxes the cloud counted on the newest judged frame (None before the first verdict);
+        # set from the verdict's thread, one int assignment (read once per frame).
+        self.cloud_count: int | None = None
+
+    def cloud_counted(self, count: int) -> None:
+        """A detection verdict came: the cloud found ``count`` boxes on the frame it judged."""
+        self.cloud_count = count
 
     def unsure(self, detections: Sequence[DetectedObject], changed: bool) -> str | None:
         """The rule that fires (with its figures), or None; every frame enters the count
@@ -85,6 +97,9 @@ class DetectionPolicy:
                     )
         if "empty" in s.rules and changed and not detections:
             return "empty: nothing found on a changed scene"
+        cloud = self.cloud_count
+        if "fewer_than_cloud" in s.rules and changed and len(detections) < (cloud or 0):
+            return f"fewer_than_cloud {len(detections)} < {cloud} on a changed scene"
         return None
 
     def decide(

@@ -5,7 +5,9 @@ with its top classes and the classification rules of :mod:`edge_agent.policy`; a
 its boxes in pixels of the original frame (:mod:`edge_agent.detections`), kept or dropped by the
 camera's zones (:mod:`edge_agent.zones`), a per-label summary in ``top`` and the detection rules
 (:mod:`edge_agent.detection_policy`). Either way the result is committed to the disk outbox, and
-an unsure frame (or an audit sample) is escalated under the same budget and cooldown.
+an unsure frame (or an audit sample) is escalated under the same budget and cooldown. The results
+(and escalations) of the frames waiting together are committed in one transaction
+(:meth:`ResultEmitter.emit_batch`).
 """
 
 from __future__ import annotations
@@ -29,18 +31,22 @@ from edgecascade.edge_agent.zones import ZoneFilter
 from edgecascade.shared.boxes import label_summary
 from edgecascade.shared.codec import encode
 from edgecascade.shared.contract import queue_class_of, spec_of
-from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
+from edgecascade.shared.errors import DiskFullError
+from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage, VerdictMessage
 from edgecascade.shared.mqtt import Outgoing
 from edgecascade.shared.outbox import Outbox
 from edgecascade.shared.runtime.detect import DetectionResult
 from edgecascade.shared.runtime.detect_faults import OutputFaults
+from edgecascade.shared.runtime.detector import Invoked
 from edgecascade.shared.runtime.runtime import Classification
 from edgecascade.shared.topics import Kind
 
 RESULT, ESCALATION = spec_of(Kind.RESULT), spec_of(Kind.ESCALATION)
 Answer = Classification | DetectionResult
-# What the loop hands to the emit thread: the frame, its answer, the model and its labels.
-Emitted = tuple[Prepared, Answer, ModelRef, Sequence[str]]
+# What the loop hands to the emit thread: the frame, its answer (a detector's not decoded yet:
+# Invoked), the model and its labels.
+Emitted = tuple[Prepared, Answer | Invoked, ModelRef, Sequence[str]]
+Row = tuple[str, Outgoing, str | None]  # an outbox row to commit: class, message, msg_id
 
 
 def policy_fingerprint(settings: AgentSettings) -> str:
@@ -92,17 +98,56 @@ class ResultEmitter:
         self.policy = EscalationPolicy(settings.escalation, self.labels)
         self.policy.over_budget, self.policy.cooled_down = old.over_budget, old.cooled_down
         self.policy.audits = old.audits
+        cloud_count = self.detection_policy.cloud_count
         self.detection_policy = DetectionPolicy(self.policy)
+        self.detection_policy.cloud_count = cloud_count  # what the cloud saw still holds
         self.zones = ZoneFilter(settings.zones, settings.zone_anchor)
         self.zones.excluded, self.zones.outside = zones.excluded, zones.outside
         self.settings = settings
         self.policy_id = self._policy_id(settings)
 
+    def verdict_applied(self, verdict: VerdictMessage) -> None:
+        """A verdict was applied (the link's thread). A detection verdict says how many boxes
+        the cloud found on the frame it judged: the ``fewer_than_cloud`` rule holds the next
+        changed frames against it."""
+        if verdict.task == "detection":
+            self.detection_policy.cloud_counted(len(verdict.detections))
+
     def emit(self, item: Emitted) -> None:
+        """One item: :meth:`emit_batch` of one."""
+        self.emit_batch([item])
+
+    def emit_batch(self, items: Sequence[Emitted]) -> None:
+        """Build every item's result (and escalation), then commit them all to the outbox in one
+        transaction, in order: one disk sync for the batch. Each item's ``publish`` time is the
+        batch's over its size (the building and the shared commit)."""
+        t0 = time.perf_counter()
+        rows: list[Row] = []
+        messages = [self._build(item, rows) for item in items]
+        self._commit(rows)
+        for message in messages:
+            self.verdicts.remember(message)
+        self.stats.results += len(messages)
+        share = (time.perf_counter() - t0) * 1000 / max(1, len(items))
+        for _ in items:
+            self.timer.add("publish", share)
+
+    def _commit(self, rows: list[Row]) -> None:
+        """One transaction for ``rows``; on a full disk each is put alone, as :meth:`Outbox.put`
+        handles it (dropped and counted, or kept if a row fits after all)."""
+        try:
+            self.outbox.put_many(rows)
+        except DiskFullError:
+            for klass, wire, msg_id in rows:
+                self.outbox.put(klass, wire, msg_id)
+
+    def _build(self, item: Emitted, rows: list[Row]) -> ResultMessage:
+        """One frame's result message and, if it goes up, its escalation (rows to commit)."""
         prepared, answer, model, labels = item
         if self._live is not None and self._live.current is not self.settings:
             self._reconfigure(self._live.current)
-        t0 = time.perf_counter()
+        if isinstance(answer, Invoked):  # a detector's outputs: their boxes decoded here
+            answer = answer.finish()
         self.timer.add("capture", prepared.capture_ms)
         for stage, ms in answer.timings_ms.items():
             self.timer.add(stage, ms)
@@ -111,14 +156,12 @@ class ResultEmitter:
         else:
             message, decision = self._classification(prepared.frame, answer, model)
         wire = Outgoing(self.topic(Kind.RESULT), encode(message), qos=RESULT.qos)
-        self.outbox.put(RESULT.queue_class, wire, message.msg_id)
-        self.verdicts.remember(message)
-        self.stats.results += 1
+        rows.append((RESULT.queue_class, wire, message.msg_id))
         if decision.escalate:
-            self._escalate(prepared.frame, message, decision.reason)
+            rows.append(self._escalate(prepared.frame, message, decision.reason))
         elif self.policy.audit(decision):
-            self._escalate(prepared.frame, message, AUDIT, audit=True)
-        self.timer.add("publish", (time.perf_counter() - t0) * 1000)
+            rows.append(self._escalate(prepared.frame, message, AUDIT, audit=True))
+        return message
 
     def _classification(
         self, frame: Frame, result: Classification, model: ModelRef
@@ -171,15 +214,16 @@ class ResultEmitter:
 
     def _escalate(
         self, frame: Frame, result: ResultMessage, reason: str, audit: bool = False
-    ) -> None:
+    ) -> Row:
+        """The escalation's outbox row (the full-resolution frame: see :mod:`.escalation`)."""
         settings = self.settings.escalation
         header, payload = escalation_payload(frame, result, reason, settings, audit=audit)
         wire = Outgoing(self.topic(Kind.ESCALATION), payload, qos=ESCALATION.qos)
-        self.outbox.put(queue_class_of(ESCALATION, header), wire, header.msg_id)
         if audit:
             self.stats.audits += 1
         else:
             self.stats.escalations += 1
+        return queue_class_of(ESCALATION, header), wire, header.msg_id
 
     def counters(self) -> dict[str, int]:
         """The detection counters for telemetry (none for a classifier's agent): boxes sent,

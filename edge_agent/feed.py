@@ -5,7 +5,14 @@
 2. **Infer** (the agent's main loop): ``invoke()`` and postprocess. LiteRT releases the GIL while
    it invokes, so stages 1 and 3 run on another core meanwhile.
 3. **Emit** (:class:`Emitter`, its own thread): the escalation decision, the result message, the
-   commit to the disk outbox, the escalation payload.
+   escalation payload, and the commit to the disk outbox: the results waiting together are
+   committed in one transaction (one fsync with ``outbox_sync = full``), so the disk's sync
+   time is shared by the frames that arrived while the previous commit ran (a group commit).
+
+The three threads hand the GIL to each other several times a frame, so the process's switch
+interval is lowered to :data:`SWITCH_INTERVAL_S` (0.5 ms) when the feed starts: with Python's
+default 5 ms the loop thread could wait that long for the GIL after each ``invoke()``
+(docs/BENCHMARKS.md, ``bench edge``).
 
 A live source keeps producing while the model works; when inference is slower than the camera the
 prepare queue is full and the *oldest* waiting frame is dropped (counted in ``dropped``), so the
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# The interpreter's GIL switch interval while the pipeline runs (Python's default: 5 ms). After
+# each invoke() the loop thread needs the GIL back from the prepare or emit thread; with the
+# default it may wait up to 5 ms for it, longer than a small detector's whole invoke.
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,9 @@ class FrameFeed:
         self._thread = threading.Thread(target=self._run, name="prepare", daemon=True)
 
     def start(self) -> None:
-        """Start reading frames (built first, started by the agent's ``run``)."""
+        """Start reading frames (built first, started by the agent's ``run``); the process's
+        GIL switch interval becomes :data:`SWITCH_INTERVAL_S`."""
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread.start()
 
     @property
@@ -150,10 +164,16 @@ class FrameFeed:
 
 
 class Emitter(Generic[T]):
-    """Stage 3: hand items to ``emit`` on a thread of its own, in order, none dropped."""
+    """Stage 3: hand items to ``emit`` on a thread of its own, in order, none dropped.
 
-    def __init__(self, emit: Callable[[T], None], maxsize: int = 4) -> None:
+    ``emit`` takes a batch: every item already waiting when the thread comes back for more (up
+    to ``batch``), so a sink that commits to disk commits them in one transaction (one fsync)
+    instead of one each. A batch is never waited for: an item that finds the thread idle goes
+    alone, at once."""
+
+    def __init__(self, emit: Callable[[list[T]], None], maxsize: int = 16, batch: int = 16) -> None:
         self._emit = emit
+        self._batch = max(1, batch)
         self._queue: queue.Queue[T | None] = queue.Queue(maxsize=maxsize)
         self._thread = threading.Thread(target=self._run, name="emit", daemon=True)
 
@@ -163,12 +183,32 @@ class Emitter(Generic[T]):
     def put(self, item: T) -> None:
         self._queue.put(item)
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _take(self) -> tuple[list[T], bool]:
+        """The next batch (blocks for its first item) and whether the end mark came after it."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        items = [first]
+        while len(items) < self._batch:
             try:
-                self._emit(item)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
+
+    def _run(self) -> None:
+        ended = False
+        while not ended:
+            items, ended = self._take()
+            if not items:
+                continue
+            try:
+                self._emit(items)
             except Exception:
-                logger.exception("emitting a result failed")
+                logger.exception("emitting %d result(s) failed", len(items))
 
     def close(self) -> None:
         """Emit everything queued, then stop."""

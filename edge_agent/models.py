@@ -3,9 +3,10 @@
 :class:`~edgecascade.shared.runtime.runtime.ModelRuntime` classifies and
 :class:`~edgecascade.shared.runtime.detector.Detector` detects; both split their work the same
 way (``decode_plan``, ``preprocess`` on the feed's thread, then ``classify_tensor`` or
-``detect_tensor`` on the loop's), so the frame pipeline (:mod:`edge_agent.feed`) overlaps the
-stages for either. A model without a card is read as a classifier (its card comes from the model
-itself); a detector always needs its card (the anchors and labels are not in the file).
+``invoke_tensor`` on the loop's, a detector's box decoding on the emit thread), so the frame
+pipeline (:mod:`edge_agent.feed`) overlaps the stages for either. A model without a card is read
+as a classifier (its card comes from the model itself); a detector always needs its card (the
+anchors and labels are not in the file).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgecascade.shared.runtime.card import ModelCard, card_path_for
-from edgecascade.shared.runtime.detector import Detector
+from edgecascade.shared.runtime.detector import Detector, Invoked
 from edgecascade.shared.runtime.runtime import Accelerator, ModelRuntime, read_model_file
 
 if TYPE_CHECKING:
@@ -56,6 +57,17 @@ def infer_tensor(
     boxes in the frame's pixels."""
     if isinstance(model, Detector):
         return model.detect_tensor(tensor, height, width, preprocess_ms)
+    return model.classify_tensor(tensor, preprocess_ms)
+
+
+def invoke_tensor(
+    model: EdgeModel, tensor: Array, height: int, width: int, preprocess_ms: float = 0.0
+) -> Classification | Invoked:
+    """Stage 2 of the agent's pipeline: a classifier's answer, or a detector's raw outputs,
+    whose box decoding the emit thread does (:meth:`Invoked.finish`) while this thread invokes
+    the next frame."""
+    if isinstance(model, Detector):
+        return model.invoke_tensor(tensor, height, width, preprocess_ms)
     return model.classify_tensor(tensor, preprocess_ms)
 
 

@@ -83,12 +83,14 @@ class GatingSettings(Section):
 class DetectionEscalationSettings(Section):
     """When a detection model's frame is unsure (docs/COMPONENTS.md: Escalation policy)."""
 
-    rules: list[Literal["score_band", "count", "empty"]] = Field(
+    rules: list[Literal["score_band", "count", "empty", "fewer_than_cloud"]] = Field(
         ["score_band", "count", "empty"],
         description="Rules that make a frame unsure. score_band: a detection's score in "
         "[score_low, score_high); count: a label's count (or the total) differs from the most "
         "frequent count of the previous count_window frames; empty: nothing found on a frame the "
-        "scene gate passed as changed (needs gating.enabled).",
+        "scene gate passed as changed (needs gating.enabled); fewer_than_cloud: fewer boxes than "
+        "the cloud counted on the last judged frame, on a frame the scene gate passed as changed "
+        "(needs gating.enabled).",
     )
     score_low: float = Field(
         0.5, ge=0, le=1, description="score_band: lower bound (included) of the unsure scores."

@@ -3,11 +3,12 @@ labelled set, and the figures of a policy's answers (the policies are simulated 
 :mod:`.detect_policies`), to choose and sanity-check policies before (and apart from) a run
 through the real topology.
 
-Per frame: the edge detector (short-range) on the whole frame, its card's score threshold
-lowered to the lowest band's ``low`` (what a deployment would do to let the band see faces below
-the card's 0.5); the cloud detector (full-range) on the whole frame and on overlapping tiles
-(:func:`~edgecascade.shared.runtime.tiles.detect_sliced`, what the cloud worker runs); the
-frame's JPEG size; and its 32x32 gray thumbnail for the scene gate.
+Per frame: the edge detector (``--edge-model``, by default the full-range one) on the whole
+frame, its card's score threshold lowered to the lowest band's ``low`` (what a deployment would
+do to let the band see faces below the card's 0.5); the cloud detector (full-range) on the
+whole frame and on overlapping tiles (:func:`~edgecascade.shared.runtime.tiles.detect_sliced`,
+what the cloud worker runs); the frame's JPEG size; and its 32x32 gray thumbnail for the scene
+gate.
 
 **Bytes** are counted as the wire would carry them, uncompressed: every frame sends one result
 (the JSON of a :class:`~edgecascade.shared.messages.ResultMessage` with the edge's boxes); an
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-EDGE_THRESHOLD = 0.5  # the short-range card's score threshold: what the edge reports as found
+EDGE_THRESHOLD = 0.5  # the face cards' score threshold: what the edge reports as found
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ answer back to its labels) through the edge detector, the cameras of one policy 
 - **cloud-only**: ``escalation.mode = always``: every frame goes up, the cloud's boxes answer;
 - **edge-only**: ``escalation.detection.rules = []``: no rule can make a frame unsure (and no
   audit samples), so nothing goes up;
-- **cascade** at each band: rules ``score_band`` ``[low, high)``, ``count`` and ``empty``, the
+- **cascade** at each band: rules ``score_band`` ``[low, high)``, ``count`` and ``empty`` (and
+  ``fewer_than_cloud`` for a ``+cloud`` band), the
   scene gate on at the band's threshold and measure (the ``empty`` rule needs it) and the edge
   model's score threshold lowered to ``low`` where it is below the card's 0.5 (a copy of the
   model whose card says so), as the offline evaluator simulates them.
@@ -57,7 +58,7 @@ class TopologyPolicy:
 
     def device(self, camera: str) -> str:
         """The agent's device id: the policy's name where a device id allows it, and the camera."""
-        safe = self.name.replace("@", "_gate")
+        safe = self.name.replace("@", "_gate").replace("+", "_")
         return f"{safe}.{camera}"
 
 
@@ -69,7 +70,12 @@ def topology_policies(bands: tuple[Band, ...]) -> list[TopologyPolicy]:
         TopologyPolicy("edge-only", "edge-only", {**quiet, "detection": {"rules": []}}),
     ]
     for band in bands:
-        rules = {"score_low": band.low, "score_high": band.high, "count_window": band.count_window}
+        rules = {
+            "rules": band.rules,
+            "score_low": band.low,
+            "score_high": band.high,
+            "count_window": band.count_window,
+        }
         gating = {"enabled": True, "threshold": band.gate, "measure": band.gate_measure}
         policies.append(
             TopologyPolicy(

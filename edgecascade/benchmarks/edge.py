@@ -5,16 +5,19 @@ Frames: a folder of JPEG or PNG images, or a video file (``--frames``); by defau
 (:mod:`~edgecascade.benchmarks.camera_frames`), the size a V4L2 or Picamera2 camera delivers.
 
 In one run, on the same model (a classifier or a detector, by its card), frames and interpreter
-thread count: the raw ``invoke()`` rate on a prepared tensor; the rate of the agent's full
-pipeline (read + decode the frame, preprocess, invoke, postprocess or box decoding, escalation
-decision, result committed to the disk outbox and the verdict book), whose three stages run on
-three threads, and its ratio to the raw rate; the per-stage breakdown; the peak RSS and peak
-private memory of a process that reads, decodes and runs the model on the frames as the agent
-does; and the CPU an idle agent uses while its camera delivers nothing.
+thread count, in alternating rounds (``--rounds``: raw, pipeline, raw, pipeline, ...) so that
+both see the same share of a machine other work may be using: the raw ``invoke()`` rate on a
+prepared tensor; the rate of the agent's full pipeline (read + decode the frame, preprocess,
+invoke, postprocess or box decoding, escalation decision, result committed to the disk outbox
+and the verdict book), whose three stages run on three threads, and its ratio to the raw rate;
+the per-stage breakdown; the peak RSS and peak private memory of a process that reads, decodes
+and runs the model on the frames as the agent does; and the CPU an idle agent uses while its
+camera delivers nothing.
 
-The pipeline overlaps reading and preprocessing the next frame, and committing the previous
-result, with ``invoke()`` (LiteRT releases the GIL while it runs). That needs a free core: with
-as many interpreter threads as cores, the stages compete with the interpreter for the CPU.
+The pipeline overlaps reading and preprocessing the next frame, and decoding the previous one's
+boxes and committing its result (the results waiting together in one transaction), with
+``invoke()`` (LiteRT releases the GIL while it runs). That needs a free core: with as many
+interpreter threads as cores, the stages compete with the interpreter for the CPU.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def source_settings(frames: Path, **extra: Any) -> Any:
     return SourceSettings(kind="video" if frames.is_file() else "folder", path=frames, **extra)
 
 
-def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
+def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> tuple[int, float]:
+    """Bare ``invoke()`` calls on one prepared tensor for about ``seconds``: (calls, seconds)."""
     from edgecascade.edge_agent.models import load_model
     from edgecascade.edge_agent.sources import open_source
 
@@ -66,7 +70,7 @@ def _raw_rate(model: Path, frames: Path, seconds: float, threads: int) -> float:
         for _ in range(50):
             runtime.invoke_raw(tensor)
         n += 50
-    return n / (time.perf_counter() - started)
+    return n, time.perf_counter() - started
 
 
 def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int) -> dict[str, Any]:
@@ -92,7 +96,7 @@ def _pipeline(model: Path, frames: Path, limit: int, workdir: Path, threads: int
     percentiles = agent.timer.percentiles()
     return {
         "frames": agent.stats.frames,
-        "rate": agent.stats.frames / elapsed,
+        "seconds": elapsed,
         "stages_ms": {k: v.model_dump() for k, v in percentiles.items()},
     }
 
@@ -209,19 +213,46 @@ def _decode_ms(model: Path, frames: Path, repeat: int = 30) -> dict[str, Any]:
     }
 
 
+def _rates(
+    model: Path, frames: Path, threads: int, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    """Raw invoke and the agent's pipeline in alternating rounds (raw, pipeline, raw, ...), so
+    both see the same share of a machine other work also uses; the rates are the rounds'
+    totals, the stage times the last round's."""
+    raw_n = raw_s = pipe_n = pipe_s = 0.0
+    rounds: list[dict[str, float]] = []
+    pipe: dict[str, Any] = {}
+    for i in range(args.rounds):
+        n, seconds = _raw_rate(model, frames, args.seconds / args.rounds, threads)
+        limit = max(1, args.frames_limit // args.rounds)
+        pipe = _pipeline(model, frames, limit, workdir / f"round{i}", threads)
+        raw_n, raw_s, pipe_n, pipe_s = (
+            raw_n + n,
+            raw_s + seconds,
+            pipe_n + pipe["frames"],
+            pipe_s + pipe["seconds"],
+        )
+        raw, rate = n / seconds, pipe["frames"] / pipe["seconds"]
+        rounds.append({"raw_invoke_per_s": raw, "pipeline_frames_per_s": rate, "ratio": rate / raw})
+    raw, rate = raw_n / raw_s, pipe_n / pipe_s
+    return {
+        "raw_invoke_per_s": raw,
+        "pipeline_frames_per_s": rate,
+        "pipeline_vs_raw_ratio": rate / raw,
+        "pipeline_frames": int(pipe_n),
+        "rounds": rounds,
+        "stages_ms": pipe["stages_ms"],
+    }
+
+
 def _measure(
     model: Path, frames: Path, threads: int, args: argparse.Namespace, workdir: Path
 ) -> Any:
-    raw = _raw_rate(model, frames, args.seconds, threads)
-    pipe = _pipeline(model, frames, args.frames_limit, workdir, threads)
+    rates = _rates(model, frames, threads, args, workdir)
     peak_rss, peak_private = _peak_memory_mb(model, frames, threads)
     return {
         "interpreter_threads": threads,
-        "raw_invoke_per_s": raw,
-        "pipeline_frames_per_s": pipe["rate"],
-        "pipeline_vs_raw_ratio": pipe["rate"] / raw,
-        "pipeline_frames": pipe["frames"],
-        "stages_ms": pipe["stages_ms"],
+        **rates,
         "peak_rss_mb": peak_rss,
         "peak_private_mb": peak_private,
         **_decode_ms(model, frames),
@@ -318,8 +349,18 @@ def add_edge_parser(benches: Any) -> None:
         help="a folder of JPEG/PNG images (ImageFolder layout gives ground truth) or a video "
         "file (default: 60 generated 1280x720 JPEG frames, see above)",
     )
-    parser.add_argument("--frames-limit", type=int, default=2000, help="pipeline frames (2000)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="raw invoke seconds (3)")
+    parser.add_argument(
+        "--frames-limit", type=int, default=2000, help="pipeline frames, all rounds (2000)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="raw invoke seconds, all rounds (3)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="raw and pipeline measured in this many alternating rounds (3)",
+    )
     parser.add_argument(
         "--threads",
         type=int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,21 @@ def _ssd_outputs(outputs: list[TensorSpec], source: str) -> tuple[TensorSpec, ..
             f"{source}: classes and scores {[t.shape for t in rows]} do not have N={n}"
         )
     return boxes[0], rows[0], rows[1], count[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Invoked:
+    """One frame's interpreter outputs (dequantized copies), not decoded yet, with the frame's
+    size and the stage times so far: :meth:`Detector.finish` makes the result of them."""
+
+    detector: Detector
+    raw: list[Floats]
+    height: int
+    width: int
+    timings_ms: dict[str, float]
+
+    def finish(self) -> DetectionResult:
+        return self.detector.finish(self)
 
 
 class Detector:
@@ -194,16 +210,24 @@ class Detector:
     ) -> DetectionResult:
         """Invoke and decode an input :meth:`preprocess` made from a ``height`` x ``width``
         frame (possibly on another thread); boxes in that frame's pixels."""
+        return self.finish(self.invoke_tensor(tensor, height, width, preprocess_ms))
+
+    def invoke_tensor(
+        self, tensor: Array, height: int, width: int, preprocess_ms: float = 0.0
+    ) -> Invoked:
+        """The interpreter's half of :meth:`detect_tensor`: its outputs, not decoded yet. The
+        agent's loop hands them to the emit thread, which decodes them (:meth:`finish`) while
+        the loop invokes the next frame."""
         t1 = time.perf_counter()
         raw = self.invoke_raw(tensor)
+        invoke_ms = (time.perf_counter() - t1) * 1000
+        return Invoked(self, raw, height, width, {"preprocess": preprocess_ms, "invoke": invoke_ms})
+
+    def finish(self, invoked: Invoked) -> DetectionResult:
+        """Decode what :meth:`invoke_tensor` gave (one thread at a time: the fault counters)."""
         t2 = time.perf_counter()
-        found, faults = self.decode_counted(raw, height, width)
-        t3 = time.perf_counter()
-        timings = {
-            "preprocess": preprocess_ms,
-            "invoke": (t2 - t1) * 1000,
-            "postprocess": (t3 - t2) * 1000,
-        }
+        found, faults = self.decode_counted(invoked.raw, invoked.height, invoked.width)
+        timings = {**invoked.timings_ms, "postprocess": (time.perf_counter() - t2) * 1000}
         return DetectionResult(found, timings, self.accelerator, faults)
 
     def decode(self, raw: list[Floats], height: int, width: int) -> tuple[Detection, ...]:

@@ -86,3 +86,18 @@ def test_an_inverted_band_is_refused_naming_both_bounds() -> None:
         DetectionEscalationSettings(score_low=0.8, score_high=0.6)
     with pytest.raises(ValidationError):
         DetectionEscalationSettings(rules=["loud"])
+
+
+def test_fewer_boxes_than_the_cloud_counted_on_a_changed_scene_is_unsure() -> None:
+    p = policy(rules=["fewer_than_cloud"])
+    assert p.unsure([], changed=True) is None  # no verdict yet: nothing to hold against
+    p.cloud_counted(2)  # the cloud found a far face besides the near one the edge sees
+    assert p.unsure([box()], changed=False) is None  # an unchanged scene is left alone
+    assert p.unsure([box()], changed=True) == "fewer_than_cloud 1 < 2 on a changed scene"
+    assert p.unsure([box(), box(x=100)], changed=True) is None
+    p.cloud_counted(1)  # the far person left: the count came down to the edge's
+    assert p.unsure([box()], changed=True) is None
+    assert policy().unsure([], changed=True) == "empty: nothing found on a changed scene"
+    defaults = policy()
+    defaults.cloud_counted(3)
+    assert defaults.unsure([box()], changed=True) is None  # not a default rule

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -182,3 +183,57 @@ def test_the_emit_stage_counts_what_the_detector_and_the_contract_dropped(tmp_pa
     }
     assert stats.results == 2 and outbox.depth()["result"] == 2
     outbox.close()
+
+
+def test_the_emit_stage_commits_a_batch_in_order_and_holds_frames_to_the_clouds_count(
+    tmp_path: Path,
+) -> None:
+    """A batch's results and escalations go to the outbox in one transaction, in frame order;
+    a detection verdict's box count arms the fewer_than_cloud rule, and a live reconfiguration
+    keeps it."""
+    settings = AgentSettings(
+        model=FACE_SHORT,
+        data_dir=tmp_path,
+        escalation=EscalationSettings(
+            audit_fraction=0,
+            budget_per_minute=1e6,
+            burst=1000,
+            cooldown_s=0.0,
+            detection=DetectionEscalationSettings(rules=["fewer_than_cloud"]),
+        ),
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    commits = 0
+    put_many = outbox.put_many
+
+    def counted(items: Any) -> Any:
+        nonlocal commits
+        commits += 1
+        return put_many(items)
+
+    outbox.put_many = counted  # type: ignore[method-assign]
+    emitter = ResultEmitter(
+        settings, outbox, VerdictBook(), AgentStats(), StageTimer(), lambda k: f"s/d/{k.value}", []
+    )
+    detector = Detector.load(FACE_SHORT, num_threads=1)
+    found = DetectionResult((Detection("face", 0.9, FACE.box),), {"invoke": 1.0}, "cpu")
+
+    def item(n: int) -> Any:
+        frame = Frame(f"{n}.png", np.full((360, 640, 3), n, np.uint8), 1.0)
+        return (Prepared(frame, np.zeros(1), detector, 0.1, 0.2, changed=True), found)
+
+    model = make_result().model
+    emitter.emit_batch([(*item(n), model, ["face"]) for n in range(2)])
+    assert commits == 1 and emitter.stats.escalations == 0  # no verdict yet: nothing to hold
+    far = DetectedObject(label="face", score=0.8, box=(600.0, 20.0, 620.0, 40.0))
+    emitter.verdict_applied(detection_verdict(make_result().msg_id, [FACE, far]))
+    emitter.emit_batch([(*item(n), model, ["face"]) for n in range(2, 4)])
+    assert commits == 2 and emitter.stats.escalations == 2 and emitter.stats.results == 4
+    rows = sorted(outbox.peek(), key=lambda row: row.seq)
+    kinds = [row.message.topic.rsplit("/", 1)[1] for row in rows]
+    assert kinds == ["result", "result", "result", "escalation", "result", "escalation"]
+    result = Topic("s", "d", Kind.RESULT)
+    frames = [decode(result, r.message.payload).message for r in rows if r.klass == "result"]
+    assert [getattr(f, "frame_id", None) for f in frames] == [f"{n}.png" for n in range(4)]
+    emitter._reconfigure(settings.model_copy())  # a remote config: the cloud's count holds
+    assert emitter.detection_policy.cloud_count == 2

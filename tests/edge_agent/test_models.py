@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecascade.edge_agent.models import infer, load_model
+from edgecascade.edge_agent.models import infer, invoke_tensor, load_model
 from edgecascade.edge_agent.rollout import RolloutClient, RolloutFailed
 from edgecascade.edge_agent.slots import ModelSlots
 from edgecascade.shared.errors import ModelError
@@ -20,7 +20,7 @@ from edgecascade.shared.model_messages import ModelManifest
 from edgecascade.shared.runtime.card import ModelCard
 from edgecascade.shared.runtime.detect import DetectionResult
 from edgecascade.shared.runtime.detection_card import DetectionSpec
-from edgecascade.shared.runtime.detector import Detector
+from edgecascade.shared.runtime.detector import Detector, Invoked
 from edgecascade.shared.runtime.runtime import ModelRuntime
 from tests.utils.paths import EDGE_MODEL, FACE_SHORT, PHOTOS
 
@@ -49,6 +49,15 @@ def test_preprocess_then_detect_tensor_on_another_thread_equals_detect() -> None
     }
     answer = infer(detector, image)
     assert isinstance(answer, DetectionResult) and answer.detections == whole
+    # The agent's loop only invokes; the emit thread decodes the boxes.
+    invoked = invoke_tensor(detector, tensors[0], image.shape[0], image.shape[1], 1.5)
+    assert isinstance(invoked, Invoked) and set(invoked.timings_ms) == {"preprocess", "invoke"}
+    decoded = []
+    worker = threading.Thread(target=lambda: decoded.append(invoked.finish()))
+    worker.start()
+    worker.join()
+    assert decoded[0].detections == whole and decoded[0].timings_ms["preprocess"] == 1.5
+    assert set(decoded[0].timings_ms) == {"preprocess", "invoke", "postprocess"}
 
 
 def test_a_camera_frame_may_be_decoded_reduced_for_the_small_input() -> None:

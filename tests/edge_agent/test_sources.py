@@ -3,6 +3,7 @@ back, newest-frame-wins when inference is slower than capture, and scene-change 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.edge_agent.errors import SourceError
-from edgecascade.edge_agent.feed import Emitter, FrameFeed
+from edgecascade.edge_agent.feed import SWITCH_INTERVAL_S, Emitter, FrameFeed
 from edgecascade.edge_agent.gating import SceneGate
 from edgecascade.edge_agent.settings import GatingSettings, SourceSettings
 from edgecascade.edge_agent.sources import Frame, open_source
@@ -131,7 +132,13 @@ def test_newest_frame_wins_and_drops_are_counted() -> None:
 def test_replay_feed_blocks_instead_of_dropping() -> None:
     source = SlowSource()
     feed = FrameFeed(source, ModelRuntime.load(EDGE_MODEL), maxsize=2, newest_wins=False)
-    feed.start()
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default
+    try:
+        feed.start()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)  # the GIL's hand-offs
+    finally:
+        sys.setswitchinterval(before)
     taken = []
     for _ in range(20):
         time.sleep(0.01)  # a consumer slower than the source: the bounded queue fills
@@ -143,19 +150,23 @@ def test_replay_feed_blocks_instead_of_dropping() -> None:
     assert taken == list(range(1, 21))
 
 
-def test_emitter_keeps_order_and_flushes_on_close() -> None:
+def test_emitter_keeps_order_batches_what_waits_and_flushes_on_close() -> None:
     seen: list[int] = []
+    batches: list[int] = []
 
-    def slow_emit(n: int) -> None:
+    def slow_emit(items: list[int]) -> None:
         time.sleep(0.002)  # a slow sink, on purpose: the emitter's queue fills
-        seen.append(n)
+        batches.append(len(items))
+        seen.extend(items)
 
-    emitter: Emitter[int] = Emitter(slow_emit, maxsize=2)
+    emitter: Emitter[int] = Emitter(slow_emit, maxsize=4, batch=3)
     emitter.start()
     for n in range(50):
         emitter.put(n)
     emitter.close()
     assert seen == list(range(50))
+    assert max(batches) == 3  # what waited went together, never more than the batch
+    assert len(batches) < 50
 
 
 def test_scene_gate_skips_static_frames() -> None:

@@ -38,6 +38,8 @@ def test_bench_edge_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "--threads",
         "1",
         "2",
+        "--rounds",
+        "1",
     ]
     assert main([*argv, "--output", str(out)]) == 0
     report = json.loads(out.read_text())
@@ -67,7 +69,7 @@ def test_bench_edge_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def _small_bench(frames: Path, out: Path) -> dict[str, Any]:
     argv = ["bench", "edge", "--model", str(EDGE_MODEL), "--frames", str(frames)]
-    argv += ["--frames-limit", "12", "--seconds", "0.1", "--idle-seconds", "0.2"]
+    argv += ["--frames-limit", "12", "--seconds", "0.1", "--idle-seconds", "0.2", "--rounds", "1"]
     assert main([*argv, "--threads", "1", "--output", str(out)]) == 0
     report: dict[str, Any] = json.loads(out.read_text())
     entry = report["models"]["fashion_edge_int8.tflite threads=1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 
 from edgecascade.benchmarks.detect import format_report, parse_bands
-from edgecascade.benchmarks.detect_metrics import Found
+from edgecascade.benchmarks.detect_metrics import Found, Truth
 from edgecascade.benchmarks.detect_offline import FrameRun
-from edgecascade.benchmarks.detect_policies import Band, escalations
+from edgecascade.benchmarks.detect_policies import GATED, Band, escalations, score_policy
 from edgecascade.benchmarks.detect_scene import (
     CAMERAS,
     FACES,
@@ -110,15 +111,19 @@ def test_escalation_reasons_are_the_agents_rules() -> None:
 
 
 def test_bands_are_parsed_or_refused_by_name() -> None:
-    assert parse_bands("0.3-0.8@0.5, 0.5-0.7, 0.3-0.8@max12") == (
+    assert parse_bands("0.3-0.8@0.5, 0.5-0.7, 0.3-0.8@max12, 0.5-0.8@max16+cloud") == (
         Band(0.3, 0.8, 0.5),
         Band(0.5, 0.7, 2.0),
         Band(0.3, 0.8, 12.0, "max"),
+        Band(0.5, 0.8, 16.0, "max", cloud=True),
     )
+    assert parse_bands("0.5-0.8+cloud")[0].name == "band-0.50-0.80@2+cloud"
     with pytest.raises(EdgeCascadeError, match=r"'0\.8-0\.3'"):
         parse_bands("0.8-0.3")
     with pytest.raises(EdgeCascadeError, match="'x'"):
         parse_bands("x")
+    with pytest.raises(EdgeCascadeError, match=r"'0\.5-0\.8@max16\+clouds'"):
+        parse_bands("0.5-0.8@max16+clouds")
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +189,13 @@ def test_topology_policies_are_the_agents_settings() -> None:
     local = by_name["band-0.50-0.80@max8"]
     text = toml_text({"gating": local.gating})
     assert AgentSettings.model_validate(tomllib.loads(text)).gating.measure == "max_cell"
+    cloud = topology_policies((Band(0.5, 0.8, 8.0, "max", cloud=True),))[-1]
+    text = toml_text({"escalation": cloud.escalation, "gating": cloud.gating})
+    rules = AgentSettings.model_validate(tomllib.loads(text)).escalation.detection.rules
+    assert rules == ["score_band", "count", "empty", "fewer_than_cloud"]
+    device = cloud.device("temple")
+    assert device == "band-0.50-0.80_gatemax8_cloud.temple"
+    assert AgentSettings(device=device).device == device  # a device id the contract allows
     edge = toml_text({"escalation": by_name["edge-only"].escalation})
     assert AgentSettings.model_validate(tomllib.loads(edge)).escalation.detection.rules == []
 
@@ -205,6 +217,46 @@ def test_offline_run_writes_the_issue_shape(tmp_path: Path) -> None:
     assert policies["edge-only"]["escalated_fraction"] == 0.0
     assert policies["edge-only"]["bytes_ratio"] < 0.05  # results only, no frames
     assert report["pairs"]["faces"]["set"]["frames"] == 4 * len(CAMERAS)
+
+
+def test_a_cloud_band_holds_changed_frames_to_the_clouds_last_count() -> None:
+    """The simulated verdict of an escalated frame is the cloud's count on it: later changed
+    frames with fewer edge boxes go up until the cloud's count comes down."""
+    runs = [
+        _run("a", [], 10),
+        _run("a", [], 40),  # nothing found on a changed scene: up; the cloud finds one face
+        _run("a", [0.9], 70),  # one after none: up (the cloud finds none: a stand-in)
+        _run("a", [0.7], 100),  # in the band: up; the cloud finds two (a far face besides)
+        _run("a", [0.9], 130),  # one found, two counted last: up
+        _run("a", [0.9], 130),  # unchanged: left alone
+    ]
+    near = Found("face", 0.9, (0.0, 0.0, 10.0, 10.0))
+    far = Found("face", 0.8, (50.0, 0.0, 55.0, 5.0))
+    runs[1].cloud.append(near)
+    runs[3].cloud.extend([near, far])
+    plain = Band(0.5, 0.8, 8.0, "max", count_window=1)
+    cloud = dataclasses.replace(plain, cloud=True)
+    assert cloud.rules[-1] == "fewer_than_cloud" and "fewer_than_cloud" not in plain.rules
+    unsure = [None, "empty", "count", "score_band", None, None]
+    assert _rules(escalations(runs, plain)) == unsure
+    assert _rules(escalations(runs, cloud)) == [*unsure[:4], "fewer_than_cloud", None]
+
+
+def test_with_gate_skips_an_unchanged_frame_costs_nothing_and_keeps_the_last_answer() -> None:
+    face = Found("face", 0.9, (0.0, 0.0, 10.0, 10.0))
+    runs = [_run("a", [0.9], 10), _run("a", [], 10), _run("b", [], 10)]
+    runs[1].truth.append(Truth("face", (0.0, 0.0, 10.0, 10.0)))  # the face is still there
+    band = Band(0.5, 0.8, 8.0, "max")
+    assert _rules(escalations(runs, band)) == [None, "count", None]  # the agent never sees it:
+    reasons = escalations(runs, band, skip=True)
+    assert reasons == [None, GATED, None]  # camera b's first frame is never skipped
+    gated = [r == GATED for r in reasons]
+    kept = score_policy(runs, "skip", "cascade", [False] * 3, 0.5, gated)
+    plain = score_policy(runs, "plain", "cascade", [False] * 3, 0.5)
+    assert kept["gated_fraction"] == 1 / 3 and plain["gated_fraction"] == 0.0
+    assert kept["recall"] == 1.0 > plain["recall"]  # the skipped frame kept the face it had
+    assert kept["uplink_bytes"] < plain["uplink_bytes"]  # and sent no result
+    assert runs[0].edge == [face]
 
 
 def test_one_changed_cell_moves_the_local_measure_not_the_mean() -> None:

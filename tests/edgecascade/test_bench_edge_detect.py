@@ -23,6 +23,11 @@ def test_bench_edge_measures_a_detector(tmp_path: Path) -> None:
     entry = report["models"]["face_short_range.tflite threads=1"]
     assert entry["pipeline_frames"] == 12 and entry["raw_invoke_per_s"] > 0
     assert report["face_short_range_threads1_pipeline_vs_raw_ratio"] > 0
+    # Raw and pipeline in alternating rounds (3 by default): the rates are the rounds' totals.
+    assert len(entry["rounds"]) == 3
+    rates = [r["pipeline_frames_per_s"] for r in entry["rounds"]]
+    assert min(rates) <= entry["pipeline_frames_per_s"] <= max(rates)
+    assert all(r["ratio"] > 0 for r in entry["rounds"])
     # The 512x512 astronaut for a 128x128 colour input: decoded at 1/4, in colour.
     assert entry["decode_scale"] == "1/4"
     assert {"capture", "preprocess", "invoke", "postprocess", "publish"} <= set(entry["stages_ms"])
