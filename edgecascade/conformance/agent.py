@@ -110,27 +110,23 @@ class LaunchedAgent:
 
     def kill(self) -> None:
         """SIGKILL the agent and everything it started (no goodbye: the broker's LWT speaks)."""
-        if self.proc.poll() is not None:
-            return  # reaped: its pid (and group id) may belong to another process by now
-        family = self._family()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for process in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        self.proc.wait(timeout=10)
+        self._end(signal.SIGKILL, grace_s=0.0)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM to the agent's process group, SIGKILL to what is left after ``timeout``."""
+        self._end(signal.SIGTERM, grace_s=timeout)
+
+    def _end(self, first: signal.Signals, grace_s: float) -> None:
         if self.proc.poll() is not None:
             return  # reaped: its pid (and group id) may belong to another process by now
         family = self._family()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, first)
+        if grace_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace_s)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         for process in family:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
