@@ -181,7 +181,10 @@ def test_broker_restart_mid_stream_stores_everything_once(
         for msg in second:
             send_message(publisher, "s1", "cam-2", Kind.RESULT, msg)
 
-        assert wait_until(lambda: rows(services, Result) == 60), "never saw all 60 results"
+        # Reconnects back off under load: the bound is generous, the message says where it stood.
+        assert wait_until(lambda: rows(services, Result) == 60, timeout=45), (
+            f"never saw all 60 results: {rows(services, Result)} stored, {ingestor.stats()}"
+        )
         # The unacknowledged first half was delivered again and stored as duplicates.
 
         assert wait_until(lambda: ingestor.stats().duplicates >= 30), "never saw redelivery"
