@@ -59,7 +59,7 @@ class AgentInputs:
 def agent_environment(site: Site, inputs: AgentInputs, data_dir: Path) -> dict[str, str]:
     ids = site.ids
     values = {
-        "BROKER_HOST": site.host,
+        "BROKER_HOST": site.agent_host,
         "BROKER_PORT": str(site.site_broker.port),
         "WS_URL": site.ws_url,
         "SITE": ids.site,

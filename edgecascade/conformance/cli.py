@@ -70,6 +70,13 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         help="address the site broker listens on (0.0.0.0: reachable from other machines)",
     )
     run.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST",
+        help="host name or address the agent is told to connect to, e.g. this machine's on the "
+        "phone's network (default: the --bind address, or 127.0.0.1)",
+    )
+    run.add_argument(
         "--connect-timeout",
         type=float,
         default=30.0,
@@ -132,6 +139,7 @@ def run_suite(args: argparse.Namespace) -> int:
         ),
         ids=SiteIds(validate_id(args.site, "site id"), validate_id(args.device, "device id")),
         bind=args.bind,
+        advertise=args.advertise,
         workdir=args.workdir,
         say=say,
     )

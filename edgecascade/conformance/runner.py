@@ -74,6 +74,7 @@ class Options:
     timeouts: Timeouts = field(default_factory=Timeouts)
     ids: SiteIds = field(default_factory=SiteIds)
     bind: str = "127.0.0.1"
+    advertise: str | None = None  # the host the agent is told (default: where the suite binds)
     workdir: Path | None = None  # kept when given; a temporary one is removed
     say: Callable[[str], None] = print
 
@@ -81,6 +82,11 @@ class Options:
         unknown = sorted(set(self.groups) - set(GROUPS))
         if unknown:
             raise ConfigError(f"unknown check(s) {unknown}; known: {list(GROUPS)}")
+        if self.advertise and self.bind not in ("0.0.0.0", "::", self.advertise):
+            raise ConfigError(
+                f"advertise {self.advertise!r}: the site broker listens on {self.bind} only; "
+                "give --bind 0.0.0.0 (or that address) for an agent on another machine"
+            )
         if self.launch and not self.agent_cmd:
             raise ConfigError("give --agent-cmd, or --no-launch to test an agent started by hand")
         for what, path in (
@@ -113,7 +119,7 @@ def run_conformance(options: Options) -> Report:
 
 def _run(options: Options, workdir: Path) -> Report:
     ids = options.ids
-    site = Site(workdir, ids, options.bind)
+    site = Site(workdir, ids, options.bind, options.advertise)
     site_rec = Recorder(site.site_settings(OBSERVER), OBSERVER, site_filter(ids.site, ids.prefix))
     cloud_rec = Recorder(
         site.cloud_settings,

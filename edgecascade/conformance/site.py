@@ -70,9 +70,14 @@ def site_config(workdir: Path, bind: str, port: int, ws_port: int, files: Broker
 class Site:
     """Brokers, credentials, keys and the gateway of one conformance run, under ``workdir``."""
 
-    def __init__(self, workdir: Path, ids: SiteIds, bind: str = "127.0.0.1") -> None:
+    def __init__(
+        self, workdir: Path, ids: SiteIds, bind: str = "127.0.0.1", advertise: str | None = None
+    ) -> None:
         self.workdir, self.ids, self.bind = workdir, ids, bind
         self.host = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+        # What the agent is told to connect to: another machine (a phone) needs this one's
+        # address on their network, not the loopback the suite itself uses.
+        self.agent_host = advertise or self.host
         files = BrokerFiles(workdir / "site-auth")
         files.directory.mkdir(parents=True, exist_ok=True)
         self.passwords: dict[str, str] = {}
@@ -101,7 +106,8 @@ class Site:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.ws_port}/"
+        """The websockets URL handed to the agent."""
+        return f"ws://{self.agent_host}:{self.ws_port}/"
 
     def site_settings(self, username: str) -> MqttSettings:
         return MqttSettings(

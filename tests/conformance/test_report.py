@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from edgecascade.conformance.defaults import DEFAULT_MODEL, GROUP_NAMES
+from edgecascade.conformance.agent import AgentInputs, agent_environment
+from edgecascade.conformance.defaults import DEFAULT_FRAMES, DEFAULT_MODEL, GROUP_NAMES
 from edgecascade.conformance.python_agent import agent_argv
 from edgecascade.conformance.recorder import Seen
 from edgecascade.conformance.report import Report, failed, passed, skipped
 from edgecascade.conformance.runner import GROUPS, Options, run_conformance
 from edgecascade.conformance.schemas import schema_problem
+from edgecascade.conformance.site import Site, SiteIds
 from edgecascade.shared.codec import encode
 from edgecascade.shared.errors import ConfigError
 from edgecascade.shared.messages import ModelRef, Prediction, ResultMessage
@@ -44,6 +47,18 @@ def test_a_run_without_an_agent_command_or_with_an_unknown_check_is_refused() ->
     same = Options(agent_cmd="true", offer_model=DEFAULT_MODEL)
     with pytest.raises(ConfigError, match="is the model the agent starts with"):
         run_conformance(same)
+
+
+def test_the_agent_is_told_the_advertised_host_and_a_loopback_broker_cannot_advertise(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match=r"give --bind 0\.0\.0\.0"):
+        run_conformance(Options(agent_cmd="true", advertise="192.0.2.7"))
+    site = Site(tmp_path, SiteIds("site1", "cam1"), bind="0.0.0.0", advertise="192.0.2.7")
+    env = agent_environment(site, AgentInputs(DEFAULT_MODEL, DEFAULT_FRAMES), tmp_path / "data")
+    assert env["EC_CONFORMANCE_BROKER_HOST"] == "192.0.2.7"
+    assert env["EC_CONFORMANCE_WS_URL"] == f"ws://192.0.2.7:{site.ws_port}/"
+    assert site.host == "127.0.0.1"  # the suite and its gateway stay on the loopback
 
 
 def test_the_python_agent_launcher_maps_every_setting() -> None:
