@@ -1,11 +1,12 @@
 // MQTT over WebSockets to the site broker, as the Python agent's link does it (edge_agent/wiring.py
 // open_link): the retained offline state as the will, the retained online state after every
 // CONNACK, then the subscriptions (the gateway's state, our verdicts, acks and commands).
-// Results and escalations wait in memory until the gateway acknowledges them (the contract's
-// ack kind) and are sent again after a reconnect; a browser has no disk outbox, so a closed tab
-// loses what was not yet acknowledged.
+// Results and escalations wait until the gateway acknowledges them (the contract's ack kind), in
+// memory and in IndexedDB (outbox.js), and are sent again after a reconnect, or when the page is
+// opened again after a closed or crashed tab.
 import mqtt from "mqtt";
 import { encodeJson, topic } from "./contract.js";
+import { Outbox } from "./outbox.js";
 
 const PENDING_LIMIT = 500;
 
@@ -19,6 +20,9 @@ export class SiteLink {
     this.gatewayOnline = config.gateway === null;
     this.dropped = 0;
     this.sent = 0;
+    this.outbox = new Outbox(config.site, config.device);
+    this.durable = false; // IndexedDB keeps the pending messages across a closed tab
+    this.restored = 0; // pending messages a previous page left, sent by this one
   }
 
   topic(kind, sub) {
@@ -26,7 +30,17 @@ export class SiteLink {
     return topic(prefix, site, device, kind, sub);
   }
 
-  start() {
+  async start() {
+    const kept = await this.outbox.open();
+    this.durable = kept !== null;
+    for (const [msgId, wireTopic, payload, qos] of kept ?? []) {
+      this.pending.set(msgId, [wireTopic, payload, qos, false]);
+      this.restored += 1;
+    }
+    this.connect();
+  }
+
+  connect() {
     const { prefix, site, device, gateway, username, password, url } = this.config;
     const will = this.stateFor("offline");
     this.client = mqtt.connect(url, {
@@ -67,11 +81,17 @@ export class SiteLink {
   send(msgId, wireTopic, payload, qos) {
     if (this.pending.size >= PENDING_LIMIT) {
       const oldest = this.pending.keys().next().value;
-      this.pending.delete(oldest);
+      this.forget(oldest);
       this.dropped += 1;
     }
     this.pending.set(msgId, [wireTopic, payload, qos, false]);
+    this.outbox.put(msgId, wireTopic, payload, qos);
     this.flush();
+  }
+
+  forget(msgId) {
+    this.pending.delete(msgId);
+    this.outbox.delete(msgId);
   }
 
   // Telemetry and replies: once, now, if connected.
@@ -86,7 +106,7 @@ export class SiteLink {
       entry[3] = Date.now();
       const [wireTopic, payload, qos] = entry;
       // Without a gateway nobody acknowledges: the broker's PUBACK is the end of it.
-      const done = this.config.gateway === null ? (err) => err || this.pending.delete(msgId) : undefined;
+      const done = this.config.gateway === null ? (err) => err || this.forget(msgId) : undefined;
       this.client.publish(wireTopic, payload, { qos }, done);
       this.sent += 1;
     }
@@ -100,7 +120,7 @@ export class SiteLink {
   }
 
   acknowledged(ids) {
-    for (const id of ids) this.pending.delete(id);
+    for (const id of ids) if (this.pending.has(id)) this.forget(id);
   }
 
   gatewayState(online) {

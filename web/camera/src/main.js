@@ -87,7 +87,7 @@ async function start(config) {
   const model = await EdgeModel.load(new URL("wasm/", location.href).href, config.model, card);
   log(`model ${model.ref.name} ${model.ref.version} loaded`);
   const agent = new BrowserAgent(config, model, video);
-  agent.start();
+  await agent.start();
   window.edgecascadeCamera = agent; // for the tests and the curious
 }
 
@@ -116,8 +116,10 @@ class BrowserAgent {
     return stateMessage(status, this.session, this.model.ref, detail);
   }
 
-  start() {
-    this.link.start();
+  async start() {
+    await this.link.start();
+    if (!this.link.durable) log("this browser keeps no IndexedDB here: unacknowledged results live in memory only, a closed tab loses them");
+    else if (this.link.restored) log(`${this.link.restored} unacknowledged result(s) from an earlier page, sent again`);
     document.body.dataset.state = "running";
     setInterval(() => this.telemetry(), this.config.telemetry * 1000);
     this.loop();
@@ -282,7 +284,7 @@ class BrowserAgent {
   diagnostics() {
     const { password, ...shown } = this.config;
     return { logs: Stats.logs.slice(-100), settings: { ...shown, password: password ? "***" : "" }, config_version: null,
-      outbox: { pending: this.link.pending.size, dropped: this.link.dropped } };
+      outbox: { pending: this.link.pending.size, dropped: this.link.dropped, durable: this.link.durable, restored: this.link.restored } };
   }
 
   telemetry() {
