@@ -4,7 +4,6 @@ and a headless chromium whose camera plays a film of the repository's images."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +14,8 @@ from playwright.sync_api import Browser, Playwright
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.camera.build import build
 from edgecascade.camera.launch import CHROMIUM_ARGS, chromium_args
-from edgecascade.deploy.mosquitto import device_username
 from edgecascade.gateway.forwarder import Gateway
-from edgecascade.gateway.settings import GatewaySettings
-from tests.utils.camera import GATEWAY, SITE, WsSite, fashion_film, ws_site
-from tests.utils.mqtt import wait_until
+from tests.utils.camera import WsSite, fashion_film, running_gateway, ws_site
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_MS = 30_000
@@ -62,22 +58,5 @@ def camera_site(tmp_path: Path) -> Iterator[CameraSite]:
     """The site broker (websockets too), a cloud broker and a real gateway between them."""
     site = ws_site(tmp_path / "site")
     cloud = MosquittoBroker(tmp_path / "cloud")
-    with site.broker, cloud:
-        settings = GatewaySettings.model_validate(
-            {
-                "site": SITE,
-                "gateway_id": GATEWAY,
-                "data_dir": tmp_path / "gateway",
-                "site_mqtt": site.mqtt(device_username(SITE, GATEWAY)),
-                "cloud_mqtt": cloud.settings,
-                "batch": {"linger_ms": 50},
-            }
-        )
-        gateway = Gateway(settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-        thread.start()
-        assert wait_until(lambda: gateway.site_link.connected)
+    with site.broker, cloud, running_gateway(site, cloud, tmp_path / "gateway") as gateway:
         yield CameraSite(site, cloud, gateway)
-        stop.set()
-        thread.join(timeout=20)

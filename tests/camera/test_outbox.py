@@ -6,9 +6,6 @@ first tab's results, which reach the cloud broker."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,39 +14,13 @@ from playwright.sync_api import Browser, BrowserContext
 from edgecascade.brokers import MosquittoBroker
 from edgecascade.cloud.app import create_app
 from edgecascade.cloud.settings import CloudSettings
-from edgecascade.deploy.mosquitto import device_username
-from edgecascade.gateway.forwarder import Gateway
-from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.codec import decode
 from edgecascade.shared.messages import ResultBatchMessage
 from edgecascade.shared.topics import Kind, Topic
 from tests.camera.conftest import TIMEOUT_MS
 from tests.cloud.conftest import serving
-from tests.utils.camera import DEVICE, GATEWAY, MODEL, SITE, WsSite, ws_site
+from tests.utils.camera import DEVICE, MODEL, running_gateway, ws_site
 from tests.utils.mqtt import Collector, wait_until
-
-
-@contextmanager
-def running_gateway(site: WsSite, cloud: MosquittoBroker, data_dir: Path) -> Iterator[Gateway]:
-    settings = GatewaySettings.model_validate(
-        {
-            "site": SITE,
-            "gateway_id": GATEWAY,
-            "data_dir": data_dir,
-            "site_mqtt": site.mqtt(device_username(SITE, GATEWAY)),
-            "cloud_mqtt": cloud.settings,
-            "batch": {"linger_ms": 50},
-        }
-    )
-    gateway = Gateway(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield gateway
-    finally:
-        stop.set()
-        thread.join(timeout=20)
 
 
 def forwarded_ids(cloud: Collector) -> set[str]:

@@ -5,6 +5,9 @@ and a fake camera film made from the repository's Fashion-MNIST evaluation image
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,10 @@ from edgecascade.deploy.mosquitto import (
     site_filter,
 )
 from edgecascade.deploy.provision import BrokerFiles
+from edgecascade.gateway.forwarder import Gateway
+from edgecascade.gateway.settings import GatewaySettings
 from edgecascade.shared.config import MqttSettings
+from tests.utils.mqtt import wait_until
 from tests.utils.paths import EDGE_MODEL_FP32, EVAL_SAMPLE
 
 SITE, DEVICE, GATEWAY = "site1", "cam1", "gateway"
@@ -97,3 +103,28 @@ def fashion_film(out: Path) -> Path:
     """20 of the evaluation images (two of each class) as a Y4M film, each held for half a
     second at 10 fps."""
     return write_y4m(images_in(EVAL_SAMPLE, limit=20), out)
+
+
+@contextmanager
+def running_gateway(site: WsSite, cloud: MosquittoBroker, data_dir: Path) -> Iterator[Gateway]:
+    """The site's real gateway, in a thread, between the site broker and ``cloud``."""
+    settings = GatewaySettings.model_validate(
+        {
+            "site": SITE,
+            "gateway_id": GATEWAY,
+            "data_dir": data_dir,
+            "site_mqtt": site.mqtt(device_username(SITE, GATEWAY)),
+            "cloud_mqtt": cloud.settings,
+            "batch": {"linger_ms": 50},
+        }
+    )
+    gateway = Gateway(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: gateway.site_link.connected)
+        yield gateway
+    finally:
+        stop.set()
+        thread.join(timeout=20)
