@@ -51,18 +51,14 @@ def mount(app: FastAPI, settings: CloudSettings) -> None:
     def public_key() -> Response:
         """The manifest signing key's public half (as ``/api/models/signing-key``, which needs a
         token: the page has none, and a public key is no secret)."""
-        from cryptography.hazmat.primitives import serialization
-
         from edgecascade.cloud.registry import signing_key
+        from edgecascade.shared.manifest import public_pem
 
         try:
             key = signing_key(settings).public_key()
         except SigningKeyUnavailable as exc:
             raise HTTPException(404, str(exc)) from exc
-        pem = key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return Response(pem, media_type="application/x-pem-file")
+        return Response(public_pem(key), media_type="application/x-pem-file")
 
     if camera.dir is None:
 

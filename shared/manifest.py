@@ -142,12 +142,15 @@ def generate_keys(directory: Path) -> tuple[Path, Path]:
         )
     )
     private.chmod(0o600)
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    public.write_bytes(public_pem(key.public_key()))
     return private, public
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    """The PEM text of a public key, as devices' ``model_public_key`` files hold it."""
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

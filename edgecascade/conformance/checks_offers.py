@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 
-from edgecascade.conformance.cloud import manifest_of, signed
+from edgecascade.conformance.cloud import manifest_of
 from edgecascade.conformance.context import Run
 from edgecascade.conformance.report import Check, expect, failed, passed
 from edgecascade.shared.errors import ContractError
+from edgecascade.shared.manifest import sign_offer
 from edgecascade.shared.model_messages import ModelAckMessage, ModelManifest
 from edgecascade.shared.topics import Kind, ModelSub
 
@@ -46,15 +47,17 @@ def check_offers(run: Run) -> list[Check]:
     run.distributor.add(run.offer_model, fresh)
     run.distributor.add(run.start_model, old)
     base, now = int(time.time() * 1_000_000), time.time()
-    good = signed(fresh, key, base + 1, OFFER_TTL_S, now)
+    good = sign_offer(fresh, key, base + 1, OFFER_TTL_S, now=now)
     flipped = "0" if good.signature[-1] != "0" else "1"
     tampered = good.model_copy(update={"signature": good.signature[:-1] + flipped})
     checks = [
         _refused(run, "offers.tampered", tampered),
-        _refused(run, "offers.expired", signed(fresh, key, base + 2, 60, now - 3600)),
+        _refused(run, "offers.expired", sign_offer(fresh, key, base + 2, 60, now=now - 3600)),
     ]
-    checks += _applied(run, signed(fresh, key, base + 10, OFFER_TTL_S, now))
-    checks.append(_refused(run, "offers.replayed", signed(old, key, base + 5, OFFER_TTL_S, now)))
+    checks += _applied(run, sign_offer(fresh, key, base + 10, OFFER_TTL_S, now=now))
+    checks.append(
+        _refused(run, "offers.replayed", sign_offer(old, key, base + 5, OFFER_TTL_S, now=now))
+    )
     return checks
 
 

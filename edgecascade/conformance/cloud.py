@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from edgecascade.conformance.recorder import Seen
 from edgecascade.conformance.site import SiteIds
 from edgecascade.shared.acks import ack_wires
@@ -22,7 +20,7 @@ from edgecascade.shared.codec import decode, encode
 from edgecascade.shared.config import MqttSettings
 from edgecascade.shared.errors import ContractError
 from edgecascade.shared.ids import new_message_id
-from edgecascade.shared.manifest import build_manifest, sign_offer
+from edgecascade.shared.manifest import build_manifest
 from edgecascade.shared.messages import CommandMessage, Message, ResultBatchMessage
 from edgecascade.shared.model_messages import (
     ModelChunkRequestMessage,
@@ -49,12 +47,6 @@ def manifest_of(model: Path, chunk_size: int = CHUNK_SIZE) -> ModelManifest:
         card=card.model_dump(mode="json", include={"preprocess", "output"}),
         chunk_size=chunk_size,
     )
-
-
-def signed(
-    manifest: ModelManifest, key: Ed25519PrivateKey, sequence: int, ttl_s: float, now: float
-) -> ModelManifest:
-    return sign_offer(manifest, key, sequence, ttl_s, now=now)
 
 
 class Distributor:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from edgecascade.brokers import MosquittoBroker, free_port
 from edgecascade.camera.video import images_in, write_y4m
+from edgecascade.conformance.site import site_config
 from edgecascade.deploy.mosquitto import (
     AclBlock,
     device_acl,
@@ -83,18 +84,7 @@ def ws_site(workdir: Path) -> WsSite:
         passwords[block.username] = new_password()
         files.add(block, passwords[block.username])
     port, ws_port = free_port(), free_port()
-    config = (
-        "per_listener_settings false\n"
-        "allow_anonymous false\n"
-        f"password_file {files.passwd}\n"
-        f"acl_file {files.acl}\n"
-        f"listener {port} 127.0.0.1\n"
-        "use_username_as_clientid true\n"
-        f"listener {ws_port} 127.0.0.1\n"
-        "protocol websockets\n"
-        "use_username_as_clientid true\n"
-        "message_size_limit 4194304\n"
-    )
+    config = site_config(workdir / "broker", "127.0.0.1", port, ws_port, files)
     broker = MosquittoBroker(workdir / "broker", port=port, config=config)
     return WsSite(broker, f"ws://127.0.0.1:{ws_port}/", passwords)
 

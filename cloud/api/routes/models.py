@@ -39,6 +39,7 @@ from edgecascade.cloud.registry import (
     signing_key,
     weights_file,
 )
+from edgecascade.shared.manifest import public_pem
 from edgecascade.shared.runtime.card import TrainableSource
 
 router = APIRouter(prefix="/api", tags=["models"])
@@ -121,13 +122,9 @@ def list_models(session: SessionDep) -> ModelList:
 @router.get("/models/signing-key", response_class=Response, dependencies=viewer)
 def public_key(settings: SettingsDep) -> Response:
     """The PEM public key for devices' and gateways' ``model_public_key``."""
-    from cryptography.hazmat.primitives import serialization
-
-    key = signing_key(settings).public_key()
-    pem = key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    return Response(
+        public_pem(signing_key(settings).public_key()), media_type="application/x-pem-file"
     )
-    return Response(pem, media_type="application/x-pem-file")
 
 
 @router.get("/models/{name}/{version}", dependencies=viewer)
