@@ -259,13 +259,10 @@ class Agent:
             self.link.publish(self._state("online"))
 
     def _on_verdict(self, topic_: Topic, decoded: Decoded) -> None:
-        verdict = decoded.message
-        if not isinstance(verdict, VerdictMessage):
-            return
-        if self.verdicts.apply(verdict):
-            self.results.verdict_applied(verdict)  # a detector's: the cloud's count
-        else:
-            logger.info("verdict for unknown result %s", verdict.result_id)
+        if isinstance(decoded.message, VerdictMessage) and not self.verdicts.apply(decoded.message):
+            logger.info("verdict for unknown result %s", decoded.message.result_id)
+        elif isinstance(decoded.message, VerdictMessage):
+            self.results.verdict_applied(decoded.message)  # a detector's: the cloud's count
 
     def _on_gateway_state(self, topic_: Topic, decoded: Decoded) -> None:
         if not isinstance(decoded.message, StateMessage):
