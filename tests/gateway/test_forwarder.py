@@ -162,7 +162,8 @@ def test_an_audit_sample_goes_up_under_the_lowest_class(
             )
         )
     assert gw.gateway.accepted["audit"] == 1 and gw.gateway.accepted["escalation"] == 1
-    assert gw.gateway.uplink.counters()["sent.audit"] == 1
+    # the PUBACK that counts it may land after the cloud subscriber has the message
+    assert wait_until(lambda: gw.gateway.uplink.counters().get("sent.audit") == 1)
     forwarded = [
         decode(Topic.parse(m.topic), m.payload).message
         for m in collector.messages
