@@ -31,6 +31,8 @@ from edgecascade.shared.fields import (
     Ident,
     Label,
     MessageId,
+    Omitting,
+    OmitWhen,
     PlainJson,
     Sha256,
     ShortText,
@@ -42,7 +44,7 @@ from edgecascade.shared.fields import (
 from edgecascade.shared.ids import new_message_id
 
 
-class Message(BaseModel):
+class Message(Omitting):
     """Fields every message carries."""
 
     model_config = STRICT
@@ -75,23 +77,21 @@ class Prediction(BaseModel):
 Predictions = Annotated[list[Prediction], Field(max_length=10)]
 
 
-class _Answer(BaseModel):
+class _Answer(Omitting):
     """What a classification or a detection answer carries: ``top`` (at least one class) for
     classification; ``detections`` for detection, where ``top`` is optional (a per-label
     summary: each label found and its best score)."""
 
     model_config = STRICT
 
-    # The detection fields are left out of a classification message's JSON (``exclude_if``):
+    # The detection fields are left out of a classification message's JSON (``OmitWhen``):
     # classification messages stay byte for byte what they were.
-    task: Task = Field(
+    task: Annotated[Task, OmitWhen(lambda task: task == "classification")] = Field(
         "classification",
-        exclude_if=lambda task: task == "classification",
         description="classification: top carries the answer; detection: detections do.",
     )
-    detections: Detections = Field(
+    detections: Annotated[Detections, OmitWhen(lambda boxes: not boxes)] = Field(
         [],
-        exclude_if=lambda boxes: not boxes,
         description="Boxes of a detection model, best first.",
     )
 
@@ -115,11 +115,11 @@ class StateMessage(Message):
     capabilities: Annotated[list[Ident], Field(max_length=32)] = []
     software: Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)] = ""
     detail: ShortText = ""
-    config_version: ConfigVersion | None = Field(
-        None, exclude_if=lambda v: v is None, description="Remote config version in force (agents)."
+    config_version: Annotated[ConfigVersion | None, OmitWhen(lambda v: v is None)] = Field(
+        None, description="Remote config version in force (agents)."
     )
-    tags: Annotated[list[Tag], Field(max_length=64)] = Field(
-        [], exclude_if=lambda tags: not tags, description="Provisioned tags (agents)."
+    tags: Annotated[list[Tag], Field(max_length=64), OmitWhen(lambda tags: not tags)] = Field(
+        [], description="Provisioned tags (agents)."
     )
 
 
@@ -136,14 +136,12 @@ class ResultMessage(Message, _Answer):
     accelerator: Label = Field(
         "cpu", description="What ran the model: cpu, or the delegate library's name."
     )
-    frame_size: tuple[Side, Side] | None = Field(
+    frame_size: Annotated[tuple[Side, Side] | None, OmitWhen(lambda size: size is None)] = Field(
         None,
-        exclude_if=lambda size: size is None,
         description="(width, height) of the frame the boxes are in; detection results.",
     )
-    policy: Version | None = Field(
+    policy: Annotated[Version | None, OmitWhen(lambda policy: policy is None)] = Field(
         None,
-        exclude_if=lambda policy: policy is None,
         description="The escalation policy in force: config-<version> of the remote "
         "configuration, else a fingerprint of the agent's escalation and gating settings.",
     )
@@ -279,8 +277,8 @@ class VerdictMessage(Message, _Answer):
         description="Classification: the cloud's top-1 equals the edge's top-1. Detection: every "
         "box matched both ways (precision and recall 1)."
     )
-    agreement: DetectionAgreement | None = Field(
-        None, exclude_if=lambda agreement: agreement is None, description="Detection verdicts."
+    agreement: Annotated[DetectionAgreement | None, OmitWhen(lambda a: a is None)] = Field(
+        None, description="Detection verdicts."
     )
 
     @model_validator(mode="after")

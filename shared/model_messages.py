@@ -15,6 +15,8 @@ from edgecascade.shared.fields import (
     STRICT,
     Ident,
     Label,
+    Omitting,
+    OmitWhen,
     Sha256,
     ShortText,
     Version,
@@ -36,7 +38,7 @@ class GoldenCase(BaseModel):
     tolerance: float = Field(0.05, ge=0, le=1)
 
 
-class ModelManifest(BaseModel):
+class ModelManifest(Omitting):
     """What a device needs to fetch, verify and run a model."""
 
     model_config = STRICT
@@ -54,26 +56,23 @@ class ModelManifest(BaseModel):
     golden: Annotated[list[GoldenCase], Field(max_length=32)] = Field(
         [], description="Smoke tests the device runs before it switches to the model."
     )
-    # The three offer fields are left out of the JSON at their defaults (``exclude_if``), so a
+    # The three offer fields are left out of the JSON at their defaults (``OmitWhen``), so a
     # manifest signed before they existed keeps its canonical bytes and its signature.
-    sequence: int = Field(
+    sequence: Annotated[int, OmitWhen(lambda sequence: sequence == 0)] = Field(
         0,
-        exclude_if=lambda sequence: sequence == 0,
         ge=0,
         le=INT64_MAX,
         description="Issue number of this signed offer, increasing (the cloud's issue time in "
         "microseconds): a device refuses one below the highest it accepted, so a replayed old "
         "offer cannot install an older model. 0: a manifest from before sequences.",
     )
-    expires_at: float | None = Field(
+    expires_at: Annotated[float | None, OmitWhen(lambda expires_at: expires_at is None)] = Field(
         None,
-        exclude_if=lambda expires_at: expires_at is None,
         ge=0,
         description="Unix seconds after which a device refuses this offer.",
     )
-    rollback: bool = Field(
+    rollback: Annotated[bool, OmitWhen(lambda rollback: not rollback)] = Field(
         False,
-        exclude_if=lambda rollback: not rollback,
         description="Signed as a rollback: the cloud means to go back to this model.",
     )
     signature: Annotated[str, StringConstraints(max_length=256, pattern=r"^[0-9a-f]*$")] = Field(
