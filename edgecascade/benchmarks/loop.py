@@ -391,7 +391,7 @@ class LoopRun:
             "edge_model": scoring.display(EDGE_MODEL),
             "drift": {"name": self.args.drift, **self.drift.model_dump()},
             "settings": {
-                k: str(v) if isinstance(v, Path) else v
+                k: scoring.display(v) if isinstance(v, Path) else v
                 for k, v in vars(self.args).items()
                 if k not in ("func", "output", "plot", "workdir")
             },
