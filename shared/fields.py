@@ -33,42 +33,6 @@ SCHEMA_VERSION = 1
 # then be lost whole in the cloud. Integers are bounded by the columns they go to.
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 NO_NUL = r"^[^\x00]*$"
-
-
-@dataclass(frozen=True)
-class OmitWhen:
-    """Field metadata (``Annotated[T, OmitWhen(test)]``): the field is left out of the serialised
-    message when ``test(value)`` holds. A field added to a message kind stays out of the JSON at
-    its default, so older messages keep their bytes and signed manifests their signatures.
-    Applied by :class:`Omitting` (pydantic's own ``exclude_if`` needs 2.12, which the train
-    extra's converter cannot have)."""
-
-    test: Callable[[Any], bool]
-
-
-@cache
-def _omissions(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool]], ...]:
-    return tuple(
-        (name, meta.test)
-        for name, field in model.model_fields.items()
-        for meta in field.metadata
-        if isinstance(meta, OmitWhen)
-    )
-
-
-class Omitting(BaseModel):
-    """A model whose :class:`OmitWhen` fields are left out of its serialised form."""
-
-    # No return annotation on purpose: pydantic then keeps the model's own serialisation schema.
-    @model_serializer(mode="wrap")
-    def _omit(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        data = handler(self)
-        for name, test in _omissions(type(self)):
-            if name in data and test(getattr(self, name)):
-                del data[name]
-        return data
-
-
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 MAX_FRAME_PIXELS = 2**25  # 33.5 million: 8K UHD (7680 x 4320) fits
@@ -106,6 +70,40 @@ def plain_json(value: JsonValue) -> JsonValue:
 
 PlainJson = Annotated[JsonValue, AfterValidator(plain_json)]
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+@dataclass(frozen=True)
+class OmitWhen:
+    """Field metadata (``Annotated[T, OmitWhen(test)]``): the field is left out of the serialised
+    message when ``test(value)`` holds. A field added to a message kind stays out of the JSON at
+    its default, so older messages keep their bytes and signed manifests their signatures.
+    Applied by :class:`Omitting` (pydantic's own ``exclude_if`` needs 2.12, which the train
+    extra's converter cannot have)."""
+
+    test: Callable[[Any], bool]
+
+
+@cache
+def _omissions(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool]], ...]:
+    return tuple(
+        (name, meta.test)
+        for name, field in model.model_fields.items()
+        for meta in field.metadata
+        if isinstance(meta, OmitWhen)
+    )
+
+
+class Omitting(BaseModel):
+    """A model whose :class:`OmitWhen` fields are left out of its serialised form."""
+
+    # No return annotation on purpose: pydantic then keeps the model's own serialisation schema.
+    @model_serializer(mode="wrap")
+    def _omit(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        for name, test in _omissions(type(self)):
+            if name in data and test(getattr(self, name)):
+                del data[name]
+        return data
 
 
 Task = Literal["classification", "detection"]
