@@ -16,6 +16,13 @@ each message to one member of the group. For a group of escalations a worker
    and waits for the broker's PUBACKs;
 5. only then acknowledges the escalations.
 
+The verdicts go out on a connection of their own (``<worker_id>-verdicts``). Their PUBACKs are
+read by that connection's network thread, never by the one that takes escalations in: that one
+waits while the worker's queue is full, and Mosquitto 2.0.11 (Debian 12's) sends more than the
+receive maximum once a client acknowledges, so on one connection a burst of escalations left the
+worker waiting forever for PUBACKs its own network thread could not read. A verdict connection
+that drops is waited for and the verdicts are sent on it again (same message ids).
+
 Steps 2 to 5 run on the thread of a :class:`shared.consumer.CommitConsumer`, which retries a
 failed transaction with backoff and acknowledges in arrival order on the delivering connection.
 A worker killed between any two steps gets its unacknowledged escalations again (persistent
@@ -113,6 +120,7 @@ class ReinferenceWorker:
             options.share_group, topic_filter(Kind.ESCALATION, prefix=mqtt.prefix)
         )
         self._prefix = mqtt.prefix
+        self._verdicts = MqttLink(mqtt, f"{options.worker_id}-verdicts", persistent=False)
         # Whatever is already here is judged and stored in one transaction. The broker sends at
         # most ``prefetch`` unacknowledged per connection; the bound holds many reconnects'
         # redeliveries, as a full queue would hold up the network thread that confirms verdicts.
@@ -137,6 +145,7 @@ class ReinferenceWorker:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         self._link.subscribe(self.filter, qos=1)
+        self._verdicts.start()
         self._consumer.start()
         self._link.start()
         logger.info(
@@ -151,12 +160,17 @@ class ReinferenceWorker:
             logger.info("worker %s: detector %s %s", self.worker_id, model.name, model.version)
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        return self._link.wait_connected(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._link.wait_connected(timeout):
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._verdicts.wait_connected(left)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the jobs taken in (stored, published, acknowledged), then disconnect."""
         self._consumer.stop(timeout)
         self._link.stop()
+        self._verdicts.stop()
 
     # -- paho network thread ---------------------------------------------------------------------
     def _on_message(self, msg: Received) -> None:
@@ -212,26 +226,35 @@ class ReinferenceWorker:
             stored = self._store(judged)
         except SQLAlchemyError as exc:
             raise TransientCommitError(f"storing {len(judged)} verdicts failed: {exc}") from exc
-        infos = []
+        wires = []
         for job in (j.job for j in judged):
             verdict = stored[job.header.msg_id]
             wire = topic(job.topic.site, job.topic.device, Kind.VERDICT, prefix=self._prefix)
-            infos.append(self._link.publish(Outgoing(wire, verdict.model_dump_json().encode())))
-        if not all(self._confirmed(info) for info in infos):
+            wires.append(Outgoing(wire, verdict.model_dump_json().encode()))
+        if not self._send(wires):
             logger.warning(
-                "worker %s: the link dropped before the verdicts were confirmed; the "
-                "escalations come again",
+                "worker %s: stopped before the verdicts were confirmed; the escalations come again",
                 self.worker_id,
             )
             return Ack.NONE
         self._counts["handled"] += len(judged)
         return Ack.ALL
 
+    def _send(self, wires: list[Outgoing]) -> bool:
+        """Publish the verdicts and wait for every PUBACK; after the verdict connection dropped,
+        publish them again once it is back. False only when the worker stops first."""
+        while not self._consumer.stopping:
+            infos = [self._verdicts.publish(wire) for wire in wires]
+            if all(self._confirmed(info) for info in infos):
+                return True
+            self._verdicts.wait_connected(CONFIRM_TIMEOUT_S)
+        return False
+
     def _confirmed(self, info: Any) -> bool:
         """Wait for a PUBACK as long as the connection that carries it lasts (a busy broker is
-        slow, not lost); False once it dropped: the escalations are then delivered again."""
-        while not self._link.confirm(info, CONFIRM_TIMEOUT_S):
-            if not self._link.connected or info.rc != 0 or self._consumer.stopping:
+        slow, not lost); False once it dropped."""
+        while not self._verdicts.confirm(info, CONFIRM_TIMEOUT_S):
+            if not self._verdicts.connected or info.rc != 0 or self._consumer.stopping:
                 return False
         return True
 
