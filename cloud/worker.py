@@ -121,9 +121,9 @@ class ReinferenceWorker:
         )
         self._prefix = mqtt.prefix
         self._verdicts = MqttLink(mqtt, f"{options.worker_id}-verdicts", persistent=False)
-        # Whatever is already here is judged and stored in one transaction. The broker sends at
-        # most ``prefetch`` unacknowledged per connection; the bound holds many reconnects'
-        # redeliveries, as a full queue would hold up the network thread that confirms verdicts.
+        # Whatever is already here is judged and stored in one transaction. The broker should send
+        # at most ``prefetch`` unacknowledged (Mosquitto 2.0.11 sends more); when the queue is
+        # full the network thread waits and the broker with it, never the verdicts' PUBACKs.
         queued = 16 * options.prefetch
         self._consumer: CommitConsumer[_Job, _Judged] = CommitConsumer(
             self.worker_id,
@@ -243,12 +243,13 @@ class ReinferenceWorker:
     def _send(self, wires: list[Outgoing]) -> bool:
         """Publish the verdicts and wait for every PUBACK; after the verdict connection dropped,
         publish them again once it is back. False only when the worker stops first."""
-        while not self._consumer.stopping:
+        while True:
             infos = [self._verdicts.publish(wire) for wire in wires]
             if all(self._confirmed(info) for info in infos):
                 return True
+            if self._consumer.stopping:
+                return False
             self._verdicts.wait_connected(CONFIRM_TIMEOUT_S)
-        return False
 
     def _confirmed(self, info: Any) -> bool:
         """Wait for a PUBACK as long as the connection that carries it lasts (a busy broker is
