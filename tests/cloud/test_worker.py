@@ -66,19 +66,25 @@ def escalations(count: int) -> list[tuple[Outgoing, EscalationHeader, str]]:
     return out
 
 
+def start_worker(
+    services: Services, broker: MosquittoBroker, **options: object
+) -> ReinferenceWorker:
+    """A connected worker with the cloud model and ``options`` (worker_id, prefetch...)."""
+    section = services.settings.worker.model_copy(update={"model": CLOUD_MODEL, **options})
+    worker = ReinferenceWorker(
+        services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=section
+    )
+    worker.start()
+    assert worker.wait_connected(10)
+    return worker
+
+
 @pytest.fixture
 def workers(services: Services, broker: MosquittoBroker) -> Iterator[list[ReinferenceWorker]]:
-    started = []
-    for name in ("worker-a", "worker-b"):
-        options = services.settings.worker.model_copy(
-            update={"worker_id": name, "model": CLOUD_MODEL, "prefetch": 4}
-        )
-        worker = ReinferenceWorker(
-            services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
-        )
-        worker.start()
-        assert worker.wait_connected(10)
-        started.append(worker)
+    started = [
+        start_worker(services, broker, worker_id=name, prefetch=4)
+        for name in ("worker-a", "worker-b")
+    ]
     yield started
     for worker in started:
         worker.stop()
@@ -154,15 +160,8 @@ def test_a_burst_beyond_the_queue_is_judged_whole(
     fills the worker's queue (16 x prefetch: 64 here) and its network thread waits for room. The
     verdicts' PUBACKs come on their own connection, so the worker never waits on that thread
     (on one connection it stalled for good: 84 of these 300 verdicts, then nothing)."""
-    options = services.settings.worker.model_copy(
-        update={"worker_id": "worker-burst", "model": CLOUD_MODEL, "prefetch": 4}
-    )
-    worker = ReinferenceWorker(
-        services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
-    )
-    worker.start()
+    worker = start_worker(services, broker, worker_id="worker-burst", prefetch=4)
     try:
-        assert worker.wait_connected(10)
         sent = escalations(300)
         with Collector(broker.settings, topic_filter(Kind.VERDICT), client_id="devices") as devices:
             burst = MqttLink(broker.settings, "burst", persistent=False, max_inflight=1000)
@@ -220,12 +219,7 @@ def test_escalations_no_worker_saw_are_sent_again_and_judged_once(
                 return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
         assert wait_until(lambda: stored(Escalation) == 3, timeout=15)
-        options = settings.worker.model_copy(update={"worker_id": "late", "model": CLOUD_MODEL})
-        worker = ReinferenceWorker(
-            services.engine, ModelRuntime.load(CLOUD_MODEL), mqtt=broker.settings, options=options
-        )
-        worker.start()
-        assert worker.wait_connected(10)
+        worker = start_worker(services, broker, worker_id="late")
         with Collector(broker.settings, topic_filter(Kind.VERDICT)) as collector:
             assert wait_until(lambda: stored(Verdict) == 3, timeout=30), stored(Verdict)
             assert wait_until(lambda: len(collector.messages) >= 3, timeout=10)
