@@ -171,6 +171,12 @@ class ModelCard(BaseModel):
             raise ValueError("task 'detection' needs a detection section (family, anchors...)")
         if self.task == "classification" and self.detection is not None:
             raise ValueError("a detection section needs task 'detection'")
+        if self.task == "detection" and (self.output != "auto" or self.temperature != 1.0):
+            # a detector's scores are decoded by its family; a setting it ignores is refused
+            raise ValueError(
+                f"output ({self.output!r}) and temperature ({self.temperature}) calibrate a "
+                "classifier's scores; a detection card leaves them out"
+            )
         return self
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -108,3 +109,14 @@ def test_card_refuses_detection_without_its_section(tmp_path: Path) -> None:
     path.write_text('{"name": "m", "task": "detection", "detection": {"family": "anchors"}}')
     with pytest.raises(ModelError, match=r"(?s)m.json.*.anchors. needs detection.anchors"):
         ModelCard.load(path)
+
+
+def test_card_refuses_classifier_calibration_on_a_detector(tmp_path: Path) -> None:
+    card = json.loads(FACE_SHORT.with_suffix(".json").read_text())
+    path = tmp_path / "m.json"
+    for setting in ({"temperature": 1.5}, {"output": "logits"}):
+        path.write_text(json.dumps({**card, **setting}))
+        with pytest.raises(ModelError, match=r"(?s)m.json.*calibrate a classifier's scores"):
+            ModelCard.load(path)
+    path.write_text(json.dumps(card))  # the shipped card: the defaults, as written by the build
+    assert ModelCard.load(path).task == "detection"
