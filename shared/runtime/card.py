@@ -175,7 +175,7 @@ class ModelCard(BaseModel):
             # a detector's scores are decoded by its family; a setting it ignores is refused
             raise ValueError(
                 f"output ({self.output!r}) and temperature ({self.temperature}) calibrate a "
-                "classifier's scores; a detection card leaves them out"
+                "classifier's scores; a detection card leaves them at their defaults ('auto', 1.0)"
             )
         return self
 
